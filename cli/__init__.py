@@ -1,0 +1,7 @@
+"""The ``adapters`` command: thin click translators over ``registry``."""
+
+from __future__ import annotations
+
+from cli.main import main
+
+__all__ = ["main"]

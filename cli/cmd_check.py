@@ -1,0 +1,61 @@
+"""adapters verify, adapters export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.context import AppState, pass_state
+from cli.progress import progress_for_terminal
+from cli.render import echo_json, table
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@pass_state
+def verify(state: AppState, ref: str, as_json: bool) -> None:
+    """Re-hash every blob, recompute the digest, re-validate config and tensors.
+
+    Exits 0 when every check passes, 1 otherwise.
+
+    \b
+    Example:
+      adapters verify my-lora@prod
+    """
+    report = state.registry().verify(ref)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(f"{report.ref}  {report.digest}")
+        click.echo(table(("CHECK", "STATUS", "DETAIL"), [(c.name, c.status.upper(), c.detail) for c in report.checks]))
+        failed = len(report.failures)
+        click.echo("all checks passed" if report.ok else f"{failed} check(s) failed", err=True)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace the contents of a non-empty DIRECTORY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def export(state: AppState, ref: str, directory: Path, overwrite: bool, as_json: bool) -> None:
+    """Write a version back out as a directory (PEFT format for PEFT adapters).
+
+    Every file is checked against its recorded hash while it is written.
+
+    \b
+    Example:
+      adapters export my-lora@prod serve/my-lora
+    """
+    result = state.registry().export(ref, directory, overwrite=overwrite, progress=progress_for_terminal())
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(f"exported {result.ref} ({len(result.files)} files) to {result.directory}")
+
+
+COMMANDS = [verify, export]

@@ -1,0 +1,120 @@
+"""adapters list, adapters show."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cli.context import AppState, pass_state
+from cli.render import echo_json, human_size, table
+from registry.results import AdapterVersion
+
+
+def _base_text(version: AdapterVersion) -> str:
+    base = version.base_model
+    if base.name is None:
+        return "-"
+    return f"{base.name}@{base.revision}" if base.revision else base.name
+
+
+def _evals_text(version: AdapterVersion) -> str:
+    return ", ".join(
+        f"{s.metric}={s.value:.4g}" + (f" ({s.dataset})" if s.dataset else "")
+        for s in version.latest_evals()
+    )
+
+
+@click.command(name="list")
+@click.option("--name", "name_glob", help="Only names matching this glob, e.g. 'team/*'.")
+@click.option("--base", help="Only adapters for this base model NAME[@REVISION].")
+@click.option("--method", help="Only this method, e.g. lora, ia3, prefix_tuning.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_state
+def list_(
+    state: AppState, name_glob: str | None, base: str | None, method: str | None, as_json: bool
+) -> None:
+    """List adapter versions.
+
+    \b
+    Example:
+      adapters list --base meta-llama/Llama-3.1-8B --method lora
+    """
+    versions = state.registry().list(name=name_glob, base=base, method=method)
+    if as_json:
+        echo_json([v.to_dict() for v in versions])
+        return
+    if not versions:
+        click.echo("no adapters match", err=True)
+        return
+    rows = [
+        (
+            v.name,
+            v.version + (" (yanked)" if v.yanked else ""),
+            v.method,
+            _base_text(v),
+            ",".join(v.aliases) or None,
+            _evals_text(v) or None,
+            human_size(v.size_bytes),
+            v.digest[7:19],
+        )
+        for v in versions
+    ]
+    click.echo(table(("NAME", "VERSION", "METHOD", "BASE", "ALIASES", "EVALS", "SIZE", "DIGEST"), rows))
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest and annotations.")
+@pass_state
+def show(state: AppState, ref: str, as_json: bool) -> None:
+    """Show one adapter version: manifest, files, data, evals, aliases.
+
+    \b
+    Example:
+      adapters show my-lora@prod
+      adapters show 'my-lora>=1,<2' --json
+    """
+    version = state.registry().get(ref)
+    if as_json:
+        echo_json(version.to_dict())
+        return
+    m = version.manifest
+    lines = [
+        f"{version.ref}  {version.digest}",
+        f"  method       {m.method} ({m.source_format})",
+        f"  base model   {_base_text(version)}",
+        f"  status       {version.status}" + (f": {version.status_reason}" if version.status_reason else ""),
+        f"  created      {version.created_at.isoformat()}Z by {version.created_by}",
+        f"  size         {human_size(version.size_bytes)}",
+    ]
+    if version.aliases:
+        lines.append(f"  aliases      {', '.join(version.aliases)}")
+    if version.tags:
+        lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in version.tags.items()))
+    click.echo("\n".join(lines))
+    click.echo("\nfiles")
+    click.echo(table(("PATH", "ROLE", "SIZE", "SHA256"), [(f.path, f.role, human_size(f.size), f.sha256) for f in m.files]))
+    if version.training_data:
+        click.echo("\ntraining data")
+        click.echo(
+            table(
+                ("DIGEST", "KIND", "SOURCE"),
+                [(f"sha256:{d.sha256}", d.kind, d.source) for d in version.training_data],
+            )
+        )
+    if version.evals:
+        click.echo("\nevals (latest per metric and dataset)")
+        click.echo(
+            table(
+                ("METRIC", "VALUE", "DATASET", "SPLIT", "RECORDED"),
+                [(s.metric, s.value, s.dataset or None, s.split or None, s.recorded_at.isoformat() + "Z") for s in version.latest_evals()],
+            )
+        )
+    if m.lineage is not None:
+        click.echo(f"\nlineage: {m.lineage.operation} of " + ", ".join(f"{p.name}@{p.version}" for p in m.lineage.parents))
+    click.echo("\nconfig")
+    click.echo(json.dumps(m.config, indent=2, sort_keys=True))
+
+
+COMMANDS = [list_, show]

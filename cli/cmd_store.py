@@ -1,0 +1,110 @@
+"""adapters init, adapters push."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.context import AppState, pass_state
+from cli.options import parse_pairs, parse_scores
+from cli.progress import progress_for_terminal
+from cli.render import echo_json, human_size
+from registry.home import LOCAL_DIRNAME, init_home
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+def init(path: Path | None) -> None:
+    """Create a registry at PATH (default: ./.adapters, found from subdirectories).
+
+    \b
+    Example:
+      adapters init            # ./.adapters, used from here and below
+      adapters init /srv/adapter-registry
+    """
+    home = init_home(path if path is not None else Path.cwd() / LOCAL_DIRNAME)
+    click.echo(f"Initialized registry at {home.root}")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--name", help="Adapter name (default: the directory name).")
+@click.option("--version", "version", help="PEP 440 version (default: next integer).")
+@click.option("--base", help="Base model NAME[@REVISION] (default: from adapter_config.json).")
+@click.option(
+    "--data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Training data file or directory to hash (repeatable).",
+)
+@click.option("--data-hash", "data_hashes", multiple=True, help="Known data digest sha256:HEX (repeatable).")
+@click.option("--eval", "evals", multiple=True, metavar="METRIC=VALUE", help="Eval score (repeatable).")
+@click.option("--eval-dataset", default="", help="Dataset the --eval scores were measured on.")
+@click.option("--eval-split", default="", help="Split the --eval scores were measured on.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
+@click.option("--alias", help="Point this alias at the pushed version.")
+@click.option(
+    "--convert-pickle",
+    is_flag=True,
+    help="Convert adapter_model.bin with torch.load(weights_only=True) instead of refusing it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def push(
+    state: AppState,
+    directory: Path,
+    name: str | None,
+    version: str | None,
+    base: str | None,
+    data: tuple[Path, ...],
+    data_hashes: tuple[str, ...],
+    evals: tuple[str, ...],
+    eval_dataset: str,
+    eval_split: str,
+    tags: tuple[str, ...],
+    alias: str | None,
+    convert_pickle: bool,
+    as_json: bool,
+) -> None:
+    """Store the adapter in DIRECTORY as a new version.
+
+    Prints NAME@VERSION sha256:DIGEST. Pushing identical content again is a
+    no-op that prints the existing version.
+
+    \b
+    Example:
+      adapters push out/sql-lora --base meta-llama/Llama-3.1-8B@main \\
+          --data data/train.jsonl --eval accuracy=0.91 --eval-dataset spider --alias staging
+    """
+    result = state.registry().push(
+        directory,
+        name=name,
+        version=version,
+        base=base,
+        data=data,
+        data_hashes=data_hashes,
+        evals=parse_scores(evals),
+        eval_dataset=eval_dataset,
+        eval_split=eval_split,
+        tags=parse_pairs(tags, "--tag"),
+        alias=alias,
+        convert_pickle=convert_pickle,
+        progress=progress_for_terminal(),
+    )
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for note in result.skipped:
+        click.echo(f"note: not stored: {note}", err=True)
+    if not result.created:
+        click.echo("note: identical content is already stored; nothing was written", err=True)
+    else:
+        click.echo(
+            f"stored {result.blobs_written} new blob(s), {human_size(result.bytes_written)}",
+            err=True,
+        )
+    click.echo(f"{result.version.ref} {result.version.digest}")
+
+
+COMMANDS = [init, push]

@@ -1,0 +1,25 @@
+"""Per-invocation state: which registry, opened once and closed at exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from registry import Registry
+
+
+@dataclass
+class AppState:
+    registry_path: Path | None
+    _registry: Registry | None = field(default=None, repr=False)
+
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry.open(self.registry_path)
+            click.get_current_context().call_on_close(self._registry.close)
+        return self._registry
+
+
+pass_state = click.make_pass_decorator(AppState)

@@ -1,0 +1,63 @@
+"""Entry point of the ``adapters`` command.
+
+Exit codes: 0 ok; 1 a check failed, something was refused, or an error; 2 usage.
+Errors are one line; ``ADAPTERS_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import AppState
+from registry import RegistryError, __version__
+
+DEBUG_ENV = "ADAPTERS_DEBUG"
+
+
+class RegistryGroup(click.Group):
+    """Turns library errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RegistryError as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--registry",
+    "registry_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Registry home to use (default: $ADAPTERS_HOME, nearest .adapters/, user data dir).",
+)
+@click.version_option(__version__, prog_name="adapters")
+@click.pass_context
+def main(ctx: click.Context, registry_path: Path | None) -> None:
+    """Registry and lifecycle tool for PEFT adapters.
+
+    \b
+    Example:
+      adapters push out/my-lora --base meta-llama/Llama-3.1-8B --eval accuracy=0.93
+      adapters list
+      adapters verify my-lora@1
+    """
+    ctx.obj = AppState(registry_path)
+
+
+def _register() -> None:
+    from cli import cmd_check, cmd_demo, cmd_find, cmd_store
+
+    for module in (cmd_store, cmd_find, cmd_check, cmd_demo):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

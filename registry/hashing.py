@@ -1,0 +1,100 @@
+"""Content hashes: files, byte strings and training-data directories.
+
+The training-data digest of a directory is a Merkle-style digest so that another
+tool can recompute it: list every regular file below the directory (symlinks to
+files are followed, hidden files included), take its path relative to the
+directory in POSIX form, sort by the UTF-8 bytes of that path, and hash the
+concatenation of ``<path>\\0<sha256 hex of the file>\\n`` for each file. A single
+file's digest is the plain sha256 of its bytes. Both print as ``sha256:<hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from registry.errors import InvalidNameError, RegistryError
+
+CHUNK_SIZE = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+ProgressCallback = Callable[[int], None]
+
+
+def sha256_file(path: Path, progress: ProgressCallback | None = None) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(path, "rb") as handle:
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+            if progress is not None:
+                progress(count)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_digest(text: str) -> str:
+    """Accept ``sha256:<64 hex>`` (or the bare hex) and return the hex part."""
+    value = text.strip().lower()
+    if value.startswith("sha256:"):
+        value = value[len("sha256:") :]
+    if not _HEX64.match(value):
+        raise InvalidNameError(f"invalid sha256 digest {text!r}: expected 'sha256:' and 64 hex digits")
+    return value
+
+
+@dataclass(frozen=True)
+class DataDigest:
+    """The digest of one training-data input."""
+
+    sha256: str  # hex
+    kind: Literal["file", "directory", "given"]
+    source: str  # what the user named: a path, or the digest itself
+    files: int
+    size: int
+
+    @property
+    def ref(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
+def data_digest(path: Path) -> DataDigest:
+    """Digest a training-data file or directory (see the module docstring)."""
+    if path.is_file():
+        return DataDigest(sha256_file(path), "file", str(path), 1, path.stat().st_size)
+    if not path.is_dir():
+        raise RegistryError(f"training data {path} does not exist")
+    entries: list[tuple[bytes, Path]] = []
+    for dirpath, _dirnames, filenames in os.walk(path, followlinks=False):
+        for filename in filenames:
+            full = Path(dirpath) / filename
+            if full.is_file():
+                rel = full.relative_to(path).as_posix()
+                entries.append((rel.encode("utf-8"), full))
+    if not entries:
+        raise RegistryError(f"training data directory {path} holds no files")
+    entries.sort(key=lambda entry: entry[0])
+    outer = hashlib.sha256()
+    total = 0
+    for rel, full in entries:
+        outer.update(rel + b"\0" + sha256_file(full).encode("ascii") + b"\n")
+        total += full.stat().st_size
+    return DataDigest(outer.hexdigest(), "directory", str(path), len(entries), total)
+
+
+def given_digest(text: str) -> DataDigest:
+    hex_digest = parse_digest(text)
+    return DataDigest(hex_digest, "given", f"sha256:{hex_digest}", 0, 0)

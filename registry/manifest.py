@@ -1,0 +1,136 @@
+"""The immutable manifest of an adapter version and its digest.
+
+The digest is ``sha256:`` over the canonical JSON of the manifest: keys sorted,
+no insignificant whitespace, UTF-8, no NaN. It covers what the adapter *is*
+(method, config, files and their hashes, base model, training data, lineage);
+what is said *about* it later (evals, aliases, tags, status) lives in the catalog
+and never changes the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.errors import IntegrityError
+
+MANIFEST_FORMAT = "adapter-registry/manifest-1"
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+    role: str  # "config" | "weights" | "card" | "extra"
+
+
+@dataclass(frozen=True)
+class BaseModelRef:
+    name: str | None
+    revision: str | None = None
+    fingerprint: str | None = None  # afp content digest, when the base weights were seen
+
+
+@dataclass(frozen=True)
+class TrainingDataRef:
+    sha256: str
+    kind: str  # "file" | "directory" | "given"
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    name: str
+    version: str
+    digest: str
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    operation: str
+    parents: tuple[ParentRef, ...]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    method: str
+    source_format: str
+    config: dict[str, Any]
+    files: tuple[FileEntry, ...]
+    base_model: BaseModelRef
+    training_data: tuple[TrainingDataRef, ...] = ()
+    lineage: Lineage | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        lineage = None
+        if self.lineage is not None:
+            lineage = {
+                "operation": self.lineage.operation,
+                "parents": [vars(p).copy() for p in self.lineage.parents],
+                "parameters": self.lineage.parameters,
+                "tool_version": self.lineage.tool_version,
+            }
+        return {
+            "format": MANIFEST_FORMAT,
+            "method": self.method,
+            "source_format": self.source_format,
+            "config": self.config,
+            "files": [vars(f).copy() for f in sorted(self.files, key=lambda f: f.path)],
+            "base_model": vars(self.base_model).copy(),
+            "training_data": [
+                vars(t).copy() for t in sorted(self.training_data, key=lambda t: t.sha256)
+            ],
+            "lineage": lineage,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @property
+    def digest(self) -> str:
+
+        return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        if data.get("format") != MANIFEST_FORMAT:
+            raise IntegrityError(f"unknown manifest format {data.get('format')!r}")
+        lineage_data = data.get("lineage")
+        lineage = None
+        if lineage_data is not None:
+            lineage = Lineage(
+                operation=lineage_data["operation"],
+                parents=tuple(ParentRef(**p) for p in lineage_data["parents"]),
+                parameters=dict(lineage_data.get("parameters") or {}),
+                tool_version=lineage_data.get("tool_version", ""),
+            )
+        return cls(
+            method=data["method"],
+            source_format=data["source_format"],
+            config=dict(data["config"]),
+            files=tuple(FileEntry(**f) for f in data["files"]),
+            base_model=BaseModelRef(**data["base_model"]),
+            training_data=tuple(TrainingDataRef(**t) for t in data["training_data"]),
+            lineage=lineage,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        return cls.from_dict(json.loads(text))
+
+    def file(self, path: str) -> FileEntry:
+        for entry in self.files:
+            if entry.path == path:
+                return entry
+        raise KeyError(path)
