@@ -29,7 +29,12 @@ def verify(state: AppState, ref: str, as_json: bool) -> None:
         echo_json(report.to_dict())
     else:
         click.echo(f"{report.ref}  {report.digest}")
-        click.echo(table(("CHECK", "STATUS", "DETAIL"), [(c.name, c.status.upper(), c.detail) for c in report.checks]))
+        click.echo(
+            table(
+                ("CHECK", "STATUS", "DETAIL"),
+                [(c.name, c.status.upper(), c.detail) for c in report.checks],
+            )
+        )
         failed = len(report.failures)
         click.echo("all checks passed" if report.ok else f"{failed} check(s) failed", err=True)
     if not report.ok:
@@ -51,7 +56,9 @@ def export(state: AppState, ref: str, directory: Path, overwrite: bool, as_json:
     Example:
       adapters export my-lora@prod serve/my-lora
     """
-    result = state.registry().export(ref, directory, overwrite=overwrite, progress=progress_for_terminal())
+    result = state.registry().export(
+        ref, directory, overwrite=overwrite, progress=progress_for_terminal()
+    )
     if as_json:
         echo_json(result.to_dict())
         return

@@ -8,7 +8,7 @@ import click
 
 from cli.context import AppState, pass_state
 from cli.render import echo_json, human_size, table
-from registry.results import AdapterVersion
+from registry.results import AdapterVersion, iso_utc
 
 
 def _base_text(version: AdapterVersion) -> str:
@@ -60,7 +60,9 @@ def list_(
         )
         for v in versions
     ]
-    click.echo(table(("NAME", "VERSION", "METHOD", "BASE", "ALIASES", "EVALS", "SIZE", "DIGEST"), rows))
+    click.echo(
+        table(("NAME", "VERSION", "METHOD", "BASE", "ALIASES", "EVALS", "SIZE", "DIGEST"), rows)
+    )
 
 
 @click.command()
@@ -84,8 +86,9 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         f"{version.ref}  {version.digest}",
         f"  method       {m.method} ({m.source_format})",
         f"  base model   {_base_text(version)}",
-        f"  status       {version.status}" + (f": {version.status_reason}" if version.status_reason else ""),
-        f"  created      {version.created_at.isoformat()}Z by {version.created_by}",
+        f"  status       {version.status}"
+        + (f": {version.status_reason}" if version.status_reason else ""),
+        f"  created      {iso_utc(version.created_at)} by {version.created_by}",
         f"  size         {human_size(version.size_bytes)}",
     ]
     if version.aliases:
@@ -94,7 +97,12 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in version.tags.items()))
     click.echo("\n".join(lines))
     click.echo("\nfiles")
-    click.echo(table(("PATH", "ROLE", "SIZE", "SHA256"), [(f.path, f.role, human_size(f.size), f.sha256) for f in m.files]))
+    click.echo(
+        table(
+            ("PATH", "ROLE", "SIZE", "SHA256"),
+            [(f.path, f.role, human_size(f.size), f.sha256) for f in m.files],
+        )
+    )
     if version.training_data:
         click.echo("\ntraining data")
         click.echo(
@@ -108,11 +116,23 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         click.echo(
             table(
                 ("METRIC", "VALUE", "DATASET", "SPLIT", "RECORDED"),
-                [(s.metric, s.value, s.dataset or None, s.split or None, s.recorded_at.isoformat() + "Z") for s in version.latest_evals()],
+                [
+                    (
+                        s.metric,
+                        s.value,
+                        s.dataset or None,
+                        s.split or None,
+                        iso_utc(s.recorded_at),
+                    )
+                    for s in version.latest_evals()
+                ],
             )
         )
     if m.lineage is not None:
-        click.echo(f"\nlineage: {m.lineage.operation} of " + ", ".join(f"{p.name}@{p.version}" for p in m.lineage.parents))
+        click.echo(
+            f"\nlineage: {m.lineage.operation} of "
+            + ", ".join(f"{p.name}@{p.version}" for p in m.lineage.parents)
+        )
     click.echo("\nconfig")
     click.echo(json.dumps(m.config, indent=2, sort_keys=True))
 

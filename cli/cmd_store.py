@@ -38,8 +38,12 @@ def init(path: Path | None) -> None:
     type=click.Path(path_type=Path),
     help="Training data file or directory to hash (repeatable).",
 )
-@click.option("--data-hash", "data_hashes", multiple=True, help="Known data digest sha256:HEX (repeatable).")
-@click.option("--eval", "evals", multiple=True, metavar="METRIC=VALUE", help="Eval score (repeatable).")
+@click.option(
+    "--data-hash", "data_hashes", multiple=True, help="Known data digest sha256:HEX (repeatable)."
+)
+@click.option(
+    "--eval", "evals", multiple=True, metavar="METRIC=VALUE", help="Eval score (repeatable)."
+)
 @click.option("--eval-dataset", default="", help="Dataset the --eval scores were measured on.")
 @click.option("--eval-split", default="", help="Split the --eval scores were measured on.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")

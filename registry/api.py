@@ -42,10 +42,7 @@ class Registry:
         ``create=True`` makes a new registry at ``path`` when there is none.
         ``database_url`` overrides ``ADAPTERS_DATABASE_URL``.
         """
-        if path is not None and create:
-            home = init_home(Path(path))
-        else:
-            home = find_home(path)
+        home = init_home(Path(path)) if path is not None and create else find_home(path)
         catalog = Catalog(database_url or home.database_url())
         return cls(home, catalog)
 

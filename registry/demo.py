@@ -36,7 +36,10 @@ def _base_tensors(seed: int) -> dict[str, Any]:
     def rand(*shape: int) -> Any:
         return torch.randn(*shape, generator=generator) * 0.02
 
-    tensors = {"model.embed_tokens.weight": rand(VOCAB, HIDDEN), "lm_head.weight": rand(VOCAB, HIDDEN)}
+    tensors = {
+        "model.embed_tokens.weight": rand(VOCAB, HIDDEN),
+        "lm_head.weight": rand(VOCAB, HIDDEN),
+    }
     for layer in range(LAYERS):
         prefix = f"model.layers.{layer}"
         for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -71,7 +74,9 @@ def write_base_model(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def write_lora(directory: Path, seed: int, rank: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+def write_lora(
+    directory: Path, seed: int, rank: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
     import torch
 
     from registry.formats import write_peft_adapter
@@ -81,8 +86,12 @@ def write_lora(directory: Path, seed: int, rank: int = 8, targets: tuple[str, ..
     for layer in range(LAYERS):
         for target in targets:
             module = f"base_model.model.model.layers.{layer}.self_attn.{target}"
-            tensors[f"{module}.lora_A.weight"] = torch.randn(rank, HIDDEN, generator=generator) * 0.01
-            tensors[f"{module}.lora_B.weight"] = torch.randn(HIDDEN, rank, generator=generator) * 0.01
+            tensors[f"{module}.lora_A.weight"] = (
+                torch.randn(rank, HIDDEN, generator=generator) * 0.01
+            )
+            tensors[f"{module}.lora_B.weight"] = (
+                torch.randn(HIDDEN, rank, generator=generator) * 0.01
+            )
     config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -111,9 +120,15 @@ def write_ia3(directory: Path, seed: int) -> Path:
     tensors = {}
     for layer in range(LAYERS):
         prefix = f"base_model.model.model.layers.{layer}"
-        tensors[f"{prefix}.self_attn.k_proj.ia3_l"] = 1 + 0.1 * torch.randn(HIDDEN, 1, generator=generator)
-        tensors[f"{prefix}.self_attn.v_proj.ia3_l"] = 1 + 0.1 * torch.randn(HIDDEN, 1, generator=generator)
-        tensors[f"{prefix}.mlp.down_proj.ia3_l"] = 1 + 0.1 * torch.randn(1, INTERMEDIATE, generator=generator)
+        tensors[f"{prefix}.self_attn.k_proj.ia3_l"] = 1 + 0.1 * torch.randn(
+            HIDDEN, 1, generator=generator
+        )
+        tensors[f"{prefix}.self_attn.v_proj.ia3_l"] = 1 + 0.1 * torch.randn(
+            HIDDEN, 1, generator=generator
+        )
+        tensors[f"{prefix}.mlp.down_proj.ia3_l"] = 1 + 0.1 * torch.randn(
+            1, INTERMEDIATE, generator=generator
+        )
     config = {
         "peft_type": "IA3",
         "task_type": "CAUSAL_LM",
@@ -132,7 +147,10 @@ def write_ia3(directory: Path, seed: int) -> Path:
 def write_training_data(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     train = directory / "sql-train.jsonl"
-    rows = [{"question": f"how many rows in table t{i}?", "sql": f"SELECT count(*) FROM t{i};"} for i in range(50)]
+    rows = [
+        {"question": f"how many rows in table t{i}?", "sql": f"SELECT count(*) FROM t{i};"}
+        for i in range(50)
+    ]
     train.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     corpus = directory / "tone-corpus"
     corpus.mkdir(exist_ok=True)
@@ -144,7 +162,8 @@ def write_training_data(directory: Path) -> tuple[Path, Path]:
 def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoOutcome:
     work = workdir or Path(tempfile.mkdtemp(prefix="adapters-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    say(f"Registry: {registry.home.root} (catalog {registry.catalog.engine.url.render_as_string(hide_password=True)})")
+    catalog_url = registry.catalog.engine.url.render_as_string(hide_password=True)
+    say(f"Registry: {registry.home.root} (catalog {catalog_url})")
     say(f"Working files: {work}")
 
     say("\n1. A tiny Llama-shaped base model, generated from random weights (no download).")
@@ -153,31 +172,50 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
 
     say("\n2. Three adapters written in PEFT format: two LoRA versions and an IA3 adapter.")
     lora_v1 = write_lora(work / "sql-lora-v1", seed=1)
-    lora_v2 = write_lora(work / "sql-lora-v2", seed=2, rank=16, targets=("q_proj", "k_proj", "v_proj", "o_proj"))
+    lora_v2 = write_lora(
+        work / "sql-lora-v2", seed=2, rank=16, targets=("q_proj", "k_proj", "v_proj", "o_proj")
+    )
     ia3 = write_ia3(work / "tone-ia3", seed=3)
     train, corpus = write_training_data(work / "data")
-    say(f"   {lora_v1.name}, {lora_v2.name}, {ia3.name}; training data {train.name} and {corpus.name}/")
+    say(f"   {lora_v1.name}, {lora_v2.name}, {ia3.name}; data {train.name}, {corpus.name}/")
 
     say("\n3. Push them with training-data hashes and eval scores.")
     pushes = [
-        registry.push(lora_v1, name="demo/sql-lora", data=[train], evals={"exact_match": 0.71},
-                      eval_dataset="spider-dev", tags={"team": "analytics"}),
-        registry.push(lora_v2, name="demo/sql-lora", data=[train], evals={"exact_match": 0.78},
-                      eval_dataset="spider-dev", tags={"team": "analytics"}, alias="prod"),
+        registry.push(
+            lora_v1,
+            name="demo/sql-lora",
+            data=[train],
+            evals={"exact_match": 0.71},
+            eval_dataset="spider-dev",
+            tags={"team": "analytics"},
+        ),
+        registry.push(
+            lora_v2,
+            name="demo/sql-lora",
+            data=[train],
+            evals={"exact_match": 0.78},
+            eval_dataset="spider-dev",
+            tags={"team": "analytics"},
+            alias="prod",
+        ),
         registry.push(ia3, name="demo/tone-ia3", data=[corpus], evals={"politeness": 0.88}),
     ]
     for result in pushes:
         say(f"   $ adapters push ...  ->  {result.version.ref} {result.version.digest}")
     again = registry.push(lora_v1, name="demo/sql-lora", data=[train])
-    say(f"   Pushing {lora_v1.name} again is a no-op: {again.version.ref} (created={again.created})")
+    say(
+        f"   Pushing {lora_v1.name} again is a no-op: {again.version.ref} (created={again.created})"
+    )
 
     say("\n4. Find them again.")
     for version in registry.list(name="demo/*"):
         scores = ", ".join(f"{s.metric}={s.value}" for s in version.latest_evals())
         aliases = f" [{', '.join(version.aliases)}]" if version.aliases else ""
-        say(f"   {version.ref:<22} {version.method:<5} base={version.base_model.name}  {scores}{aliases}")
+        base = version.base_model.name
+        say(f"   {version.ref:<22} {version.method:<5} base={base}  {scores}{aliases}")
     prod = registry.get("demo/sql-lora@prod")
-    say(f"   demo/sql-lora@prod resolves to {prod.ref}; 'demo/sql-lora<2' resolves to {registry.get('demo/sql-lora<2').ref}")
+    older = registry.get("demo/sql-lora<2")
+    say(f"   demo/sql-lora@prod resolves to {prod.ref}; 'demo/sql-lora<2' to {older.ref}")
     say(f"   {prod.ref} was trained on data sha256:{prod.training_data[0].sha256[:16]}...")
 
     say("\n5. Verify: re-hash every blob, recompute digests, re-validate config and tensors.")
@@ -189,7 +227,10 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
 
     say("\n6. Export the prod version back to a PEFT directory, byte for byte.")
     exported = registry.export("demo/sql-lora@prod", work / "export" / "sql-lora", overwrite=True)
-    same = (exported.directory / "adapter_model.safetensors").read_bytes() == (lora_v2 / "adapter_model.safetensors").read_bytes()
-    say(f"   {exported.directory}: {', '.join(exported.files)}; tensors identical to the pushed ones: {same}")
-    say("\nDone. Try: adapters list, adapters show demo/sql-lora@prod, adapters verify demo/tone-ia3")
+    same = (exported.directory / "adapter_model.safetensors").read_bytes() == (
+        lora_v2 / "adapter_model.safetensors"
+    ).read_bytes()
+    say(f"   {exported.directory}: {', '.join(exported.files)}")
+    say(f"   tensors byte-identical to the pushed ones: {same}")
+    say("\nDone. Try: adapters list; adapters show demo/sql-lora@prod; adapters verify ...")
     return DemoOutcome(work, tuple(r.version.ref for r in pushes), verified, exported.directory)

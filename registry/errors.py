@@ -13,6 +13,7 @@ turns any of them into a one-line message and exit code 1.
     ├── ValidationError            config or tensors that break their schema; carries every problem
     ├── IntegrityError             a blob or digest that does not match what was recorded
     ├── CatalogError               the database cannot be opened or is at an unknown schema version
+    ├── FingerprintError           base weights that cannot be fingerprinted, or compared
     └── ExportError                an export target that cannot be written
 """
 
@@ -66,6 +67,10 @@ class IntegrityError(RegistryError):
 
 class CatalogError(RegistryError):
     """The catalog database cannot be opened, or its schema is not one we know."""
+
+
+class FingerprintError(RegistryError):
+    """Base weights cannot be found or fingerprinted, or two fingerprints cannot be compared."""
 
 
 class ExportError(RegistryError):

@@ -46,7 +46,9 @@ def export_version(
     try:
         progress.start("exporting", sum(entry.size for entry in version.files))
         for entry in version.files:
-            _copy_checked(blobs.path(entry.sha256), staging / entry.path, entry.sha256, entry.path, progress)
+            _copy_checked(
+                blobs.path(entry.sha256), staging / entry.path, entry.sha256, entry.path, progress
+            )
         progress.finish()
         if target.exists():
             shutil.rmtree(target)
@@ -62,7 +64,9 @@ def export_version(
     )
 
 
-def _copy_checked(source: Path, destination: Path, sha256: str, label: str, progress: Progress) -> None:
+def _copy_checked(
+    source: Path, destination: Path, sha256: str, label: str, progress: Progress
+) -> None:
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
@@ -76,7 +80,9 @@ def _copy_checked(source: Path, destination: Path, sha256: str, label: str, prog
                 dst.write(view[:count])
                 progress.advance(count)
     except FileNotFoundError:
-        raise IntegrityError(f"{label}: its blob {sha256[:16]}... is missing from the store") from None
+        raise IntegrityError(
+            f"{label}: its blob {sha256[:16]}... is missing from the store"
+        ) from None
     if digest.hexdigest() != sha256:
         raise IntegrityError(
             f"{label}: stored bytes are corrupt (hash {digest.hexdigest()[:16]}..., "

@@ -52,7 +52,9 @@ def parse_digest(text: str) -> str:
     if value.startswith("sha256:"):
         value = value[len("sha256:") :]
     if not _HEX64.match(value):
-        raise InvalidNameError(f"invalid sha256 digest {text!r}: expected 'sha256:' and 64 hex digits")
+        raise InvalidNameError(
+            f"invalid sha256 digest {text!r}: expected 'sha256:' and 64 hex digits"
+        )
     return value
 
 
@@ -82,8 +84,7 @@ def data_digest(path: Path) -> DataDigest:
         for filename in filenames:
             full = Path(dirpath) / filename
             if full.is_file():
-                rel = full.relative_to(path).as_posix()
-                entries.append((rel.encode("utf-8"), full))
+                entries.append((full.relative_to(path).as_posix().encode("utf-8"), full))
     if not entries:
         raise RegistryError(f"training data directory {path} holds no files")
     entries.sort(key=lambda entry: entry[0])

@@ -97,9 +97,7 @@ def find_home(explicit: Path | str | None = None, *, create_default: bool = True
     if explicit is not None:
         path = Path(explicit).expanduser().absolute()
         if not is_home(path):
-            raise HomeError(
-                f"{path} is not a registry; create one with `adapters init {path}`"
-            )
+            raise HomeError(f"{path} is not a registry; create one with `adapters init {path}`")
         return RegistryHome(root=path, found_by="argument")
     env = os.environ.get(HOME_ENV)
     if env:

@@ -162,7 +162,9 @@ def _training_data(paths: Iterable[Path], hashes: Iterable[str]) -> list[Trainin
         )
     for text in hashes:
         digest = given_digest(text)
-        found.setdefault(digest.sha256, TrainingDataInfo(digest.sha256, "given", digest.source, 0, 0))
+        found.setdefault(
+            digest.sha256, TrainingDataInfo(digest.sha256, "given", digest.source, 0, 0)
+        )
     return sorted(found.values(), key=lambda d: d.sha256)
 
 

@@ -108,7 +108,11 @@ class Ref:
             return True
         if self.kind == "specifier":
             specs = list(SpecifierSet(self.value))
-            return len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version
+            return (
+                len(specs) == 1
+                and specs[0].operator in ("==", "===")
+                and "*" not in specs[0].version
+            )
         return False
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,16 +88,12 @@ class AdapterVersion:
             "size_bytes": self.size_bytes,
             "status": self.status,
             "status_reason": self.status_reason,
-            "created_at": _iso(self.created_at),
+            "created_at": iso_utc(self.created_at),
             "created_by": self.created_by,
             "aliases": list(self.aliases),
             "tags": dict(self.tags),
-            "evals": [
-                {**vars(s), "recorded_at": _iso(s.recorded_at)} for s in self.latest_evals()
-            ],
-            "eval_history": [
-                {**vars(s), "recorded_at": _iso(s.recorded_at)} for s in self.evals
-            ],
+            "evals": [{**vars(s), "recorded_at": iso_utc(s.recorded_at)} for s in self.latest_evals()],
+            "eval_history": [{**vars(s), "recorded_at": iso_utc(s.recorded_at)} for s in self.evals],
             "training_data": [vars(t).copy() for t in self.training_data],
             "manifest": self.manifest.to_dict(),
         }
@@ -169,5 +165,8 @@ class ExportResult:
         }
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds") + "Z"
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z; naive values (older drivers) are taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

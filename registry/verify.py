@@ -16,7 +16,13 @@ def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
     for entry in version.files:
         problem = blobs.check(entry.sha256, entry.size)
         if problem is None:
-            checks.append(Check(f"file {entry.path}", "pass", f"sha256 {entry.sha256[:16]}..., {entry.size} bytes"))
+            checks.append(
+                Check(
+                    f"file {entry.path}",
+                    "pass",
+                    f"sha256 {entry.sha256[:16]}..., {entry.size} bytes",
+                )
+            )
         else:
             intact = False
             checks.append(Check(f"file {entry.path}", "fail", f"{entry.path}: {problem}"))
@@ -26,7 +32,11 @@ def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
         checks.append(Check("digest", "pass", f"manifest hashes to {version.digest[:23]}..."))
     else:
         checks.append(
-            Check("digest", "fail", f"manifest hashes to {recomputed[:23]}..., recorded {version.digest[:23]}...")
+            Check(
+                "digest",
+                "fail",
+                f"manifest hashes to {recomputed[:23]}..., recorded {version.digest[:23]}...",
+            )
         )
 
     if not intact:
@@ -47,7 +57,9 @@ def _format_check(version: AdapterVersion, blobs: BlobStore) -> Check:
     except RegistryError as exc:
         return Check("format", "fail", str(exc))
     if source.method != version.method:
-        return Check("format", "fail", f"files read as {source.method}, recorded as {version.method}")
+        return Check(
+            "format", "fail", f"files read as {source.method}, recorded as {version.method}"
+        )
     return Check(
         "format",
         "pass",

@@ -74,12 +74,10 @@ def read_session(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock at once and commits on exit."""
-    with _wrap_operational(engine):
-        with engine.connect() as connection:
-            connection = connection.execution_options(**{WRITE_OPTION: True})
-            with Session(bind=connection) as session:
-                with session.begin():
-                    yield session
+    with _wrap_operational(engine), engine.connect() as connection:
+        connection = connection.execution_options(**{WRITE_OPTION: True})
+        with Session(bind=connection) as session, session.begin():
+            yield session
 
 
 @contextmanager

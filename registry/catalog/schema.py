@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from registry.catalog import tables
 from registry.catalog.engine import WRITE_OPTION
@@ -42,7 +42,7 @@ def read_version(connection: Connection) -> int | None:
     if not inspect(connection).has_table(tables.SchemaInfo.__tablename__):
         return None
     row = connection.execute(
-        select(tables.SchemaInfo.value).where(tables.SchemaInfo.key == VERSION_KEY)
+        select(col(tables.SchemaInfo.value)).where(col(tables.SchemaInfo.key) == VERSION_KEY)
     ).first()
     if row is None:
         raise CatalogError("the catalog has a schema_info table but no schema version")

@@ -31,8 +31,7 @@ from registry.results import AdapterVersion, EvalScore, TrainingDataInfo
 
 
 def utcnow() -> datetime:
-    # Stored naive in UTC: SQLite keeps no zone, and one convention serves both backends.
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,9 @@ class Catalog:
                         "with other content"
                     ) from exc
                 continue
-        raise ConflictError(f"could not allocate a version for {new.name}: too many concurrent writers")
+        raise ConflictError(
+            f"could not allocate a version for {new.name}: too many concurrent writers"
+        )
 
     @staticmethod
     def _refuse_taken_version(
@@ -155,36 +156,55 @@ class Catalog:
         for entry in manifest.files:
             session.add(
                 VersionFileRow(
-                    version_id=row.id, path=entry.path, sha256=entry.sha256,
-                    size=entry.size, role=entry.role,
+                    version_id=row.id,
+                    path=entry.path,
+                    sha256=entry.sha256,
+                    size=entry.size,
+                    role=entry.role,
                 )
             )
         for data in new.training_data:
             session.add(
                 TrainingDataRow(
-                    version_id=row.id, sha256=data.sha256, kind=data.kind,
-                    source=data.source, files=data.files, size=data.size,
+                    version_id=row.id,
+                    sha256=data.sha256,
+                    kind=data.kind,
+                    source=data.source,
+                    files=data.files,
+                    size=data.size,
                 )
             )
         for metric, value, dataset, split, notes in new.evals:
             session.add(
                 EvalRow(
-                    version_id=row.id, metric=metric, value=value, dataset=dataset,
-                    split=split, notes=notes, recorded_at=now, actor=new.actor,
+                    version_id=row.id,
+                    metric=metric,
+                    value=value,
+                    dataset=dataset,
+                    split=split,
+                    notes=notes,
+                    recorded_at=now,
+                    actor=new.actor,
                 )
             )
-        for key, value in (new.tags or {}).items():
-            session.add(TagRow(version_id=row.id, key=key, value=value))
+        for key, tag_value in (new.tags or {}).items():
+            session.add(TagRow(version_id=row.id, key=key, value=tag_value))
         if new.alias is not None:
             self._move_alias(session, new.name, new.alias, row.id, now)
         self._event(
-            session, new.actor, "push", new.name, version,
+            session,
+            new.actor,
+            "push",
+            new.name,
+            version,
             {"digest": digest, "method": manifest.method, "alias": new.alias},
         )
         return row.id
 
     @staticmethod
-    def _move_alias(session: Session, name: str, alias: str, version_id: int, now: datetime) -> None:
+    def _move_alias(
+        session: Session, name: str, alias: str, version_id: int, now: datetime
+    ) -> None:
         current = session.get(AliasRow, (name, alias))
         if current is None:
             session.add(AliasRow(name=name, alias=alias, version_id=version_id, updated_at=now))
@@ -195,12 +215,20 @@ class Catalog:
 
     @staticmethod
     def _event(
-        session: Session, actor: str, action: str, name: str | None, version: str | None,
+        session: Session,
+        actor: str,
+        action: str,
+        name: str | None,
+        version: str | None,
         details: dict[str, Any],
     ) -> None:
         session.add(
             AuditEventRow(
-                at=utcnow(), actor=actor, action=action, name=name, version=version,
+                at=utcnow(),
+                actor=actor,
+                action=action,
+                name=name,
+                version=version,
                 details=json.dumps(details, sort_keys=True),
             )
         )
@@ -233,7 +261,8 @@ class Catalog:
                 raise NotFoundError(f"{ref.name} has no version with digest sha256:{ref.value}")
             if len(matches) > 1:
                 raise NotFoundError(
-                    f"digest prefix sha256:{ref.value} is ambiguous for {ref.name}; give more digits"
+                    f"digest prefix sha256:{ref.value} is ambiguous for {ref.name}; "
+                    "give more digits"
                 )
             return matches[0]
         pairs = session.exec(
@@ -292,7 +321,9 @@ class Catalog:
             select(EvalRow).where(col(EvalRow.version_id).in_(ids)).order_by(col(EvalRow.id))
         ):
             evals.setdefault(ev.version_id, []).append(
-                EvalScore(ev.metric, ev.value, ev.dataset, ev.split, ev.notes, ev.recorded_at, ev.actor)
+                EvalScore(
+                    ev.metric, ev.value, ev.dataset, ev.split, ev.notes, ev.recorded_at, ev.actor
+                )
             )
         aliases: dict[int, list[str]] = {}
         for al in session.exec(

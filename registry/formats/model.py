@@ -1,0 +1,70 @@
+"""The values the formats package hands out: what an adapter directory holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Adapter methods the registry reads, named as PEFT's peft_type lowercased ("bottleneck" are
+# AdapterHub adapters).
+METHODS: tuple[str, ...] = (
+    "lora",
+    "ia3",
+    "prefix_tuning",
+    "prompt_tuning",
+    "p_tuning",
+    "loha",
+    "lokr",
+    "adalora",
+    "vera",
+    "bottleneck",
+)
+
+SOURCE_FORMATS: tuple[str, ...] = ("peft", "adapterhub")
+FILE_ROLES: tuple[str, ...] = ("config", "weights", "card", "extra")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as a safetensors header declares it."""
+
+    name: str
+    dtype: str  # safetensors dtype string: "F32", "F16", "BF16", ...
+    shape: tuple[int, ...]
+    offsets: tuple[int, int]  # [begin, end) inside the data section
+
+    @property
+    def numel(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+
+@dataclass(frozen=True)
+class AdapterFile:
+    """One file to store: its path inside the adapter and where its bytes are now."""
+
+    path: str  # relative POSIX path inside the adapter directory
+    source: Path
+    role: str  # one of FILE_ROLES
+
+
+@dataclass(frozen=True)
+class AdapterSource:
+    """An adapter read and checked: its config, its files and its tensors."""
+
+    source_format: str  # one of SOURCE_FORMATS
+    method: str  # one of METHODS
+    config: dict[str, Any]  # normalised: set-like lists sorted, keys in canonical order
+    config_path: str
+    config_bytes: bytes  # canonical bytes to store instead of the original config file
+    weights_path: str
+    files: tuple[AdapterFile, ...]  # sorted by path; the config's source holds the original bytes
+    tensors: Mapping[str, TensorInfo]
+    base_model_name: str | None
+    base_model_revision: str | None
+    skipped: tuple[str, ...]  # "<file>: <why it is not stored>"
+    features: tuple[str, ...]  # e.g. ("dora", "rslora"), for display

@@ -1,0 +1,321 @@
+"""Reading an adapter (a directory, or stored files) into a checked ``AdapterSource``.
+
+Structural failures (no such directory, no config, no weights) raise ``FormatError``; unsafe
+input (pickle weights, escaping symlinks) raises ``UnsafeFormatError``; everything wrong with
+the content - config JSON and schema, safetensors header, tensors against the config, NaN/Inf -
+is collected and raised together as one ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import schemas
+from registry.errors import FormatError, UnsafeFormatError, ValidationError
+from registry.formats.checks import check_tensors
+from registry.formats.config_file import (
+    CONFIG_NAME,
+    MAX_CONFIG_BYTES,
+    canonical_order,
+    config_bytes,
+    detect_format,
+    normalise_peft_config,
+    parse_config,
+)
+from registry.formats.listing import EXPECTED, list_directory
+from registry.formats.matching import regex_problems
+from registry.formats.model import AdapterFile, AdapterSource
+from registry.formats.nonfinite import find_nonfinite
+from registry.formats.pickle_convert import (
+    PICKLE_SUFFIXES,
+    convert_pickle_weights,
+    pickle_refusal,
+)
+from registry.formats.safetensors_header import inspect_safetensors_header
+from registry.formats.text import show
+
+PEFT_TYPES: dict[str, str] = {
+    "LORA": "lora",
+    "IA3": "ia3",
+    "PREFIX_TUNING": "prefix_tuning",
+    "PROMPT_TUNING": "prompt_tuning",
+    "P_TUNING": "p_tuning",
+    "LOHA": "loha",
+    "LOKR": "lokr",
+    "ADALORA": "adalora",
+    "VERA": "vera",
+}
+# (safetensors weights, legacy pickle weights) per source format.
+WEIGHTS_NAMES: dict[str, tuple[str, str]] = {
+    "peft": ("adapter_model.safetensors", "adapter_model.bin"),
+    "adapterhub": ("adapter.safetensors", "pytorch_adapter.bin"),
+}
+CARD_NAME = "README.md"
+# AdapterHub keeps a prediction head or fusion layer next to the adapter, in their own files.
+_HUB_EXTRA_SAFETENSORS = frozenset({"model_head.safetensors", "model_adapter_fusion.safetensors"})
+_EXTRA_SUFFIXES = frozenset(
+    {".json", ".txt", ".md", ".model", ".jinja", ".yaml", ".yml", ".tiktoken"}
+)
+_EXTRA_NAMES = frozenset({"LICENSE", "NOTICE", "COPYING"})
+MAX_EXTRA_BYTES = 64 * 1024 * 1024
+_TRAINING_STATE = re.compile(
+    r"optimizer\.pt|scheduler\.pt|scaler\.pt|training_args\.bin|rng_state(_\d+)?\.pth"
+)
+
+
+@dataclass
+class _Inputs:
+    files: dict[str, Path] = field(default_factory=dict)
+    pickles: dict[str, Path] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Config:
+    method: str | None
+    config: dict[str, Any]
+    problems: list[str]
+
+
+def read_adapter_dir(
+    directory: Path, *, convert_pickle: bool = False, work_dir: Path | None = None
+) -> AdapterSource:
+    """Read and check the adapter in ``directory``.
+
+    With ``convert_pickle`` a directory whose only weights are pickle is converted with
+    ``torch.load(weights_only=True)`` into safetensors inside ``work_dir`` (required then); the
+    converted file is what the result's weights entry points at.
+    """
+    directory = Path(directory)
+    listing = list_directory(directory)
+    if CONFIG_NAME not in listing.files:
+        raise FormatError(_no_config(directory, listing.nested_adapters))
+    inputs = _Inputs(listing.files, listing.pickles, list(listing.skipped))
+    return _read(inputs, str(directory), convert_pickle=convert_pickle, work_dir=work_dir)
+
+
+def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSource:
+    """Check stored files (relative path -> file holding its bytes) as ``read_adapter_dir`` does."""
+    inputs = _Inputs()
+    for relative, path in sorted(files.items()):
+        pure = PurePosixPath(relative)
+        if not relative or pure.is_absolute() or ".." in pure.parts or str(pure) != relative:
+            raise FormatError(f"{label}: {show(relative)} is not a plain relative file path")
+        if pure.suffix.lower() in PICKLE_SUFFIXES:
+            raise UnsafeFormatError(f"{label}: " + pickle_refusal(show(relative)))
+        inputs.files[relative] = Path(path)
+    if CONFIG_NAME not in inputs.files:
+        raise FormatError(f"{label}: no {CONFIG_NAME} among its files")
+    return _read(inputs, label, convert_pickle=False, work_dir=None)
+
+
+def _no_config(directory: Path, nested: list[str]) -> str:
+    message = f"{directory} has no {CONFIG_NAME}; expected {EXPECTED}"
+    if nested:
+        shown = ", ".join(f"{show(name)}/" for name in nested[:5])
+        message += f"; subdirectories holding adapters: {shown}"
+    return message
+
+
+def _read(
+    inputs: _Inputs, label: str, *, convert_pickle: bool, work_dir: Path | None
+) -> AdapterSource:
+    config_source = inputs.files[CONFIG_NAME]
+    try:
+        with config_source.open("rb") as handle:
+            # One byte past the limit is enough for parse_config to refuse an oversized file.
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise FormatError(f"{label}: cannot read {CONFIG_NAME}: {exc.strerror or exc}") from exc
+    document, problems = parse_config(raw)
+    source_format = detect_format(document) if document is not None else None
+    if document is not None and source_format is None:
+        problems.append(
+            f"{CONFIG_NAME}: not a PEFT config (no peft_type) nor an AdapterHub adapter config "
+            '(no nested "config" with model facts)'
+        )
+    weights_format = source_format or _guess_format(inputs)
+    weights_name, weights_source, notes = _weights(
+        weights_format, inputs, label, convert_pickle, work_dir
+    )
+    checked = None
+    if document is not None and source_format is not None:
+        checked = _check_config(source_format, document)
+    if checked is not None:
+        problems.extend(checked.problems)
+
+    header = inspect_safetensors_header(weights_source)
+    problems.extend(f"{weights_name}: {p}" for p in header.problems)
+    features: set[str] = set()
+    if not header.problems:
+        if checked is not None and checked.method is not None and not checked.problems:
+            result = check_tensors(checked.method, checked.config, header.tensors)
+            problems.extend(f"{weights_name}: {p}" for p in result.problems)
+            features = result.features
+        problems.extend(_nonfinite(weights_name, weights_source))
+    if problems:
+        raise ValidationError(label, problems)
+    assert checked is not None and checked.method is not None and source_format is not None
+
+    files, skipped = _files(inputs, source_format, weights_name, weights_source)
+    config = checked.config
+    return AdapterSource(
+        source_format=source_format,
+        method=checked.method,
+        config=config,
+        config_path=CONFIG_NAME,
+        config_bytes=config_bytes(config),
+        weights_path=weights_name,
+        files=files,
+        tensors=dict(sorted(header.tensors.items())),
+        base_model_name=_text(
+            config.get("base_model_name_or_path" if source_format == "peft" else "model_name")
+        ),
+        base_model_revision=_text(config.get("revision")) if source_format == "peft" else None,
+        skipped=tuple(sorted(inputs.skipped + notes + skipped)),
+        features=tuple(sorted(features)),
+    )
+
+
+def _guess_format(inputs: _Inputs) -> str:
+    for source_format, names in WEIGHTS_NAMES.items():
+        if names[0] in inputs.files or names[1] in inputs.pickles:
+            return source_format
+    return "peft"
+
+
+def _weights(
+    source_format: str,
+    inputs: _Inputs,
+    label: str,
+    convert_pickle: bool,
+    work_dir: Path | None,
+) -> tuple[str, Path, list[str]]:
+    """The weights file's name and where to read it, plus notes on the pickle files."""
+    safe, pickled = WEIGHTS_NAMES[source_format]
+    others = sorted(name for name in inputs.pickles if name != pickled)
+    notes = [f"{show(name)}: {_pickle_reason(name)}" for name in others]
+    if safe in inputs.files:
+        if pickled in inputs.pickles:
+            notes.append(f"{pickled}: pickle copy of the weights, not read; {safe} is used")
+        return safe, inputs.files[safe], notes
+    if pickled not in inputs.pickles:
+        raise FormatError(f"{label} has {CONFIG_NAME} but no {safe}; expected {EXPECTED}")
+    if not convert_pickle:
+        raise UnsafeFormatError(pickle_refusal(f"{label}/{pickled}"))
+    if work_dir is None:
+        raise ValueError("convert_pickle=True needs a work_dir to write the converted weights")
+    target = Path(work_dir) / safe
+    convert_pickle_weights(inputs.pickles[pickled], target)
+    notes.append(
+        f"{pickled}: pickle weights, converted to {safe} with torch.load(weights_only=True); "
+        "the pickle itself is not stored"
+    )
+    return safe, target, notes
+
+
+def _pickle_reason(name: str) -> str:
+    if _TRAINING_STATE.fullmatch(name):
+        return "training state, not part of the adapter"
+    if name == "pytorch_model_head.bin":
+        return "pickle prediction head, not read; save it as model_head.safetensors to keep it"
+    return "pickle file, not read (loading it could run code)"
+
+
+def _check_config(source_format: str, document: dict[str, Any]) -> _Config:
+    if source_format == "peft":
+        return _check_peft_config(document)
+    return _check_adapterhub_config(document)
+
+
+def _check_peft_config(document: dict[str, Any]) -> _Config:
+    config = normalise_peft_config(document)
+    lines = schemas.validate(config, "peft_config")
+    peft_type = config.get("peft_type")
+    method = PEFT_TYPES.get(peft_type) if isinstance(peft_type, str) else None
+    if method is None:
+        lines = [line for line in lines if not line.startswith("$.peft_type:")]
+        supported = ", ".join(sorted(PEFT_TYPES))
+        lines.insert(
+            0, f"$.peft_type: {peft_type!r} is not a supported PEFT type; supported: {supported}"
+        )
+    if not lines:
+        # Only a config of the right types can be searched for regexes that do not compile.
+        lines = regex_problems(config)
+    return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
+
+
+def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
+    config = canonical_order(document)
+    architecture = config["config"].get("architecture")
+    if architecture not in (None, "bottleneck"):
+        return _Config(
+            None,
+            config,
+            [
+                f"{CONFIG_NAME}: $.config.architecture: AdapterHub {architecture!r} adapters are "
+                "not supported; only bottleneck adapters are read from AdapterHub directories"
+            ],
+        )
+    lines = schemas.validate(config, "adapterhub_config")
+    return _Config("bottleneck", config, [f"{CONFIG_NAME}: {line}" for line in lines])
+
+
+def _nonfinite(weights_name: str, path: Path) -> list[str]:
+    try:
+        names = find_nonfinite(path)
+    except ValidationError as exc:
+        return [f"{weights_name}: {p}" for p in exc.problems]
+    return [f"{weights_name}: tensor {show(name)} contains NaN or Inf values" for name in names]
+
+
+def _files(
+    inputs: _Inputs, source_format: str, weights_name: str, weights_source: Path
+) -> tuple[tuple[AdapterFile, ...], list[str]]:
+    """The files to store, sorted by path, and the other files with why they are left out."""
+    files = [
+        AdapterFile(CONFIG_NAME, inputs.files[CONFIG_NAME], "config"),
+        AdapterFile(weights_name, weights_source, "weights"),
+    ]
+    skipped: list[str] = []
+    for name, path in sorted(inputs.files.items()):
+        if name in (CONFIG_NAME, weights_name):
+            continue
+        role, reason = _classify(name, path, source_format)
+        if role is not None:
+            files.append(AdapterFile(name, path, role))
+        else:
+            skipped.append(f"{show(name)}: {reason}")
+    return tuple(sorted(files, key=lambda f: f.path)), skipped
+
+
+def _classify(name: str, path: Path, source_format: str) -> tuple[str | None, str]:
+    """The role of a file besides config and weights, or None and why it is not stored."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix == ".safetensors" and not (
+        source_format == "adapterhub" and name in _HUB_EXTRA_SAFETENSORS
+    ):
+        return None, "a safetensors file other than the adapter weights; not stored"
+    known = (
+        name == CARD_NAME
+        or suffix in _EXTRA_SUFFIXES
+        or suffix == ".safetensors"
+        or PurePosixPath(name).name in _EXTRA_NAMES
+    )
+    if not known:
+        return None, "not an adapter, card, tokenizer or text file; not stored"
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    if size > MAX_EXTRA_BYTES:
+        return None, f"{size} bytes, more than the {MAX_EXTRA_BYTES} kept for extra files"
+    return ("card" if name == CARD_NAME else "extra"), ""
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
