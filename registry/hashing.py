@@ -4,7 +4,8 @@ The training-data digest of a directory is a Merkle-style digest so that another
 tool can recompute it: list every regular file below the directory (symlinks to
 files are followed, hidden files included), take its path relative to the
 directory in POSIX form, sort by the UTF-8 bytes of that path, and hash the
-concatenation of ``<path>\\0<sha256 hex of the file>\\n`` for each file. A single
+concatenation of ``<path>\\0<sha256 hex of the file>\\n`` for each file (a name that is
+not valid UTF-8 enters as its raw bytes). A single
 file's digest is the plain sha256 of its bytes. Both print as ``sha256:<hex>``.
 """
 
@@ -84,7 +85,8 @@ def data_digest(path: Path) -> DataDigest:
         for filename in filenames:
             full = Path(dirpath) / filename
             if full.is_file():
-                entries.append((full.relative_to(path).as_posix().encode("utf-8"), full))
+                # os.fsencode: the name's own bytes (UTF-8 for valid names, never an error).
+                entries.append((os.fsencode(full.relative_to(path).as_posix()), full))
     if not entries:
         raise RegistryError(f"training data directory {path} holds no files")
     entries.sort(key=lambda entry: entry[0])

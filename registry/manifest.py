@@ -71,6 +71,7 @@ class Manifest:
     base_model: BaseModelRef
     training_data: tuple[TrainingDataRef, ...] = ()
     lineage: Lineage | None = None
+    requires: dict[str, str] = field(default_factory=dict)  # package -> PEP 440 specifier
 
     def to_dict(self) -> dict[str, Any]:
         lineage = None
@@ -89,9 +90,10 @@ class Manifest:
             "files": [vars(f).copy() for f in sorted(self.files, key=lambda f: f.path)],
             "base_model": vars(self.base_model).copy(),
             "training_data": [
-                vars(t).copy() for t in sorted(self.training_data, key=lambda t: t.sha256)
+                vars(t).copy() for t in sorted(self.training_data, key=lambda t: (t.sha256, t.kind))
             ],
             "lineage": lineage,
+            "requires": dict(sorted(self.requires.items())),
         }
 
     def canonical_bytes(self) -> bytes:
@@ -123,6 +125,7 @@ class Manifest:
             base_model=BaseModelRef(**data["base_model"]),
             training_data=tuple(TrainingDataRef(**t) for t in data["training_data"]),
             lineage=lineage,
+            requires=dict(data.get("requires") or {}),
         )
 
     @classmethod

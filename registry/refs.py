@@ -42,7 +42,7 @@ def validate_name(name: str) -> str:
         raise InvalidNameError(
             f"adapter name {name!r} is {len(name)} characters long; at most {MAX_NAME_LENGTH}"
         )
-    if not _NAME_RE.match(name) or ".." in name:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidNameError(
             f"invalid adapter name {name!r}: use lowercase letters, digits, '.', '_' and '-', "
             "starting with a letter or digit, with at most one 'namespace/' prefix"
@@ -64,7 +64,7 @@ def normalize_version(text: str) -> str:
 
 
 def validate_alias(alias: str) -> str:
-    if not _ALIAS_RE.match(alias):
+    if not _ALIAS_RE.fullmatch(alias):
         raise InvalidNameError(
             f"invalid alias {alias!r}: start with a lowercase letter, then letters, digits, "
             "'.', '_' or '-' (at most 64 characters)"
@@ -193,4 +193,7 @@ def next_version(existing: Iterable[str]) -> str:
     versions = [Version(v) for v in existing]
     if not versions:
         return "1"
-    return str(max(versions).release[0] + 1)
+    highest = max(versions)
+    # Keep the epoch: "2" sorts below "1!1.0", so it would not be the newest.
+    epoch = f"{highest.epoch}!" if highest.epoch else ""
+    return f"{epoch}{highest.release[0] + 1}"

@@ -46,6 +46,7 @@ class NewVersion:
     evals: Sequence[tuple[str, float, str, str, str]] = ()  # metric, value, dataset, split, notes
     tags: dict[str, str] | None = None
     alias: str | None = None
+    base_model_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class Catalog:
             digest=digest,
             method=manifest.method,
             source_format=manifest.source_format,
+            base_model_id=new.base_model_id,
             base_name=manifest.base_model.name,
             base_revision=manifest.base_model.revision,
             manifest=manifest.canonical_bytes().decode("utf-8"),
@@ -292,7 +294,11 @@ class Catalog:
         query = select(AdapterVersionRow)
         if flt.name_glob:
             query = query.where(
-                col(AdapterVersionRow.name).like(_glob_to_like(flt.name_glob), escape="\\")
+                # Names are lowercase, so matching the lowered glob is case-insensitive on
+                # every backend (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+                col(AdapterVersionRow.name).like(
+                    _glob_to_like(flt.name_glob.lower()), escape="\\"
+                )
             )
         if flt.base:
             name, _, revision = flt.base.partition("@")
