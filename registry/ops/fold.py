@@ -1,0 +1,67 @@
+"""An adapter as a list of weight updates to its base model, for every foldable method."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from registry.errors import UnsupportedMethodError
+from registry.ops.ia3 import IA3_SUFFIXES, ia3_updates
+from registry.ops.lora import LORA_SUFFIXES, lora_updates
+from registry.ops.lycoris import LOHA_SUFFIXES, LOKR_SUFFIXES, loha_updates, lokr_updates
+from registry.ops.tensors import AdapterTensors, base_parameter, group_by_module
+from registry.ops.updates import WeightUpdate
+
+FOLDABLE_METHODS = ("lora", "ia3", "loha", "lokr")
+
+_NOT_FOLDABLE = {
+    "prefix_tuning": "prefix tuning adds learned key/value prefixes to every attention layer; "
+    "there are no base weights to fold it into",
+    "prompt_tuning": "prompt tuning prepends learned virtual tokens to the input; "
+    "there are no base weights to fold it into",
+    "p_tuning": "p-tuning prepends learned virtual tokens to the input; "
+    "there are no base weights to fold it into",
+    "bottleneck": "bottleneck adapters insert new layers into the network; "
+    "they cannot be folded into existing weights",
+    "adalora": "AdaLoRA is not folded natively yet; load it with mode='peft'",
+    "vera": "VeRA is not folded natively yet; load it with mode='peft'",
+}
+
+
+def require_foldable(method: str) -> None:
+    if method not in FOLDABLE_METHODS:
+        reason = _NOT_FOLDABLE.get(method, f"method {method!r} is not supported")
+        raise UnsupportedMethodError(f"cannot fold a {method} adapter into base weights: {reason}")
+
+
+def weight_updates(
+    adapter: AdapterTensors, base_shapes: Mapping[str, torch.Size] | None = None
+) -> list[WeightUpdate]:
+    """Every change the adapter makes to base parameters.
+
+    ``base_shapes`` (parameter name -> shape) lets LoHa/LoKr deltas take the
+    shape of a convolution kernel; linear layers do not need it.
+    """
+    require_foldable(adapter.method)
+    config = adapter.config
+    if adapter.method == "lora":
+        groups, rest = group_by_module(adapter.tensors, LORA_SUFFIXES)
+        updates = lora_updates(config, groups)
+    elif adapter.method == "ia3":
+        groups, rest = group_by_module(adapter.tensors, IA3_SUFFIXES)
+        updates = ia3_updates(config, groups)
+    elif adapter.method == "loha":
+        groups, rest = group_by_module(adapter.tensors, LOHA_SUFFIXES)
+        updates = loha_updates(config, groups, base_shapes)
+    else:
+        groups, rest = group_by_module(adapter.tensors, LOKR_SUFFIXES)
+        updates = lokr_updates(config, groups, base_shapes)
+    # Full tensors PEFT saved beside the factors (modules_to_save, copied embeddings)
+    # replace the base parameter, before any delta lands on it.
+    replacements = []
+    for key, tensor in sorted(rest.items()):
+        target = base_parameter(key)
+        if target is not None:
+            replacements.append(WeightUpdate(target, "replace", tensor))
+    return replacements + updates

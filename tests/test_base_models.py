@@ -1,0 +1,106 @@
+"""Base model records, relations, `verify --base`, and the quantization check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from factory import BASE_BUILDERS, make_adapter, save_base
+
+from cli import main
+from registry import Registry
+from registry.loader import AdapterCompatibilityWarning
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def setup(registry: Registry, tmp_path: Path) -> tuple[Registry, Path, Path, object]:
+    made = make_adapter("lora", tmp_path / "sql-lora")
+    right = save_base(made.base_factory(), tmp_path / "llama-base")
+    other = save_base(BASE_BUILDERS["llama"](7), tmp_path / "llama-instruct")
+    result = run("push", str(made.directory), "--base-path", str(right))
+    assert result.exit_code == 0, result.output
+    return registry, right, other, made
+
+
+def test_push_with_base_path_records_the_fingerprint(setup: tuple) -> None:
+    registry, _right, _other, _made = setup
+    version = registry.get("sql-lora")
+    assert version.base_model.name == "tiny/llama"
+    assert version.base_model.fingerprint and version.base_model.fingerprint.startswith("sha256:")
+    listed = json.loads(run("base", "list", "--json").stdout)
+    assert [b["name"] for b in listed["bases"]] == ["tiny/llama"]
+    assert listed["bases"][0]["fingerprint"]["content"] == version.base_model.fingerprint
+
+
+def test_verify_against_bases(setup: tuple) -> None:
+    _registry, right, other, _made = setup
+    good = run("verify", "sql-lora", "--base", str(right))
+    assert good.exit_code == 0, good.output
+    assert "base weights" in good.stdout and "identical" in good.stdout
+    bad = run("verify", "sql-lora", "--base", str(other), "--json")
+    assert bad.exit_code == 1
+    failed = {c["name"] for c in json.loads(bad.stdout)["checks"] if c["status"] == "fail"}
+    assert failed == {"base weights"}
+
+
+def test_equivalent_relation_lets_other_weights_pass(setup: tuple) -> None:
+    registry, _right, other, _made = setup
+    assert run("base", "add", str(other), "--name", "tiny/llama-mirror").exit_code == 0
+    assert run("verify", "sql-lora", "--base", "tiny/llama-mirror").exit_code == 1
+    linked = run("base", "link", "tiny/llama-mirror", "tiny/llama", "--relation", "equivalent")
+    assert linked.exit_code == 0 and "equivalent" in linked.stdout
+    assert run("verify", "sql-lora", "--base", "tiny/llama-mirror").exit_code == 0
+    model = BASE_BUILDERS["llama"](7)
+    with registry.load("sql-lora", model) as handle:
+        assert handle.report.ok
+
+
+def test_same_name_other_weights_is_a_conflict(setup: tuple) -> None:
+    _registry, _right, other, _made = setup
+    clash = run("base", "add", str(other), "--name", "tiny/llama")
+    assert clash.exit_code == 1 and "recorded with other weights" in clash.stderr
+
+
+def test_base_add_from_hub_cache_layout(
+    setup: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _registry, right, _other, _made = setup
+    cache = tmp_path / "hf" / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = cache / "models--tiny--llama" / "snapshots" / commit
+    shutil.copytree(right, snapshot)
+    (cache / "models--tiny--llama" / "refs").mkdir(parents=True)
+    (cache / "models--tiny--llama" / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    added = run("base", "add", "tiny/llama@main", "--json")
+    assert added.exit_code == 0, added.output
+    record = json.loads(added.stdout)
+    assert record["revision"] == "main"
+    assert run("verify", "sql-lora", "--base", "tiny/llama@main").exit_code == 0
+
+
+def test_qlora_trained_adapter_warns_on_unquantized_base(
+    registry: Registry, tmp_path: Path
+) -> None:
+    made = make_adapter("lora", tmp_path / "qlora")
+    right = save_base(made.base_factory(), tmp_path / "base")
+    registry.push(made.directory, name="qlora", base_path=right, base_quantization="nf4")
+    with pytest.warns(AdapterCompatibilityWarning, match="nf4-quantized"):
+        handle = registry.load("qlora", made.base_factory())
+    handle.unload()
+
+
+def test_requires_is_checked_at_load(registry: Registry, tmp_path: Path) -> None:
+    made = make_adapter("lora", tmp_path / "needs")
+    registry.push(made.directory, name="needs", requires={"torch": ">=99"})
+    with pytest.raises(Exception, match=r"torch>=99 required"):
+        registry.load("needs", made.base_factory())
+    bad = run("push", str(made.directory), "--name", "x", "--requires", "torch")
+    assert bad.exit_code == 2
