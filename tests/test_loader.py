@@ -171,6 +171,6 @@ def test_corrupt_blob_is_refused_on_load(tmp_path: Path, reg: Registry) -> None:
     blob.write_bytes(bytes(data))
     model = made.base_factory()
     before = snapshot(model)
-    with pytest.raises(IntegrityError, match="adapter_model.safetensors"):
+    with pytest.raises(IntegrityError, match=r"adapter_model\.safetensors"):
         reg.load(ref, model)
     assert_same_state(model, before)

@@ -56,5 +56,5 @@ def test_fold_matches_peft_merge(kind: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", ["prefix_tuning", "prompt_tuning", "p_tuning", "bottleneck"])
 def test_unfoldable_methods_say_why(method: str) -> None:
-    with pytest.raises(UnsupportedMethodError, match="no base weights|cannot be folded"):
+    with pytest.raises(UnsupportedMethodError, match=r"no base weights|cannot be folded"):
         require_foldable(method)
