@@ -170,13 +170,11 @@ def _weights_check(
         )
     if result.verdict == "structure-mismatch":
         return Check("weights", "fail", f"a different model: {result.summary}")
-    where = ", ".join(result.most_different[:3])
+    trained_label = trained_on.ref if trained_on is not None else recorded[:19]
     return Check(
         "weights",
         "fail",
-        f"same shapes but different weights: {result.differing_share:.1%} of sampled values "
-        f"differ from the base trained on ({trained_on.ref if trained_on else recorded[:19]}), "
-        f"most in {where}",
+        f"same shapes but not the weights trained on ({trained_label}): {result.summary}",
     )
 
 

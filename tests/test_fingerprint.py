@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -546,8 +547,6 @@ def test_dict_round_trip_and_validation(llama_fp: Fingerprint) -> None:
     tampered = json.loads(json.dumps(stored))
     sample = bytearray(llama_fp.tensors[name].sample)
     sample[0] ^= 1
-    import base64
-
     tampered["tensors"][name]["sample"] = base64.b64encode(bytes(sample)).decode()
     with pytest.raises(FingerprintError, match="do not recompute"):
         Fingerprint.from_dict(tampered)
