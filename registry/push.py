@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from registry.actor import current_actor
 from registry.blobs import BlobStore
 from registry.catalog.store import Catalog, NewVersion
-from registry.errors import InvalidNameError, RegistryError
+from registry.errors import ConflictError, InvalidNameError, RegistryError
 from registry.hashing import data_digest, given_digest
 from registry.manifest import BaseModelRef, FileEntry, Manifest, TrainingDataRef
 from registry.progress import NoProgress, Progress
@@ -25,6 +25,7 @@ from registry.refs import next_version, normalize_version, validate_alias, valid
 from registry.results import PushResult, TrainingDataInfo
 
 if TYPE_CHECKING:
+    from registry.base_target import BaseTarget
     from registry.formats import AdapterSource
 
 _METRIC_MAX = 128
@@ -45,6 +46,9 @@ class PushRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
     alias: str | None = None
     convert_pickle: bool = False
+    base_path: Path | None = None  # base weights to fingerprint and record
+    base_quantization: str | None = None
+    requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
 
 
 def default_name(directory: Path) -> str:
@@ -94,6 +98,7 @@ def push(
     version = normalize_version(request.version) if request.version else None
     alias = validate_alias(request.alias) if request.alias else None
     _check_annotations(request)
+    requires = _check_requires(request.requires)
     # Digest the training data before touching the store: a missing path fails early.
     data = _training_data(request.data, request.data_hashes)
 
@@ -103,18 +108,14 @@ def push(
         source = formats.read_adapter_dir(
             request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
         )
-        if request.base:
-            base = parse_base(request.base)
-        elif source.base_model_name:
-            base = BaseModelRef(source.base_model_name, source.base_model_revision)
-        else:
-            raise RegistryError(
-                f"{source.config_path} records no base model (base_model_name_or_path is "
-                "empty); pass --base NAME[@REVISION]"
-            )
+        base = _named_base(request, source)
+        base_target = _fingerprint_base(request.base_path) if request.base_path else None
+        if base_target is not None:
+            _refuse_base_clash(catalog, base, base_target)
         entries, written, written_bytes = _store_files(source, blobs, progress)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    base, base_id = _record_base(catalog, base, base_target, request)
 
     manifest = Manifest(
         method=source.method,
@@ -123,6 +124,7 @@ def push(
         files=tuple(entries),
         base_model=base,
         training_data=tuple(TrainingDataRef(d.sha256, d.kind) for d in data),
+        requires=requires,
     )
     outcome = catalog.insert_version(
         NewVersion(
@@ -137,6 +139,7 @@ def push(
             ],
             tags=dict(request.tags),
             alias=alias,
+            base_model_id=base_id,
         ),
         next_version,
     )
@@ -150,6 +153,84 @@ def push(
         blobs_written=written if outcome.created else 0,
         bytes_written=written_bytes if outcome.created else 0,
     )
+
+
+def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
+    if request.base:
+        return parse_base(request.base)
+    if source.base_model_name:
+        return BaseModelRef(source.base_model_name, source.base_model_revision)
+    if request.base_path is not None:
+        return BaseModelRef(request.base_path.absolute().name)
+    raise RegistryError(
+        f"{source.config_path} records no base model (base_model_name_or_path is "
+        "empty); pass --base NAME[@REVISION]"
+    )
+
+
+def _fingerprint_base(path: Path) -> BaseTarget:
+    from registry.base_target import target_from_directory
+
+    if not path.is_dir():
+        raise RegistryError(f"base model directory {path} does not exist")
+    return target_from_directory(path)
+
+
+def _refuse_base_clash(catalog: Catalog, base: BaseModelRef, target: BaseTarget) -> None:
+    """Refuse before any blob is written when the base name already means other weights."""
+    from registry.catalog.bases import find_base
+
+    assert base.name is not None
+    found = find_base(catalog, base.name, base.revision, exact=True)
+    content = target.fingerprint.content
+    if found is not None and found.content_digest not in (None, content):
+        raise ConflictError(
+            f"base model {found.ref} is recorded with other weights "
+            f"({str(found.content_digest)[:19]}..., these are {content[:19]}...); "
+            "name these with --base NAME@REVISION"
+        )
+
+
+def _record_base(
+    catalog: Catalog, base: BaseModelRef, target: BaseTarget | None, request: PushRequest
+) -> tuple[BaseModelRef, int | None]:
+    """Link the version to the recorded base; record the base when its weights were given."""
+    from registry.catalog.bases import find_base, record_base
+
+    assert base.name is not None
+    if target is not None:
+        record, _ = record_base(
+            catalog,
+            name=base.name,
+            revision=base.revision,
+            version=None,
+            quantization=request.base_quantization or target.quantization,
+            fingerprint=target.fingerprint,
+            config=dict(target.config),
+            source=str(request.base_path),
+            actor=current_actor(),
+        )
+    else:
+        found = find_base(catalog, base.name, base.revision)
+        if found is None:
+            return base, None
+        record = found
+    return BaseModelRef(base.name, base.revision, record.content_digest), record.id
+
+
+def _check_requires(requires: Mapping[str, str]) -> dict[str, str]:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    checked = {}
+    for package, spec in requires.items():
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise InvalidNameError(
+                f"invalid requirement {package}{spec}: use e.g. 'peft>=0.14'"
+            ) from None
+        checked[package.strip().lower()] = spec.strip()
+    return dict(sorted(checked.items()))
 
 
 def _training_data(paths: Iterable[Path], hashes: Iterable[str]) -> list[TrainingDataInfo]:

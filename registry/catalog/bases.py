@@ -106,11 +106,15 @@ def record_base(
         return _record(row), True
 
 
-def find_base(catalog: Catalog, name: str, revision: str | None = None) -> BaseModelRecord | None:
+def find_base(
+    catalog: Catalog, name: str, revision: str | None = None, *, exact: bool = False
+) -> BaseModelRecord | None:
+    """The base recorded as NAME[@REVISION]; without a revision, the one recorded without
+    one, else the newest (``exact``: only the one recorded without a revision)."""
     with read_session(catalog.engine) as session:
         query = select(BaseModelRow).where(BaseModelRow.name == name)
-        if revision:
-            query = query.where(BaseModelRow.revision == revision)
+        if revision or exact:
+            query = query.where(BaseModelRow.revision == (revision or ""))
         rows = list(session.exec(query.order_by(col(BaseModelRow.id))))
         if not rows:
             return None
