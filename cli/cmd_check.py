@@ -13,18 +13,24 @@ from cli.render import echo_json, table
 
 @click.command()
 @click.argument("ref")
+@click.option(
+    "--base",
+    help="Also check compatibility with this base: a directory, a recorded base, or a Hub id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @pass_state
-def verify(state: AppState, ref: str, as_json: bool) -> None:
+def verify(state: AppState, ref: str, base: str | None, as_json: bool) -> None:
     """Re-hash every blob, recompute the digest, re-validate config and tensors.
 
+    With --base, add the compatibility checks against that base model.
     Exits 0 when every check passes, 1 otherwise.
 
     \b
     Example:
       adapters verify my-lora@prod
+      adapters verify my-lora@prod --base ./Llama-3.1-8B-Instruct
     """
-    report = state.registry().verify(ref)
+    report = state.registry().verify(ref, base=base)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -8,6 +8,8 @@ import click
 
 from cli.context import AppState, pass_state
 from cli.render import echo_json, human_size, table
+from registry.catalog.hub_links import links_for_version
+from registry.manifest import Lineage
 from registry.results import AdapterVersion, iso_utc
 
 
@@ -27,20 +29,78 @@ def _evals_text(version: AdapterVersion) -> str:
 
 @click.command(name="list")
 @click.option("--name", "name_glob", help="Only names matching this glob, e.g. 'team/*'.")
-@click.option("--base", help="Only adapters for this base model NAME[@REVISION].")
+@click.option(
+    "--base", help="Only adapters for this base: NAME[@REVISION] or fingerprint sha256:HEX."
+)
 @click.option("--method", help="Only this method, e.g. lora, ia3, prefix_tuning.")
+@click.option("--alias", help="Only versions this alias points at, e.g. prod.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY[=VALUE]", help="Only with this tag (repeatable)."
+)
+@click.option(
+    "--data",
+    metavar="sha256:HEX|PATH",
+    help="Only adapters trained on this data (a digest, or a file/directory to digest).",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Latest eval condition, e.g. 'accuracy>=0.9' or 'f1@squad>0.8' (repeatable, ANDed).",
+)
+@click.option("--status", type=click.Choice(["active", "yanked"]), help="Only this status.")
+@click.option(
+    "--sort",
+    default="name",
+    show_default=True,
+    metavar="KEY",
+    help="name, version, created (newest first) or METRIC[@DATASET] (best first).",
+)
+@click.option("--reverse", is_flag=True, help="Reverse the sort order.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_state
 def list_(
-    state: AppState, name_glob: str | None, base: str | None, method: str | None, as_json: bool
+    state: AppState,
+    name_glob: str | None,
+    base: str | None,
+    method: str | None,
+    alias: str | None,
+    tags: tuple[str, ...],
+    data: str | None,
+    where: tuple[str, ...],
+    status: str | None,
+    sort: str,
+    reverse: bool,
+    limit: int | None,
+    as_json: bool,
 ) -> None:
-    """List adapter versions.
+    """List adapter versions; every filter given must hold.
 
     \b
     Example:
       adapters list --base meta-llama/Llama-3.1-8B --method lora
+      adapters list --where 'accuracy@gsm8k>=0.9' --sort accuracy@gsm8k --limit 5
+      adapters list --data sha256:9f2c...   # which adapters saw this data?
     """
-    versions = state.registry().list(name=name_glob, base=base, method=method)
+    tag_filter = {
+        key.strip(): (value.strip() if sep else None)
+        for key, sep, value in (t.partition("=") for t in tags)
+    }
+    versions = state.registry().list(
+        name=name_glob,
+        base=base,
+        method=method,
+        alias=alias,
+        tags=tag_filter,
+        data=data,
+        where=where,
+        status=status,
+        sort=sort,
+        reverse=reverse,
+        limit=limit,
+    )
     if as_json:
         echo_json([v.to_dict() for v in versions])
         return
@@ -77,9 +137,11 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
       adapters show my-lora@prod
       adapters show 'my-lora>=1,<2' --json
     """
-    version = state.registry().get(ref)
+    registry = state.registry()
+    version = registry.get(ref)
+    links = links_for_version(registry.catalog, version.name, version.version)
     if as_json:
-        echo_json(version.to_dict())
+        echo_json({**version.to_dict(), "hub": [link.to_dict() for link in links]})
         return
     m = version.manifest
     lines = [
@@ -129,12 +191,36 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
             )
         )
     if m.lineage is not None:
+        click.echo("\n" + _lineage_text(m.lineage))
+    if links:
+        click.echo("\nhub")
         click.echo(
-            f"\nlineage: {m.lineage.operation} of "
-            + ", ".join(f"{p.name}@{p.version}" for p in m.lineage.parents)
+            table(
+                ("SYNC", "REPO", "REVISION", "COMMIT", "TAG", "AT"),
+                [
+                    (s.direction, s.repo_id, s.revision, s.commit[:12], s.tag, iso_utc(s.at))
+                    for s in links
+                ],
+            )
         )
     click.echo("\nconfig")
     click.echo(json.dumps(m.config, indent=2, sort_keys=True))
+
+
+def _lineage_text(lineage: Lineage) -> str:
+    """The recipe a derived version was made by: operation, parents, parameters."""
+    made_by = f" ({lineage.tool_version})" if lineage.tool_version else ""
+    lines = [f"lineage: {lineage.operation}{made_by}"]
+    if lineage.parents:
+        parents = table(
+            ("PARENT", "WEIGHT", "DIGEST"),
+            [(f"{p.name}@{p.version}", p.weight, p.digest) for p in lineage.parents],
+        )
+        lines.extend("  " + line for line in parents.splitlines())
+    for key, value in sorted(lineage.parameters.items()):
+        shown = value if isinstance(value, str) else json.dumps(value)
+        lines.append(f"  {key:<26} {shown}")
+    return "\n".join(lines)
 
 
 COMMANDS = [list_, show]

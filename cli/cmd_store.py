@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from cli.context import AppState, pass_state
-from cli.options import parse_pairs, parse_scores
+from cli.options import parse_pairs, parse_requirements, parse_scores
 from cli.progress import progress_for_terminal
 from cli.render import echo_json, human_size
+from registry.base_target import QUANTIZATIONS
 from registry.home import LOCAL_DIRNAME, init_home
 
 
@@ -32,6 +33,23 @@ def init(path: Path | None) -> None:
 @click.option("--name", help="Adapter name (default: the directory name).")
 @click.option("--version", "version", help="PEP 440 version (default: next integer).")
 @click.option("--base", help="Base model NAME[@REVISION] (default: from adapter_config.json).")
+@click.option(
+    "--base-path",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Base model weights (safetensors dir) to fingerprint and record with the adapter.",
+)
+@click.option(
+    "--base-quantization",
+    type=click.Choice(QUANTIZATIONS),
+    help="Quantization the adapter was trained on (e.g. nf4 for QLoRA).",
+)
+@click.option(
+    "--requires",
+    "requires",
+    multiple=True,
+    metavar="PKG<SPEC>",
+    help="Package requirement checked at load, e.g. 'peft>=0.14' (repeatable).",
+)
 @click.option(
     "--data",
     multiple=True,
@@ -61,6 +79,9 @@ def push(
     name: str | None,
     version: str | None,
     base: str | None,
+    base_path: Path | None,
+    base_quantization: str | None,
+    requires: tuple[str, ...],
     data: tuple[Path, ...],
     data_hashes: tuple[str, ...],
     evals: tuple[str, ...],
@@ -94,6 +115,9 @@ def push(
         tags=parse_pairs(tags, "--tag"),
         alias=alias,
         convert_pickle=convert_pickle,
+        base_path=base_path,
+        base_quantization=base_quantization,
+        requires=parse_requirements(requires),
         progress=progress_for_terminal(),
     )
     if as_json:

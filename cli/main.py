@@ -7,6 +7,8 @@ Errors are one line; ``ADAPTERS_DEBUG=1`` shows the traceback.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,32 @@ import click
 
 from cli.context import AppState
 from registry import RegistryError, __version__
+from registry.errors import YankedVersionWarning
 
 DEBUG_ENV = "ADAPTERS_DEBUG"
+ShowWarning = Callable[..., None]
+
+
+def _yanked_as_one_line(previous: ShowWarning) -> ShowWarning:
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, YankedVersionWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            previous(message, category, *args, **kwargs)
+
+    return show
 
 
 class RegistryGroup(click.Group):
-    """Turns library errors into one line on stderr and exit code 1."""
+    """Turns library errors into one line on stderr and exit code 1, and a yanked
+    version's warning into one line on stderr."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", YankedVersionWarning)
+                warnings.showwarning = _yanked_as_one_line(warnings.showwarning)
+                return super().invoke(ctx)
         except RegistryError as exc:
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
@@ -53,9 +71,21 @@ def main(ctx: click.Context, registry_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from cli import cmd_check, cmd_demo, cmd_find, cmd_store
+    from cli import (
+        cmd_admin,
+        cmd_base,
+        cmd_check,
+        cmd_demo,
+        cmd_find,
+        cmd_hub,
+        cmd_lifecycle,
+        cmd_ops,
+        cmd_sign,
+        cmd_store,
+    )
 
-    for module in (cmd_store, cmd_find, cmd_check, cmd_demo):
+    modules = (cmd_store, cmd_find, cmd_check, cmd_lifecycle, cmd_ops, cmd_base, cmd_demo)
+    for module in (*modules, cmd_hub, cmd_sign, cmd_admin):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import click
@@ -31,3 +32,17 @@ def parse_scores(values: Iterable[str], option: str = "--eval") -> dict[str, flo
             raise click.BadParameter(f"{key}={text}: the value must be finite", param_hint=option)
         scores[key] = value
     return scores
+
+
+def parse_requirements(values: Iterable[str], option: str = "--requires") -> dict[str, str]:
+    """'peft>=0.14' -> {'peft': '>=0.14'}; the specifier is checked by the library."""
+    found: dict[str, str] = {}
+    for item in values:
+        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*([<>=!~].*)$", item)
+        if not match:
+            raise click.BadParameter(
+                f"expected PACKAGE<SPECIFIER> such as 'peft>=0.14', got {item!r}",
+                param_hint=option,
+            )
+        found[match.group(1)] = match.group(2).strip()
+    return found

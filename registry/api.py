@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
+from registry import lifecycle
 from registry.blobs import BlobStore
-from registry.catalog.store import Catalog, ListFilter
+from registry.catalog.store import Catalog
+from registry.conditions import Condition
 from registry.export import export_version
 from registry.home import RegistryHome, find_home, init_home
+from registry.lifecycle import push_gate, warn_if_yanked
+from registry.policy import parse_requirement
 from registry.progress import Progress
 from registry.push import PushRequest, push
+from registry.queries import list_filter
 from registry.refs import Ref, parse_ref
-from registry.results import AdapterVersion, ExportResult, PushResult, VerifyReport
+from registry.results import (
+    AdapterVersion,
+    AliasChange,
+    AuditEvent,
+    BaseModelRecord,
+    BaseRelation,
+    Check,
+    Comparison,
+    EvalRecord,
+    ExportResult,
+    GateReport,
+    GcResult,
+    LineageReport,
+    PushResult,
+    Removal,
+    StatusChange,
+    VerifyReport,
+)
 from registry.verify import verify_version
+
+if TYPE_CHECKING:
+    from registry.compat import CompatReport
+    from registry.derive import DeriveResult
+    from registry.hub import HubSync
+    from registry.loader import LoadedAdapter, LoadMode
+    from registry.merging import MergeResult
+    from registry.signing import Signature
 
 
 class Registry:
@@ -28,6 +60,14 @@ class Registry:
         self.home = home
         self.catalog = catalog
         self.blobs = BlobStore(home.objects_dir)
+
+    @property
+    def hub(self) -> HubSync:
+        """Hugging Face Hub sync: ``hub.push(ref, repo_id)``, ``hub.pull("org/repo@v3")``,
+        ``hub.status(ref)`` (see ``registry.hub`` and docs/hub.md)."""
+        from registry.hub import HubSync
+
+        return HubSync(self)
 
     @classmethod
     def open(
@@ -77,9 +117,17 @@ class Registry:
         tags: Mapping[str, str] | None = None,
         alias: str | None = None,
         convert_pickle: bool = False,
+        base_path: str | Path | None = None,
+        base_quantization: str | None = None,
+        requires: Mapping[str, str] | None = None,
         progress: Progress | None = None,
     ) -> PushResult:
-        """Store an adapter directory as a new version (or find the identical one)."""
+        """Store an adapter directory as a new version (or find the identical one).
+
+        ``base_path`` names the base model's weights: they are fingerprinted and
+        recorded, so loading onto other weights is refused later. ``requires`` maps
+        package names to PEP 440 specifiers checked when the adapter is loaded.
+        """
         request = PushRequest(
             directory=Path(directory),
             name=name,
@@ -93,14 +141,24 @@ class Registry:
             tags=dict(tags or {}),
             alias=alias,
             convert_pickle=convert_pickle,
+            base_path=Path(base_path) if base_path is not None else None,
+            base_quantization=base_quantization,
+            requires=dict(requires or {}),
         )
-        return push(request, self.catalog, self.blobs, self.home.tmp_dir, progress)
+        gate = push_gate(self.home.root, alias) if alias else None
+        return push(request, self.catalog, self.blobs, self.home.tmp_dir, progress, gate)
 
     # -- finding -----------------------------------------------------------------
 
     def get(self, ref: str | Ref) -> AdapterVersion:
-        """Resolve a reference (see ``registry.refs``) to one version."""
-        return self.catalog.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
+        """Resolve a reference (see ``registry.refs``) to one version.
+
+        A yanked version resolves only when pinned exactly (or through an alias), and
+        then with a ``YankedVersionWarning``.
+        """
+        version = self.catalog.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
+        warn_if_yanked(version)
+        return version
 
     def list(
         self,
@@ -108,15 +166,136 @@ class Registry:
         name: str | None = None,
         base: str | None = None,
         method: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str | None] | None = None,
+        data: str | Path | None = None,
+        where: Sequence[str | Condition] = (),
+        status: str | None = None,
+        sort: str = "name",
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> list[AdapterVersion]:
-        """Versions matching every given filter; ``name`` is a glob."""
-        return self.catalog.list_versions(ListFilter(name_glob=name, base=base, method=method))
+        """Versions matching every given filter.
+
+        ``name`` is a glob; ``base`` a base NAME[@REVISION] or fingerprint sha256:HEX;
+        ``tags`` maps keys to a value (or None: the key is present); ``data`` a training
+        data digest sha256:HEX or a file/directory to digest; ``where`` conditions such
+        as ``"accuracy@gsm8k>=0.9"`` on the latest evals (ANDed); ``status`` "active" or
+        "yanked". ``sort``: name, version, created (newest first) or METRIC[@DATASET]
+        (best first); ``reverse`` flips it.
+        """
+        return self.catalog.list_versions(
+            list_filter(
+                name=name,
+                base=base,
+                method=method,
+                alias=alias,
+                tags=tags,
+                data=data,
+                where=where,
+                status=status,
+                sort=sort,
+                reverse=reverse,
+                limit=limit,
+            )
+        )
 
     # -- checking and getting back -------------------------------------------------
 
-    def verify(self, ref: str | Ref) -> VerifyReport:
-        """Re-hash every blob, recompute the digest and re-validate config and tensors."""
-        return verify_version(self.get(ref), self.blobs)
+    def verify(self, ref: str | Ref, *, base: str | None = None) -> VerifyReport:
+        """Re-hash every blob, recompute the digest, re-validate config and tensors, and
+        check each signature (pass: a trusted key; warn: an untrusted one; fail: invalid).
+
+        With ``base`` (a directory, a recorded base name, or a Hub id in the local cache)
+        the compatibility checks against that base are added.
+        """
+        from registry.signing import with_signature_checks
+
+        version = self.get(ref)
+        report = verify_version(version, self.blobs)
+        report = with_signature_checks(report, self.catalog, self.home.root, version)
+        if base is None:
+            return report
+        from registry.base_models import compat_for_target
+        from registry.base_target import resolve_target
+
+        compat = compat_for_target(self, version, resolve_target(base, self.catalog))
+        checks = report.checks + tuple(
+            Check(f"base {c.name}", c.status, c.detail) for c in compat.checks
+        )
+        return VerifyReport(report.ref, report.digest, checks)
+
+    def sign(self, ref: str | Ref, key: str) -> Signature:
+        """Sign a version with ``key`` (a key name from ``adapters key generate``, or a PEM
+        file) after verifying it; signing again with the same key returns the signature."""
+        from registry.signing import sign
+
+        return sign(self.catalog, self.blobs, self.home.root, self.get(ref), key)
+
+    # -- base models ----------------------------------------------------------------
+
+    def add_base(
+        self,
+        source: str | Path,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        quantization: str | None = None,
+    ) -> BaseModelRecord:
+        """Fingerprint a base model (a directory, or HUB_ID[@REV] from the local HF cache)
+        and record it."""
+        from registry.base_models import add_base
+
+        return add_base(
+            self.catalog, str(source), name=name, version=version, quantization=quantization
+        )
+
+    def bases(self) -> builtins.list[BaseModelRecord]:
+        from registry.catalog.bases import list_bases
+
+        return list_bases(self.catalog)
+
+    def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
+        """Record that base ``source`` is ``quantized-from`` or ``equivalent`` to ``target``."""
+        from registry.actor import current_actor
+        from registry.catalog.bases import get_base, link_bases
+
+        return link_bases(
+            self.catalog,
+            get_base(self.catalog, source),
+            get_base(self.catalog, target),
+            relation,
+            current_actor(),
+        )
+
+    # -- compatibility and loading ------------------------------------------------------
+
+    def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
+        """Compatibility of a version with a base: a torch module, a directory, a recorded
+        base name, or a Hub id in the local cache."""
+        from registry.base_models import compat_for_target
+        from registry.base_target import resolve_target, target_from_module
+
+        version = self.get(ref)
+        if isinstance(base, str | Path):
+            target = resolve_target(str(base), self.catalog)
+        else:
+            target = target_from_module(base)
+        return compat_for_target(self, version, target)
+
+    def load(
+        self, ref: str | Ref, model: Any, *, strict: bool = True, mode: LoadMode = "auto"
+    ) -> LoadedAdapter:
+        """Apply a version to ``model`` after checking it fits; see ``registry.loader``.
+
+        Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
+        model when a check fails and ``strict`` is true; ``IntegrityError`` naming the file
+        when a stored file or the manifest changed; ``SignatureError`` when policy.json has
+        ``"load": {"require_signature": true}`` and no trusted key signed the version.
+        """
+        from registry.loader import load
+
+        return load(self, str(ref), model, strict=strict, mode=mode)
 
     def export(
         self,
@@ -129,4 +308,236 @@ class Registry:
         """Write the version's files (a PEFT directory for PEFT adapters) to ``directory``."""
         return export_version(
             self.get(ref), self.blobs, Path(directory), overwrite=overwrite, progress=progress
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def record_eval(
+        self,
+        ref: str | Ref,
+        scores: Mapping[str, float],
+        *,
+        dataset: str = "",
+        split: str = "",
+        notes: str = "",
+    ) -> EvalRecord:
+        """Append eval scores to a version (earlier records are kept, never overwritten)."""
+        return lifecycle.record_eval(
+            self.catalog, ref, scores, dataset=dataset, split=split, notes=notes
+        )
+
+    def set_alias(
+        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = (), note: str = ""
+    ) -> AliasChange:
+        """Move ``alias`` to ``ref`` atomically, once the policy's gates and ``requires``
+        (``"accuracy@gsm8k>=0.93"``, ``"verify"``, ``"base-fingerprint"``) are met.
+
+        Raises ``GateError`` naming every unmet requirement.
+        """
+        return lifecycle.set_alias(
+            self.catalog,
+            self.blobs,
+            self.home.root,
+            ref,
+            alias,
+            requires=[parse_requirement(r) for r in requires],
+            note=note,
+        )
+
+    def check_alias(
+        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = ()
+    ) -> GateReport:
+        """The gates ``set_alias`` would check, evaluated without moving the alias."""
+        return lifecycle.check_alias(
+            self.catalog,
+            self.blobs,
+            self.home.root,
+            ref,
+            alias,
+            [parse_requirement(r) for r in requires],
+        )
+
+    def remove_alias(self, name: str, alias: str, *, note: str = "") -> AliasChange:
+        return lifecycle.remove_alias(self.catalog, name, alias, note=note)
+
+    def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasChange]:
+        """Every move of the aliases of ``name`` (or of one alias), oldest first."""
+        return lifecycle.alias_history(self.catalog, name, alias)
+
+    def yank(self, ref: str | Ref, reason: str) -> StatusChange:
+        """Yank an exact version (PEP 592): skipped by bare names and specifiers."""
+        return lifecycle.yank(self.catalog, ref, reason)
+
+    def unyank(self, ref: str | Ref) -> StatusChange:
+        return lifecycle.unyank(self.catalog, ref)
+
+    def remove(self, ref: str | Ref, *, force: bool = False, reason: str = "") -> Removal:
+        """Delete an exact version from the catalog; refused while an alias points at it
+        unless ``force``. Its blobs are freed by ``gc``."""
+        return lifecycle.remove(self.catalog, ref, force=force, reason=reason)
+
+    def gc(self, *, dry_run: bool = False) -> GcResult:
+        """Delete blobs that no version references and no push in progress holds."""
+        from registry.gc import collect
+
+        return collect(self.catalog, self.blobs, self.home.tmp_dir, dry_run=dry_run)
+
+    def log(
+        self,
+        ref: str | Ref | None = None,
+        *,
+        actions: Sequence[str] = (),
+        actor: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[AuditEvent]:
+        """Audit events, oldest first (``limit``: the newest ``limit`` of them)."""
+        return lifecycle.audit_log(self.catalog, ref, actions=actions, actor=actor, limit=limit)
+
+    def record_event(
+        self,
+        action: str,
+        name: str | None = None,
+        version: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append an audit event for a change made outside the catalog (e.g. hub sync)."""
+        from registry.actor import current_actor
+        from registry.catalog.lifecycle_queries import record_event
+
+        record_event(
+            self.catalog.engine, current_actor(), action, name, version, dict(details or {})
+        )
+
+    def lineage(self, ref: str | Ref, *, depth: int = 64) -> LineageReport:
+        """Ancestors and descendants of a version through combine/merge/extract lineage."""
+        from registry.lineage import lineage
+
+        return lineage(self.catalog, self.get(ref), depth=depth)
+
+    def compare(self, a: str | Ref, b: str | Ref) -> Comparison:
+        """Evals side by side, manifest and config differences and, for two LoRA
+        adapters, the cosine similarity of their weight updates per module."""
+        from registry.compare import compare_versions
+
+        return compare_versions(self.get(a), self.get(b), self.blobs)
+
+    # -- operators: combine, merge into base, resize, extract ---------------------------
+
+    def combine(
+        self,
+        refs: Sequence[str | Ref],
+        *,
+        name: str,
+        method: str,
+        weights: Sequence[float] | None = None,
+        rank: int | None = None,
+        density: float | None = None,
+        seed: int = 0,
+        majority_sign: str = "total",
+        allow_different_bases: bool = False,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> DeriveResult:
+        """Combine versions into a new one, recorded with its lineage; see ``registry.ops``.
+
+        ``method``: ``cat`` (exact), ``svd`` (exact sum truncated to ``rank``), or ``linear``,
+        ``ties``, ``dare_linear``, ``dare_ties``, ``magnitude_prune`` (dense per module, then
+        rank ``rank``). ``weights`` default to 1 each; IA3 adapters combine with ``linear``.
+        """
+        from registry.derive import Destination, combine_versions
+
+        return combine_versions(
+            self,
+            [str(r) for r in refs],
+            Destination(name, version, alias, dict(tags or {})),
+            method=method,
+            weights=weights,
+            rank=rank,
+            density=density,
+            seed=seed,
+            majority_sign=majority_sign,
+            allow_different_bases=allow_different_bases,
+            progress=progress,
+        )
+
+    def merge_into_base(
+        self,
+        ref: str | Ref,
+        base: str | Path,
+        out: str | Path,
+        *,
+        force: bool = False,
+        max_shard_bytes: int | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> MergeResult:
+        """Write the base checkpoint in ``base`` with the version folded in to ``out``,
+        streaming tensor by tensor; refuses a base that does not fit unless ``force``."""
+        from registry.merging import merge_version
+
+        return merge_version(
+            self,
+            str(ref),
+            Path(base),
+            Path(out),
+            force=force,
+            max_shard_bytes=max_shard_bytes,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    def resize(
+        self,
+        ref: str | Ref,
+        rank: int,
+        *,
+        name: str,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> DeriveResult:
+        """A new version holding the best rank-``rank`` approximation of ``ref``."""
+        from registry.derive import Destination, resize_version
+
+        return resize_version(
+            self,
+            str(ref),
+            rank,
+            Destination(name, version, alias, dict(tags or {})),
+            progress=progress,
+        )
+
+    def extract(
+        self,
+        base: str | Path,
+        tuned: str | Path,
+        rank: int,
+        *,
+        name: str,
+        targets: Sequence[str] = (),
+        include_embeddings: bool = False,
+        base_name: str | None = None,
+        seed: int = 0,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> DeriveResult:
+        """A LoRA of rank ``rank`` approximating ``tuned - base`` (two model directories)."""
+        from registry.derive import Destination, extract_version
+
+        return extract_version(
+            self,
+            Path(base),
+            Path(tuned),
+            rank,
+            Destination(name, version, alias, dict(tags or {})),
+            targets=targets,
+            include_embeddings=include_embeddings,
+            base_name=base_name,
+            seed=seed,
+            progress=progress,
         )

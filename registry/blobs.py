@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from registry.errors import IntegrityError, RegistryError
 from registry.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
 
 TMP_PREFIX = ".tmp-"
+
+DigestHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,20 @@ class BlobStore:
         return self.path(sha256).is_file()
 
     def put_file(
-        self, source: Path, expected: str | None = None, progress: ProgressCallback | None = None
+        self,
+        source: Path,
+        expected: str | None = None,
+        progress: ProgressCallback | None = None,
+        before_commit: DigestHook | None = None,
     ) -> StoredBlob:
         """Copy ``source`` into the store, hashing while copying.
 
         With ``expected`` known and the blob already present, nothing is read.
+        ``before_commit(sha256)`` runs once the digest is known and before the store
+        looks for (or renames into) the final blob: push takes its gc lease there.
         """
+        if expected is not None and before_commit is not None:
+            before_commit(expected)
         if expected is not None and self.exists(expected):
             return StoredBlob(expected, self.path(expected).stat().st_size, created=False)
         staging = self.root / "sha256" / "staging"
@@ -68,13 +78,18 @@ class BlobStore:
                         progress(count)
                 dst.flush()
                 os.fsync(dst.fileno())
-            return self._commit(tmp, digest.hexdigest(), size, expected)
+            sha256 = digest.hexdigest()
+            if before_commit is not None and sha256 != expected:
+                before_commit(sha256)
+            return self._commit(tmp, sha256, size, expected)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
 
-    def put_bytes(self, data: bytes) -> StoredBlob:
+    def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob:
         sha256 = hashlib.sha256(data).hexdigest()
+        if before_commit is not None:
+            before_commit(sha256)
         if self.exists(sha256):
             return StoredBlob(sha256, len(data), created=False)
         staging = self.root / "sha256" / "staging"
@@ -131,6 +146,20 @@ class BlobStore:
             for blob in sorted(prefix.iterdir()):
                 if not blob.name.startswith(TMP_PREFIX):
                     yield prefix.name + blob.name
+
+    def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        """Every stored blob with its size in bytes (blobs deleted meanwhile are skipped)."""
+        for sha256 in self.iter_digests():
+            try:
+                yield sha256, self.path(sha256).stat().st_size
+            except FileNotFoundError:
+                continue
+
+    def staging_files(self) -> Iterator[Path]:
+        """Temp files of writes in progress, or left behind by a crash."""
+        staging = self.root / "sha256" / "staging"
+        if staging.is_dir():
+            yield from sorted(p for p in staging.iterdir() if p.name.startswith(TMP_PREFIX))
 
     def delete(self, sha256: str) -> None:
         try:

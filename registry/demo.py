@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.api import Registry
+from registry.catalog.engine import redacted_url
 
 Say = Callable[[str], None]
 
@@ -162,7 +163,7 @@ def write_training_data(directory: Path) -> tuple[Path, Path]:
 def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoOutcome:
     work = workdir or Path(tempfile.mkdtemp(prefix="adapters-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    catalog_url = registry.catalog.engine.url.render_as_string(hide_password=True)
+    catalog_url = redacted_url(registry.catalog.engine.url.render_as_string(hide_password=False))
     say(f"Registry: {registry.home.root} (catalog {catalog_url})")
     say(f"Working files: {work}")
 

@@ -7,14 +7,28 @@ turns any of them into a one-line message and exit code 1.
     ├── HomeError                  registry home missing, unreadable or not a registry
     ├── InvalidNameError           a name, version, alias or reference that does not parse
     ├── NotFoundError              no adapter version / base model matches a reference
-    ├── ConflictError              a version that exists with other content, an alias clash
+    ├── ConflictError              a version that exists with other content, an alias clash,
+    │                              removing a version an alias points at
+    ├── GateError                  a promotion gate (policy or --require) that is not met
     ├── FormatError                an adapter directory that cannot be read
     │   └── UnsafeFormatError      pickle weights, symlinks leaving the directory
     ├── ValidationError            config or tensors that break their schema; carries every problem
     ├── IntegrityError             a blob or digest that does not match what was recorded
+    ├── SignatureError             a signing key that cannot be used, or a version refused
+    │                              because a policy requires a trusted signature it lacks
     ├── CatalogError               the database cannot be opened or is at an unknown schema version
     ├── FingerprintError           base weights that cannot be fingerprinted, or compared
+    ├── UnsupportedMethodError     an operation that is not meaningful for an adapter's method
+    ├── IncompatibleAdaptersError  adapters that cannot be combined with each other (layouts,
+    │                              methods, fan_in_fan_out, bases)
+    ├── BaseModelMismatchError     an adapter refused for a base model; carries the CompatReport
+    ├── HubError                   a Hugging Face Hub push, pull or status that failed (missing
+    │                              repo or revision, a concurrent push, a file that does not
+    │                              match the Hub's hash, a lost connection); nothing half-done
     └── ExportError                an export target that cannot be written
+
+Warnings (not errors): ``YankedVersionWarning`` when a reference lands on a yanked
+version, which still resolves because it was pinned exactly (PEP 592).
 """
 
 from __future__ import annotations
@@ -65,6 +79,10 @@ class IntegrityError(RegistryError):
     """Stored bytes do not match their recorded hash, or a digest does not recompute."""
 
 
+class SignatureError(RegistryError):
+    """A key cannot be used for signing, or a trusted signature required by policy is missing."""
+
+
 class CatalogError(RegistryError):
     """The catalog database cannot be opened, or its schema is not one we know."""
 
@@ -75,3 +93,38 @@ class FingerprintError(RegistryError):
 
 class ExportError(RegistryError):
     """An export target cannot be written."""
+
+
+class UnsupportedMethodError(RegistryError):
+    """The operation is not meaningful for this adapter method (e.g. folding prompt tuning)."""
+
+
+class IncompatibleAdaptersError(RegistryError):
+    """Adapters given to one operation that cannot be combined with each other."""
+
+
+class BaseModelMismatchError(RegistryError):
+    """The adapter does not fit the base model it was pointed at.
+
+    ``report`` is the ``registry.compat.CompatReport`` whose failed checks say what differs.
+    """
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class GateError(RegistryError):
+    """A promotion gate is not met. ``unmet`` names each requirement that failed."""
+
+    def __init__(self, message: str, unmet: Sequence[str]) -> None:
+        self.unmet = list(unmet)
+        super().__init__(message)
+
+
+class HubError(RegistryError):
+    """A sync with the Hugging Face Hub failed; nothing was half-imported or half-pushed."""
+
+
+class YankedVersionWarning(UserWarning):
+    """A reference resolved to a yanked version (allowed only when pinned exactly)."""

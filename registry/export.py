@@ -2,7 +2,9 @@
 
 Files are copied from the blob store while being hashed, into a staging
 directory beside the target that is renamed into place only when every file
-checked out, so the target is either complete or untouched.
+checked out, so the target is either complete or untouched. The manifest is
+checked against the digest first, and its file paths must stay inside the
+target: a catalog edited by hand cannot make an export write elsewhere.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import hashlib
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from registry.blobs import BlobStore
 from registry.errors import ExportError, IntegrityError
 from registry.hashing import CHUNK_SIZE
 from registry.progress import NoProgress, Progress
 from registry.results import AdapterVersion, ExportResult
+from registry.verify import check_manifest
 
 
 def export_version(
@@ -29,6 +32,9 @@ def export_version(
     progress: Progress | None = None,
 ) -> ExportResult:
     progress = progress or NoProgress()
+    check_manifest(version)
+    for entry in version.files:
+        _check_path(entry.path, version.ref)
     target = directory.expanduser().absolute()
     if target.exists():
         if not target.is_dir():
@@ -62,6 +68,18 @@ def export_version(
         directory=target,
         files=tuple(sorted(entry.path for entry in version.files)),
     )
+
+
+def _check_path(path: str, ref: str) -> None:
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or pure.is_absolute()
+        or any(part in ("..", ".") for part in path.split("/"))
+        or "\\" in path
+        or "\0" in path
+    ):
+        raise IntegrityError(f"{ref}: the file path {path!r} would leave the export directory")
 
 
 def _copy_checked(

@@ -31,6 +31,7 @@ from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import WeightUpdate, apply_update
 from registry.results import AdapterVersion
+from registry.verify import check_manifest
 
 if TYPE_CHECKING:
     from registry.api import Registry
@@ -99,12 +100,29 @@ def _tensors_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _check_blobs(version: AdapterVersion, registry: Registry) -> None:
+    check_manifest(version)
     for entry in version.files:
         problem = registry.blobs.check(entry.sha256, entry.size)
         if problem is not None:
             raise IntegrityError(
                 f"{version.ref}: {entry.path}: {problem}; run `adapters verify {version.ref}`"
             )
+
+
+def _check_signature_policy(version: AdapterVersion, registry: Registry) -> None:
+    # Policy, not compatibility: strict=False does not lift it.
+    from registry.policy import load_policy
+    from registry.signing import require_trusted_signature
+
+    if load_policy(registry.home.root).load_requires_signature:
+        require_trusted_signature(
+            registry.catalog,
+            registry.blobs,
+            registry.home.root,
+            version,
+            "to load it (policy.json: load.require_signature)",
+            check_blobs=False,  # _check_blobs has just re-hashed them
+        )
 
 
 def load(
@@ -136,6 +154,7 @@ def load(
             "swapped by unloading one and loading the next)"
         )
     _check_blobs(version, registry)
+    _check_signature_policy(version, registry)
     report = compat_for_target(registry, version, target_from_module(model))
     if not report.ok:
         hints = ["pass strict=False to load anyway"]

@@ -19,6 +19,10 @@ from registry.errors import IntegrityError
 MANIFEST_FORMAT = "adapter-registry/manifest-1"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a manifest")
+
+
 def canonical_json(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -72,6 +76,9 @@ class Manifest:
     training_data: tuple[TrainingDataRef, ...] = ()
     lineage: Lineage | None = None
     requires: dict[str, str] = field(default_factory=dict)  # package -> PEP 440 specifier
+    # Manifests of the first release have no "requires" key; leaving it out when it was
+    # absent keeps their digests reproducible.
+    requires_key: bool = field(default=True, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         lineage = None
@@ -82,7 +89,7 @@ class Manifest:
                 "parameters": self.lineage.parameters,
                 "tool_version": self.lineage.tool_version,
             }
-        return {
+        data = {
             "format": MANIFEST_FORMAT,
             "method": self.method,
             "source_format": self.source_format,
@@ -95,6 +102,9 @@ class Manifest:
             "lineage": lineage,
             "requires": dict(sorted(self.requires.items())),
         }
+        if not self.requires and not self.requires_key:
+            del data["requires"]
+        return data
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -106,8 +116,24 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("format") != MANIFEST_FORMAT:
-            raise IntegrityError(f"unknown manifest format {data.get('format')!r}")
+        """The manifest in ``data``; ``IntegrityError`` for anything that is not one.
+
+        Manifests also arrive from outside (a Hub repo), so a malformed one is an error
+        with a sentence, never a ``KeyError`` from deep inside.
+        """
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            shown = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise IntegrityError(f"unknown manifest format {shown!r}")
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(f"malformed manifest: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Manifest:
+        for key, kind in (("config", dict), ("files", list), ("training_data", list)):
+            if not isinstance(data[key], kind):
+                raise TypeError(f"{key} is a {type(data[key]).__name__}, not a {kind.__name__}")
         lineage_data = data.get("lineage")
         lineage = None
         if lineage_data is not None:
@@ -126,11 +152,16 @@ class Manifest:
             training_data=tuple(TrainingDataRef(**t) for t in data["training_data"]),
             lineage=lineage,
             requires=dict(data.get("requires") or {}),
+            requires_key="requires" in data,
         )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise IntegrityError(f"the manifest is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
 
     def file(self, path: str) -> FileEntry:
         for entry in self.files:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from registry.actor import current_actor
-from registry.blobs import BlobStore
+from registry.blobs import BlobStore, DigestHook
 from registry.catalog.store import Catalog, NewVersion
-from registry.errors import ConflictError, InvalidNameError, RegistryError
+from registry.conditions import validate_dataset, validate_metric, validate_score, validate_split
+from registry.errors import ConflictError, IntegrityError, InvalidNameError, RegistryError
+from registry.gc import PushLeases
 from registry.hashing import data_digest, given_digest
-from registry.manifest import BaseModelRef, FileEntry, Manifest, TrainingDataRef
+from registry.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.progress import NoProgress, Progress
 from registry.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.results import PushResult, TrainingDataInfo
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from registry.base_target import BaseTarget
     from registry.formats import AdapterSource
 
-_METRIC_MAX = 128
 _TAG_KEY_MAX = 128
 
 
@@ -49,6 +50,13 @@ class PushRequest:
     base_path: Path | None = None  # base weights to fingerprint and record
     base_quantization: str | None = None
     requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
+    # Facts recorded elsewhere and carried over verbatim (an import from the Hub):
+    lineage: Lineage | None = None
+    exact_base: BaseModelRef | None = None  # the base as recorded, not read or looked up
+    known_data: tuple[TrainingDataInfo, ...] = ()  # training data digested elsewhere
+    # (metric, value, dataset, split, notes), each with its own dataset and split
+    eval_records: tuple[tuple[str, float, str, str, str], ...] = ()
+    expect_digest: str | None = None  # refuse to record a manifest with another digest
 
 
 def default_name(directory: Path) -> str:
@@ -69,18 +77,36 @@ def parse_base(text: str) -> BaseModelRef:
     return BaseModelRef(name=name, revision=revision or None)
 
 
+def _problems(check: Callable[..., object], *args: Any) -> list[str]:
+    try:
+        check(*args)
+    except InvalidNameError as exc:
+        return [str(exc)]
+    return []
+
+
 def _check_annotations(request: PushRequest) -> None:
-    problems = []
+    # The same rules as `adapters eval`, so every pushed score can be queried later.
+    problems = _problems(validate_dataset, request.eval_dataset)
+    problems += _problems(validate_split, request.eval_split)
     for metric, value in request.evals.items():
-        if not metric or len(metric) > _METRIC_MAX or any(c.isspace() for c in metric):
-            problems.append(f"invalid metric name {metric!r}")
-        if value != value or value in (float("inf"), float("-inf")):
-            problems.append(f"eval {metric} is not a finite number")
+        problems += _problems(validate_metric, metric)
+        problems += _problems(validate_score, metric, value)
+    for metric, value, dataset, split, _notes in request.eval_records:
+        problems += _problems(validate_metric, metric)
+        problems += _problems(validate_score, metric, value)
+        problems += _problems(validate_dataset, dataset)
+        problems += _problems(validate_split, split)
     for key in request.tags:
         if not key or len(key) > _TAG_KEY_MAX or any(c.isspace() for c in key):
             problems.append(f"invalid tag key {key!r}")
     if problems:
         raise InvalidNameError("; ".join(problems))
+
+
+# Called with the version's name and manifest just before it is recorded; raising
+# refuses the push (the alias gates of a policy use it).
+PushGate = Callable[[str, Manifest, Sequence[tuple[str, float, str, str, str]]], None]
 
 
 def push(
@@ -89,6 +115,25 @@ def push(
     blobs: BlobStore,
     staging_root: Path,
     progress: Progress | None = None,
+    gate: PushGate | None = None,
+) -> PushResult:
+    # Every blob this push writes or reuses is leased until its version is recorded,
+    # so a concurrent gc cannot delete it in between (see registry/gc.py).
+    leases = PushLeases(catalog)
+    try:
+        return _push(request, catalog, blobs, staging_root, progress, gate, leases)
+    finally:
+        leases.release()
+
+
+def _push(
+    request: PushRequest,
+    catalog: Catalog,
+    blobs: BlobStore,
+    staging_root: Path,
+    progress: Progress | None,
+    gate: PushGate | None,
+    leases: PushLeases,
 ) -> PushResult:
     # Imported here so that commands which never read adapters stay light.
     from registry import formats
@@ -101,6 +146,7 @@ def push(
     requires = _check_requires(request.requires)
     # Digest the training data before touching the store: a missing path fails early.
     data = _training_data(request.data, request.data_hashes)
+    data = _with_known_data(data, request.known_data)
 
     staging_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
@@ -108,14 +154,17 @@ def push(
         source = formats.read_adapter_dir(
             request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
         )
-        base = _named_base(request, source)
+        base = request.exact_base or _named_base(request, source)
         base_target = _fingerprint_base(request.base_path) if request.base_path else None
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        entries, written, written_bytes = _store_files(source, blobs, progress)
+        entries, written, written_bytes = _store_files(source, blobs, progress, leases.take)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    base, base_id = _record_base(catalog, base, base_target, request)
+    if request.exact_base is not None:
+        base_id = _exact_base_id(catalog, request.exact_base)
+    else:
+        base, base_id = _record_base(catalog, base, base_target, request)
 
     manifest = Manifest(
         method=source.method,
@@ -125,7 +174,20 @@ def push(
         base_model=base,
         training_data=tuple(TrainingDataRef(d.sha256, d.kind) for d in data),
         requires=requires,
+        lineage=request.lineage,
     )
+    evals = [
+        (metric, float(value), request.eval_dataset, request.eval_split, "")
+        for metric, value in request.evals.items()
+    ]
+    evals.extend(request.eval_records)
+    if request.expect_digest is not None and manifest.digest != request.expect_digest:
+        raise IntegrityError(
+            f"the adapter read back has digest {manifest.digest}, not the expected "
+            f"{request.expect_digest}; nothing was recorded"
+        )
+    if gate is not None and alias is not None:
+        gate(name, manifest, evals)
     outcome = catalog.insert_version(
         NewVersion(
             name=name,
@@ -133,16 +195,15 @@ def push(
             manifest=manifest,
             actor=current_actor(),
             training_data=data,
-            evals=[
-                (metric, float(value), request.eval_dataset, request.eval_split, "")
-                for metric, value in request.evals.items()
-            ],
+            evals=evals,
             tags=dict(request.tags),
             alias=alias,
             base_model_id=base_id,
+            lease=leases.lease,
         ),
         next_version,
     )
+    leases.settled = True  # released in the transaction that recorded the version
     # Identical content already stored under this name: a no-op returning that
     # version, even when another version number was asked for.
     stored = catalog.get_by_id(outcome.row_id)
@@ -249,8 +310,26 @@ def _training_data(paths: Iterable[Path], hashes: Iterable[str]) -> list[Trainin
     return sorted(found.values(), key=lambda d: d.sha256)
 
 
+def _with_known_data(
+    data: list[TrainingDataInfo], known: Iterable[TrainingDataInfo]
+) -> list[TrainingDataInfo]:
+    found = {d.sha256: d for d in known}
+    found.update((d.sha256, d) for d in data)
+    return sorted(found.values(), key=lambda d: d.sha256)
+
+
+def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
+    """The recorded base with this very name, revision and fingerprint, if there is one."""
+    from registry.catalog.bases import find_base
+
+    if base.name is None:
+        return None
+    found = find_base(catalog, base.name, base.revision, exact=True)
+    return found.id if found is not None and found.content_digest == base.fingerprint else None
+
+
 def _store_files(
-    source: AdapterSource, blobs: BlobStore, progress: Progress
+    source: AdapterSource, blobs: BlobStore, progress: Progress, lease: DigestHook
 ) -> tuple[list[FileEntry], int, int]:
     entries: list[FileEntry] = []
     written = written_bytes = 0
@@ -259,9 +338,9 @@ def _store_files(
     try:
         for item in source.files:
             if item.path == source.config_path:
-                blob = blobs.put_bytes(source.config_bytes)
+                blob = blobs.put_bytes(source.config_bytes, before_commit=lease)
             else:
-                blob = blobs.put_file(item.source, progress=progress.advance)
+                blob = blobs.put_file(item.source, progress=progress.advance, before_commit=lease)
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
             if blob.created:
                 written += 1

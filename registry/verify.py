@@ -7,8 +7,27 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from registry.blobs import BlobStore
-from registry.errors import RegistryError, ValidationError
+from registry.errors import IntegrityError, RegistryError, ValidationError
 from registry.results import AdapterVersion, Check, VerifyReport
+
+
+def manifest_digest(version: AdapterVersion) -> str:
+    """The digest the version's recorded manifest hashes to now."""
+    return "sha256:" + hashlib.sha256(version.manifest.canonical_bytes()).hexdigest()
+
+
+def check_manifest(version: AdapterVersion) -> None:
+    """Refuse a version whose manifest was changed after it was recorded.
+
+    Blob checks alone cannot see this: an edited manifest can name other, intact blobs.
+    """
+    recomputed = manifest_digest(version)
+    if recomputed != version.digest:
+        raise IntegrityError(
+            f"{version.ref}: its recorded manifest hashes to {recomputed[:23]}..., not its "
+            f"digest {version.digest[:23]}...; the catalog was changed; run "
+            f"`adapters verify {version.ref}`"
+        )
 
 
 def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
@@ -32,7 +51,7 @@ def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
         else:
             checks.append(Check(f"file {entry.path}", "fail", f"{entry.path}: {problem}"))
 
-    recomputed = "sha256:" + hashlib.sha256(version.manifest.canonical_bytes()).hexdigest()
+    recomputed = manifest_digest(version)
     if recomputed == version.digest:
         checks.append(Check("digest", "pass", f"manifest hashes to {version.digest[:23]}..."))
     else:

@@ -80,3 +80,14 @@ def registry(
         yield reg
     finally:
         reg.close()
+
+
+@pytest.fixture
+def sqlite_registry(hermetic_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """A new registry on SQLite only, for tests whose subject does not depend on the backend."""
+    monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{hermetic_env.parent / 'sqlite.db'}")
+    reg = Registry.open(hermetic_env, create=True)
+    try:
+        yield reg
+    finally:
+        reg.close()

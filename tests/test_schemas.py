@@ -43,7 +43,7 @@ def saved_config(peft_type: str, tmp_path: Path) -> dict[str, Any]:
 
 def test_bundled_schemas_are_valid_draft_2020_12() -> None:
     names = schemas.available_schemas()
-    assert names == ["adapterhub_config", "peft_config"]
+    assert names == ["adapterhub_config", "peft_config", "policy"]
     for name in names:
         schema = schemas.load_schema(name)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

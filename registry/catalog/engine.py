@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,11 +19,24 @@ BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "registry_write"
 
 
-def _redacted(url: str) -> str:
+# Query parameters drivers accept credentials in (libpq takes ?password=...).
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "token", "secret"})
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a message or a log: its password and password-like parameters masked."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparseable URL>"
+    query = {
+        key: "redacted" if key.lower() in _SECRET_QUERY_KEYS else value
+        for key, value in parsed.query.items()
+    }
+    return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+_redacted = redacted_url
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +69,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -65,26 +80,44 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _enable_wal(cursor: Any) -> None:
+    # Switching the journal mode needs a moment of exclusive access that SQLite does
+    # not wait for on the busy timeout, so a connection opened while another creates
+    # the schema would fail at once. Only switch when needed, and retry while locked.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    with _wrap_operational(engine), Session(engine) as session:
+    with wrap_operational(engine), Session(engine) as session:
         yield session
 
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock at once and commits on exit."""
-    with _wrap_operational(engine), engine.connect() as connection:
+    with wrap_operational(engine), engine.connect() as connection:
         connection = connection.execution_options(**{WRITE_OPTION: True})
         with Session(bind=connection) as session, session.begin():
             yield session
 
 
 @contextmanager
-def _wrap_operational(engine: Engine) -> Iterator[None]:
+def wrap_operational(engine: Engine) -> Iterator[None]:
+    """Turn a database that cannot be reached or used into a ``CatalogError``."""
     try:
         yield
     except OperationalError as exc:
-        raise CatalogError(
-            f"catalog database {_redacted(str(engine.url))} failed: {exc.orig}"
-        ) from exc
+        # One line: driver messages carry newlines and hints of their own.
+        reason = " ".join(str(exc.orig).split())
+        url = redacted_url(engine.url.render_as_string(hide_password=False))
+        raise CatalogError(f"catalog database {url} failed: {reason}") from exc

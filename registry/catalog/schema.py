@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
@@ -17,15 +18,18 @@ from sqlmodel import SQLModel, col
 
 from registry.catalog import tables
 from registry.catalog.engine import WRITE_OPTION
+from registry.catalog.migrations import STEPS, upgrade_one
 from registry.errors import CatalogError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_KEY = "schema_version"
 _SCHEMA_LOCK_ID = 7_245_001
 
 # MIGRATIONS[n] upgrades a catalog from schema version n to n + 1.
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {
+    found: partial(upgrade_one, found=found) for found in STEPS  # steps in migrations.py
+}
 
 
 @dataclass(frozen=True)

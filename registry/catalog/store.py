@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import String, func, type_coerce
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlmodel import Session, col, select
 
-from registry.catalog.engine import make_engine, read_session, write_session
+from registry.catalog.engine import (
+    make_engine,
+    read_session,
+    wrap_operational,
+    write_session,
+)
+from registry.catalog.history import move_alias, refuse_reuse, removed_versions
+from registry.catalog.leases import release_leases
+from registry.catalog.lineage_edges import record_lineage
+from registry.catalog.listing import id_query, ordered_ids, ordered_rows
+from registry.catalog.resolve import choose
 from registry.catalog.schema import SchemaStatus, ensure_schema
 from registry.catalog.tables import (
     AdapterVersionRow,
@@ -24,9 +37,10 @@ from registry.catalog.tables import (
     TrainingDataRow,
     VersionFileRow,
 )
+from registry.conditions import Condition
 from registry.errors import ConflictError, NotFoundError
 from registry.manifest import Manifest
-from registry.refs import Candidate, Ref, select_version
+from registry.refs import Ref
 from registry.results import AdapterVersion, EvalScore, TrainingDataInfo
 
 
@@ -47,6 +61,7 @@ class NewVersion:
     tags: dict[str, str] | None = None
     alias: str | None = None
     base_model_id: int | None = None
+    lease: str | None = None  # blob leases of this push, released when it is recorded
 
 
 @dataclass(frozen=True)
@@ -57,17 +72,28 @@ class InsertOutcome:
 
 @dataclass(frozen=True)
 class ListFilter:
+    """What ``list`` selects; every given filter must hold (see ``catalog/listing.py``)."""
+
     name_glob: str | None = None
-    base: str | None = None
+    base: str | None = None  # NAME[@REVISION], or a base fingerprint sha256:HEX (12+ digits)
     method: str | None = None
     include_yanked: bool = True
+    status: str | None = None  # "active" | "yanked"
+    alias: str | None = None
+    tags: tuple[tuple[str, str | None], ...] = ()  # (key, value); value None: key present
+    data_sha256: str | None = None  # training data digest, sha256:HEX (12+ digits)
+    where: tuple[Condition, ...] = ()
+    sort: str = "name"  # name | version | created | METRIC[@DATASET]
+    reverse: bool = False
+    limit: int | None = None
 
 
 class Catalog:
     def __init__(self, url: str, *, upgrade: bool = False) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade)
+        with wrap_operational(self.engine):  # an unreachable server is a one-line error
+            self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -92,6 +118,8 @@ class Catalog:
                     ).first()
                     if existing is not None:
                         assert existing.id is not None
+                        if new.lease is not None:
+                            release_leases(session, new.lease)
                         return InsertOutcome(existing.id, created=False)
                     versions = list(
                         session.exec(
@@ -100,10 +128,18 @@ class Catalog:
                             )
                         )
                     )
-                    version = new.version or next_version(versions)
+                    # A removed version's number keeps meaning its content: automatic
+                    # numbers skip it, and only that content may be pushed under it again.
+                    removed = removed_versions(session, new.name)
+                    version = new.version or next_version([*versions, *removed])
                     if new.version is not None:
                         self._refuse_taken_version(session, new.name, new.version, versions)
+                        refuse_reuse(new.name, new.version, digest, removed)
                     row_id = self._insert(session, new, version, digest)
+                    if new.lease is not None:
+                        # Same transaction as the file rows: the blobs pass from leased
+                        # to referenced with no moment where gc could take them.
+                        release_leases(session, new.lease)
                     return InsertOutcome(row_id, created=True)
             except SqlIntegrityError as exc:
                 if new.version is not None:
@@ -147,6 +183,7 @@ class Catalog:
             base_model_id=new.base_model_id,
             base_name=manifest.base_model.name,
             base_revision=manifest.base_model.revision,
+            base_fingerprint=manifest.base_model.fingerprint,
             manifest=manifest.canonical_bytes().decode("utf-8"),
             size_bytes=sum(f.size for f in manifest.files),
             created_at=now,
@@ -191,8 +228,9 @@ class Catalog:
             )
         for key, tag_value in (new.tags or {}).items():
             session.add(TagRow(version_id=row.id, key=key, value=tag_value))
+        record_lineage(session, row.id, manifest)
         if new.alias is not None:
-            self._move_alias(session, new.name, new.alias, row.id, now)
+            move_alias(session, row, new.alias, new.actor, action="push")
         self._event(
             session,
             new.actor,
@@ -202,18 +240,6 @@ class Catalog:
             {"digest": digest, "method": manifest.method, "alias": new.alias},
         )
         return row.id
-
-    @staticmethod
-    def _move_alias(
-        session: Session, name: str, alias: str, version_id: int, now: datetime
-    ) -> None:
-        current = session.get(AliasRow, (name, alias))
-        if current is None:
-            session.add(AliasRow(name=name, alias=alias, version_id=version_id, updated_at=now))
-        else:
-            current.version_id = version_id
-            current.updated_at = now
-            session.add(current)
 
     @staticmethod
     def _event(
@@ -267,12 +293,8 @@ class Catalog:
                     "give more digits"
                 )
             return matches[0]
-        pairs = session.exec(
-            select(AdapterVersionRow.version, AdapterVersionRow.status).where(
-                AdapterVersionRow.name == ref.name
-            )
-        ).all()
-        chosen = select_version(ref, [Candidate(v, s == "yanked") for v, s in pairs])
+        # Reads the name's versions highest first from an index, not all of them.
+        chosen = choose(session, ref)
         return session.exec(by_name.where(AdapterVersionRow.version == chosen.version)).one()
 
     @staticmethod
@@ -291,65 +313,79 @@ class Catalog:
             return self._load(session, [row])[0]
 
     def list_versions(self, flt: ListFilter) -> list[AdapterVersion]:
-        query = select(AdapterVersionRow)
-        if flt.name_glob:
-            query = query.where(
-                # Names are lowercase, so matching the lowered glob is case-insensitive on
-                # every backend (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
-                col(AdapterVersionRow.name).like(
-                    _glob_to_like(flt.name_glob.lower()), escape="\\"
-                )
-            )
-        if flt.base:
-            name, _, revision = flt.base.partition("@")
-            query = query.where(AdapterVersionRow.base_name == name)
-            if revision:
-                query = query.where(AdapterVersionRow.base_revision == revision)
-        if flt.method:
-            query = query.where(AdapterVersionRow.method == flt.method.lower())
-        if not flt.include_yanked:
-            query = query.where(AdapterVersionRow.status != "yanked")
-        query = query.order_by(col(AdapterVersionRow.name), col(AdapterVersionRow.id))
+        """Versions matching every filter of ``flt``, in its order (see ``listing.py``)."""
         with read_session(self.engine) as session:
-            return self._load(session, list(session.exec(query)))
+            connection = session.connection()
+            if flt.limit is None:
+                # Every match is loaded anyway: read whole rows in one go.
+                rows = connection.execute(id_query(flt, whole_rows=True)).all()
+                return self._load(
+                    session, [_VersionColumns._make(r) for r in ordered_rows(rows, flt)]
+                )
+            rows = connection.execute(id_query(flt)).all()
+            return self._load_ids(session, ordered_ids(rows, flt))
+
+    def get_many(self, ids: Sequence[int]) -> list[AdapterVersion]:
+        """The versions with these ids, in this order (unknown ids are skipped)."""
+        with read_session(self.engine) as session:
+            return self._load_ids(session, ids)
+
+    def _load_ids(self, session: Session, ids: Sequence[int]) -> list[AdapterVersion]:
+        # Plain column tuples, not ORM objects: building thousands of mapped instances
+        # would cost more than the query itself.
+        table = AdapterVersionRow.__table__  # type: ignore[attr-defined]
+        by_id: dict[int, Any] = {}
+        for chunk in _chunks(ids):
+            for row in session.connection().execute(sa_select(table).where(table.c.id.in_(chunk))):
+                by_id[row[0]] = _VersionColumns._make(row)
+        return self._load(session, [by_id[i] for i in ids if i in by_id])
 
     def count_versions(self) -> int:
         with read_session(self.engine) as session:
             return int(session.exec(select(func.count()).select_from(AdapterVersionRow)).one())
 
-    def _load(self, session: Session, rows: Sequence[AdapterVersionRow]) -> list[AdapterVersion]:
-        """Rows to typed results, with annotations fetched in one query per table."""
+    def _load(self, session: Session, rows: Sequence[Any]) -> list[AdapterVersion]:
+        """Rows (mapped or plain, with the adapter_versions columns as attributes) to typed
+        results, with annotations fetched in one query per table and chunk."""
         ids = [row.id for row in rows if row.id is not None]
         if not ids:
             return []
         evals: dict[int, list[EvalScore]] = {}
-        for ev in session.exec(
-            select(EvalRow).where(col(EvalRow.version_id).in_(ids)).order_by(col(EvalRow.id))
-        ):
-            evals.setdefault(ev.version_id, []).append(
-                EvalScore(
-                    ev.metric, ev.value, ev.dataset, ev.split, ev.notes, ev.recorded_at, ev.actor
-                )
-            )
         aliases: dict[int, list[str]] = {}
-        for al in session.exec(
-            select(AliasRow).where(col(AliasRow.version_id).in_(ids)).order_by(col(AliasRow.alias))
-        ):
-            aliases.setdefault(al.version_id, []).append(al.alias)
         tags: dict[int, dict[str, str]] = {}
-        for tag in session.exec(
-            select(TagRow).where(col(TagRow.version_id).in_(ids)).order_by(col(TagRow.key))
-        ):
-            tags.setdefault(tag.version_id, {})[tag.key] = tag.value
         data: dict[int, list[TrainingDataInfo]] = {}
-        for td in session.exec(
-            select(TrainingDataRow)
-            .where(col(TrainingDataRow.version_id).in_(ids))
-            .order_by(col(TrainingDataRow.id))
-        ):
-            data.setdefault(td.version_id, []).append(
-                TrainingDataInfo(td.sha256, td.kind, td.source, td.files, td.size)
-            )
+        # Core statements on the connection: the ORM layer would add per-row overhead.
+        connection = session.connection()
+        recorded_at, to_datetime = _fast_timestamps(connection.dialect.name, EvalRow.recorded_at)
+        # In chunks: backends cap the number of bound parameters in one statement.
+        for chunk in _chunks(ids):
+            for ev in connection.execute(
+                _columns(EvalRow, "version_id", "metric", "value", "dataset", "split", "notes")
+                .add_columns(recorded_at, col(EvalRow.actor))
+                .where(col(EvalRow.version_id).in_(chunk))
+                .order_by(col(EvalRow.id))
+            ):
+                evals.setdefault(ev[0], []).append(
+                    EvalScore(ev[1], ev[2], ev[3], ev[4], ev[5], to_datetime(ev[6]), ev[7])
+                )
+            for al in connection.execute(
+                _columns(AliasRow, "version_id", "alias")
+                .where(col(AliasRow.version_id).in_(chunk))
+                .order_by(col(AliasRow.alias))
+            ):
+                aliases.setdefault(al[0], []).append(al[1])
+            for tag in connection.execute(
+                _columns(TagRow, "version_id", "key", "value")
+                .where(col(TagRow.version_id).in_(chunk))
+                .order_by(col(TagRow.key))
+            ):
+                tags.setdefault(tag[0], {})[tag[1]] = tag[2]
+            for td in connection.execute(
+                _columns(TrainingDataRow, "version_id", "sha256", "kind", "source", "files", "size")
+                .where(col(TrainingDataRow.version_id).in_(chunk))
+                .order_by(col(TrainingDataRow.id))
+            ):
+                data.setdefault(td[0], []).append(TrainingDataInfo(*td[1:]))
         results = []
         for row in rows:
             assert row.id is not None
@@ -382,6 +418,43 @@ class Catalog:
             query = query.where(AuditEventRow.name == name)
         with read_session(self.engine) as session:
             return list(session.exec(query))
+
+
+# Bound parameters per IN list: SQLite before 3.32 allowed 999 per statement.
+_CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
+
+
+def _fast_timestamps(dialect: str, column: Any) -> tuple[Any, Callable[[Any], datetime]]:
+    """A timestamp column and its converter to an aware UTC datetime.
+
+    SQLite stores text; parsing it with ``datetime.fromisoformat`` is several times
+    faster than the generic type processing, which shows on thousands of evals.
+    """
+    if dialect != "sqlite":
+        return col(column), _as_utc
+    return type_coerce(column, String), _parse_utc
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_utc(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+# adapter_versions columns as a namedtuple: attribute access on SQLAlchemy rows is
+# slow enough to show in listings of thousands of versions.
+_VersionColumns = namedtuple(  # type: ignore[misc]
+    "_VersionColumns",
+    [c.name for c in AdapterVersionRow.__table__.columns],  # type: ignore[attr-defined]
+)
+
+
+def _columns(model: Any, *names: str) -> Any:
+    return sa_select(*(getattr(model.__table__.c, name) for name in names))
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
 
 def _glob_to_like(glob: str) -> str:

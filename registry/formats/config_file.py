@@ -12,6 +12,14 @@ import copy
 import json
 from typing import Any
 
+from registry.formats.json_limits import (
+    JsonLimitError,
+    bounded_int,
+    finite_float,
+    json_problems,
+    too_deep,
+)
+
 CONFIG_NAME = "adapter_config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
@@ -40,13 +48,26 @@ def parse_config(raw: bytes, name: str = CONFIG_NAME) -> tuple[dict[str, Any] | 
     except UnicodeDecodeError as exc:
         return None, [f"{name}: not UTF-8 text (byte {exc.start})"]
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constants,
+            parse_int=bounded_int,
+            parse_float=finite_float,
+        )
     except json.JSONDecodeError as exc:
         return None, [f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]
     except _DuplicateKeyError as exc:
         return None, [f"{name}: key {exc} appears twice in one object"]
-    except (ValueError, RecursionError) as exc:
+    except JsonLimitError as exc:
+        return None, [f"{name}: {exc}"]
+    except RecursionError:
+        return None, [f"{name}: {too_deep()}"]
+    except ValueError as exc:
         return None, [f"{name}: invalid JSON: {exc}"]
+    limits = json_problems(value, name)
+    if limits:
+        return None, limits
     if not isinstance(value, dict):
         return None, [f"{name}: holds a JSON {_json_type(value)}, expected an object"]
     return value, []

@@ -245,8 +245,20 @@ def _check_peft_config(document: dict[str, Any]) -> _Config:
         )
     if not lines:
         # Only a config of the right types can be searched for regexes that do not compile.
-        lines = regex_problems(config)
+        lines = regex_problems(config) + _label_problems(
+            config, ("base_model_name_or_path", "revision")
+        )
     return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
+
+
+def _label_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    # These become catalog columns and lookup keys; PostgreSQL cannot store NUL in text, and
+    # control characters would let a name print as a different one.
+    return [
+        f"$.{key}: {show(config[key])} contains control characters"
+        for key in keys
+        if isinstance(config.get(key), str) and not config[key].isprintable()
+    ]
 
 
 def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
@@ -262,6 +274,8 @@ def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
             ],
         )
     lines = schemas.validate(config, "adapterhub_config")
+    if not lines:
+        lines = _label_problems(config, ("model_name",))
     return _Config("bottleneck", config, [f"{CONFIG_NAME}: {line}" for line in lines])
 
 

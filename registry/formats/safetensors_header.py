@@ -4,7 +4,8 @@ Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the da
 The JSON maps tensor names to ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets
 relative to the data section) plus an optional ``__metadata__`` of strings. Every declaration is
 checked against the file: a lying length, offsets outside the data, a size that does not match
-the shape, or two tensors sharing bytes are all reported, each one.
+the shape, two tensors sharing bytes, or data bytes that belong to no tensor (which the
+safetensors library refuses to load) are all reported, each one.
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ValidationError
+from registry.formats.json_limits import (
+    JsonLimitError,
+    bounded_int,
+    brief,
+    finite_float,
+    json_problems,
+    too_deep,
+)
 from registry.formats.model import TensorInfo
-from registry.formats.text import show
+from registry.formats.text import show, show_shape
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Offsets, dimensions and byte sizes are u64 in the format.
+_LIMIT = 2**64
+_ANY = 10**20  # above every integer json_limits lets through
 _LENGTH = struct.Struct("<Q")
 
 # Bits per element of every dtype the safetensors format defines.
@@ -127,15 +139,31 @@ def _parse_json(header: bytes, report: HeaderReport) -> dict[str, Any] | None:
         report.problems.append(f"header is not UTF-8 (byte {exc.start})")
         return None
     try:
-        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        document = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_int=bounded_int,
+            parse_float=finite_float,
+        )
     except _DuplicateKeyError as exc:
         report.problems.append(f"header declares {exc} more than once")
         return None
     except json.JSONDecodeError as exc:
         report.problems.append(f"header is not valid JSON: {exc.msg} at byte {exc.pos}")
         return None
-    except (ValueError, RecursionError) as exc:
+    except JsonLimitError as exc:
+        report.problems.append(f"header: {exc}")
+        return None
+    except RecursionError:
+        report.problems.append(f"header is {too_deep()}")
+        return None
+    except ValueError as exc:
         report.problems.append(f"header is not valid JSON: {exc}")
+        return None
+    limits = json_problems(document, "header")
+    if limits:
+        report.problems.extend(limits)
         return None
     if not isinstance(document, dict):
         report.problems.append(
@@ -159,8 +187,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _is_count(value: object, limit: int = _LIMIT) -> bool:
+    # u64 in the format; json_limits already bounds integers to 20 digits.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
 
 
 def _check_entries(document: dict[str, Any], data_size: int, report: HeaderReport) -> None:
@@ -176,6 +205,8 @@ def _check_entries(document: dict[str, Any], data_size: int, report: HeaderRepor
         if info.offsets[1] > info.offsets[0]:
             spans.append((info.offsets[0], info.offsets[1], name))
     _check_overlaps(spans, report)
+    if not report.problems:
+        _check_coverage(spans, data_size, report)
 
 
 def _check_metadata(entry: object, report: HeaderReport) -> None:
@@ -197,13 +228,15 @@ def _check_tensor(
     problems: list[str] = []
     dtype = entry.get("dtype")
     if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
-        problems.append(f"{label}: unknown dtype {dtype!r}")
+        problems.append(f"{label}: unknown dtype {brief(dtype)}")
     shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        problems.append(f"{label}: shape {shape!r} is not a list of non-negative integers")
+    if not isinstance(shape, list) or not all(_is_count(d, _ANY) for d in shape):
+        problems.append(f"{label}: shape {brief(shape)} is not a list of non-negative integers")
+    elif not all(_is_count(d) for d in shape):
+        problems.append(f"{label}: shape {brief(shape)} has a dimension of 2**64 or more")
     offsets = entry.get("data_offsets")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
-        problems.append(f"{label}: data_offsets {offsets!r} is not [begin, end]")
+        problems.append(f"{label}: data_offsets {brief(offsets)} is not [begin, end]")
     elif offsets[0] > offsets[1]:
         problems.append(f"{label}: data_offsets {offsets} end before they begin")
     elif offsets[1] > data_size:
@@ -217,15 +250,26 @@ def _check_tensor(
     info = TensorInfo(name, dtype, tuple(shape), (offsets[0], offsets[1]))
     bits = info.numel * DTYPE_BITS[dtype]
     span = offsets[1] - offsets[0]
+    declared = f"{dtype} {_shape_text(info.shape)}"
+    if bits >= 8 * _LIMIT:
+        # Said without the number itself: it may have more digits than Python will print.
+        report.problems.append(f"{label}: {declared} declares more than 2**64 bytes")
+        return None
     if bits % 8:
-        report.problems.append(f"{label}: {dtype} {list(shape)} is not a whole number of bytes")
+        report.problems.append(f"{label}: {declared} is not a whole number of bytes")
         return None
     if span != bits // 8:
         report.problems.append(
-            f"{label}: data_offsets span {span} bytes but {dtype} {list(shape)} needs {bits // 8}"
+            f"{label}: data_offsets span {span} bytes but {declared} needs {bits // 8}"
         )
         return None
     return info
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) <= 8:
+        return show_shape(shape)
+    return f"{show_shape(shape[:8])[:-1]}, ... ({len(shape)} dimensions)]"
 
 
 def _check_overlaps(spans: list[tuple[int, int, str]], report: HeaderReport) -> None:
@@ -239,3 +283,23 @@ def _check_overlaps(spans: list[tuple[int, int, str]], report: HeaderReport) -> 
             )
         if furthest is None or span[1] > furthest[1]:
             furthest = span
+
+
+def _check_coverage(
+    spans: list[tuple[int, int, str]], data_size: int, report: HeaderReport
+) -> None:
+    # The safetensors library refuses a data section with bytes outside every tensor, so
+    # a file with gaps or trailing bytes could be stored here yet never load.
+    position = 0
+    for begin, end, _name in sorted(spans):
+        if begin > position:
+            report.problems.append(
+                f"bytes {position}..{begin} of the data section belong to no tensor "
+                "(the safetensors library refuses such files)"
+            )
+        position = max(position, end)
+    if position < data_size:
+        report.problems.append(
+            f"{data_size - position} bytes after the last tensor belong to no tensor "
+            "(the safetensors library refuses such files)"
+        )

@@ -35,6 +35,50 @@ def require_foldable(method: str) -> None:
         raise UnsupportedMethodError(f"cannot fold a {method} adapter into base weights: {reason}")
 
 
+_SUFFIXES = {
+    "lora": LORA_SUFFIXES,
+    "ia3": IA3_SUFFIXES,
+    "loha": LOHA_SUFFIXES,
+    "lokr": LOKR_SUFFIXES,
+}
+
+
+def fold_groups(
+    adapter: AdapterTensors,
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """The adapter's tensors by module, and the full tensors saved beside them."""
+    require_foldable(adapter.method)
+    return group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
+
+
+def module_updates(
+    adapter: AdapterTensors,
+    module: str,
+    parts: Mapping[str, torch.Tensor],
+    base_shapes: Mapping[str, torch.Size] | None = None,
+) -> list[WeightUpdate]:
+    """The updates one module's tensors make (its weight, and for some methods its bias)."""
+    groups = {module: parts}
+    if adapter.method == "lora":
+        return lora_updates(adapter.config, groups)
+    if adapter.method == "ia3":
+        return ia3_updates(adapter.config, groups)
+    if adapter.method == "loha":
+        return loha_updates(adapter.config, groups, base_shapes)
+    return lokr_updates(adapter.config, groups, base_shapes)
+
+
+def replacement_updates(rest: Mapping[str, torch.Tensor]) -> list[WeightUpdate]:
+    """Full tensors PEFT saved beside the factors (modules_to_save, copied embeddings)
+    replace the base parameter, before any delta lands on it."""
+    replacements = []
+    for key, tensor in sorted(rest.items()):
+        target = base_parameter(key)
+        if target is not None:
+            replacements.append(WeightUpdate(target, "replace", tensor))
+    return replacements
+
+
 def weight_updates(
     adapter: AdapterTensors, base_shapes: Mapping[str, torch.Size] | None = None
 ) -> list[WeightUpdate]:
@@ -43,25 +87,8 @@ def weight_updates(
     ``base_shapes`` (parameter name -> shape) lets LoHa/LoKr deltas take the
     shape of a convolution kernel; linear layers do not need it.
     """
-    require_foldable(adapter.method)
-    config = adapter.config
-    if adapter.method == "lora":
-        groups, rest = group_by_module(adapter.tensors, LORA_SUFFIXES)
-        updates = lora_updates(config, groups)
-    elif adapter.method == "ia3":
-        groups, rest = group_by_module(adapter.tensors, IA3_SUFFIXES)
-        updates = ia3_updates(config, groups)
-    elif adapter.method == "loha":
-        groups, rest = group_by_module(adapter.tensors, LOHA_SUFFIXES)
-        updates = loha_updates(config, groups, base_shapes)
-    else:
-        groups, rest = group_by_module(adapter.tensors, LOKR_SUFFIXES)
-        updates = lokr_updates(config, groups, base_shapes)
-    # Full tensors PEFT saved beside the factors (modules_to_save, copied embeddings)
-    # replace the base parameter, before any delta lands on it.
-    replacements = []
-    for key, tensor in sorted(rest.items()):
-        target = base_parameter(key)
-        if target is not None:
-            replacements.append(WeightUpdate(target, "replace", tensor))
-    return replacements + updates
+    groups, rest = fold_groups(adapter)
+    updates = replacement_updates(rest)
+    for module, parts in sorted(groups.items()):
+        updates.extend(module_updates(adapter, module, parts, base_shapes))
+    return updates

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from registry.formats.matching import pattern_value
-from registry.ops.updates import Layout, WeightUpdate
+from registry.ops.updates import Layout, LowRankProduct, WeightUpdate
 
 LORA_SUFFIXES = (
     "lora_A.weight",
@@ -75,15 +75,23 @@ def lora_factors(
 def lora_delta(factors: LoraFactors) -> torch.Tensor:
     """The weight delta in the base parameter's own layout, in float32."""
     a = factors.a.to(torch.float32)
-    b = factors.b.to(torch.float32)
+    # Scaling the small factor rather than the product saves a pass over a dense matrix.
+    b = factors.b.to(torch.float32) * factors.scaling
     if factors.layout == "conv":
         # B is a 1x1 conv over A's output channels: contract the rank dimension.
-        delta = torch.einsum("or,ri...->oi...", b.flatten(1), a)
-        return delta * factors.scaling
+        return torch.einsum("or,ri...->oi...", b.flatten(1), a)
     product = b @ a
     if factors.layout in ("linear_t", "embedding"):
         product = product.T
-    return product * factors.scaling
+    return product
+
+
+def lora_product(factors: LoraFactors) -> torch.Tensor | LowRankProduct:
+    """The delta as ``lora_delta`` gives it, left factored where the layout allows."""
+    if factors.layout == "conv":
+        return lora_delta(factors)
+    b = factors.b.to(torch.float32) * factors.scaling
+    return LowRankProduct(b, factors.a.to(torch.float32), factors.layout != "linear")
 
 
 def lora_updates(
@@ -92,7 +100,7 @@ def lora_updates(
     updates: list[WeightUpdate] = []
     for module, parts in sorted(groups.items()):
         factors = lora_factors(config, module, parts)
-        delta = lora_delta(factors)
+        delta = lora_product(factors)
         if factors.magnitude is not None:
             updates.append(
                 WeightUpdate(f"{module}.weight", "dora", delta, factors.layout, factors.magnitude)

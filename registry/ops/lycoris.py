@@ -75,6 +75,13 @@ def _rank(parts: Mapping[str, torch.Tensor]) -> int:
     return 0
 
 
+def lycoris_scaling(
+    config: Mapping[str, Any], module: str, parts: Mapping[str, torch.Tensor]
+) -> float:
+    """alpha / r for one LoHa or LoKr module, with rank and alpha patterns applied."""
+    return _scaling(config, module, _rank(parts))
+
+
 def loha_updates(
     config: Mapping[str, Any],
     groups: Mapping[str, Mapping[str, torch.Tensor]],

@@ -21,13 +21,52 @@ Layout = Literal["linear", "linear_t", "embedding", "conv"]
 
 
 @dataclass(frozen=True)
+class LowRankProduct:
+    """A delta kept as its factors: ``b @ a``, or its transpose when ``transpose``.
+
+    Adding it to a weight is one ``addmm`` with no dense delta in memory, which is what
+    makes a merge into a large checkpoint cost little more than copying it.
+    """
+
+    b: torch.Tensor  # [out, r]
+    a: torch.Tensor  # [r, in]
+    transpose: bool = False
+
+    @property
+    def shape(self) -> torch.Size:
+        rows, cols = int(self.b.shape[0]), int(self.a.shape[1])
+        return torch.Size((cols, rows) if self.transpose else (rows, cols))
+
+    def to(
+        self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """The dense delta."""
+        product = self.b.to(dtype=dtype, device=device) @ self.a.to(dtype=dtype, device=device)
+        return product.T if self.transpose else product
+
+    def add_into(self, target: torch.Tensor) -> torch.Tensor:
+        """``target += delta`` in place (float32 target)."""
+        b = self.b.to(dtype=target.dtype, device=target.device)
+        a = self.a.to(dtype=target.dtype, device=target.device)
+        if self.transpose:
+            return target.addmm_(a.T, b.T)
+        return target.addmm_(b, a)
+
+
+@dataclass(frozen=True)
 class WeightUpdate:
     target: str  # base parameter name, e.g. "model.layers.0.self_attn.q_proj.weight"
     kind: UpdateKind
-    value: torch.Tensor  # delta (add, dora), broadcastable factor (scale), new tensor (replace)
+    # delta (add, dora), broadcastable factor (scale), new tensor (replace); LoRA deltas of
+    # linear and embedding layers stay factored until they are applied.
+    value: torch.Tensor | LowRankProduct
     layout: Layout = "linear"
     magnitude: torch.Tensor | None = None  # DoRA only
     optional: bool = False  # applies only if the base has the parameter (IA3 bias scaling)
+
+    def dense_value(self) -> torch.Tensor:
+        """``value`` as a float32 tensor (a factored delta multiplied out)."""
+        return self.value.to(dtype=torch.float32)
 
     def expected_shape(self) -> tuple[int, ...] | None:
         """The parameter shape this update needs, where it implies one."""
@@ -41,18 +80,36 @@ def apply_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
     dtype = weight.dtype
     if update.kind == "replace":
         return update.value.to(dtype=dtype, device=weight.device).clone()
-    base = weight.detach().to(torch.float32)
+    # A fresh float32 copy, updated in place: one dense allocation instead of three.
+    base = weight.detach().to(torch.float32, copy=True)
+    if update.kind == "add" and isinstance(update.value, LowRankProduct):
+        return update.value.add_into(base).to(dtype)
     value = update.value.to(dtype=torch.float32, device=weight.device)
     result: torch.Tensor
     if update.kind == "add":
-        result = base + value
+        result = base.add_(value)
     elif update.kind == "scale":
-        result = base * value
+        result = base.mul_(value)
     else:
         assert update.magnitude is not None
         magnitude = update.magnitude.to(dtype=torch.float32, device=weight.device)
         combined = base + value
         result = _dora_factor(combined, magnitude, update.layout) * combined
+    return result.to(dtype)
+
+
+def revert_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
+    """The value ``weight`` had before ``apply_update(…, update)`` (up to rounding).
+
+    Only additive and scaling updates can be undone from the merged weight alone: DoRA's
+    norm and a replaced tensor are not recoverable from it (the loader keeps originals).
+    """
+    if update.kind not in ("add", "scale"):
+        raise ValueError(f"a {update.kind!r} update cannot be undone from the merged weight")
+    dtype = weight.dtype
+    base = weight.detach().to(torch.float32)
+    value = update.value.to(dtype=torch.float32, device=weight.device)
+    result = base - value if update.kind == "add" else base / value
     return result.to(dtype)
 
 

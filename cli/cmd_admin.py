@@ -1,0 +1,100 @@
+"""adapters migrate, doctor: upgrading a catalog and checking a registry.
+
+Neither opens the registry the usual way: opening refuses a catalog at an older
+schema, which is exactly what these commands deal with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from cli.context import AppState, pass_state
+from cli.render import echo_json
+from registry.home import RegistryHome, find_home
+
+
+def _home(state: AppState) -> RegistryHome:
+    return find_home(state.registry_path)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_state
+def migrate(state: AppState, dry_run: bool, as_json: bool) -> None:
+    """Upgrade the catalog (SQLite file or PostgreSQL) to this release's schema, in place.
+
+    All steps run in one transaction: a failure leaves the catalog as it was. Back the
+    catalog up first (docs/team.md#backups).
+
+    \b
+    Example:
+      adapters migrate --dry-run
+      adapters migrate
+    """
+    from registry.migrate import migrate as run
+
+    result = run(_home(state).database_url(), dry_run=dry_run)
+    if as_json:
+        echo_json({**asdict(result), "changed": result.changed})
+        return
+    found = "empty" if result.from_version is None else f"schema {result.from_version}"
+    if not result.changed:
+        click.echo(f"{result.database}: already at schema {result.to_version}; nothing to do")
+        return
+    verb = "would migrate" if dry_run else "migrated"
+    click.echo(f"{result.database}: {verb} from {found} to schema {result.to_version}")
+    for step in result.steps:
+        click.echo(f"  {step}")
+
+
+@click.command()
+@click.option("--deep", is_flag=True, help="Also re-hash every referenced blob (reads them all).")
+@click.option("--repair", is_flag=True, help="Delete catalog rows that belong to no version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_state
+def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
+    """Check the home, the catalog database and schema, the rows and the blobs.
+
+    Each finding says what is wrong and the command that fixes it. Exit code 0 when
+    there is nothing to fix (info findings need no action), 1 otherwise.
+
+    \b
+    Example:
+      adapters doctor
+      adapters doctor --deep --json
+    """
+    from registry.actor import current_actor
+    from registry.doctor import diagnose
+    from registry.doctor import repair as run_repair
+
+    home = _home(state)
+    url = home.database_url()
+    if repair:
+        fixed = run_repair(url, current_actor())
+        for table, count in sorted(fixed.deleted.items()):
+            click.echo(
+                f"repaired: deleted {count} rows of {table} that belonged to no version", err=True
+            )
+    report = diagnose(home, url, deep=deep)
+    if as_json:
+        echo_json({**asdict(report), "clean": report.clean})
+    else:
+        click.echo(f"home      {report.home}")
+        click.echo(f"database  {report.database} (schema {report.schema_version})")
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(report.counts.items()))
+        if counts:
+            click.echo(f"found     {counts}")
+        click.echo(f"checked   {', '.join(report.checked)}{' (deep)' if deep else ''}")
+        for finding in report.findings:
+            click.echo(f"{finding.severity.upper():8}  [{finding.check}] {finding.what}")
+            if finding.fix:
+                click.echo(f"          fix: {finding.fix}")
+        click.echo("no problems found" if report.clean else "problems found")
+    if not report.clean:
+        raise SystemExit(1)
+
+
+COMMANDS = [migrate, doctor]

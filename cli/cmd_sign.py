@@ -1,0 +1,134 @@
+"""adapters sign, adapters key generate|trust|list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from cli.context import AppState, pass_state
+from cli.render import echo_json, table
+
+if TYPE_CHECKING:
+    from registry.keys import Keyring
+
+
+@click.command()
+@click.argument("ref")
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    metavar="NAME|PATH",
+    help="A key made with `adapters key generate`, or a PEM private key file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the signature as JSON.")
+@pass_state
+def sign(state: AppState, ref: str, key: str, as_json: bool) -> None:
+    """Sign a version's digest with an ed25519 key, after verifying it.
+
+    The signature covers the name, version and digest, and the digest covers every
+    file: changing any stored byte or the manifest breaks it. `adapters verify`
+    reports each signature; policy.json can require a trusted one for an alias
+    ("require_signature": true) and for loading ("load": {"require_signature": true}).
+
+    \b
+    Example:
+      adapters key generate release
+      adapters sign sql-lora@3 --key release
+    """
+    signature = state.registry().sign(ref, key)
+    if as_json:
+        echo_json(signature.to_dict())
+        return
+    if not signature.created:
+        click.echo("note: this key had already signed this version", err=True)
+    click.echo(f"{signature.ref} {signature.digest} signed by {signature.signer}")
+
+
+@click.group()
+def key() -> None:
+    """Manage signing keys: make one, trust someone else's, list them.
+
+    Keys live in the registry home: private keys in keys/private/ (mode 0600),
+    trusted public keys in keys/trusted/.
+
+    \b
+    Example:
+      adapters key generate release
+      adapters key trust alice alice.pub
+      adapters key list
+    """
+
+
+def _keyring(state: AppState) -> Keyring:
+    from registry.keys import Keyring  # cryptography only for the commands that use keys
+
+    return Keyring(state.registry().home.root)
+
+
+@key.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON.")
+@pass_state
+def generate(state: AppState, name: str, as_json: bool) -> None:
+    """Make an ed25519 key pair NAME; its public half is trusted here at once.
+
+    Give keys/trusted/NAME.pub to whoever should trust your signatures.
+
+    \b
+    Example:
+      adapters key generate release
+    """
+    info = _keyring(state).generate(name)
+    if as_json:
+        echo_json(info.to_dict())
+        return
+    click.echo(f"made key {info.name} ({info.key_id[:16]}...)")
+    click.echo(f"public key: {info.public_path}")
+
+
+@key.command()
+@click.argument("name")
+@click.argument("public_key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON.")
+@pass_state
+def trust(state: AppState, name: str, public_key: Path, as_json: bool) -> None:
+    """Trust the ed25519 PUBLIC_KEY (PEM or OpenSSH) under NAME.
+
+    Signatures made with it then pass `adapters verify` and policy gates.
+
+    \b
+    Example:
+      adapters key trust alice alice.pub
+    """
+    info = _keyring(state).trust(name, public_key)
+    if as_json:
+        echo_json(info.to_dict())
+        return
+    click.echo(f"trusted key {info.name} ({info.key_id[:16]}...)")
+
+
+@key.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_state
+def list_keys(state: AppState, as_json: bool) -> None:
+    """List the trusted keys, and which of them can sign here.
+
+    \b
+    Example:
+      adapters key list --json
+    """
+    keys = _keyring(state).trusted()
+    if as_json:
+        echo_json([info.to_dict() for info in keys])
+        return
+    if not keys:
+        click.echo("no trusted keys; make one with `adapters key generate NAME`", err=True)
+        return
+    rows = [(k.name, k.key_id[:16], "yes" if k.has_private else "no") for k in keys]
+    click.echo(table(("NAME", "KEY ID", "CAN SIGN HERE"), rows))
+
+
+COMMANDS = [sign, key]

@@ -1,0 +1,195 @@
+"""Small valid adapters written by hand: no torch, no peft, a few milliseconds each.
+
+The shapes follow the tiny Llama of tests/factory.py (hidden 32, kv 16, mlp 64, two layers)
+and what peft 0.21 saves for it, so every adapter here passes ``read_adapter_dir``. Tests that
+break one thing at a time (hostile input, corruption, fuzzing) start from these bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HIDDEN, KV, INTER, LAYERS = 32, 16, 64, 2
+BASE = "tiny/llama"
+_OUT = {"q_proj": HIDDEN, "v_proj": KV, "k_proj": KV, "down_proj": HIDDEN}
+_IN = {"q_proj": HIDDEN, "v_proj": HIDDEN, "k_proj": HIDDEN, "down_proj": INTER}
+_PEFT_COMMON = {"base_model_name_or_path": BASE, "inference_mode": True, "task_type": "CAUSAL_LM"}
+
+
+def _module(layer: int, name: str) -> str:
+    group = "mlp" if name == "down_proj" else "self_attn"
+    return f"base_model.model.model.layers.{layer}.{group}.{name}"
+
+
+def _lora() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = {**_PEFT_COMMON, "peft_type": "LORA", "r": 4, "lora_alpha": 8, "bias": "none"}
+    config["target_modules"] = ["q_proj", "v_proj"]
+    shapes = {}
+    for layer in range(LAYERS):
+        for name in ("q_proj", "v_proj"):
+            shapes[f"{_module(layer, name)}.lora_A.weight"] = (4, _IN[name])
+            shapes[f"{_module(layer, name)}.lora_B.weight"] = (_OUT[name], 4)
+    return config, shapes
+
+
+def _ia3() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = {**_PEFT_COMMON, "peft_type": "IA3"}
+    config["target_modules"] = ["down_proj", "k_proj", "v_proj"]
+    config["feedforward_modules"] = ["down_proj"]
+    shapes = {}
+    for layer in range(LAYERS):
+        shapes[f"{_module(layer, 'down_proj')}.ia3_l"] = (1, INTER)
+        for name in ("k_proj", "v_proj"):
+            shapes[f"{_module(layer, name)}.ia3_l"] = (KV, 1)
+    return config, shapes
+
+
+def _loha() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = {**_PEFT_COMMON, "peft_type": "LOHA", "r": 4, "alpha": 8}
+    config["target_modules"] = ["q_proj", "v_proj"]
+    shapes = {}
+    for layer in range(LAYERS):
+        for name in ("q_proj", "v_proj"):
+            for w in ("w1", "w2"):
+                shapes[f"{_module(layer, name)}.hada_{w}_a"] = (_OUT[name], 4)
+                shapes[f"{_module(layer, name)}.hada_{w}_b"] = (4, _IN[name])
+    return config, shapes
+
+
+def _prompt_tuning() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = {
+        **_PEFT_COMMON,
+        "peft_type": "PROMPT_TUNING",
+        "num_virtual_tokens": 4,
+        "token_dim": HIDDEN,
+        "num_transformer_submodules": 1,
+        "num_attention_heads": 4,
+        "num_layers": LAYERS,
+        "prompt_tuning_init": "RANDOM",
+    }
+    return config, {"prompt_embeddings": (4, HIDDEN)}
+
+
+def _prefix_tuning() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = {
+        **_PEFT_COMMON,
+        "peft_type": "PREFIX_TUNING",
+        "num_virtual_tokens": 4,
+        "token_dim": KV,
+        "num_transformer_submodules": 1,
+        "num_attention_heads": 2,
+        "num_layers": LAYERS,
+    }
+    return config, {"prompt_embeddings": (4, LAYERS * 2 * KV)}
+
+
+def _bottleneck() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    architecture = {
+        "mh_adapter": True,
+        "output_adapter": True,
+        "reduction_factor": 8,
+        "non_linearity": "swish",
+        "original_ln_after": True,
+        "residual_before_ln": True,
+        "leave_out": [],
+    }
+    config = {
+        "config": architecture,
+        "hidden_size": HIDDEN,
+        "model_class": "BertAdapterModel",
+        "model_name": "bert-base-uncased",
+        "model_type": "bert",
+        "name": "sst-2",
+        "version": "adapters.1.2.0",
+    }
+    shapes: dict[str, tuple[int, ...]] = {}
+    down = HIDDEN // 8
+    for layer in range(LAYERS):
+        for location in ("attention.output", "output"):
+            prefix = f"bert.encoder.layer.{layer}.{location}.adapters.sst-2"
+            shapes[f"{prefix}.adapter_down.0.weight"] = (down, HIDDEN)
+            shapes[f"{prefix}.adapter_down.0.bias"] = (down,)
+            shapes[f"{prefix}.adapter_up.weight"] = (HIDDEN, down)
+            shapes[f"{prefix}.adapter_up.bias"] = (HIDDEN,)
+    return config, shapes
+
+
+KINDS = {
+    "lora": _lora,
+    "ia3": _ia3,
+    "loha": _loha,
+    "prompt_tuning": _prompt_tuning,
+    "prefix_tuning": _prefix_tuning,
+    "bottleneck": _bottleneck,
+}
+WEIGHTS_FILE = {"bottleneck": "adapter.safetensors"}
+
+
+def safetensors_bytes(
+    tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> bytes:
+    """A safetensors file as the library writes it (tensors in name order, header padded)."""
+    header: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        raw = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
+        shape = list(tensors[name].shape)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def adapter_files(kind: str = "lora", seed: int = 0) -> dict[str, bytes]:
+    """File name -> bytes of a valid adapter of ``kind``."""
+    config, shapes = KINDS[kind]()
+    rng = np.random.default_rng(seed)
+    tensors = {
+        name: (rng.standard_normal(shape) * 0.05).astype("<f4") for name, shape in shapes.items()
+    }
+    weights = WEIGHTS_FILE.get(kind, "adapter_model.safetensors")
+    return {
+        "adapter_config.json": json.dumps(config, indent=2, sort_keys=True).encode(),
+        weights: safetensors_bytes(tensors, {"format": "pt"}),
+    }
+
+
+def write_adapter(directory: Path, kind: str = "lora", seed: int = 0, card: bool = False) -> Path:
+    """Write a valid adapter of ``kind`` into ``directory`` (created) and return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in adapter_files(kind, seed).items():
+        (directory / name).write_bytes(data)
+    if card:
+        (directory / "README.md").write_text(f"# {kind} adapter\n\nA test adapter.\n")
+    return directory
+
+
+def tiny_model() -> Any:
+    """A bare torch module with the tiny Llama's attention projections, for loading ``lora``.
+
+    Enough for ``Registry.load`` to bind and apply the adapter, without transformers.
+    """
+    from torch import nn
+
+    def node(**children: nn.Module) -> nn.Module:
+        module = nn.Module()
+        for name, child in children.items():
+            module.add_module(name, child)
+        return module
+
+    def layer() -> nn.Module:
+        q_proj = nn.Linear(HIDDEN, HIDDEN, bias=False)
+        v_proj = nn.Linear(HIDDEN, KV, bias=False)
+        return node(self_attn=node(q_proj=q_proj, v_proj=v_proj))
+
+    return node(model=node(layers=nn.ModuleList([layer() for _ in range(LAYERS)])))

@@ -1,0 +1,135 @@
+"""Helpers for the lifecycle, gc and query tests: quick real LoRA directories, and
+versions inserted straight into the catalog (with lineage, fingerprints, evals)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from cli import main
+from registry.catalog.store import Catalog, NewVersion
+from registry.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
+from registry.refs import next_version
+from registry.results import AdapterVersion, TrainingDataInfo
+
+ACTOR = "tester@ci"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def one_line_error(result: Result) -> bool:
+    return result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def write_lora(
+    directory: Path,
+    seed: int,
+    *,
+    r: int = 4,
+    alpha: int = 8,
+    modules: Sequence[str] = ("q_proj", "v_proj"),
+    hidden: int = 16,
+    base: str = "tiny/llama",
+    extra_config: dict[str, Any] | None = None,
+) -> Path:
+    """A valid PEFT LoRA directory with random factors, without building a model."""
+    import torch
+
+    from registry.formats import write_peft_adapter
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for layer in range(2):
+        for module in modules:
+            key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(r, hidden, generator=generator)
+            tensors[f"{key}.lora_B.weight"] = torch.randn(hidden, r, generator=generator)
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base,
+        "revision": None,
+        "r": r,
+        "lora_alpha": alpha,
+        "target_modules": sorted(modules),
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "inference_mode": True,
+        **(extra_config or {}),
+    }
+    write_peft_adapter(directory, config, tensors)
+    return directory
+
+
+def manifest(
+    seed: int | str,
+    *,
+    method: str = "lora",
+    base: str | None = "tiny/llama",
+    revision: str | None = None,
+    fingerprint: str | None = None,
+    parents: Sequence[AdapterVersion] = (),
+    operation: str = "linear",
+    weights: Sequence[float | None] = (),
+    data: Sequence[str] = (),
+) -> Manifest:
+    """A manifest whose files need not exist in the blob store (catalog-only tests)."""
+    tag = hashlib.sha256(str(seed).encode()).hexdigest()
+    lineage = None
+    if parents:
+        lineage = Lineage(
+            operation=operation,
+            parents=tuple(
+                ParentRef(p.name, p.version, p.digest, weights[i] if weights else None)
+                for i, p in enumerate(parents)
+            ),
+        )
+    from registry.manifest import TrainingDataRef
+
+    return Manifest(
+        method=method,
+        source_format="peft",
+        config={"r": 8, "seed": str(seed)},
+        files=(
+            FileEntry("adapter_config.json", tag, 10, "config"),
+            FileEntry("adapter_model.safetensors", tag[::-1], 100, "weights"),
+        ),
+        base_model=BaseModelRef(base, revision, fingerprint),
+        training_data=tuple(TrainingDataRef(d, "given") for d in data),
+        lineage=lineage,
+    )
+
+
+def insert(
+    catalog: Catalog,
+    name: str,
+    made: Manifest,
+    *,
+    version: str | None = None,
+    evals: Sequence[tuple[str, float, str]] = (),
+    tags: dict[str, str] | None = None,
+    alias: str | None = None,
+) -> AdapterVersion:
+    outcome = catalog.insert_version(
+        NewVersion(
+            name=name,
+            version=version,
+            manifest=made,
+            actor=ACTOR,
+            training_data=[
+                TrainingDataInfo(t.sha256, t.kind, "given", 0, 0) for t in made.training_data
+            ],
+            evals=[(metric, value, dataset, "", "") for metric, value, dataset in evals],
+            tags=tags,
+            alias=alias,
+        ),
+        next_version,
+    )
+    return catalog.get_by_id(outcome.row_id)

@@ -1,0 +1,324 @@
+"""`list` filters, eval conditions and sort orders, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lifecycle_support import insert, manifest, one_line_error, run
+
+from registry import Registry
+from registry.catalog.listing import explain
+from registry.catalog.store import ListFilter
+from registry.conditions import Condition, parse_condition
+from registry.errors import InvalidNameError
+
+FP_A = "sha256:" + "a1" * 32
+FP_B = "sha256:" + "b2" * 32
+DATA_1 = "d1" * 32
+DATA_2 = "e2" * 32
+
+
+@pytest.fixture
+def catalog_reg(registry: Registry) -> Registry:
+    """Versions inserted straight into the catalog: bases, fingerprints, data, evals, tags."""
+    cat = registry.catalog
+    insert(
+        cat,
+        "sql",
+        manifest(1, fingerprint=FP_A, data=[DATA_1]),
+        version="1.0",
+        evals=[("accuracy", 0.80, "spider")],
+        tags={"team": "nlp"},
+    )
+    insert(
+        cat,
+        "sql",
+        manifest(2, fingerprint=FP_A, data=[DATA_1, DATA_2]),
+        version="1.10",
+        evals=[("accuracy", 0.95, "spider"), ("accuracy", 0.60, "bird")],
+        tags={"team": "nlp", "stage": "rc"},
+        alias="prod",
+    )
+    insert(
+        cat,
+        "sql",
+        manifest(3, fingerprint=FP_A),
+        version="1.9",
+        evals=[("accuracy", 0.91, "spider"), ("latency", 120.0, "")],
+    )
+    insert(
+        cat,
+        "chat",
+        manifest(4, base="other/base", revision="r2", fingerprint=FP_B),
+        version="2.0rc1",
+        evals=[("accuracy", 0.99, "mmlu")],
+        tags={"team": "chat"},
+    )
+    insert(
+        cat,
+        "chat",
+        manifest(5, method="ia3", base="other/base", data=[DATA_2]),
+        version="1",
+        alias="prod",
+    )
+    insert(cat, "plain", manifest(6, base="tiny/llama", revision="main"))
+    return registry
+
+
+def refs(registry: Registry, **filters: object) -> list[str]:
+    return [v.ref for v in registry.list(**filters)]  # type: ignore[arg-type]
+
+
+# -- filters -----------------------------------------------------------------------------
+
+
+def test_filter_by_base_name_or_fingerprint(catalog_reg: Registry) -> None:
+    assert refs(catalog_reg, base="tiny/llama") == ["plain@1", "sql@1.0", "sql@1.9", "sql@1.10"]
+    assert refs(catalog_reg, base="tiny/llama@main") == ["plain@1"]
+    assert refs(catalog_reg, base="other/base@r2") == ["chat@2.0rc1"]
+    assert refs(catalog_reg, base=FP_A) == ["sql@1.0", "sql@1.9", "sql@1.10"]
+    assert refs(catalog_reg, base=FP_A[:19]) == ["sql@1.0", "sql@1.9", "sql@1.10"]
+    assert refs(catalog_reg, base=FP_B.upper().replace("SHA256", "sha256")[:30]) == ["chat@2.0rc1"]
+    assert refs(catalog_reg, base="sha256:" + "a1" * 5 + "ff") == []
+    with pytest.raises(InvalidNameError, match="12 to 64 hex digits"):
+        catalog_reg.list(base="sha256:a1a1")
+
+
+def test_filter_by_method_alias_tag_status(catalog_reg: Registry) -> None:
+    assert refs(catalog_reg, method="ia3") == ["chat@1"]
+    assert refs(catalog_reg, alias="prod") == ["chat@1", "sql@1.10"]
+    assert refs(catalog_reg, tags={"team": "nlp"}) == ["sql@1.0", "sql@1.10"]
+    assert refs(catalog_reg, tags={"team": "nlp", "stage": "rc"}) == ["sql@1.10"]
+    assert refs(catalog_reg, tags={"stage": None}) == ["sql@1.10"]
+    assert refs(catalog_reg, tags={"team": None}, method="ia3") == []
+    catalog_reg.yank("sql@1.0", "old")
+    assert refs(catalog_reg, status="yanked") == ["sql@1.0"]
+    assert "sql@1.0" not in refs(catalog_reg, status="active")
+
+
+def test_filter_by_training_data(catalog_reg: Registry, tmp_path: Path) -> None:
+    assert refs(catalog_reg, data=f"sha256:{DATA_1}") == ["sql@1.0", "sql@1.10"]
+    assert refs(catalog_reg, data=f"sha256:{DATA_2}") == ["chat@1", "sql@1.10"]
+    assert refs(catalog_reg, data=f"sha256:{DATA_2[:16]}") == ["chat@1", "sql@1.10"]
+    # A file is digested the same way push digests --data.
+    sample = tmp_path / "train.jsonl"
+    sample.write_text('{"q": 1}\n')
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    insert(catalog_reg.catalog, "fromfile", manifest(7, data=[digest]))
+    assert refs(catalog_reg, data=sample) == ["fromfile@1"]
+    assert refs(catalog_reg, data="sha256:" + "0" * 64) == []
+    with pytest.raises(InvalidNameError, match="neither a digest"):
+        catalog_reg.list(data=tmp_path / "missing.jsonl")
+
+
+def test_where_compares_the_latest_eval(catalog_reg: Registry) -> None:
+    assert refs(catalog_reg, where=["accuracy>=0.9"]) == ["chat@2.0rc1", "sql@1.9"]
+    # sql@1.10's latest accuracy is on bird (0.60); on spider it is 0.95.
+    assert refs(catalog_reg, where=["accuracy@spider>=0.9"]) == ["sql@1.9", "sql@1.10"]
+    assert refs(catalog_reg, where=["accuracy@spider>0.91"]) == ["sql@1.10"]
+    assert refs(catalog_reg, where=["accuracy@spider==0.8"]) == ["sql@1.0"]
+    assert refs(catalog_reg, where=["accuracy@spider!=0.8"]) == ["sql@1.9", "sql@1.10"]
+    assert refs(catalog_reg, where=["accuracy<0.7"]) == ["sql@1.10"]
+    assert refs(catalog_reg, where=["accuracy <= 0.8"]) == ["sql@1.0", "sql@1.10"]
+    # Several conditions are ANDed; a missing eval never matches, even with !=.
+    assert refs(catalog_reg, where=["accuracy@spider>=0.9", "latency<200"]) == ["sql@1.9"]
+    assert refs(catalog_reg, where=["latency!=5"]) == ["sql@1.9"]
+    # A newer eval replaces the older one for the comparison.
+    catalog_reg.record_eval("sql@1.9", {"accuracy": 0.5}, dataset="spider")
+    assert refs(catalog_reg, where=["accuracy@spider>=0.9"]) == ["sql@1.10"]
+    assert refs(catalog_reg, where=[Condition("accuracy", ">=", 0.9, "mmlu")]) == ["chat@2.0rc1"]
+
+
+def test_filters_combine(catalog_reg: Registry) -> None:
+    assert refs(
+        catalog_reg, base="tiny/llama", where=["accuracy@spider>=0.9"], tags={"team": "nlp"}
+    ) == ["sql@1.10"]
+    assert refs(catalog_reg, name="chat", alias="prod", method="ia3") == ["chat@1"]
+
+
+# -- sorting and limits ---------------------------------------------------------------------
+
+
+def test_sort_orders(catalog_reg: Registry) -> None:
+    # name, then PEP 440 order within a name (1.9 before 1.10).
+    assert refs(catalog_reg) == [
+        "chat@1",
+        "chat@2.0rc1",
+        "plain@1",
+        "sql@1.0",
+        "sql@1.9",
+        "sql@1.10",
+    ]
+    assert refs(catalog_reg, name="sql", sort="version", reverse=True) == [
+        "sql@1.10",
+        "sql@1.9",
+        "sql@1.0",
+    ]
+    assert refs(catalog_reg, sort="version")[:3] == ["chat@1", "plain@1", "sql@1.0"]
+    assert refs(catalog_reg, sort="created") == [
+        "plain@1",
+        "chat@1",
+        "chat@2.0rc1",
+        "sql@1.9",
+        "sql@1.10",
+        "sql@1.0",
+    ]
+    assert refs(catalog_reg, sort="created", limit=2) == ["plain@1", "chat@1"]
+    assert refs(catalog_reg, sort="created", reverse=True, limit=1) == ["sql@1.0"]
+    # Metric orders put the best first and versions without the metric last.
+    assert refs(catalog_reg, sort="accuracy") == [
+        "chat@2.0rc1",
+        "sql@1.9",
+        "sql@1.0",
+        "sql@1.10",
+        "chat@1",
+        "plain@1",
+    ]
+    assert refs(catalog_reg, sort="accuracy@spider", limit=2) == ["sql@1.10", "sql@1.9"]
+    assert refs(catalog_reg, sort="latency", reverse=True)[0] == "sql@1.9"
+    assert refs(catalog_reg, sort="name", reverse=True, limit=2) == ["sql@1.10", "sql@1.9"]
+    assert refs(catalog_reg, limit=1) == ["chat@1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"where": ["accuracy>>0.9"]}, "invalid condition"),
+        ({"where": ["accuracy>=high"]}, "is not a number"),
+        ({"where": ["accuracy>=nan"]}, "must be finite"),
+        ({"where": ["accuracy@>=0.9"]}, "nothing after '@'"),
+        ({"where": ["accuracy"]}, "invalid condition"),
+        ({"sort": "accuracy@"}, "nothing after '@'"),
+        ({"sort": "bad name"}, "invalid metric name"),
+        ({"status": "deleted"}, "unknown status"),
+        ({"limit": 0}, "limit must be between"),
+        ({"alias": "v1"}, "reads as a version"),
+        ({"tags": {"a b": None}}, "invalid tag key"),
+    ],
+)
+def test_bad_filters_are_refused_before_any_query(
+    catalog_reg: Registry, kwargs: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(InvalidNameError, match=expected):
+        catalog_reg.list(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_bad_filter_is_reported_at_once(catalog_reg: Registry) -> None:
+    with pytest.raises(InvalidNameError) as info:
+        catalog_reg.list(where=["a>>1", "b>=x"], sort="x@", status="gone")
+    message = str(info.value)
+    for part in ("'a>>1'", "'x' is not a number", "nothing after '@'", "unknown status"):
+        assert part in message
+
+
+def test_list_cli(catalog_reg: Registry) -> None:
+    listed = run(
+        "list",
+        "--base",
+        "tiny/llama",
+        "--where",
+        "accuracy@spider>=0.9",
+        "--sort",
+        "accuracy@spider",
+        "--json",
+    )
+    assert listed.exit_code == 0, listed.output
+    assert [v["ref"] for v in json.loads(listed.stdout)] == ["sql@1.10", "sql@1.9"]
+    by_tag = run("list", "--tag", "team=nlp", "--tag", "stage", "--json")
+    assert [v["ref"] for v in json.loads(by_tag.stdout)] == ["sql@1.10"]
+    by_data = run("list", "--data", f"sha256:{DATA_1}", "--alias", "prod", "--json")
+    assert [v["ref"] for v in json.loads(by_data.stdout)] == ["sql@1.10"]
+    limited = run("list", "--sort", "created", "--reverse", "--limit", "1", "--json")
+    assert [v["ref"] for v in json.loads(limited.stdout)] == ["sql@1.0"]
+    table = run("list", "--where", "accuracy>=0.95")
+    assert "chat" in table.stdout and "accuracy=0.99 (mmlu)" in table.stdout
+    nothing = run("list", "--where", "accuracy>=2")
+    assert nothing.exit_code == 0 and "no adapters match" in nothing.stderr
+    bad = run("list", "--where", "accuracy=>1")
+    assert bad.exit_code == 1 and one_line_error(bad) and "invalid condition" in bad.stderr
+    assert run("list", "--status", "gone").exit_code == 2
+    assert run("list", "--limit", "0").exit_code == 2
+
+
+def test_listing_plan_uses_indexes(catalog_reg: Registry) -> None:
+    if catalog_reg.catalog.engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN wording is SQLite's")
+    plan = explain(
+        catalog_reg.catalog.engine,
+        ListFilter(base="tiny/llama", where=(parse_condition("accuracy>=0.9"),)),
+    )
+    text = "\n".join(plan)
+    assert "ix_adapter_versions_base_name" in text
+    assert "ix_evals_version_metric_id" in text
+    assert "SCAN adapter_versions" not in text
+    with_dataset = "\n".join(
+        explain(
+            catalog_reg.catalog.engine,
+            ListFilter(where=(parse_condition("accuracy@spider>=0.9"),), data_sha256=DATA_1),
+        )
+    )
+    assert "ix_evals_version_metric_dataset_id" in with_dataset
+    assert "ix_training_data_sha256" in with_dataset
+
+
+# -- the condition grammar ---------------------------------------------------------------------
+
+METRIC = st.from_regex(r"[a-z][a-z0-9_./:+-]{0,20}", fullmatch=True)
+DATASET = st.from_regex(r"[a-z0-9][a-z0-9_./:-]{0,20}", fullmatch=True)
+VALUE = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@given(METRIC, st.none() | DATASET, st.sampled_from([">=", ">", "<=", "<", "==", "!="]), VALUE)
+@settings(max_examples=200, deadline=None)
+def test_condition_round_trips(metric: str, dataset: str | None, op: str, value: float) -> None:
+    text = f"{metric}{'@' + dataset if dataset else ''}{op}{value!r}"
+    parsed = parse_condition(text)
+    assert parsed == Condition(metric, op, value, dataset)
+    assert (
+        parse_condition(f"  {metric}{'@' + dataset if dataset else ''} {op} {value!r} ") == parsed
+    )
+
+
+def test_condition_semantics() -> None:
+    condition = parse_condition("acc@d>=0.5")
+    assert condition.holds(0.5) and not condition.holds(0.49) and not condition.holds(None)
+    assert parse_condition("acc!=1").holds(2) and not parse_condition("acc!=1").holds(None)
+    assert str(condition) == "acc@d>=0.5"
+
+
+def test_catalog_benchmark_runs_and_uses_indexes(tmp_path: Path) -> None:
+    """benchmarks/bench_catalog.py at a small size: it runs, and every statement it
+    captures is an index search (the 100,000-version figures are in docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "bench_catalog.py"),
+            "--versions",
+            "3000",
+            "--repeat",
+            "2",
+            "--keep",
+            str(tmp_path / "bench"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["versions"] == 3000
+    assert results["resolved"] == ["team-0003/adapter@1.9", "hot/adapter@1.99"]
+    plans = done.stdout
+    assert "USING COVERING INDEX ix_evals_version_metric_id" in plans
+    assert "USING INDEX ix_adapter_versions_base_name" in plans
+    assert "USING INDEX ix_adapter_versions_name_version_key" in plans
+    assert "SCAN " not in plans
