@@ -5,7 +5,8 @@
 
 Each writer is its own process with its own ``Registry`` and pushes ``--pushes``
 distinct small LoRA adapters (two blobs each, ~2 KB; the shared config blob is
-deduplicated) under one shared name, so version numbers are contended. All writers
+deduplicated), either all under one shared name (version numbers contended: the
+writers of one name take turns) or each writer under its own name. All writers
 start together; throughput is versions recorded per second of wall clock from the
 start signal to the last writer's end. Every run uses a fresh registry (a new SQLite
 file, or a new PostgreSQL database created from ``--postgres-url`` and dropped after).
@@ -60,14 +61,14 @@ def write_adapters(directory: Path, count: int) -> list[Path]:
     return paths
 
 
-def worker(home: str, url: str, go: str, directories: list[str]) -> None:
+def worker(home: str, url: str, go: str, name: str, directories: list[str]) -> None:
     from registry import Registry
 
     registry = Registry.open(home, database_url=url)
     while not Path(go).exists():
         time.sleep(0.002)
     for directory in directories:
-        registry.push(directory, name="bench/shared")
+        registry.push(directory, name=name)
     registry.close()
 
 
@@ -93,7 +94,7 @@ def database(backend: str, work: Path, admin_url: str | None) -> Iterator[str]:
 
 
 def run(
-    backend: str, writers: int, adapters: list[Path], admin_url: str | None
+    backend: str, writers: int, adapters: list[Path], admin_url: str | None, shared: bool
 ) -> dict[str, float]:
     from registry import Registry
 
@@ -107,7 +108,8 @@ def run(
             procs = []
             for w in range(writers):
                 mine = [str(p) for p in adapters[w * per : (w + 1) * per]]
-                args = [str(home), url, str(go), json.dumps(mine)]
+                name = "bench/shared" if shared else f"bench/writer-{w}"
+                args = [str(home), url, str(go), name, json.dumps(mine)]
                 procs.append(subprocess.Popen([sys.executable, __file__, "--worker", *args]))
             time.sleep(1.0 + 0.2 * writers)  # interpreters start and open the registry
             started = time.perf_counter()
@@ -126,8 +128,8 @@ def run(
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        home, url, go, directories = sys.argv[2:6]
-        worker(home, url, go, json.loads(directories))
+        home, url, go, name, directories = sys.argv[2:7]
+        worker(home, url, go, name, json.loads(directories))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pushes", type=int, default=240, help="Versions per run, in total.")
@@ -141,10 +143,12 @@ def main() -> None:
         adapters = write_adapters(source, args.pushes)
         results: dict[str, dict[int, dict[str, float]]] = {}
         for backend in backends:
-            for writers in counts:
-                results.setdefault(backend, {})[writers] = run(
-                    backend, writers, adapters, args.postgres_url
-                )
+            for shared in (True, False):
+                key = f"{backend}, {'one shared name' if shared else 'a name per writer'}"
+                for writers in counts:
+                    results.setdefault(key, {})[writers] = run(
+                        backend, writers, adapters, args.postgres_url, shared
+                    )
     finally:
         shutil.rmtree(source, ignore_errors=True)
     print(

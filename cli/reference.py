@@ -24,7 +24,14 @@ Exit codes: 0 ok; 1 a check failed, something was refused, or an error; 2 usage.
 
 
 def _walk(command: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
-    ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=100)
+    # The help option names the group sets for every invocation ("-h, --help").
+    ctx = click.Context(
+        command,
+        info_name=path[-1],
+        parent=parent,
+        terminal_width=100,
+        help_option_names=list(main.context_settings.get("help_option_names", ["--help"])),
+    )
     sections = []
     if len(path) > 1:
         name = " ".join(path[1:])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import IntegrityError, RegistryError
+from registry.faults import fault_point
 from registry.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
 
 TMP_PREFIX = ".tmp-"
@@ -78,6 +79,7 @@ class BlobStore:
                         progress(count)
                 dst.flush()
                 os.fsync(dst.fileno())
+            fault_point("push.staged")
             sha256 = digest.hexdigest()
             if before_commit is not None and sha256 != expected:
                 before_commit(sha256)
@@ -101,6 +103,7 @@ class BlobStore:
                 dst.write(data)
                 dst.flush()
                 os.fsync(dst.fileno())
+            fault_point("push.staged")
             return self._commit(tmp, sha256, len(data), sha256)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import IncompatibleAdaptersError, IntegrityError
+from registry.faults import fault_point
 from registry.manifest import BaseModelRef, Lineage, ParentRef
 from registry.progress import Progress
 from registry.push import PushRequest, push
@@ -201,6 +202,7 @@ def combine_versions(
         revision=base.revision,
         progress=progress,
     )
+    fault_point("combine.computed")
     parameters = dict(produced.parameters)
     if differences:
         parameters["different_bases"] = differences

@@ -63,21 +63,22 @@ class DoctorReport:
 
 
 def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorReport:
-    findings: list[Finding] = []
-    checked = ["home"]
+    findings: list[Finding] = _check_home(home)
+    checked = ["home", "database"]
     counts: dict[str, int] = {}
-    findings += _check_home(home)
-    database = redacted_url(url)
-    version: int | None = None
+
+    def report(version: int | None) -> DoctorReport:
+        return DoctorReport(
+            str(home.root), redacted_url(url), version, deep, tuple(checked), counts,
+            tuple(findings),
+        )  # fmt: skip
+
     try:
         engine = make_engine(url)
     except RegistryError as exc:
         findings.append(_database_finding(str(exc)))
-        return DoctorReport(
-            str(home.root), database, None, deep, tuple(checked), counts, tuple(findings)
-        )
+        return report(None)
     try:
-        checked.append("database")
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
@@ -85,16 +86,12 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
         except Exception as exc:  # any driver failure is the finding
             reason = str(getattr(exc, "orig", None) or exc)  # the driver's words, no SQL
             findings.append(_database_finding(" ".join(reason.split())[:300]))
-            return DoctorReport(
-                str(home.root), database, None, deep, tuple(checked), counts, tuple(findings)
-            )
+            return report(None)
         checked.append("schema")
         schema = _check_schema(version)
         if schema is not None:
             findings.append(schema)
-            return DoctorReport(
-                str(home.root), database, version, deep, tuple(checked), counts, tuple(findings)
-            )
+            return report(version)
         checked += ["rows", "leases", "blobs", "staging"]
         blobs = BlobStore(home.objects_dir)
         stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
@@ -107,13 +104,11 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
         counts["blobs_stored"] = len(stored)
         counts["blobs_referenced"] = len(referenced)
         findings += _check_blobs(blobs, stored, referenced, deep)
-        findings += _unreferenced(blobs, stored, keep)
+        findings += _unreferenced(stored, keep)
         findings += _check_staging(blobs, home.tmp_dir)
     finally:
         engine.dispose()
-    return DoctorReport(
-        str(home.root), database, version, deep, tuple(checked), counts, tuple(findings)
-    )
+    return report(version)
 
 
 # -- home ---------------------------------------------------------------------------------------
@@ -336,7 +331,7 @@ def _corrupt(blobs: BlobStore, sha256: str, versions: list[str], problem: str) -
     )
 
 
-def _unreferenced(blobs: BlobStore, stored: dict[str, int], keep: set[str]) -> list[Finding]:
+def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
     orphans = sorted(set(stored) - keep)
     if not orphans:
         return []

@@ -47,6 +47,7 @@ from registry.catalog.leases import (
 )
 from registry.catalog.store import Catalog
 from registry.errors import RegistryError
+from registry.faults import fault_point
 from registry.results import GcBlob, GcFile, GcResult
 
 
@@ -63,6 +64,7 @@ class PushLeases:
         if sha256 not in self.digests:
             take_lease(self.catalog.engine, self.lease, sha256)
             self.digests.append(sha256)
+            fault_point("push.leased")
 
     def release(self) -> None:
         """Drop the leases of a push that did not record a version (best effort:
@@ -95,6 +97,7 @@ def collect(
         doomed = sorted(set(stored) - keep)
         for sha256 in doomed:
             blobs.delete(sha256)
+            fault_point("gc.deleted")
         expired = drop_expired(session, cutoff)
         add_event(
             session,
@@ -110,6 +113,7 @@ def collect(
                 "expired_leases": expired,
             },
         )
+        fault_point("gc.before-commit")
     for path, _size in stale:
         with contextlib.suppress(FileNotFoundError):
             _remove(path)

@@ -19,6 +19,7 @@ from registry.blobs import BlobStore, DigestHook
 from registry.catalog.store import Catalog, NewVersion
 from registry.conditions import validate_dataset, validate_metric, validate_score, validate_split
 from registry.errors import ConflictError, IntegrityError, InvalidNameError, RegistryError
+from registry.faults import fault_point
 from registry.gc import PushLeases
 from registry.hashing import data_digest, given_digest
 from registry.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
@@ -188,6 +189,7 @@ def _push(
         )
     if gate is not None and alias is not None:
         gate(name, manifest, evals)
+    fault_point("push.before-commit")
     outcome = catalog.insert_version(
         NewVersion(
             name=name,
@@ -203,6 +205,7 @@ def _push(
         ),
         next_version,
     )
+    fault_point("push.after-commit")
     leases.settled = True  # released in the transaction that recorded the version
     # Identical content already stored under this name: a no-op returning that
     # version, even when another version number was asked for.
@@ -342,6 +345,8 @@ def _store_files(
             else:
                 blob = blobs.put_file(item.source, progress=progress.advance, before_commit=lease)
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
+            # The blob is in place (renamed, or found already stored) and leased.
+            fault_point("push.blob-committed")
             if blob.created:
                 written += 1
                 written_bytes += blob.size

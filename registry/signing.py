@@ -129,10 +129,13 @@ class SignatureStatus:
 
 def statuses(catalog: Catalog, home_root: Path, version: AdapterVersion) -> list[SignatureStatus]:
     """Each recorded signature of ``version``: checked against the statement rebuilt now."""
+    recorded = signatures_of(catalog.engine, version.name, version.digest)
+    if not recorded:
+        return []  # the keyring is not even read: an unsigned version needs no keys
     trusted = Keyring(home_root).trusted_by_id()
     expected = statement(version.name, version.version, version.digest)
     found = []
-    for stored in signatures_of(catalog.engine, version.name, version.digest):
+    for stored in recorded:
         info = trusted.get(stored.key_id)
         found.append(
             SignatureStatus(

@@ -45,11 +45,11 @@ class FuzzFinding(AssertionError):
     """An input that made a reader misbehave."""
 
 
+_SEEDS: list[dict[str, bytes]] = [adapter_files(kind) for kind in SEED_KINDS]
+
+
 def _seed(index: int) -> dict[str, bytes]:
     return _SEEDS[index % len(_SEEDS)]
-
-
-_SEEDS: list[dict[str, bytes]] = [adapter_files(kind) for kind in SEED_KINDS]
 
 
 def split(data: bytes) -> tuple[int, dict[str, bytes], bytes]:
@@ -79,9 +79,7 @@ def fuzz_once(data: bytes) -> None:
             pass
         except FuzzFinding:
             raise
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+        except Exception as exc:  # RecursionError and MemoryError included
             raise FuzzFinding(f"{type(exc).__name__} escaped a reader: {exc!r}"[:500]) from exc
 
 

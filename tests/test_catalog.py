@@ -103,16 +103,19 @@ def table_names(engine: Engine) -> set[str]:
 
 # -- schema versioning ------------------------------------------------------------
 
+# The mechanism is tested around the current version; the real steps of each
+# migration are tested in test_migrate.py.
+V = SCHEMA_VERSION
 
-def test_new_database_gets_schema_version_1(raw_engine: Engine, database_url: str) -> None:
+
+def test_new_database_gets_the_current_schema(raw_engine: Engine, database_url: str) -> None:
     assert status(raw_engine) == SchemaStatus(None, SCHEMA_VERSION)
     assert not status(raw_engine).up_to_date
     assert table_names(raw_engine) == set()
     catalog = Catalog(database_url)
     catalog.close()
-    assert SCHEMA_VERSION == 1
-    assert catalog.schema == SchemaStatus(1, 1)
-    assert status(raw_engine) == SchemaStatus(1, 1)
+    assert catalog.schema == SchemaStatus(V, V)
+    assert status(raw_engine) == SchemaStatus(V, V)
     assert status(raw_engine).up_to_date
     assert {
         "schema_info",
@@ -139,12 +142,12 @@ def schema_rows(engine: Engine) -> list[tuple[str, str]]:
 
 
 def test_reopening_keeps_data_and_version(catalog: Catalog, reopen: Callable[..., Catalog]) -> None:
-    assert schema_rows(catalog.engine) == [("schema_version", "1")]
+    assert schema_rows(catalog.engine) == [("schema_version", str(V))]
     add_marker(catalog.engine)
     insert(catalog, "x", make_manifest(1))
     again = reopen()
-    assert again.schema == SchemaStatus(1, 1)
-    assert schema_rows(again.engine) == [("schema_version", "1"), ("test_marker", "kept")]
+    assert again.schema == SchemaStatus(V, V)
+    assert schema_rows(again.engine) == [("schema_version", str(V)), ("test_marker", "kept")]
     assert again.resolve(parse_ref("x")).digest == make_manifest(1).digest
 
 
@@ -153,21 +156,23 @@ def test_other_schema_versions_refused(
 ) -> None:
     # An older catalog without upgrade=True: refused, pointing at `adapters migrate`.
     with monkeypatch.context() as patch:
-        patch.setattr(schema, "SCHEMA_VERSION", 2)
-        patch.setattr(schema, "MIGRATIONS", {1: lambda connection: None})
+        patch.setattr(schema, "SCHEMA_VERSION", V + 1)
+        patch.setattr(schema, "MIGRATIONS", {V: lambda connection: None})
         with pytest.raises(CatalogError) as info:
             reopen()
         assert str(info.value) == (
-            "the catalog has schema version 1, this release needs 2; "
+            f"the catalog has schema version {V}, this release needs {V + 1}; "
             "run `adapters migrate` (back up the catalog first)"
         )
-        assert status(catalog.engine) == SchemaStatus(1, 2)
+        assert status(catalog.engine) == SchemaStatus(V, V + 1)
     # A newer catalog: refused, with or without upgrade.
-    execute(catalog.engine, "UPDATE schema_info SET value = '2' WHERE key = 'schema_version'")
+    execute(
+        catalog.engine, f"UPDATE schema_info SET value = '{V + 1}' WHERE key = 'schema_version'"
+    )
     with pytest.raises(CatalogError) as info:
         reopen()
     assert str(info.value) == (
-        "the catalog has schema version 2, newer than this release understands (1); "
+        f"the catalog has schema version {V + 1}, newer than this release understands ({V}); "
         "upgrade adapter-registry"
     )
     with pytest.raises(CatalogError, match="newer than this release"):
@@ -193,25 +198,27 @@ def test_migration_upgrades_old_catalog(
         calls.append(2)
         connection.execute(text("UPDATE migration_notes SET note = 'from 2' WHERE id = 1"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: step_1, 2: step_2})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", V + 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {V: step_1, V + 1: step_2})
     upgraded = reopen(upgrade=True)
     assert calls == [1, 2]
-    assert upgraded.schema.current == 3
-    assert status(upgraded.engine) == SchemaStatus(3, 3)
+    assert upgraded.schema.current == V + 2
+    assert status(upgraded.engine) == SchemaStatus(V + 2, V + 2)
     with upgraded.engine.connect() as connection:
         note = connection.execute(text("SELECT note FROM migration_notes")).scalar_one()
     assert note == "from 2"
-    assert schema_rows(upgraded.engine) == [("schema_version", "3"), ("test_marker", "kept")]
+    assert schema_rows(upgraded.engine) == [("schema_version", str(V + 2)), ("test_marker", "kept")]
     # Up to date now: opening again runs nothing.
     reopen()
     assert calls == [1, 2]
     # The next release adds step 3: only that step runs.
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: step_1, 2: step_2, 3: lambda c: calls.append(3)})
-    assert reopen(upgrade=True).schema.current == 4
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", V + 3)
+    monkeypatch.setattr(
+        schema, "MIGRATIONS", {V: step_1, V + 1: step_2, V + 2: lambda c: calls.append(3)}
+    )
+    assert reopen(upgrade=True).schema.current == V + 3
     assert calls == [1, 2, 3]
-    assert status(upgraded.engine) == SchemaStatus(4, 4)
+    assert status(upgraded.engine) == SchemaStatus(V + 3, V + 3)
 
 
 class MigrationFailed(Exception):
@@ -229,15 +236,15 @@ def test_failing_migration_rolls_back(
         )
         raise MigrationFailed("step 2 failed")
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: _add_notes_table, 2: step_2})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", V + 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {V: _add_notes_table, V + 1: step_2})
     with pytest.raises(MigrationFailed, match="step 2 failed"):
         reopen(upgrade=True)
-    assert status(catalog.engine) == SchemaStatus(1, 3)
+    assert status(catalog.engine) == SchemaStatus(V, V + 2)
     assert "migration_notes" not in table_names(catalog.engine)
-    assert schema_rows(catalog.engine) == [("schema_version", "1"), ("test_marker", "kept")]
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    assert reopen().schema == SchemaStatus(1, 1)
+    assert schema_rows(catalog.engine) == [("schema_version", str(V)), ("test_marker", "kept")]
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", V)
+    assert reopen().schema == SchemaStatus(V, V)
 
 
 def test_tables_with_our_names_but_no_schema_info_refused(
@@ -264,7 +271,7 @@ def test_tables_with_our_names_but_no_schema_info_refused(
     execute(raw_engine, "DROP TABLE adapter_versions")
     cat = Catalog(database_url)
     try:
-        assert cat.schema == SchemaStatus(1, 1)
+        assert cat.schema == SchemaStatus(V, V)
         with cat.engine.connect() as connection:
             value = connection.execute(text("SELECT id FROM someone_elses")).scalar_one()
         assert value == 7
@@ -305,7 +312,7 @@ def test_concurrent_first_opens(database_url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert statuses == [SchemaStatus(1, 1)] * 4
+    assert statuses == [SchemaStatus(V, V)] * 4
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -709,5 +716,7 @@ def test_empty_catalog(catalog: Catalog) -> None:
         with pytest.raises(NotFoundError) as info:
             catalog.resolve(parse_ref(ref))
         assert (ref, str(info.value)) == (ref, message)
-    assert ensure_schema(catalog.engine) == SchemaStatus(1, 1)
-    assert ensure_schema(catalog.engine, upgrade=True) == SchemaStatus(1, 1)
+    assert ensure_schema(catalog.engine) == SchemaStatus(SCHEMA_VERSION, SCHEMA_VERSION)
+    assert ensure_schema(catalog.engine, upgrade=True) == SchemaStatus(
+        SCHEMA_VERSION, SCHEMA_VERSION
+    )

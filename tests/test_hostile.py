@@ -414,3 +414,38 @@ def test_seed_adapter_is_valid(tmp_path: Path, sqlite_registry: Registry) -> Non
         (tmp_path / name).write_bytes(data)
     result = CliRunner().invoke(main, ["push", str(tmp_path), "--name", "seed"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "local, hub",
+    [
+        ("../../../../tmp/pwned", "README.md"),  # where pull would write the file
+        ("/etc/cron.d/pwned", "README.md"),
+        ("README.md", "../../etc/x"),  # which file pull would fetch
+        ("README.md", "/etc/passwd"),
+    ],
+)
+def test_hub_manifest_paths_cannot_leave_the_adapter(
+    local: str, hub: str, tmp_path: Path, sqlite_registry: Registry
+) -> None:
+    # A hostile repo controls registry-manifest.json, its digest included: the paths in it
+    # are checked before anything is downloaded or written.
+    from dataclasses import replace
+
+    from registry.errors import HubError
+    from registry.hub import remote_manifest
+    from registry.manifest import FileEntry
+
+    directory = write_adapter(tmp_path / "adapter", "lora", card=True)
+    version = sqlite_registry.push(directory, name="honest").version
+    remote = remote_manifest.for_version(version)
+    files = tuple(
+        FileEntry(local, f.sha256, f.size, f.role) if f.path == "README.md" else f
+        for f in version.manifest.files
+    )
+    manifest = replace(version.manifest, files=files)
+    paths = {k: v for k, v in remote.hub_paths.items() if k != "README.md"}
+    paths[local] = hub
+    forged = replace(remote, manifest=manifest, digest=manifest.digest, hub_paths=paths)
+    with pytest.raises(HubError, match=r"would leave the adapter directory|unusable path"):
+        remote_manifest.parse(forged.to_bytes(), "evil/repo")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, func, type_coerce
+from sqlalchemy import String, func, text, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
@@ -39,6 +39,7 @@ from registry.catalog.tables import (
 )
 from registry.conditions import Condition
 from registry.errors import ConflictError, NotFoundError
+from registry.faults import fault_point
 from registry.manifest import Manifest
 from registry.refs import Ref
 from registry.results import AdapterVersion, EvalScore, TrainingDataInfo
@@ -111,6 +112,7 @@ class Catalog:
         for _attempt in range(20):
             try:
                 with write_session(self.engine) as session:
+                    _queue_writers_of(session, new.name)
                     existing = session.exec(
                         select(AdapterVersionRow).where(
                             AdapterVersionRow.name == new.name, AdapterVersionRow.digest == digest
@@ -140,6 +142,7 @@ class Catalog:
                         # Same transaction as the file rows: the blobs pass from leased
                         # to referenced with no moment where gc could take them.
                         release_leases(session, new.lease)
+                    fault_point("catalog.insert-version")  # all rows written, not committed
                     return InsertOutcome(row_id, created=True)
             except SqlIntegrityError as exc:
                 if new.version is not None:
@@ -420,6 +423,23 @@ class Catalog:
             return list(session.exec(query))
 
 
+def _queue_writers_of(session: Session, name: str) -> None:
+    """On PostgreSQL, make the writers of one name take turns (until commit).
+
+    Without it, concurrent writers all read the same highest version, all but one
+    clash on the unique constraint and retry; eight writers on one name ran out of
+    retries. SQLite writers already take turns (BEGIN IMMEDIATE). The constraints stay
+    the guarantee; this only keeps writers from starving.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))"),
+            {"space": _VERSION_LOCK_SPACE, "name": name},
+        )
+
+
+_VERSION_LOCK_SPACE = 7_245_002  # advisory lock keys: (space, hash of the name)
+
 # Bound parameters per IN list: SQLite before 3.32 allowed 999 per statement.
 _CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 
@@ -455,17 +475,3 @@ def _columns(model: Any, *names: str) -> Any:
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
-
-
-def _glob_to_like(glob: str) -> str:
-    out = []
-    for char in glob:
-        if char in "%_\\":
-            out.append("\\" + char)
-        elif char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        else:
-            out.append(char)
-    return "".join(out)

@@ -24,32 +24,37 @@ _MAX_REPR = 80
 MAX_INT_DIGITS = 20
 
 
+# A value on the walk: (value, depth, parent node, key in the parent). Paths are only
+# rendered for the rare value that has a problem.
+_Node = tuple[Any, int, "_Node | None", "str | int | None"]
+
+
 def json_problems(document: Any, what: str) -> list[str]:
     """Why ``document`` (a parsed JSON value) cannot be used: too deep, or invalid Unicode.
 
     Walks the value without recursion, so it is safe on any document ``json.loads`` returned.
     """
     problems: list[str] = []
-    stack: list[tuple[Any, int, str]] = [(document, 1, "$")]
-    while stack:
-        value, depth, path = stack.pop()
+    stack: list[_Node] = [(document, 1, None, None)]
+    while stack and len(problems) < 10:
+        node = stack.pop()
+        value, depth = node[0], node[1]
         if isinstance(value, dict | list):
             if depth > MAX_JSON_DEPTH:
-                problems.append(f"{what}: {too_deep()} at {_trim(path)}")
+                problems.append(f"{what}: {too_deep()} at {_path(node)}")
                 break
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if _has_surrogate(key):
-                        problems.append(f"{what}: key {show(key)} at {path} is not valid Unicode")
-                    stack.append((item, depth + 1, f"{path}.{_short(key)}"))
-            else:
-                stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _has_surrogate(key):
+                    where = _path(node)
+                    problems.append(f"{what}: key {show(key)} at {where} is not valid Unicode")
+                if isinstance(item, dict | list | str):
+                    stack.append((item, depth + 1, node, key))
         elif isinstance(value, str) and _has_surrogate(value):
             problems.append(
-                f"{what}: the string at {path} holds an unpaired surrogate; not valid Unicode"
+                f"{what}: the string at {_path(node)} holds an unpaired surrogate; "
+                "not valid Unicode"
             )
-        if len(problems) >= 10:
-            break
     return problems
 
 
@@ -90,7 +95,14 @@ def brief(value: object) -> str:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
-def _trim(path: str) -> str:
+def _path(node: _Node) -> str:
+    parts: list[str] = []
+    current: _Node | None = node
+    while current is not None and current[2] is not None:
+        key = current[3]
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{_short(str(key))}")
+        current = current[2]
+    path = "$" + "".join(reversed(parts))
     return path if len(path) <= 60 else path[:40] + "..." + path[-17:]
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from registry.actor import current_actor
 from registry.catalog.hub_links import record_link
 from registry.errors import ConflictError, HubError, InvalidNameError, NotFoundError
+from registry.faults import fault_point
 from registry.formats import CONFIG_NAME, WEIGHTS_NAMES
 from registry.hub.card import read_card
 from registry.hub.failures import hub_errors
@@ -116,6 +117,7 @@ def pull_repo(
             notes: tuple[str, ...] = ()
         else:
             request, notes = _request_from_card(repo_id, adapter_dir, name, base)
+        fault_point("hub.verified")
         pushed = push(request, registry.catalog, registry.blobs, staging_root, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import FingerprintError, HubError
+from registry.faults import fault_point
 from registry.fingerprint import cached_snapshot
 from registry.hub.files import RemoteFile, copy_hashed, evict_cached, mismatch
 from registry.hub.remote_manifest import MANIFEST_PATH, RemoteManifest, parse
@@ -90,6 +91,7 @@ def checked_copy(
     if not source.is_file():
         raise HubError(f"{where}: {remote.path} was not downloaded")
     copied = copy_hashed(source, target, remote.path, progress)
+    fault_point("hub.downloaded")
     problem = mismatch(copied, remote)
     if problem is not None:
         evict_cached(source)

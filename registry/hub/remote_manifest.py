@@ -173,6 +173,10 @@ def _check(remote: RemoteManifest, where: str) -> None:
         pure = PurePosixPath(target)
         if pure.is_absolute() or ".." in pure.parts or target in RESERVED:
             problems.append(f"{path} is placed at an unusable path {target!r}")
+        local = PurePosixPath(path)
+        # The manifest's own path names the file written locally on pull: it must stay inside.
+        if not path or local.is_absolute() or ".." in local.parts or "\\" in path:
+            problems.append(f"the file path {path!r} would leave the adapter directory")
     known = {(t.sha256, t.kind) for t in remote.manifest.training_data}
     if {(t.sha256, t.kind) for t in remote.training_data} - known:
         problems.append("training_data names digests the manifest does not")

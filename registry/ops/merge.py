@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from registry.errors import BaseModelMismatchError, ExportError, FormatError
+from registry.faults import fault_point
 from registry.ops.fold import fold_groups, module_updates, replacement_updates
 from registry.ops.shards import (
     FLOAT_DTYPES,
@@ -198,9 +200,8 @@ def merge_checkpoint(
             weight_map = {t.name: name for name, tensors in layout for t in tensors}
             write_index(staging, weight_map, written)
         copied = _copy_side_files(base, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        fault_point("merge.before-rename")
+        _put_in_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -249,11 +250,32 @@ def _write_shards(
             finally:
                 writer.close()
             written += writer.bytes_written
+            fault_point("merge.shard-written")
     finally:
         for handle in handles.values():
             handle.close()
         progress.finish()
     return changed, written
+
+
+def _put_in_place(staging: Path, out: Path) -> None:
+    """Rename ``staging`` to ``out``. An existing ``out`` is renamed aside first and removed
+    only once the new directory is in place: a crash at any moment leaves ``out`` complete
+    (old or new) or absent, never half deleted as removing it in place would."""
+    if not out.exists():
+        os.replace(staging, out)
+        fault_point("merge.after-rename")
+        return
+    aside = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+    os.replace(out, aside)
+    fault_point("merge.moved-aside")
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(aside, out)  # the old output stays, as if nothing had been tried
+        raise
+    fault_point("merge.after-rename")
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _metadata(
