@@ -11,6 +11,7 @@ from typing import Any
 
 from registry.api import Registry
 from registry.catalog.engine import redacted_url
+from registry.errors import GateError
 
 Say = Callable[[str], None]
 
@@ -169,7 +170,9 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
 
     say("\n1. A tiny Llama-shaped base model, generated from random weights (no download).")
     base_dir = write_base_model(work / "base")
+    instruct_dir = write_base_model(work / "base-instruct", seed=1)
     say(f"   {base_dir}: config.json + model.safetensors")
+    say(f"   {instruct_dir}: same shapes, other weights (think base vs instruct)")
 
     say("\n2. Three adapters written in PEFT format: two LoRA versions and an IA3 adapter.")
     lora_v1 = write_lora(work / "sql-lora-v1", seed=1)
@@ -180,11 +183,12 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
     train, corpus = write_training_data(work / "data")
     say(f"   {lora_v1.name}, {lora_v2.name}, {ia3.name}; data {train.name}, {corpus.name}/")
 
-    say("\n3. Push them with training-data hashes and eval scores.")
+    say("\n3. Push them with the base weights (fingerprinted), data hashes and eval scores.")
     pushes = [
         registry.push(
             lora_v1,
             name="demo/sql-lora",
+            base_path=base_dir,
             data=[train],
             evals={"exact_match": 0.71},
             eval_dataset="spider-dev",
@@ -193,17 +197,24 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
         registry.push(
             lora_v2,
             name="demo/sql-lora",
+            base_path=base_dir,
             data=[train],
             evals={"exact_match": 0.78},
             eval_dataset="spider-dev",
             tags={"team": "analytics"},
             alias="prod",
         ),
-        registry.push(ia3, name="demo/tone-ia3", data=[corpus], evals={"politeness": 0.88}),
+        registry.push(
+            ia3,
+            name="demo/tone-ia3",
+            base_path=base_dir,
+            data=[corpus],
+            evals={"politeness": 0.88},
+        ),
     ]
     for result in pushes:
         say(f"   $ adapters push ...  ->  {result.version.ref} {result.version.digest}")
-    again = registry.push(lora_v1, name="demo/sql-lora", data=[train])
+    again = registry.push(lora_v1, name="demo/sql-lora", base_path=base_dir, data=[train])
     say(
         f"   Pushing {lora_v1.name} again is a no-op: {again.version.ref} (created={again.created})"
     )
@@ -226,12 +237,44 @@ def run_demo(registry: Registry, say: Say, workdir: Path | None = None) -> DemoO
         verified += report.ok
         say(f"   {report.ref}: {'ok' if report.ok else 'FAILED'} ({len(report.checks)} checks)")
 
-    say("\n6. Export the prod version back to a PEFT directory, byte for byte.")
+    say("\n6. Check against base models: the right one, and one with the same shapes.")
+    right = registry.verify("demo/sql-lora@prod", base=str(base_dir))
+    wrong = registry.verify("demo/sql-lora@prod", base=str(instruct_dir))
+    say(f"   against {base_dir.name}: {'ok' if right.ok else 'FAILED'}")
+    for check in wrong.failures:
+        say(f"   against {instruct_dir.name}: refused, {check.name}: {check.detail}")
+
+    say("\n7. Export the prod version back to a PEFT directory, byte for byte.")
     exported = registry.export("demo/sql-lora@prod", work / "export" / "sql-lora", overwrite=True)
     same = (exported.directory / "adapter_model.safetensors").read_bytes() == (
         lora_v2 / "adapter_model.safetensors"
     ).read_bytes()
     say(f"   {exported.directory}: {', '.join(exported.files)}")
     say(f"   tensors byte-identical to the pushed ones: {same}")
-    say("\nDone. Try: adapters list; adapters show demo/sql-lora@prod; adapters verify ...")
+
+    say("\n8. Combine both LoRA versions into one rank-8 adapter (exact SVD of the sum).")
+    combined = registry.combine(
+        ["demo/sql-lora@1", "demo/sql-lora@2"],
+        name="demo/sql-lora-combined",
+        method="svd",
+        weights=[0.5, 0.5],
+        rank=8,
+    )
+    lineage = combined.lineage
+    energy = lineage.parameters.get("retained_energy")
+    parents = ", ".join(f"{p.name}@{p.version}" for p in lineage.parents)
+    say(f"   {combined.version.ref}: {lineage.operation} of {parents}; retained energy {energy}")
+
+    say("\n9. Promotion gate: prod needs exact_match >= 0.8 on spider-dev.")
+    gate = ["exact_match@spider-dev>=0.8"]
+    try:
+        registry.set_alias(combined.version.ref, "prod", requires=gate)
+    except GateError as exc:
+        say(f"   refused: {exc}")
+    registry.record_eval(combined.version.ref, {"exact_match": 0.83}, dataset="spider-dev")
+    moved = registry.set_alias(combined.version.ref, "prod", requires=gate)
+    say(f"   after an eval of 0.83: {moved.name}@prod -> {moved.version}")
+    say(f"   audit log: {len(registry.log(limit=1000))} events so far")
+
+    say("\nDone. Try: adapters list; adapters show demo/sql-lora@prod; adapters log")
     return DemoOutcome(work, tuple(r.version.ref for r in pushes), verified, exported.directory)
