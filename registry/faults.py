@@ -53,9 +53,3 @@ def fault_point(name: str) -> None:
     if seen == _target[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
-
-def reset() -> None:
-    """Read the variable again and forget the counts (for tests that change it in-process)."""
-    global _target
-    _target = None
-    _reached.clear()
