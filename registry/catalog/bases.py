@@ -8,8 +8,9 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from registry.catalog.engine import read_session, write_session
-from registry.catalog.store import Catalog, utcnow
-from registry.catalog.tables import AuditEventRow, BaseModelRow, BaseRelationRow
+from registry.catalog.history import add_event, utcnow
+from registry.catalog.store import Catalog
+from registry.catalog.tables import BaseModelRow, BaseRelationRow
 from registry.errors import ConflictError, InvalidNameError, NotFoundError
 from registry.results import BaseModelRecord, BaseRelation
 
@@ -36,16 +37,7 @@ def _record(row: BaseModelRow) -> BaseModelRecord:
 
 
 def _event(session: Session, actor: str, action: str, details: dict[str, Any]) -> None:
-    session.add(
-        AuditEventRow(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            name=None,
-            version=None,
-            details=json.dumps(details, sort_keys=True),
-        )
-    )
+    add_event(session, actor, action, None, None, details)
 
 
 def record_base(

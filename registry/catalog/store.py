@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +21,7 @@ from registry.catalog.engine import (
     wrap_operational,
     write_session,
 )
-from registry.catalog.history import move_alias, refuse_reuse, removed_versions
+from registry.catalog.history import add_event, move_alias, refuse_reuse, removed_versions, utcnow
 from registry.catalog.leases import release_leases
 from registry.catalog.lineage_edges import record_lineage
 from registry.catalog.listing import id_query, ordered_ids, ordered_rows
@@ -43,10 +42,6 @@ from registry.faults import fault_point
 from registry.manifest import Manifest
 from registry.refs import Ref
 from registry.results import AdapterVersion, EvalScore, TrainingDataInfo
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -240,7 +235,12 @@ class Catalog:
             "push",
             new.name,
             version,
-            {"digest": digest, "method": manifest.method, "alias": new.alias},
+            {
+                "digest": digest,
+                "method": manifest.method,
+                "alias": new.alias,
+                "operation": manifest.lineage.operation if manifest.lineage else None,
+            },
         )
         return row.id
 
@@ -253,16 +253,7 @@ class Catalog:
         version: str | None,
         details: dict[str, Any],
     ) -> None:
-        session.add(
-            AuditEventRow(
-                at=utcnow(),
-                actor=actor,
-                action=action,
-                name=name,
-                version=version,
-                details=json.dumps(details, sort_keys=True),
-            )
-        )
+        add_event(session, actor, action, name, version, details)
 
     # -- reading -----------------------------------------------------------------
 
@@ -461,6 +452,8 @@ def _as_utc(value: datetime) -> datetime:
 
 def _parse_utc(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
 # adapter_versions columns as a namedtuple: attribute access on SQLAlchemy rows is
 # slow enough to show in listings of thousands of versions.
 _VersionColumns = namedtuple(  # type: ignore[misc]
