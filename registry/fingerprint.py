@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry.errors import FingerprintError, FormatError, UnsafeFormatError
+from registry.formats.safetensors_header import DTYPE_BITS as FORMAT_DTYPE_BITS
 
 if TYPE_CHECKING:
     import torch
@@ -64,33 +65,9 @@ SAMPLES_PER_TENSOR = 64
 
 Verdict = Literal["identical", "cast", "different", "structure-mismatch"]
 
-# Bits per element of every safetensors dtype. Sub-byte dtypes are sampled byte by byte.
-DTYPE_BITS: Mapping[str, int] = MappingProxyType(
-    {
-        "BOOL": 8,
-        "U8": 8,
-        "I8": 8,
-        "F8_E4M3": 8,
-        "F8_E5M2": 8,
-        "F8_E4M3FNUZ": 8,
-        "F8_E5M2FNUZ": 8,
-        "F8_E8M0": 8,
-        "F4": 4,
-        "F6_E2M3": 6,
-        "F6_E3M2": 6,
-        "I16": 16,
-        "U16": 16,
-        "F16": 16,
-        "BF16": 16,
-        "I32": 32,
-        "U32": 32,
-        "F32": 32,
-        "I64": 64,
-        "U64": 64,
-        "F64": 64,
-        "C64": 64,
-    }
-)
+# Bits per element of every safetensors dtype (the format's own table). Sub-byte dtypes are
+# sampled byte by byte.
+DTYPE_BITS: Mapping[str, int] = MappingProxyType(FORMAT_DTYPE_BITS)
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
