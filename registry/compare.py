@@ -106,25 +106,12 @@ def _similarity(
     return results, "; ".join(notes) or None, unmatched
 
 
-def _pattern_key(patterns: Mapping[str, Any], module: str) -> str | None:
-    # PEFT's get_pattern_key: the first pattern that matches the end of the module path.
-    for pattern in patterns:
-        if re.match(rf"(.*\.)?({pattern})$", module):
-            return pattern
-    return None
-
-
 def lora_scaling(config: Mapping[str, Any], module: str, rank: int) -> float:
-    """PEFT's scaling of ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA, where r
-    and alpha come from ``rank_pattern`` / ``alpha_pattern`` when one matches."""
-    rank_pattern = config.get("rank_pattern") or {}
-    alpha_pattern = config.get("alpha_pattern") or {}
-    r_key = _pattern_key(rank_pattern, module)
-    a_key = _pattern_key(alpha_pattern, module)
-    r = rank_pattern[r_key] if r_key is not None else config.get("r", rank)
-    alpha = alpha_pattern[a_key] if a_key is not None else config.get("lora_alpha", r)
-    r = r or rank
-    return float(alpha) / (math.sqrt(r) if config.get("use_rslora") else float(r))
+    """PEFT's scaling of ``module`` (see ``registry.ops.lora.module_scaling``)."""
+    # Imported here: ops pulls in torch, which comparing configs and evals does not need.
+    from registry.ops.lora import module_scaling
+
+    return module_scaling(config, module, rank)
 
 
 def lora_modules(version: AdapterVersion, blobs: BlobStore) -> dict[str, LoraModule]:
