@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -82,18 +82,26 @@ def lycoris_scaling(
     return _scaling(config, module, _rank(parts))
 
 
+def _updates(
+    delta: Callable[[Mapping[str, torch.Tensor], float, torch.Size | None], torch.Tensor],
+    config: Mapping[str, Any],
+    groups: Mapping[str, Mapping[str, torch.Tensor]],
+    shapes: Mapping[str, torch.Size] | None,
+) -> list[WeightUpdate]:
+    updates = []
+    for module, parts in sorted(groups.items()):
+        target = f"{module}.weight"
+        value = delta(parts, lycoris_scaling(config, module, parts), (shapes or {}).get(target))
+        updates.append(WeightUpdate(target, "add", value))
+    return updates
+
+
 def loha_updates(
     config: Mapping[str, Any],
     groups: Mapping[str, Mapping[str, torch.Tensor]],
     shapes: Mapping[str, torch.Size] | None = None,
 ) -> list[WeightUpdate]:
-    updates = []
-    for module, parts in sorted(groups.items()):
-        target = f"{module}.weight"
-        scaling = _scaling(config, module, _rank(parts))
-        delta = loha_delta(parts, scaling, (shapes or {}).get(target))
-        updates.append(WeightUpdate(target, "add", delta))
-    return updates
+    return _updates(loha_delta, config, groups, shapes)
 
 
 def lokr_updates(
@@ -101,10 +109,4 @@ def lokr_updates(
     groups: Mapping[str, Mapping[str, torch.Tensor]],
     shapes: Mapping[str, torch.Size] | None = None,
 ) -> list[WeightUpdate]:
-    updates = []
-    for module, parts in sorted(groups.items()):
-        target = f"{module}.weight"
-        scaling = _scaling(config, module, _rank(parts))
-        delta = lokr_delta(parts, scaling, (shapes or {}).get(target))
-        updates.append(WeightUpdate(target, "add", delta))
-    return updates
+    return _updates(lokr_delta, config, groups, shapes)
