@@ -25,6 +25,8 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     main_job, tests = commands
     assert main_job.endswith("adapters demo") and "torch==2.13.0" in main_job
     assert "torch==2.13.0" in tests
+    # the tested set of versions: a new upstream release cannot change what CI installs
+    assert "-c .ci/constraints.txt" in tests
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci
 
