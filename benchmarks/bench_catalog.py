@@ -69,7 +69,7 @@ def _median(action: Callable[[], object], repeat: int, clock: Callable[[], float
 
 
 def _manifest_json(index: int, base: int, data_hex: str) -> tuple[str, str, list[Any]]:
-    from registry.manifest import BaseModelRef, FileEntry, Manifest, TrainingDataRef
+    from registry.store.manifest import BaseModelRef, FileEntry, Manifest, TrainingDataRef
 
     weights = f"{index:064x}"
     config = f"{(index % 7) + 1:064x}"
@@ -110,8 +110,8 @@ def _version_plan(total: int) -> list[tuple[str, str]]:
 
 
 def fill(engine: Any, total: int, seed: int = 0) -> dict[str, int]:
-    from registry.catalog import tables as t
-    from registry.catalog.version_order import version_key
+    from registry.store.catalog import tables as t
+    from registry.store.catalog.version_order import version_key
 
     rng = random.Random(seed)
     start = datetime(2024, 1, 1, tzinfo=UTC)

@@ -34,7 +34,7 @@ from typing import BinaryIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from registry import fingerprint  # noqa: E402
+from registry.bases import fingerprint  # noqa: E402
 
 VOCAB, HIDDEN, INTERMEDIATE, LAYERS = 32000, 4096, 11008, 32
 SHARD_BYTES = 5 * 1024**3
@@ -145,7 +145,7 @@ def timed(
 def fresh_process_seconds(directory: Path) -> float:
     code = (
         "import sys, time; start = time.perf_counter(); sys.path.insert(0, sys.argv[1]); "
-        "from registry.fingerprint import fingerprint_directory; "
+        "from registry.bases.fingerprint import fingerprint_directory; "
         "fingerprint_directory(sys.argv[2]); print(time.perf_counter() - start)"
     )
     out = subprocess.run(

@@ -1,5 +1,5 @@
-"""``python -m cli`` runs the ``adapters`` command."""
+"""``python -m registry.cli`` runs the ``adapters`` command."""
 
-from cli.main import main
+from registry.cli.main import main
 
 main(prog_name="adapters")

@@ -10,9 +10,9 @@ from dataclasses import asdict
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.render import echo_json
-from registry.home import RegistryHome, find_home
+from registry.cli.context import AppState, pass_state
+from registry.cli.render import echo_json
+from registry.store.home import RegistryHome, find_home
 
 
 def _home(state: AppState) -> RegistryHome:
@@ -34,7 +34,7 @@ def migrate(state: AppState, dry_run: bool, as_json: bool) -> None:
       adapters migrate --dry-run
       adapters migrate
     """
-    from registry.migrate import migrate as run
+    from registry.admin.migrate import migrate as run
 
     result = run(_home(state).database_url(), dry_run=dry_run)
     if as_json:
@@ -66,9 +66,9 @@ def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
       adapters doctor
       adapters doctor --deep --json
     """
-    from registry.actor import current_actor
-    from registry.doctor import diagnose
-    from registry.doctor import repair as run_repair
+    from registry.store.actor import current_actor
+    from registry.admin.doctor import diagnose
+    from registry.admin.doctor import repair as run_repair
 
     home = _home(state)
     url = home.database_url()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.progress import progress_for_terminal
-from cli.render import echo_json, table
+from registry.cli.context import AppState, pass_state
+from registry.cli.progress import progress_for_terminal
+from registry.cli.render import echo_json, table
 
 
 @click.command()

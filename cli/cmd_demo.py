@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.context import AppState, pass_state
+from registry.cli.context import AppState, pass_state
 
 
 @click.command()
@@ -26,7 +26,7 @@ def demo(state: AppState, workdir: Path | None) -> None:
     Example:
       adapters demo
     """
-    from registry.demo import run_demo
+    from registry.admin.demo import run_demo
 
     outcome = run_demo(state.registry(), click.echo, workdir)
     if outcome.verified != len(outcome.refs):

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.render import echo_json, human_size, table
-from registry.catalog.hub_links import links_for_version
-from registry.manifest import Lineage
+from registry.cli.context import AppState, pass_state
+from registry.cli.render import echo_json, human_size, table
+from registry.hub.links import links_for_version
+from registry.store.manifest import Lineage
 from registry.results import AdapterVersion, iso_utc
 
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.options import parse_scores
-from cli.render import echo_json, human_size, table
+from registry.cli.context import AppState, pass_state
+from registry.cli.options import parse_scores
+from registry.cli.render import echo_json, human_size, table
 from registry.results import AliasChange, Check, LineageNode, iso_utc
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.options import parse_pairs
-from cli.progress import progress_for_terminal
-from cli.render import echo_json, human_size
+from registry.cli.context import AppState, pass_state
+from registry.cli.options import parse_pairs
+from registry.cli.progress import progress_for_terminal
+from registry.cli.render import echo_json, human_size
 
 # Listed here rather than imported, so that `adapters --help` does not import torch.
 COMBINE_METHODS = ("cat", "svd", "linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.context import AppState, pass_state
-from cli.render import echo_json, table
+from registry.cli.context import AppState, pass_state
+from registry.cli.render import echo_json, table
 
 if TYPE_CHECKING:
-    from registry.keys import Keyring
+    from registry.security.keys import Keyring
 
 
 @click.command()
@@ -63,7 +63,7 @@ def key() -> None:
 
 
 def _keyring(state: AppState) -> Keyring:
-    from registry.keys import Keyring  # cryptography only for the commands that use keys
+    from registry.security.keys import Keyring  # cryptography only for the commands that use keys
 
     return Keyring(state.registry().home.root)
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from cli.context import AppState
-from registry import RegistryError, __version__
+from registry.cli.context import AppState
+from registry.errors import RegistryError
+from registry.release import __version__
 from registry.errors import YankedVersionWarning
 
 DEBUG_ENV = "ADAPTERS_DEBUG"
@@ -71,7 +72,7 @@ def main(ctx: click.Context, registry_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from cli import (
+    from registry.cli import (
         cmd_admin,
         cmd_base,
         cmd_check,

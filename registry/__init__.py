@@ -26,6 +26,7 @@ from registry.errors import (
     ValidationError,
     YankedVersionWarning,
 )
+from registry.release import __version__
 from registry.results import (
     AdapterVersion,
     AliasChange,
@@ -43,8 +44,6 @@ from registry.results import (
     StatusChange,
     VerifyReport,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AdapterVersion",

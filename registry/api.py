@@ -8,18 +8,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from registry import lifecycle
-from registry.blobs import BlobStore
-from registry.catalog.store import Catalog
-from registry.conditions import Condition
-from registry.export import export_version
-from registry.home import RegistryHome, find_home, init_home
-from registry.lifecycle import push_gate, warn_if_yanked
-from registry.policy import parse_requirement
+from registry.lifecycle import actions as lifecycle
+from registry.lifecycle.actions import push_gate, warn_if_yanked
 from registry.progress import Progress
-from registry.push import PushRequest, push
-from registry.queries import list_filter
-from registry.refs import Ref, parse_ref
 from registry.results import (
     AdapterVersion,
     AliasChange,
@@ -38,15 +29,24 @@ from registry.results import (
     StatusChange,
     VerifyReport,
 )
-from registry.verify import verify_version
+from registry.security.policy import parse_requirement
+from registry.store.blobs import BlobStore
+from registry.store.catalog.catalog import Catalog
+from registry.store.conditions import Condition
+from registry.store.export import export_version
+from registry.store.home import RegistryHome, find_home, init_home
+from registry.store.list_query import list_filter
+from registry.store.push import PushRequest, push
+from registry.store.refs import Ref, parse_ref
+from registry.store.verify import verify_version
 
 if TYPE_CHECKING:
-    from registry.compat import CompatReport
-    from registry.derive import DeriveResult
+    from registry.bases.compat import CompatReport
     from registry.hub import HubSync
-    from registry.loader import LoadedAdapter, LoadMode
-    from registry.merging import MergeResult
-    from registry.signing import Signature
+    from registry.runtime.derive import DeriveResult
+    from registry.runtime.loader import LoadedAdapter, LoadMode
+    from registry.runtime.merge_into_base import MergeResult
+    from registry.security.signing import Signature
 
 
 class Registry:
@@ -151,7 +151,7 @@ class Registry:
     # -- finding -----------------------------------------------------------------
 
     def get(self, ref: str | Ref) -> AdapterVersion:
-        """Resolve a reference (see ``registry.refs``) to one version.
+        """Resolve a reference (see ``registry.store.refs``) to one version.
 
         A yanked version resolves only when pinned exactly (or through an alias), and
         then with a ``YankedVersionWarning``.
@@ -209,15 +209,15 @@ class Registry:
         With ``base`` (a directory, a recorded base name, or a Hub id in the local cache)
         the compatibility checks against that base are added.
         """
-        from registry.signing import with_signature_checks
+        from registry.security.signing import with_signature_checks
 
         version = self.get(ref)
         report = verify_version(version, self.blobs)
         report = with_signature_checks(report, self.catalog, self.home.root, version)
         if base is None:
             return report
-        from registry.base_models import compat_for_target
-        from registry.base_target import resolve_target
+        from registry.bases.records import compat_for_target
+        from registry.bases.target import resolve_target
 
         compat = compat_for_target(self, version, resolve_target(base, self.catalog))
         checks = report.checks + tuple(
@@ -228,7 +228,7 @@ class Registry:
     def sign(self, ref: str | Ref, key: str) -> Signature:
         """Sign a version with ``key`` (a key name from ``adapters key generate``, or a PEM
         file) after verifying it; signing again with the same key returns the signature."""
-        from registry.signing import sign
+        from registry.security.signing import sign
 
         return sign(self.catalog, self.blobs, self.home.root, self.get(ref), key)
 
@@ -244,21 +244,21 @@ class Registry:
     ) -> BaseModelRecord:
         """Fingerprint a base model (a directory, or HUB_ID[@REV] from the local HF cache)
         and record it."""
-        from registry.base_models import add_base
+        from registry.bases.records import add_base
 
         return add_base(
             self.catalog, str(source), name=name, version=version, quantization=quantization
         )
 
     def bases(self) -> builtins.list[BaseModelRecord]:
-        from registry.catalog.bases import list_bases
+        from registry.bases.record_rows import list_bases
 
         return list_bases(self.catalog)
 
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         """Record that base ``source`` is ``quantized-from`` or ``equivalent`` to ``target``."""
-        from registry.actor import current_actor
-        from registry.catalog.bases import get_base, link_bases
+        from registry.bases.record_rows import get_base, link_bases
+        from registry.store.actor import current_actor
 
         return link_bases(
             self.catalog,
@@ -273,8 +273,8 @@ class Registry:
     def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
         """Compatibility of a version with a base: a torch module, a directory, a recorded
         base name, or a Hub id in the local cache."""
-        from registry.base_models import compat_for_target
-        from registry.base_target import resolve_target, target_from_module
+        from registry.bases.records import compat_for_target
+        from registry.bases.target import resolve_target, target_from_module
 
         version = self.get(ref)
         if isinstance(base, str | Path):
@@ -286,14 +286,14 @@ class Registry:
     def load(
         self, ref: str | Ref, model: Any, *, strict: bool = True, mode: LoadMode = "auto"
     ) -> LoadedAdapter:
-        """Apply a version to ``model`` after checking it fits; see ``registry.loader``.
+        """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
         model when a check fails and ``strict`` is true; ``IntegrityError`` naming the file
         when a stored file or the manifest changed; ``SignatureError`` when policy.json has
         ``"load": {"require_signature": true}`` and no trusted key signed the version.
         """
-        from registry.loader import load
+        from registry.runtime.loader import load
 
         return load(self, str(ref), model, strict=strict, mode=mode)
 
@@ -378,7 +378,7 @@ class Registry:
 
     def gc(self, *, dry_run: bool = False) -> GcResult:
         """Delete blobs that no version references and no push in progress holds."""
-        from registry.gc import collect
+        from registry.store.gc import collect
 
         return collect(self.catalog, self.blobs, self.home.tmp_dir, dry_run=dry_run)
 
@@ -401,8 +401,8 @@ class Registry:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append an audit event for a change made outside the catalog (e.g. hub sync)."""
-        from registry.actor import current_actor
-        from registry.catalog.lifecycle_queries import record_event
+        from registry.lifecycle.transactions import record_event
+        from registry.store.actor import current_actor
 
         record_event(
             self.catalog.engine, current_actor(), action, name, version, dict(details or {})
@@ -410,14 +410,14 @@ class Registry:
 
     def lineage(self, ref: str | Ref, *, depth: int = 64) -> LineageReport:
         """Ancestors and descendants of a version through combine/merge/extract lineage."""
-        from registry.lineage import lineage
+        from registry.lifecycle.lineage import lineage
 
         return lineage(self.catalog, self.get(ref), depth=depth)
 
     def compare(self, a: str | Ref, b: str | Ref) -> Comparison:
         """Evals side by side, manifest and config differences and, for two LoRA
         adapters, the cosine similarity of their weight updates per module."""
-        from registry.compare import compare_versions
+        from registry.lifecycle.compare import compare_versions
 
         return compare_versions(self.get(a), self.get(b), self.blobs)
 
@@ -446,7 +446,7 @@ class Registry:
         ``ties``, ``dare_linear``, ``dare_ties``, ``magnitude_prune`` (dense per module, then
         rank ``rank``). ``weights`` default to 1 each; IA3 adapters combine with ``linear``.
         """
-        from registry.derive import Destination, combine_versions
+        from registry.runtime.derive import Destination, combine_versions
 
         return combine_versions(
             self,
@@ -475,7 +475,7 @@ class Registry:
     ) -> MergeResult:
         """Write the base checkpoint in ``base`` with the version folded in to ``out``,
         streaming tensor by tensor; refuses a base that does not fit unless ``force``."""
-        from registry.merging import merge_version
+        from registry.runtime.merge_into_base import merge_version
 
         return merge_version(
             self,
@@ -500,7 +500,7 @@ class Registry:
         progress: Progress | None = None,
     ) -> DeriveResult:
         """A new version holding the best rank-``rank`` approximation of ``ref``."""
-        from registry.derive import Destination, resize_version
+        from registry.runtime.derive import Destination, resize_version
 
         return resize_version(
             self,
@@ -527,7 +527,7 @@ class Registry:
         progress: Progress | None = None,
     ) -> DeriveResult:
         """A LoRA of rank ``rank`` approximating ``tuned - base`` (two model directories)."""
-        from registry.derive import Destination, extract_version
+        from registry.runtime.derive import Destination, extract_version
 
         return extract_version(
             self,

@@ -106,7 +106,7 @@ class IncompatibleAdaptersError(RegistryError):
 class BaseModelMismatchError(RegistryError):
     """The adapter does not fit the base model it was pointed at.
 
-    ``report`` is the ``registry.compat.CompatReport`` whose failed checks say what differs.
+    ``report`` is the ``registry.bases.compat.CompatReport`` whose failed checks say what differs.
     """
 
     def __init__(self, message: str, report: object) -> None:

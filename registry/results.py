@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from registry.manifest import BaseModelRef, FileEntry, Manifest
+from registry.store.manifest import BaseModelRef, FileEntry, Manifest
 
 CheckStatus = Literal["pass", "warn", "fail", "skip"]
 
@@ -185,7 +185,7 @@ class BaseModelRecord:
     revision: str | None
     version: str | None
     quantization: str
-    fingerprint: Any | None  # registry.fingerprint.Fingerprint (typed loosely: no import cycle)
+    fingerprint: Any | None  # bases.fingerprint.Fingerprint (typed loosely: no import cycle)
     config: dict[str, Any]
     source: str
     created_at: datetime

@@ -35,7 +35,7 @@ from registry.errors import RegistryError
 from registry.formats import find_nonfinite, read_adapter_files, read_safetensors_header
 from registry.formats.config_file import CONFIG_NAME, parse_config
 from registry.formats.safetensors_header import inspect_safetensors_header
-from registry.manifest import canonical_json
+from registry.store.manifest import canonical_json
 
 SEED_KINDS: tuple[str, ...] = tuple(sorted(KINDS))
 TARGETS = 3

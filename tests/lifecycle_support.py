@@ -10,11 +10,11 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from cli import main
-from registry.catalog.store import Catalog, NewVersion
-from registry.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
-from registry.refs import next_version
+from registry.cli import main
 from registry.results import AdapterVersion, TrainingDataInfo
+from registry.store.catalog.catalog import Catalog, NewVersion
+from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
+from registry.store.refs import next_version
 
 ACTOR = "tester@ci"
 
@@ -91,7 +91,7 @@ def manifest(
                 for i, p in enumerate(parents)
             ),
         )
-    from registry.manifest import TrainingDataRef
+    from registry.store.manifest import TrainingDataRef
 
     return Manifest(
         method=method,

@@ -21,7 +21,7 @@ from lifecycle_support import write_lora
 from sqlalchemy import text
 
 from registry import Registry
-from registry.doctor import diagnose
+from registry.admin.doctor import diagnose
 
 WORKER = Path(__file__).with_name("stress_worker.py")
 ROOT = WORKER.parent.parent

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from factory import make_adapter
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 
 
 def _malformed_json(d: Path) -> None:

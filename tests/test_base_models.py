@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from factory import BASE_BUILDERS, make_adapter, save_base
 
-from cli import main
 from registry import Registry
-from registry.loader import AdapterCompatibilityWarning
+from registry.cli import main
+from registry.runtime.loader import AdapterCompatibilityWarning
 
 
 def run(*args: str) -> Result:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.blobs import TMP_PREFIX, BlobStore, StoredBlob
 from registry.errors import IntegrityError
-from registry.hashing import CHUNK_SIZE
+from registry.store.blobs import TMP_PREFIX, BlobStore, StoredBlob
+from registry.store.hashing import CHUNK_SIZE
 
 
 def sha(data: bytes) -> str:

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 from factory import make_adapter
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 
 LINE = re.compile(r"^([a-z0-9./_-]+)@(\S+) (sha256:[0-9a-f]{64})$")
 

@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import sys
-from cli import main
+from registry.cli import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:

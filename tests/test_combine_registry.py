@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from factory import make_inputs, outputs, save_base
 from ops_factory import base_model, lora_deltas, save_adapter
 
-from cli import main
-from cli.cmd_ops import COMBINE_METHODS as CLI_METHODS
 from registry import Registry
+from registry.cli import main
+from registry.cli.cmd_ops import COMBINE_METHODS as CLI_METHODS
 from registry.errors import IncompatibleAdaptersError
 from registry.ops.combine import COMBINE_METHODS
 

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from handmade import tiny_model, write_adapter
 from sqlalchemy import text
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 from registry.errors import IntegrityError
 from registry.results import AdapterVersion
 
@@ -175,8 +175,8 @@ def test_manifest_paths_cannot_leave_the_export_directory(
     # never writes outside its target.
     from dataclasses import replace
 
-    from registry.export import export_version
-    from registry.manifest import FileEntry
+    from registry.store.export import export_version
+    from registry.store.manifest import FileEntry
 
     evil = tuple(
         FileEntry("../escaped.md", f.sha256, f.size, f.role) if f.path == "README.md" else f

@@ -28,11 +28,11 @@ from hub_emulator import HubEmulator, serving
 from ops_factory import base_model, save_adapter
 from transformers import PreTrainedModel
 
-from cli import main
 from registry import Registry
-from registry.blobs import TMP_PREFIX
-from registry.catalog.store import ListFilter
+from registry.cli import main
 from registry.faults import ENV_VAR
+from registry.store.blobs import TMP_PREFIX
+from registry.store.catalog.catalog import ListFilter
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -222,7 +222,7 @@ def _args(case: Case, prepared: Prepared, out: Path) -> list[str]:
 def _kill(home: Path, args: list[str], point: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, ENV_VAR: point}
     return subprocess.run(
-        [sys.executable, "-m", "cli", "--registry", str(home), *args],
+        [sys.executable, "-m", "registry.cli", "--registry", str(home), *args],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -241,7 +241,7 @@ def _sha256(path: Path) -> str:
 
 def assert_consistent(home: Path) -> None:
     """No version points at a missing or partial blob, and no partial blob is visible."""
-    from registry.doctor import diagnose
+    from registry.admin.doctor import diagnose
 
     with Registry.open(home) as reg:
         versions = reg.catalog.list_versions(ListFilter())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 
 
 def test_demo_runs_every_step(tmp_path: Path, hermetic_env: Path) -> None:

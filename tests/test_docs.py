@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.hashing import data_digest
+from registry.store.hashing import data_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_data_digest_recipe_in_formats_doc(tmp_path: Path) -> None:
 def test_documented_commands_exist() -> None:
     from click.testing import CliRunner
 
-    from cli import main
+    from registry.cli import main
 
     reference = (ROOT / "docs" / "cli.md").read_text()
     documented = set(re.findall(r"^## `adapters ([a-z][a-z -]*?)`", reference, flags=re.M))
@@ -61,8 +61,8 @@ def test_documented_commands_exist() -> None:
 
 
 def test_cli_reference_is_current() -> None:
-    from cli.reference import render
+    from registry.cli.reference import render
 
     assert (ROOT / "docs" / "cli.md").read_text() == render(), (
-        "docs/cli.md is stale: run python -m cli.reference > docs/cli.md"
+        "docs/cli.md is stale: run python -m registry.cli.reference > docs/cli.md"
     )

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner, Result
 from lifecycle_support import write_lora
 
-from cli import main
 from registry import Registry
-from registry.catalog.history import utcnow
-from registry.catalog.leases import LEASE_EXPIRY, take_lease
-from registry.doctor import diagnose
+from registry.admin.doctor import diagnose
+from registry.cli import main
+from registry.store.catalog.history import utcnow
+from registry.store.leases import LEASE_EXPIRY, take_lease
 
 
 def doctor(registry: Registry, *args: str) -> Result:
@@ -148,7 +148,7 @@ def test_missing_staging_dir_names_init(pushed: Registry) -> None:
 def test_unreachable_database_hides_the_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry.home import init_home
+    from registry.store.home import init_home
 
     home = init_home(tmp_path / "h").root
     monkeypatch.setenv(

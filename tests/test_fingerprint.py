@@ -22,8 +22,7 @@ from factory import tiny_bert, tiny_gpt2, tiny_llama
 from safetensors.torch import save_file
 from transformers import LlamaForCausalLM, PreTrainedModel
 
-from registry.errors import FingerprintError, FormatError, UnsafeFormatError
-from registry.fingerprint import (
+from registry.bases.fingerprint import (
     Fingerprint,
     TensorSample,
     cached_snapshot,
@@ -35,6 +34,7 @@ from registry.fingerprint import (
     fingerprint_path_or_hub,
     sample_indices,
 )
+from registry.errors import FingerprintError, FormatError, UnsafeFormatError
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "fingerprint.md"
@@ -173,7 +173,7 @@ def test_sample_indices_one_per_stratum(count: int) -> None:
 
 def test_same_fingerprint_in_another_process(llama_dir: Path, llama_fp: Fingerprint) -> None:
     code = (
-        "import sys; from registry.fingerprint import fingerprint_directory as f; "
+        "import sys; from registry.bases.fingerprint import fingerprint_directory as f; "
         "fp = f(sys.argv[1]); print(fp.structure, fp.content, 'torch' in sys.modules)"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
@@ -657,7 +657,7 @@ def test_inconsistent_shard_index_is_refused(llama: LlamaForCausalLM, tmp_path: 
 
 
 def test_importing_does_not_import_torch() -> None:
-    code = "import sys, registry.fingerprint; print('torch' in sys.modules)"
+    code = "import sys, registry.bases.fingerprint; print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -17,10 +17,10 @@ from lifecycle_support import run, write_lora
 from sqlalchemy import text
 
 from registry import Registry
-from registry.catalog.history import utcnow
-from registry.catalog.leases import LEASE_EXPIRY, take_lease
-from registry.catalog.store import Catalog
-from registry.gc import PushLeases
+from registry.store.catalog.catalog import Catalog
+from registry.store.catalog.history import utcnow
+from registry.store.gc import PushLeases
+from registry.store.leases import LEASE_EXPIRY, take_lease
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry.errors import InvalidNameError, RegistryError
-from registry.hashing import (
+from registry.store.hashing import (
     CHUNK_SIZE,
     DataDigest,
     data_digest,

@@ -9,7 +9,7 @@ import platformdirs
 import pytest
 
 from registry.errors import HomeError
-from registry.home import (
+from registry.store.home import (
     DATABASE_URL_ENV,
     HOME_ENV,
     LOCAL_DIRNAME,

@@ -24,9 +24,9 @@ from handmade import adapter_files, safetensors_bytes, write_adapter
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from cli import main
 from registry import Registry
-from registry.catalog.tables import BaseModelRow, BlobLeaseRow
+from registry.cli import main
+from registry.store.catalog.tables import BaseModelRow, BlobLeaseRow
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -434,7 +434,7 @@ def test_hub_manifest_paths_cannot_leave_the_adapter(
 
     from registry.errors import HubError
     from registry.hub import remote_manifest
-    from registry.manifest import FileEntry
+    from registry.store.manifest import FileEntry
 
     directory = write_adapter(tmp_path / "adapter", "lora", card=True)
     version = sqlite_registry.push(directory, name="honest").version

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 from factory import MadeAdapter, make_adapter
 from hub_emulator import HubEmulator, serving
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")

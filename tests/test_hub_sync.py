@@ -17,8 +17,8 @@ from hub_emulator import HubEmulator, serving
 from registry import Registry
 from registry.errors import HubError
 from registry.hub.remote_manifest import MANIFEST_PATH
-from registry.manifest import Lineage, ParentRef
-from registry.push import PushRequest, push
+from registry.store.manifest import Lineage, ParentRef
+from registry.store.push import PushRequest, push
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")

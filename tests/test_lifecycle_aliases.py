@@ -16,7 +16,7 @@ from lifecycle_support import insert, manifest, one_line_error, run, write_lora
 
 from registry import Registry
 from registry.errors import ConflictError, GateError, NotFoundError, ValidationError
-from registry.policy import load_policy
+from registry.security.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -334,7 +334,7 @@ def test_policy_reports_every_problem_at_once(three: Registry) -> None:
 MOVER = """
 import sys, time
 from pathlib import Path
-import registry.catalog.history as history
+import registry.store.catalog.history as history
 from registry import Registry
 first, second, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 

@@ -139,7 +139,7 @@ LIGHT_COMMANDS = [
 
 PROBE = """
 import sys
-from cli import main
+from registry.cli import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:

@@ -12,10 +12,9 @@ import click
 import pytest
 from lifecycle_support import write_lora
 
-import schemas
-from cli import main
-from registry import Registry, YankedVersionWarning
-from registry.policy import load_policy
+from registry import Registry, YankedVersionWarning, schemas
+from registry.cli import main
+from registry.security.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "lifecycle.md").read_text()

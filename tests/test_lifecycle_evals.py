@@ -12,8 +12,8 @@ from factory import make_adapter
 from lifecycle_support import one_line_error, run, write_lora
 
 from registry import Registry
-from registry.compare import lora_scaling
 from registry.errors import InvalidNameError
+from registry.lifecycle.compare import lora_scaling
 
 
 @pytest.fixture

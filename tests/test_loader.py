@@ -11,7 +11,7 @@ from factory import BASE_BUILDERS, KIND_ARCH, UNNAMED_KINDS, make_adapter, outpu
 
 from registry import Registry
 from registry.errors import BaseModelMismatchError, IntegrityError
-from registry.loader import AdapterCompatibilityWarning
+from registry.runtime.loader import AdapterCompatibilityWarning
 
 NATIVE_KINDS = [
     "lora",

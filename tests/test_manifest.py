@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.errors import IntegrityError
-from registry.manifest import (
+from registry.store.manifest import (
     MANIFEST_FORMAT,
     BaseModelRef,
     FileEntry,

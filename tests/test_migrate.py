@@ -22,13 +22,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
-from cli import main
 from registry import Registry
-from registry.catalog import migrations
-from registry.catalog.engine import make_engine
-from registry.catalog.schema import SCHEMA_VERSION, status
+from registry.cli import main
 from registry.errors import CatalogError
-from registry.home import init_home
+from registry.store.catalog import schema_steps as migrations
+from registry.store.catalog.engine import make_engine
+from registry.store.catalog.schema import SCHEMA_VERSION, status
+from registry.store.home import init_home
 
 DATA = Path(__file__).parent / "data"
 # What schema 1 recorded, read with the first release.
@@ -262,7 +262,7 @@ def fresh_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_new_catalog_shape_matches_tables(fresh_url: str) -> None:
-    from registry.catalog.store import Catalog
+    from registry.store.catalog.catalog import Catalog
 
     Catalog(fresh_url).close()
     assert shape(fresh_url) == metadata_shape()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from cli import main
+from registry.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-import schemas
+from registry import schemas
 from registry.errors import IntegrityError, InvalidNameError, NotFoundError
 from registry.formats.config_file import (
     SET_LIKE_FIELDS,
@@ -28,13 +28,13 @@ from registry.formats.config_file import (
     parse_config,
 )
 from registry.formats.json_limits import MAX_JSON_DEPTH, json_problems
-from registry.manifest import (
+from registry.store.manifest import (
     BaseModelRef,
     FileEntry,
     Manifest,
     TrainingDataRef,
 )
-from registry.refs import (
+from registry.store.refs import (
     Candidate,
     Ref,
     normalize_version,

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from lifecycle_support import insert, manifest, one_line_error, run
 
 from registry import Registry
-from registry.catalog.listing import explain
-from registry.catalog.store import ListFilter
-from registry.conditions import Condition, parse_condition
 from registry.errors import InvalidNameError
+from registry.store.catalog.catalog import ListFilter
+from registry.store.catalog.listing import explain
+from registry.store.conditions import Condition, parse_condition
 
 FP_A = "sha256:" + "a1" * 32
 FP_B = "sha256:" + "b2" * 32

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from registry.catalog.version_order import specifier_range, version_key
+from registry.store.catalog.version_order import specifier_range, version_key
 
 SMALL = st.integers(min_value=0, max_value=12) | st.integers(min_value=0, max_value=10**30)
 LOCAL_PART = st.integers(min_value=0, max_value=99).map(str) | st.from_regex(
@@ -126,16 +126,16 @@ def test_paged_resolution_agrees_with_the_full_scan(
 ) -> None:
     import random
 
-    from registry.catalog import resolve
+    from registry.store.catalog import resolve
 
     monkeypatch.setattr(resolve, "FIRST_PAGE", page)
 
     from lifecycle_support import insert, manifest
     from sqlalchemy import text
 
-    from registry.catalog.store import Catalog
     from registry.errors import NotFoundError
-    from registry.refs import Candidate, parse_ref, select_version
+    from registry.store.catalog.catalog import Catalog
+    from registry.store.refs import Candidate, parse_ref, select_version
 
     rng = random.Random(7)
     texts = [f"{major}.{minor}" for major in range(4) for minor in range(12)]

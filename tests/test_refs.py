@@ -1,4 +1,4 @@
-"""The reference grammar, name rules and version selection of ``registry.refs``."""
+"""The reference grammar, name rules and version selection of ``registry.store.refs``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from registry.errors import InvalidNameError, NotFoundError
-from registry.refs import (
+from registry.store.refs import (
     MAX_NAME_LENGTH,
     Candidate,
     Ref,

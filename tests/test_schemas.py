@@ -14,7 +14,7 @@ import peft
 import pytest
 from jsonschema import Draft202012Validator
 
-import schemas
+from registry import schemas
 
 # peft_type -> a PEFT config class instance with whatever PEFT requires to construct it.
 PEFT_CONFIGS: dict[str, Callable[[], peft.PeftConfig]] = {

@@ -19,11 +19,11 @@ from handmade import write_adapter
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
-from cli import main
 from registry import Registry
-from registry.catalog.engine import redacted_url
+from registry.cli import main
 from registry.errors import CatalogError
-from registry.keys import Keyring, load_private_key
+from registry.security.keys import Keyring, load_private_key
+from registry.store.catalog.engine import redacted_url
 
 TOKEN = "hf_SECRET_token_for_leak_tests_0123456789"
 PASSWORD = "Pw_SECRET_for_leak_tests_42"

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from handmade import tiny_model, write_adapter
 from sqlalchemy import text
 
-from cli import main
 from registry import Registry
+from registry.cli import main
 from registry.errors import GateError, IntegrityError, SignatureError
-from registry.keys import Keyring
 from registry.results import AdapterVersion
-from registry.signing import STATEMENT_FORMAT, statement
+from registry.security.keys import Keyring
+from registry.security.signing import STATEMENT_FORMAT, statement
 
 
 def run(*args: str) -> Result:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import schemas
+from registry import schemas
 from registry.errors import FormatError, UnsafeFormatError, ValidationError
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (

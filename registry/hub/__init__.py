@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from registry.catalog.hub_links import HubLink, links_for_version
+from registry.hub.links import HubLink, links_for_version
 from registry.hub.results import HubPullResult, HubPushResult, HubStatus, HubStatusReport
 from registry.progress import Progress
 

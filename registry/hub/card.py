@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.conditions import validate_dataset, validate_metric, validate_split
 from registry.errors import InvalidNameError
 from registry.hub.remote_manifest import CARD_COPY_PATH, CARD_PATH, MANIFEST_PATH
 from registry.results import AdapterVersion
+from registry.store.conditions import validate_dataset, validate_metric, validate_split
 
 # PEFT task types -> (Hub pipeline tag, transformers auto class for the usage snippet).
 _TASKS: dict[str, tuple[str, str]] = {

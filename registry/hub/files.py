@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.hashing import CHUNK_SIZE
 from registry.progress import NoProgress, Progress
+from registry.store.hashing import CHUNK_SIZE
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.actor import current_actor
-from registry.catalog.hub_links import record_link
 from registry.errors import ConflictError, HubError, InvalidNameError, NotFoundError
 from registry.faults import fault_point
 from registry.formats import CONFIG_NAME, WEIGHTS_NAMES
 from registry.hub.card import read_card
 from registry.hub.failures import hub_errors
+from registry.hub.links import record_link
 from registry.hub.remote import (
     RemoteListing,
     checked_copy,
@@ -42,8 +41,9 @@ from registry.hub.remote_manifest import CARD_PATH, RemoteManifest
 from registry.hub.results import HubPullResult
 from registry.hub.settings import HubSettings, client_session
 from registry.progress import NoProgress, Progress
-from registry.push import PushRequest, push
-from registry.refs import validate_name
+from registry.store.actor import current_actor
+from registry.store.push import PushRequest, push
+from registry.store.refs import validate_name
 
 if TYPE_CHECKING:
     from registry.api import Registry

@@ -21,19 +21,19 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry import __version__
-from registry.actor import current_actor
-from registry.catalog.hub_links import links_for_version, record_link
 from registry.errors import HubError
-from registry.export import export_version
 from registry.hub.card import build_card
 from registry.hub.failures import LOGIN_HINT, hub_errors
+from registry.hub.links import links_for_version, record_link
 from registry.hub.remote import RemoteListing, fetch_manifest, list_online
 from registry.hub.remote_manifest import CARD_PATH, MANIFEST_PATH, for_version
 from registry.hub.results import HubPushResult
 from registry.hub.settings import HubSettings, client_session, xet_supported
 from registry.progress import Progress
+from registry.release import __version__
 from registry.results import AdapterVersion
+from registry.store.actor import current_actor
+from registry.store.export import export_version
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperation

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.bases.fingerprint import cached_snapshot
 from registry.errors import FingerprintError, HubError
 from registry.faults import fault_point
-from registry.fingerprint import cached_snapshot
 from registry.hub.files import RemoteFile, copy_hashed, evict_cached, mismatch
 from registry.hub.remote_manifest import MANIFEST_PATH, RemoteManifest, parse
 from registry.hub.settings import HubSettings

@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from registry import __version__
 from registry.errors import HubError, IntegrityError
-from registry.manifest import Manifest
+from registry.release import __version__
 from registry.results import AdapterVersion, TrainingDataInfo, iso_utc
+from registry.store.manifest import Manifest
 
 MANIFEST_PATH = "registry-manifest.json"
 CARD_PATH = "README.md"

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from registry.catalog.hub_links import links_for_name
 from registry.errors import HubError, NotFoundError
 from registry.formats.config_file import CONFIG_NAME
-from registry.hashing import sha256_bytes
 from registry.hub.failures import hub_errors
 from registry.hub.files import RemoteFile, git_blob_id
+from registry.hub.links import links_for_name
 from registry.hub.remote import RemoteListing, download, fetch_manifest, list_online
 from registry.hub.remote_manifest import RemoteManifest, hub_path
 from registry.hub.results import HubStatus, HubStatusReport, SyncState
 from registry.hub.settings import HubSettings, client_session
-from registry.manifest import FileEntry
 from registry.results import AdapterVersion
+from registry.store.hashing import sha256_bytes
+from registry.store.manifest import FileEntry
 
 if TYPE_CHECKING:
     from registry.api import Registry

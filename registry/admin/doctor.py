@@ -1,0 +1,411 @@
+"""``adapters doctor``: check a registry and say, for each problem, the command that fixes it.
+
+Checks, in order (a failed step stops the ones that depend on it):
+
+- the home: marker, layout, ``objects/`` and ``tmp/`` present and writable;
+- the catalog database: reachable (its URL shown with the password masked) and at
+  this release's schema version;
+- the rows: rows of files, evals, tags, training data, aliases, lineage and
+  signatures whose version is gone, versions without files, expired blob leases;
+- the blobs: every referenced blob present with its recorded size (``deep``: and
+  hashing to its name), stored blobs nothing references, temp files left in staging.
+
+Unreferenced blobs are listed first and the catalog read second, as ``gc`` does, so
+a push in progress (whose blobs are leased) is never reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from registry.errors import RegistryError
+from registry.store.blobs import BlobStore
+from registry.store.catalog.engine import make_engine, read_session, redacted_url
+from registry.store.catalog.history import utcnow
+from registry.store.catalog.schema import SCHEMA_VERSION, read_version
+from registry.store.home import HOME_LAYOUT_VERSION, MARKER_FILE, RegistryHome
+from registry.store.leases import LEASE_EXPIRY, protected_digests
+
+Severity = Literal["error", "warning", "info"]
+_SHOWN = 5  # versions named per finding
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # home | database | schema | rows | blobs | staging | leases
+    severity: Severity  # error: data at risk; warning: needs attention; info: no action
+    what: str
+    fix: str  # the command (or action) that resolves it; "" for info
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    home: str
+    database: str  # password masked
+    schema_version: int | None
+    deep: bool
+    checked: tuple[str, ...]  # the checks that ran
+    counts: dict[str, int] = field(default_factory=dict)  # versions, blobs, ...
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """No errors and no warnings (info findings need no action)."""
+        return not any(f.severity != "info" for f in self.findings)
+
+
+def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorReport:
+    findings: list[Finding] = _check_home(home)
+    checked = ["home", "database"]
+    counts: dict[str, int] = {}
+
+    def report(version: int | None) -> DoctorReport:
+        return DoctorReport(
+            str(home.root), redacted_url(url), version, deep, tuple(checked), counts,
+            tuple(findings),
+        )  # fmt: skip
+
+    try:
+        engine = make_engine(url)
+    except RegistryError as exc:
+        findings.append(_database_finding(str(exc)))
+        return report(None)
+    try:
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+                version = read_version(connection)
+        except Exception as exc:  # any driver failure is the finding
+            reason = str(getattr(exc, "orig", None) or exc)  # the driver's words, no SQL
+            findings.append(_database_finding(" ".join(reason.split())[:300]))
+            return report(None)
+        checked.append("schema")
+        schema = _check_schema(version)
+        if schema is not None:
+            findings.append(schema)
+            return report(version)
+        checked += ["rows", "leases", "blobs", "staging"]
+        blobs = BlobStore(home.objects_dir)
+        stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
+        with read_session(engine) as session:
+            connection = session.connection()
+            findings += _check_rows(connection, counts)
+            findings += _check_leases(connection, counts)
+            referenced = _referenced(connection)
+            keep = protected_digests(session, utcnow() - LEASE_EXPIRY)
+        counts["blobs_stored"] = len(stored)
+        counts["blobs_referenced"] = len(referenced)
+        findings += _check_blobs(blobs, stored, referenced, deep)
+        findings += _unreferenced(stored, keep)
+        findings += _check_staging(blobs, home.tmp_dir)
+    finally:
+        engine.dispose()
+    return report(version)
+
+
+# -- home ---------------------------------------------------------------------------------------
+
+
+def _check_home(home: RegistryHome) -> list[Finding]:
+    root = home.root
+    found: list[Finding] = []
+    marker = root / MARKER_FILE
+    try:
+        layout = json.loads(marker.read_text(encoding="utf-8")).get("layout")
+    except (OSError, ValueError, AttributeError):
+        layout = None
+    if layout != HOME_LAYOUT_VERSION:
+        found.append(
+            Finding(
+                "home",
+                "error",
+                f"{marker} is missing or unreadable, or names layout {layout!r} "
+                f"(this release writes {HOME_LAYOUT_VERSION})",
+                f"adapters init {root}",
+            )
+        )
+    for directory in (home.objects_dir, home.tmp_dir):
+        if not directory.is_dir():
+            found.append(
+                Finding("home", "error", f"{directory} is missing", f"adapters init {root}")
+            )
+        elif not os.access(directory, os.W_OK | os.X_OK):
+            found.append(
+                Finding(
+                    "home",
+                    "error",
+                    f"{directory} is not writable by this user (pushes and gc will fail)",
+                    f"chmod -R g+rwX {directory}  (and add this user to its group; "
+                    "see docs/team.md#permissions)",
+                )
+            )
+    return found
+
+
+# -- database and schema ------------------------------------------------------------------------
+
+
+def _database_finding(reason: str) -> Finding:
+    return Finding(
+        "database",
+        "error",
+        f"the catalog database cannot be used: {reason}",
+        "check ADAPTERS_DATABASE_URL and that the server is up, then `adapters doctor`",
+    )
+
+
+def _check_schema(version: int | None) -> Finding | None:
+    if version is None:
+        return Finding("schema", "error", "the database holds no catalog yet", "adapters migrate")
+    if version < SCHEMA_VERSION:
+        return Finding(
+            "schema",
+            "error",
+            f"the catalog has schema version {version}; this release needs {SCHEMA_VERSION}",
+            "back up the catalog, then `adapters migrate` (docs/team.md#upgrades)",
+        )
+    if version > SCHEMA_VERSION:
+        return Finding(
+            "schema",
+            "error",
+            f"the catalog has schema version {version}, newer than this release "
+            f"understands ({SCHEMA_VERSION})",
+            "pip install --upgrade adapter-registry",
+        )
+    return None
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+# (table, column naming the version, what a row of it is)
+_CHILDREN = [
+    ("version_files", "version_id", "file rows"),
+    ("training_data", "version_id", "training-data rows"),
+    ("evals", "version_id", "eval rows"),
+    ("tags", "version_id", "tag rows"),
+    ("aliases", "version_id", "aliases"),
+    ("lineage_edges", "child_id", "lineage edges"),
+    ("signatures", "version_id", "signatures"),
+]
+
+
+def _check_rows(connection: Connection, counts: dict[str, int]) -> list[Finding]:
+    found: list[Finding] = []
+    counts["versions"] = int(
+        connection.exec_driver_sql("SELECT count(*) FROM adapter_versions").scalar_one()
+    )
+    for table, column, label in _CHILDREN:
+        dangling = int(
+            connection.exec_driver_sql(
+                f"SELECT count(*) FROM {table} t WHERE NOT EXISTS "
+                f"(SELECT 1 FROM adapter_versions v WHERE v.id = t.{column})"
+            ).scalar_one()
+        )
+        if dangling:
+            found.append(
+                Finding(
+                    "rows",
+                    "error",
+                    f"{dangling} {label} in {table} belong to no version",
+                    "adapters doctor --repair",
+                )
+            )
+    empty = connection.exec_driver_sql(
+        "SELECT v.name, v.version FROM adapter_versions v WHERE NOT EXISTS "
+        "(SELECT 1 FROM version_files f WHERE f.version_id = v.id) ORDER BY v.name, v.id"
+    ).all()
+    for name, version in empty:
+        found.append(
+            Finding(
+                "rows",
+                "error",
+                f"{name}@{version} records no files",
+                f"adapters rm {name}@{version} --force, then push the adapter again",
+            )
+        )
+    return found
+
+
+def _check_leases(connection: Connection, counts: dict[str, int]) -> list[Finding]:
+    cutoff = utcnow() - LEASE_EXPIRY
+    rows = connection.execute(
+        text(
+            "SELECT sum(CASE WHEN created_at <= :cutoff THEN 1 ELSE 0 END), "
+            "count(DISTINCT lease) FROM blob_leases"
+        ),
+        {"cutoff": cutoff},
+    ).one()
+    expired, pushes = int(rows[0] or 0), int(rows[1] or 0)
+    counts["live_leases"] = pushes
+    found: list[Finding] = []
+    if expired:
+        found.append(
+            Finding(
+                "leases",
+                "warning",
+                f"{expired} blob leases are older than {LEASE_EXPIRY} (pushes that died)",
+                "adapters gc",
+            )
+        )
+    elif pushes:
+        found.append(
+            Finding("leases", "info", f"{pushes} pushes are in progress (their blobs are kept)", "")
+        )
+    return found
+
+
+def _referenced(connection: Connection) -> dict[str, tuple[int, list[str]]]:
+    """Each referenced digest with its recorded size and the versions that use it."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    for sha256, size, name, version in connection.exec_driver_sql(
+        "SELECT f.sha256, f.size, v.name, v.version FROM version_files f "
+        "JOIN adapter_versions v ON v.id = f.version_id ORDER BY v.name, v.id"
+    ):
+        entry = found.setdefault(sha256, (int(size), []))
+        entry[1].append(f"{name}@{version}")
+    return found
+
+
+# -- blobs --------------------------------------------------------------------------------------
+
+
+def _refs(versions: list[str]) -> str:
+    shown = ", ".join(versions[:_SHOWN])
+    return shown + (f" and {len(versions) - _SHOWN} more" if len(versions) > _SHOWN else "")
+
+
+def _check_blobs(
+    blobs: BlobStore,
+    stored: dict[str, int],
+    referenced: dict[str, tuple[int, list[str]]],
+    deep: bool,
+) -> list[Finding]:
+    found: list[Finding] = []
+    to_hash: list[str] = []
+    for sha256, (size, versions) in sorted(referenced.items()):
+        path = blobs.path(sha256)
+        first = versions[0]
+        if sha256 not in stored and not path.is_file():
+            found.append(
+                Finding(
+                    "blobs",
+                    "error",
+                    f"blob {sha256[:16]}... of {_refs(versions)} is missing from the store",
+                    f"push the original adapter directory again (`adapters push DIR --name "
+                    f"{first.split('@')[0]}` rewrites missing blobs), or restore "
+                    f"{path} from a backup; then `adapters verify {first}`",
+                )
+            )
+            continue
+        actual = stored.get(sha256)
+        if actual is None:
+            actual = path.stat().st_size
+        if actual != size:
+            found.append(_corrupt(blobs, sha256, versions, f"has {actual} bytes, {size} recorded"))
+        elif deep:
+            to_hash.append(sha256)
+    if to_hash:
+        # hashlib releases the GIL on large buffers, so threads use every core.
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for sha256, problem in zip(to_hash, pool.map(blobs.check, to_hash), strict=True):
+                if problem is not None:
+                    found.append(_corrupt(blobs, sha256, referenced[sha256][1], problem))
+    return found
+
+
+def _corrupt(blobs: BlobStore, sha256: str, versions: list[str], problem: str) -> Finding:
+    return Finding(
+        "blobs",
+        "error",
+        f"blob {sha256[:16]}... of {_refs(versions)} is corrupt: {problem}",
+        f"rm -f {blobs.path(sha256)}, then push the original adapter directory again "
+        f"(or restore the blob from a backup); then `adapters verify {versions[0]}`",
+    )
+
+
+def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
+    orphans = sorted(set(stored) - keep)
+    if not orphans:
+        return []
+    size = sum(stored[d] for d in orphans)
+    return [
+        Finding(
+            "blobs",
+            "warning",
+            f"{len(orphans)} stored blobs ({size} bytes) belong to no version and no push "
+            "in progress (left by `adapters rm` or an interrupted push)",
+            "adapters gc",
+        )
+    ]
+
+
+def _check_staging(blobs: BlobStore, tmp_dir: Path) -> list[Finding]:
+    import time
+
+    limit = time.time() - LEASE_EXPIRY.total_seconds()
+    entries: list[Path] = list(blobs.staging_files())
+    if tmp_dir.is_dir():
+        entries += sorted(tmp_dir.iterdir())
+    stale = fresh = 0
+    for path in entries:
+        try:
+            old = path.stat().st_mtime < limit
+        except FileNotFoundError:
+            continue
+        stale += old
+        fresh += not old
+    found: list[Finding] = []
+    if stale:
+        found.append(
+            Finding(
+                "staging",
+                "warning",
+                f"{stale} temp files or push directories older than {LEASE_EXPIRY} "
+                "(left by interrupted pushes)",
+                "adapters gc",
+            )
+        )
+    if fresh:
+        found.append(Finding("staging", "info", f"{fresh} temp files of writes in progress", ""))
+    return found
+
+
+# -- repair -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repair:
+    deleted: dict[str, int]  # table -> rows removed
+
+
+def repair(engine_or_url: Engine | str, actor: str) -> Repair:
+    """Delete rows that belong to no version, in one transaction with an audit event.
+
+    Only rows no version can reach are touched; blobs and temp files are gc's.
+    """
+    from registry.store.catalog.engine import write_session
+    from registry.store.catalog.history import add_event
+
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    deleted: dict[str, int] = {}
+    with write_session(engine) as session:
+        connection = session.connection()
+        for table, column, _label in _CHILDREN:
+            result = connection.exec_driver_sql(
+                f"DELETE FROM {table} WHERE NOT EXISTS "
+                f"(SELECT 1 FROM adapter_versions v WHERE v.id = {table}.{column})"
+            )
+            count = int(getattr(result, "rowcount", 0) or 0)
+            if count:
+                deleted[table] = count
+        if deleted:
+            add_event(session, actor, "repair", None, None, {"deleted": deleted})
+    return Repair(deleted)

@@ -1,0 +1,205 @@
+"""Catalog queries for base models and the relations between them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, col, or_, select
+
+from registry.errors import ConflictError, InvalidNameError, NotFoundError
+from registry.results import BaseModelRecord, BaseRelation
+from registry.store.catalog.catalog import Catalog
+from registry.store.catalog.engine import read_session, write_session
+from registry.store.catalog.history import add_event, utcnow
+from registry.store.catalog.tables import BaseModelRow, BaseRelationRow
+
+RELATIONS = ("quantized-from", "equivalent")
+
+
+def _record(row: BaseModelRow) -> BaseModelRecord:
+    from registry.bases.fingerprint import Fingerprint
+
+    details = json.loads(row.details or "{}")
+    fp_data = details.get("fingerprint")
+    assert row.id is not None
+    return BaseModelRecord(
+        id=row.id,
+        name=row.name,
+        revision=row.revision or None,
+        version=row.version,
+        quantization=row.quantization,
+        fingerprint=Fingerprint.from_dict(fp_data) if fp_data else None,
+        config=dict(details.get("config") or {}),
+        source=str(details.get("source", "")),
+        created_at=row.created_at,
+    )
+
+
+def _event(session: Session, actor: str, action: str, details: dict[str, Any]) -> None:
+    add_event(session, actor, action, None, None, details)
+
+
+def record_base(
+    catalog: Catalog,
+    *,
+    name: str,
+    revision: str | None,
+    version: str | None,
+    quantization: str,
+    fingerprint: Any | None,
+    config: dict[str, Any],
+    source: str,
+    actor: str,
+) -> tuple[BaseModelRecord, bool]:
+    """Add a base model, or return the recorded one when it is the same weights.
+
+    A record with the same name and revision but other weights is refused: the name
+    would then mean two models.
+    """
+    content = None if fingerprint is None else fingerprint.content
+    with write_session(catalog.engine) as session:
+        row = session.exec(
+            select(BaseModelRow).where(
+                BaseModelRow.name == name, BaseModelRow.revision == (revision or "")
+            )
+        ).first()
+        if row is not None:
+            if content is None or row.fingerprint == content:
+                return _record(row), False
+            if row.fingerprint is not None:
+                label = f"{name}@{revision}" if revision else name
+                raise ConflictError(
+                    f"base model {label} is recorded with other weights "
+                    f"(content {row.fingerprint[:19]}..., these are {content[:19]}...); "
+                    "record these under another name or revision"
+                )
+        details = {
+            "fingerprint": None if fingerprint is None else fingerprint.to_dict(),
+            "config": config,
+            "source": source,
+        }
+        if row is None:
+            row = BaseModelRow(
+                name=name,
+                revision=revision or "",
+                version=version,
+                quantization=quantization,
+                created_at=utcnow(),
+            )
+        row.fingerprint = content
+        row.structure_digest = None if fingerprint is None else fingerprint.structure
+        row.details = json.dumps(details, sort_keys=True)
+        row.quantization = quantization or row.quantization
+        row.version = version or row.version
+        session.add(row)
+        session.flush()
+        _event(session, actor, "base-add", {"name": name, "revision": revision, "content": content})
+        return _record(row), True
+
+
+def find_base(
+    catalog: Catalog, name: str, revision: str | None = None, *, exact: bool = False
+) -> BaseModelRecord | None:
+    """The base recorded as NAME[@REVISION]; without a revision, the one recorded without
+    one, else the newest (``exact``: only the one recorded without a revision)."""
+    with read_session(catalog.engine) as session:
+        query = select(BaseModelRow).where(BaseModelRow.name == name)
+        if revision or exact:
+            query = query.where(BaseModelRow.revision == (revision or ""))
+        rows = list(session.exec(query.order_by(col(BaseModelRow.id))))
+        if not rows:
+            return None
+        if not revision:
+            # No revision asked: the one recorded without a revision, else the newest.
+            unrevised = [r for r in rows if not r.revision]
+            return _record(unrevised[0] if unrevised else rows[-1])
+        return _record(rows[0])
+
+
+def get_base(catalog: Catalog, ref: str) -> BaseModelRecord:
+    name, _, revision = ref.partition("@")
+    found = find_base(catalog, name, revision or None)
+    if found is None:
+        raise NotFoundError(f"no base model {ref!r} is recorded; add it with `adapters base add`")
+    return found
+
+
+def find_by_content(catalog: Catalog, content: str) -> list[BaseModelRecord]:
+    with read_session(catalog.engine) as session:
+        rows = session.exec(select(BaseModelRow).where(BaseModelRow.fingerprint == content))
+        return [_record(r) for r in rows]
+
+
+def list_bases(catalog: Catalog) -> list[BaseModelRecord]:
+    with read_session(catalog.engine) as session:
+        rows = session.exec(
+            select(BaseModelRow).order_by(col(BaseModelRow.name), col(BaseModelRow.revision))
+        )
+        return [_record(r) for r in rows]
+
+
+def link_bases(
+    catalog: Catalog, source: BaseModelRecord, target: BaseModelRecord, relation: str, actor: str
+) -> BaseRelation:
+    if relation not in RELATIONS:
+        raise InvalidNameError(f"unknown relation {relation!r}; use one of {', '.join(RELATIONS)}")
+    if source.id == target.id:
+        raise InvalidNameError(f"cannot relate {source.ref} to itself")
+    with write_session(catalog.engine) as session:
+        existing = session.get(BaseRelationRow, (source.id, target.id))
+        if existing is None:
+            session.add(
+                BaseRelationRow(
+                    from_id=source.id,
+                    to_id=target.id,
+                    relation=relation,
+                    created_at=utcnow(),
+                    created_by=actor,
+                )
+            )
+        else:
+            existing.relation = relation
+            session.add(existing)
+        _event(
+            session,
+            actor,
+            "base-link",
+            {"from": source.ref, "to": target.ref, "relation": relation},
+        )
+    return BaseRelation(source.ref, relation, target.ref)
+
+
+def relations(catalog: Catalog) -> list[BaseRelation]:
+    with read_session(catalog.engine) as session:
+        names = {
+            row.id: (f"{row.name}@{row.revision}" if row.revision else row.name)
+            for row in session.exec(select(BaseModelRow))
+        }
+        return [
+            BaseRelation(names[r.from_id], r.relation, names[r.to_id])
+            for r in session.exec(select(BaseRelationRow))
+        ]
+
+
+def related_contents(catalog: Catalog, content: str) -> dict[str, str]:
+    """Content digests related to ``content`` by a recorded relation, either direction."""
+    with read_session(catalog.engine) as session:
+        ids = [
+            r.id
+            for r in session.exec(select(BaseModelRow).where(BaseModelRow.fingerprint == content))
+        ]
+        if not ids:
+            return {}
+        rels = session.exec(
+            select(BaseRelationRow).where(
+                or_(col(BaseRelationRow.from_id).in_(ids), col(BaseRelationRow.to_id).in_(ids))
+            )
+        ).all()
+        found: dict[str, str] = {}
+        for rel in rels:
+            other_id = rel.to_id if rel.from_id in ids else rel.from_id
+            other = session.get(BaseModelRow, other_id)
+            if other is not None and other.fingerprint:
+                found[other.fingerprint] = rel.relation
+        return found

@@ -1,0 +1,94 @@
+"""Recording base models and checking adapter versions against them.
+
+Glue between the fingerprint, the catalog's base records and the compatibility
+checks: what ``adapters base add`` and ``verify --base`` and the loader share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry.bases.compat import CompatReport, check
+from registry.bases.record_rows import find_by_content, record_base, related_contents
+from registry.bases.target import (
+    QUANTIZATIONS,
+    BaseTarget,
+    target_from_directory,
+    target_from_hub_cache,
+)
+from registry.errors import InvalidNameError
+from registry.results import AdapterVersion, BaseModelRecord
+from registry.store.actor import current_actor
+from registry.store.catalog.catalog import Catalog
+from registry.store.refs import normalize_version
+
+if TYPE_CHECKING:
+    from registry.api import Registry
+
+
+def add_base(
+    catalog: Catalog,
+    source: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    quantization: str | None = None,
+) -> BaseModelRecord:
+    """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it."""
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise InvalidNameError(
+            f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
+        )
+    path = Path(source).expanduser()
+    revision: str | None = None
+    if path.is_dir():
+        target = target_from_directory(path)
+        default_name = str(target.config.get("_name_or_path") or path.absolute().name)
+    else:
+        target = target_from_hub_cache(source)
+        default_name, _, revision = source.partition("@")
+        revision = revision or target.label.partition("@")[2]
+    record_name, _, record_revision = (name or default_name).partition("@")
+    record, _created = record_base(
+        catalog,
+        name=record_name,
+        revision=record_revision or revision,
+        version=normalize_version(version) if version else None,
+        quantization=quantization or target.quantization,
+        fingerprint=target.fingerprint,
+        config=dict(target.config),
+        source=str(source),
+        actor=current_actor(),
+    )
+    return record
+
+
+def adapter_shapes(registry: Registry, version: AdapterVersion) -> dict[str, tuple[int, ...]]:
+    from registry.formats import read_safetensors_header
+
+    weights = next(f for f in version.files if f.role == "weights")
+    tensors, _ = read_safetensors_header(registry.blobs.path(weights.sha256))
+    return {name: tuple(info.shape) for name, info in tensors.items()}
+
+
+def compat_for_target(
+    registry: Registry, version: AdapterVersion, target: BaseTarget
+) -> CompatReport:
+    """Every compatibility check of ``version`` against ``target``, with what the catalog
+    knows of the base the adapter was trained on and of recorded relations."""
+    trained_on = None
+    related: dict[str, str] = {}
+    recorded = version.base_model.fingerprint
+    if recorded is not None:
+        matches = find_by_content(registry.catalog, recorded)
+        trained_on = matches[0] if matches else None
+        related = related_contents(registry.catalog, recorded)
+    return check(
+        version,
+        adapter_shapes(registry, version),
+        target,
+        trained_on=trained_on,
+        related=related,
+        requires=version.manifest.requires,
+    )

@@ -1,0 +1,141 @@
+"""The base model an adapter is checked against or loaded onto: a live module, a
+directory of safetensors, a snapshot in the Hugging Face cache, or a catalog record.
+
+Each becomes a ``BaseTarget``: its fingerprint (names, shapes, sampled values),
+its quantization and its model config, which is all the compatibility checks need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.bases.fingerprint import (
+    Fingerprint,
+    cached_snapshot,
+    fingerprint_directory,
+    fingerprint_module,
+)
+from registry.errors import FingerprintError
+from registry.results import BaseModelRecord
+
+if TYPE_CHECKING:
+    import torch
+
+    from registry.store.catalog.catalog import Catalog
+
+QUANTIZATIONS = ("none", "nf4", "fp4", "int8", "gptq", "awq", "unknown")
+
+
+@dataclass(frozen=True)
+class BaseTarget:
+    label: str
+    fingerprint: Fingerprint
+    quantization: str = "none"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    record: BaseModelRecord | None = None
+
+
+def quantization_from_config(config: Mapping[str, Any]) -> str:
+    """What a transformers ``quantization_config`` says the weights are."""
+    quant = config.get("quantization_config")
+    if not isinstance(quant, Mapping):
+        return "none"
+    method = str(quant.get("quant_method", "")).lower()
+    if method == "bitsandbytes" or "load_in_4bit" in quant or "load_in_8bit" in quant:
+        if quant.get("load_in_4bit"):
+            return str(quant.get("bnb_4bit_quant_type", "nf4")).lower()
+        if quant.get("load_in_8bit"):
+            return "int8"
+    if method in ("gptq", "awq"):
+        return method
+    return "unknown" if method else "none"
+
+
+def read_model_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def target_from_directory(directory: Path, label: str | None = None) -> BaseTarget:
+    config = read_model_config(directory)
+    return BaseTarget(
+        label=label or str(directory),
+        fingerprint=fingerprint_directory(directory),
+        quantization=quantization_from_config(config),
+        config=config,
+    )
+
+
+def target_from_hub_cache(text: str) -> BaseTarget:
+    repo_id, _, revision = text.partition("@")
+    snapshot = cached_snapshot(repo_id, revision or None)
+    return target_from_directory(snapshot.path, label=f"{repo_id}@{snapshot.commit[:12]}")
+
+
+def target_from_record(record: BaseModelRecord) -> BaseTarget:
+    if record.fingerprint is None or not record.fingerprint.is_complete:
+        raise FingerprintError(
+            f"base model {record.ref} has no recorded fingerprint; re-add it with "
+            "`adapters base add DIR`"
+        )
+    return BaseTarget(
+        label=record.ref,
+        fingerprint=record.fingerprint,
+        quantization=record.quantization,
+        config=record.config,
+        record=record,
+    )
+
+
+def module_quantization(model: torch.nn.Module) -> str:
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_dict"):
+        found = quantization_from_config(config.to_dict())
+        if found != "none":
+            return found
+    for param in model.parameters():
+        kind = type(param).__name__
+        if kind == "Params4bit":
+            return str(getattr(param, "quant_type", "nf4"))
+        if kind == "Int8Params":
+            return "int8"
+    return "none"
+
+
+def target_from_module(model: torch.nn.Module, label: str | None = None) -> BaseTarget:
+    config = getattr(model, "config", None)
+    config_dict = config.to_dict() if config is not None and hasattr(config, "to_dict") else {}
+    name = config_dict.get("_name_or_path") or type(model).__name__
+    return BaseTarget(
+        label=label or f"the given {type(model).__name__} ({name})",
+        fingerprint=fingerprint_module(model),
+        quantization=module_quantization(model),
+        config=config_dict,
+    )
+
+
+def resolve_target(text: str, catalog: Catalog | None = None) -> BaseTarget:
+    """A directory if ``text`` is a path, else a recorded base, else a Hub cache snapshot."""
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise FingerprintError(f"{text}: expected a model directory")
+        return target_from_directory(path)
+    if catalog is not None:
+        from registry.bases.record_rows import find_base
+
+        name, _, revision = text.partition("@")
+        record = find_base(catalog, name, revision or None)
+        if record is not None and record.fingerprint is not None:
+            return target_from_record(record)
+    return target_from_hub_cache(text)

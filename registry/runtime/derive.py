@@ -1,0 +1,284 @@
+"""New versions made by operators: combine, resize, extract.
+
+Each reads its inputs (parent versions from the blob store, or model directories), runs the
+operator in ``registry.ops``, writes the result as a PEFT directory in the registry's
+staging area and stores it through the ordinary push, with a ``Lineage`` naming the parents
+(name, version, digest, weight), the operation, its parameters and the tool version. Push is
+where blobs, the catalog row, lineage edges and the audit event are written; nothing here
+writes to the catalog itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import IncompatibleAdaptersError, IntegrityError
+from registry.faults import fault_point
+from registry.progress import Progress
+from registry.results import AdapterVersion
+from registry.store.manifest import BaseModelRef, Lineage, ParentRef
+from registry.store.push import PushRequest, push
+from registry.store.refs import normalize_version, validate_alias, validate_name
+
+if TYPE_CHECKING:
+    from registry.api import Registry
+    from registry.ops.produced import Produced
+    from registry.ops.tensors import AdapterTensors
+
+
+@dataclass(frozen=True)
+class DeriveResult:
+    """The stored version an operator produced (or the identical one already stored)."""
+
+    version: AdapterVersion
+    created: bool
+    lineage: Lineage
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.version.ref,
+            "digest": self.version.digest,
+            "created": self.created,
+            "method": self.version.method,
+            "lineage": self.version.manifest.to_dict()["lineage"],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where and how the new version is stored."""
+
+    name: str
+    version: str | None = None
+    alias: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked before any tensor work, so a typo fails at once rather than after it.
+        validate_name(self.name)
+        if self.version is not None:
+            normalize_version(self.version)
+        if self.alias is not None:
+            validate_alias(self.alias)
+
+
+def _tool_version() -> str:
+    from registry.release import __version__
+
+    return f"adapter-registry {__version__}"
+
+
+def parent_tensors(registry: Registry, version: AdapterVersion) -> AdapterTensors:
+    """A stored version's config and tensors, its weights blob checked first."""
+    from registry.ops.tensors import load_adapter_tensors
+
+    weights = next((f for f in version.files if f.role == "weights"), None)
+    if weights is None:
+        raise IntegrityError(f"{version.ref} has no weights file")
+    problem = registry.blobs.check(weights.sha256, weights.size)
+    if problem is not None:
+        raise IntegrityError(f"{version.ref}: {weights.path}: {problem}")
+    return load_adapter_tensors(
+        version.method, version.manifest.config, registry.blobs.path(weights.sha256)
+    )
+
+
+def shared_base(
+    versions: Sequence[AdapterVersion], allow_different: bool
+) -> tuple[BaseModelRef, list[str]]:
+    """The base every parent was made for: same recorded weights (fingerprint) when both
+    have one, else the same name and revision. With ``allow_different`` the first parent's
+    base, and the differences found (recorded in the lineage)."""
+    first = versions[0].base_model
+    problems = []
+    for other in versions[1:]:
+        base = other.base_model
+        if first.fingerprint and base.fingerprint:
+            same = first.fingerprint == base.fingerprint
+        else:
+            same = (first.name, first.revision) == (base.name, base.revision)
+        if not same:
+            problems.append(
+                f"{versions[0].ref} is for {_label(first)}, {other.ref} for {_label(base)}"
+            )
+    if problems and not allow_different:
+        raise IncompatibleAdaptersError(
+            "the adapters were made for different base models ("
+            + "; ".join(problems)
+            + "); a combination would fit neither. Pass allow_different_bases "
+            "(--allow-different-bases) if the bases are known to be the same weights"
+        )
+    return first, problems
+
+
+def _label(base: BaseModelRef) -> str:
+    name = base.name or "an unnamed base"
+    text = f"{name}@{base.revision}" if base.revision else name
+    return text + (f" ({base.fingerprint[:19]}...)" if base.fingerprint else "")
+
+
+def store_produced(
+    registry: Registry,
+    produced: Produced,
+    lineage: Lineage,
+    destination: Destination,
+    *,
+    base: BaseModelRef | None = None,
+    base_path: Path | None = None,
+    progress: Progress | None = None,
+) -> DeriveResult:
+    """Write ``produced`` as a PEFT directory and push it with ``lineage``.
+
+    ``base`` is recorded exactly as given (the parents' base); ``base_path`` instead names
+    base weights to fingerprint and record, as ``push --base-path`` does.
+    """
+    from registry.formats import write_peft_adapter
+    from registry.lifecycle.actions import push_gate
+
+    staging_root = registry.home.tmp_dir
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="derive-", dir=staging_root))
+    try:
+        directory = staging / "adapter"
+        write_peft_adapter(directory, produced.config, produced.tensors)
+        request = PushRequest(
+            directory=directory,
+            name=destination.name,
+            version=destination.version,
+            alias=destination.alias,
+            tags=dict(destination.tags),
+            lineage=lineage,
+            # The parents' base as they recorded it; or base weights to fingerprint.
+            exact_base=base if base_path is None and base is not None and base.name else None,
+            base=_base_text(base) if base_path is not None and base is not None else None,
+            base_path=base_path,
+        )
+        gate = push_gate(registry.home.root, destination.alias) if destination.alias else None
+        result = push(request, registry.catalog, registry.blobs, staging_root, progress, gate)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DeriveResult(result.version, result.created, lineage, produced.notes)
+
+
+def _base_text(base: BaseModelRef) -> str:
+    assert base.name is not None
+    return f"{base.name}@{base.revision}" if base.revision else base.name
+
+
+def combine_versions(
+    registry: Registry,
+    refs: Sequence[str],
+    destination: Destination,
+    *,
+    method: str,
+    weights: Sequence[float] | None = None,
+    rank: int | None = None,
+    density: float | None = None,
+    seed: int = 0,
+    majority_sign: str = "total",
+    allow_different_bases: bool = False,
+    progress: Progress | None = None,
+) -> DeriveResult:
+    from registry.ops.combine import CombineSpec, combine
+
+    versions = [registry.get(ref) for ref in refs]
+    weight_list = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(refs)
+    spec = CombineSpec(method, weight_list, rank, density, seed, majority_sign)
+    base, differences = (
+        shared_base(versions, allow_different_bases) if versions else (BaseModelRef(None), [])
+    )
+    produced = combine(
+        [parent_tensors(registry, v) for v in versions],
+        spec,
+        labels=[v.ref for v in versions],
+        base_model=base.name,
+        revision=base.revision,
+        progress=progress,
+    )
+    fault_point("combine.computed")
+    parameters = dict(produced.parameters)
+    if differences:
+        parameters["different_bases"] = differences
+    lineage = Lineage(
+        operation="combine",
+        parents=tuple(
+            ParentRef(v.name, v.version, v.digest, w)
+            for v, w in zip(versions, weight_list, strict=True)
+        ),
+        parameters=parameters,
+        tool_version=_tool_version(),
+    )
+    return store_produced(registry, produced, lineage, destination, base=base, progress=progress)
+
+
+def resize_version(
+    registry: Registry,
+    ref: str,
+    rank: int,
+    destination: Destination,
+    *,
+    progress: Progress | None = None,
+) -> DeriveResult:
+    from registry.ops.resize import resize
+
+    version = registry.get(ref)
+    base = version.base_model
+    produced = resize(
+        parent_tensors(registry, version),
+        rank,
+        base_model=base.name,
+        revision=base.revision,
+        progress=progress,
+    )
+    lineage = Lineage(
+        operation="resize",
+        parents=(ParentRef(version.name, version.version, version.digest, None),),
+        parameters=produced.parameters,
+        tool_version=_tool_version(),
+    )
+    return store_produced(registry, produced, lineage, destination, base=base, progress=progress)
+
+
+def extract_version(
+    registry: Registry,
+    base: Path,
+    tuned: Path,
+    rank: int,
+    destination: Destination,
+    *,
+    targets: Sequence[str] = (),
+    include_embeddings: bool = False,
+    base_name: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> DeriveResult:
+    from registry.bases.fingerprint import fingerprint_directory
+    from registry.ops.extract import ExtractSpec, default_base_name, extract
+
+    spec = ExtractSpec(rank, tuple(targets), include_embeddings, seed)
+    name = base_name or default_base_name(base)
+    produced = extract(Path(base), Path(tuned), spec, base_model=name, progress=progress)
+    parameters = dict(produced.parameters)
+    parameters["tuned_fingerprint"] = fingerprint_directory(tuned).content
+    lineage = Lineage(
+        operation="extract",
+        parents=(),
+        parameters=parameters,
+        tool_version=_tool_version(),
+    )
+    return store_produced(
+        registry,
+        produced,
+        lineage,
+        destination,
+        base=BaseModelRef(name),
+        base_path=Path(base),
+        progress=progress,
+    )

@@ -1,0 +1,81 @@
+"""Merging a stored adapter version into base weights on disk (``adapters merge``).
+
+Refuses what cannot be folded (prompt/prefix tuning, bottleneck adapters) with the
+reason, then checks the version against the base directory exactly as loading does
+(binding, fingerprint, quantization) and refuses a mismatch unless forced; the streaming
+merge itself is ``registry.ops.merge``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import BaseModelMismatchError
+from registry.progress import Progress
+
+if TYPE_CHECKING:
+    from registry.api import Registry
+    from registry.bases.compat import CompatReport
+    from registry.ops.merge import MergeReport
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    ref: str
+    digest: str
+    merged: MergeReport
+    compat: CompatReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            **self.merged.to_dict(),
+            "compat": self.compat.to_dict(),
+        }
+
+
+class MergeCompatibilityWarning(UserWarning):
+    """A merge went ahead (forced) although a compatibility check failed or warned."""
+
+
+def merge_version(
+    registry: Registry,
+    ref: str,
+    base: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    max_shard_bytes: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> MergeResult:
+    from registry.bases.records import compat_for_target
+    from registry.bases.target import target_from_directory
+    from registry.ops.fold import require_foldable
+    from registry.ops.merge import merge_checkpoint
+    from registry.runtime.derive import parent_tensors
+
+    version = registry.get(ref)
+    require_foldable(version.method)
+    report = compat_for_target(registry, version, target_from_directory(Path(base)))
+    if not report.ok:
+        message = (
+            f"refusing to merge: {report.summary()}. To proceed: pass force=True (--force) "
+            "to merge anyway"
+        )
+        if not force:
+            raise BaseModelMismatchError(message, report)
+        warnings.warn(message, MergeCompatibilityWarning, stacklevel=3)
+    merged = merge_checkpoint(
+        parent_tensors(registry, version),
+        Path(base),
+        Path(out),
+        max_shard_bytes=max_shard_bytes,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    return MergeResult(version.ref, version.digest, merged, report)

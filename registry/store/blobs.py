@@ -1,0 +1,187 @@
+"""Content-addressed blob store: ``objects/sha256/ab/cdef...``.
+
+Writes go to a temp file in the blob's own directory, are fsynced, checked
+against the expected hash and only then renamed into place, so a reader never
+sees a partial blob and a crash leaves at most a ``.tmp-*`` file behind.
+Identical content is stored once, whichever version refers to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import IntegrityError, RegistryError
+from registry.faults import fault_point
+from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
+
+TMP_PREFIX = ".tmp-"
+
+DigestHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    created: bool  # False when identical content was already stored
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256[2:]
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put_file(
+        self,
+        source: Path,
+        expected: str | None = None,
+        progress: ProgressCallback | None = None,
+        before_commit: DigestHook | None = None,
+    ) -> StoredBlob:
+        """Copy ``source`` into the store, hashing while copying.
+
+        With ``expected`` known and the blob already present, nothing is read.
+        ``before_commit(sha256)`` runs once the digest is known and before the store
+        looks for (or renames into) the final blob: push takes its gc lease there.
+        """
+        if expected is not None and before_commit is not None:
+            before_commit(expected)
+        if expected is not None and self.exists(expected):
+            return StoredBlob(expected, self.path(expected).stat().st_size, created=False)
+        staging = self.root / "sha256" / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=staging)
+        tmp = Path(tmp_name)
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while True:
+                    count = src.readinto(buffer)
+                    if not count:
+                        break
+                    digest.update(view[:count])
+                    dst.write(view[:count])
+                    size += count
+                    if progress is not None:
+                        progress(count)
+                dst.flush()
+                os.fsync(dst.fileno())
+            fault_point("push.staged")
+            sha256 = digest.hexdigest()
+            if before_commit is not None and sha256 != expected:
+                before_commit(sha256)
+            return self._commit(tmp, sha256, size, expected)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if before_commit is not None:
+            before_commit(sha256)
+        if self.exists(sha256):
+            return StoredBlob(sha256, len(data), created=False)
+        staging = self.root / "sha256" / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=staging)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                dst.write(data)
+                dst.flush()
+                os.fsync(dst.fileno())
+            fault_point("push.staged")
+            return self._commit(tmp, sha256, len(data), sha256)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _commit(self, tmp: Path, sha256: str, size: int, expected: str | None) -> StoredBlob:
+        if expected is not None and sha256 != expected:
+            tmp.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"content changed while it was being stored: expected sha256 {expected}, "
+                f"got {sha256}"
+            )
+        final = self.path(sha256)
+        if final.is_file():
+            tmp.unlink(missing_ok=True)
+            return StoredBlob(sha256, size, created=False)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o444)  # blobs are immutable; make accidental edits fail loudly
+        os.replace(tmp, final)
+        _fsync_directory(final.parent)
+        return StoredBlob(sha256, size, created=True)
+
+    def check(self, sha256: str, size: int | None = None) -> str | None:
+        """Re-hash one blob; return a problem sentence, or None when it is intact."""
+        path = self.path(sha256)
+        if not path.is_file():
+            return "blob is missing from the store"
+        actual_size = path.stat().st_size
+        if size is not None and actual_size != size:
+            return f"blob has {actual_size} bytes, {size} recorded"
+        actual = sha256_file(path)
+        if actual != sha256:
+            return f"blob content hashes to {actual[:16]}..., not {sha256[:16]}..."
+        return None
+
+    def iter_digests(self) -> Iterator[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for prefix in sorted(base.iterdir()):
+            if len(prefix.name) != 2 or not prefix.is_dir():
+                continue
+            for blob in sorted(prefix.iterdir()):
+                if not blob.name.startswith(TMP_PREFIX):
+                    yield prefix.name + blob.name
+
+    def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        """Every stored blob with its size in bytes (blobs deleted meanwhile are skipped)."""
+        for sha256 in self.iter_digests():
+            try:
+                yield sha256, self.path(sha256).stat().st_size
+            except FileNotFoundError:
+                continue
+
+    def staging_files(self) -> Iterator[Path]:
+        """Temp files of writes in progress, or left behind by a crash."""
+        staging = self.root / "sha256" / "staging"
+        if staging.is_dir():
+            yield from sorted(p for p in staging.iterdir() if p.name.startswith(TMP_PREFIX))
+
+    def delete(self, sha256: str) -> None:
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise RegistryError(f"cannot delete blob {sha256}: {exc}") from exc
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename durable; some filesystems refuse O_RDONLY fsync on dirs.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

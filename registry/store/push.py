@@ -1,0 +1,360 @@
+"""Pushing an adapter directory: read and validate, store blobs, record the version.
+
+Blobs are written first and the catalog row last, in one transaction: a crash
+in between leaves unreferenced blobs (which gc removes), never a version that
+points at a missing or partial blob.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import ConflictError, IntegrityError, InvalidNameError, RegistryError
+from registry.faults import fault_point
+from registry.progress import NoProgress, Progress
+from registry.results import PushResult, TrainingDataInfo
+from registry.store.actor import current_actor
+from registry.store.blobs import BlobStore, DigestHook
+from registry.store.catalog.catalog import Catalog, NewVersion
+from registry.store.conditions import (
+    validate_dataset,
+    validate_metric,
+    validate_score,
+    validate_split,
+)
+from registry.store.gc import PushLeases
+from registry.store.hashing import data_digest, given_digest
+from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
+from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
+
+if TYPE_CHECKING:
+    from registry.bases.target import BaseTarget
+    from registry.formats import AdapterSource
+
+_TAG_KEY_MAX = 128
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    directory: Path
+    name: str | None = None
+    version: str | None = None
+    base: str | None = None  # NAME[@REV], overrides adapter_config.json
+    data: tuple[Path, ...] = ()
+    data_hashes: tuple[str, ...] = ()
+    evals: Mapping[str, float] = field(default_factory=dict)
+    eval_dataset: str = ""
+    eval_split: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    alias: str | None = None
+    convert_pickle: bool = False
+    base_path: Path | None = None  # base weights to fingerprint and record
+    base_quantization: str | None = None
+    requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
+    # Facts recorded elsewhere and carried over verbatim (an import from the Hub):
+    lineage: Lineage | None = None
+    exact_base: BaseModelRef | None = None  # the base as recorded, not read or looked up
+    known_data: tuple[TrainingDataInfo, ...] = ()  # training data digested elsewhere
+    # (metric, value, dataset, split, notes), each with its own dataset and split
+    eval_records: tuple[tuple[str, float, str, str, str], ...] = ()
+    expect_digest: str | None = None  # refuse to record a manifest with another digest
+
+
+def default_name(directory: Path) -> str:
+    candidate = directory.absolute().name.lower()
+    try:
+        return validate_name(candidate)
+    except InvalidNameError:
+        raise InvalidNameError(
+            f"the directory name {directory.absolute().name!r} is not a valid adapter name; "
+            "pass --name (lowercase letters, digits, '.', '_', '-')"
+        ) from None
+
+
+def parse_base(text: str) -> BaseModelRef:
+    name, _, revision = text.strip().partition("@")
+    if not name or any(c.isspace() for c in text.strip()):
+        raise InvalidNameError(f"invalid base model {text!r}: expected NAME or NAME@REVISION")
+    return BaseModelRef(name=name, revision=revision or None)
+
+
+def _problems(check: Callable[..., object], *args: Any) -> list[str]:
+    try:
+        check(*args)
+    except InvalidNameError as exc:
+        return [str(exc)]
+    return []
+
+
+def _check_annotations(request: PushRequest) -> None:
+    # The same rules as `adapters eval`, so every pushed score can be queried later.
+    problems = _problems(validate_dataset, request.eval_dataset)
+    problems += _problems(validate_split, request.eval_split)
+    for metric, value in request.evals.items():
+        problems += _problems(validate_metric, metric)
+        problems += _problems(validate_score, metric, value)
+    for metric, value, dataset, split, _notes in request.eval_records:
+        problems += _problems(validate_metric, metric)
+        problems += _problems(validate_score, metric, value)
+        problems += _problems(validate_dataset, dataset)
+        problems += _problems(validate_split, split)
+    for key in request.tags:
+        if not key or len(key) > _TAG_KEY_MAX or any(c.isspace() for c in key):
+            problems.append(f"invalid tag key {key!r}")
+    if problems:
+        raise InvalidNameError("; ".join(problems))
+
+
+# Called with the version's name and manifest just before it is recorded; raising
+# refuses the push (the alias gates of a policy use it).
+PushGate = Callable[[str, Manifest, Sequence[tuple[str, float, str, str, str]]], None]
+
+
+def push(
+    request: PushRequest,
+    catalog: Catalog,
+    blobs: BlobStore,
+    staging_root: Path,
+    progress: Progress | None = None,
+    gate: PushGate | None = None,
+) -> PushResult:
+    # Every blob this push writes or reuses is leased until its version is recorded,
+    # so a concurrent gc cannot delete it in between (see registry/store/gc.py).
+    leases = PushLeases(catalog)
+    try:
+        return _push(request, catalog, blobs, staging_root, progress, gate, leases)
+    finally:
+        leases.release()
+
+
+def _push(
+    request: PushRequest,
+    catalog: Catalog,
+    blobs: BlobStore,
+    staging_root: Path,
+    progress: Progress | None,
+    gate: PushGate | None,
+    leases: PushLeases,
+) -> PushResult:
+    # Imported here so that commands which never read adapters stay light.
+    from registry import formats
+
+    progress = progress or NoProgress()
+    name = validate_name(request.name) if request.name else default_name(request.directory)
+    version = normalize_version(request.version) if request.version else None
+    alias = validate_alias(request.alias) if request.alias else None
+    _check_annotations(request)
+    requires = _check_requires(request.requires)
+    # Digest the training data before touching the store: a missing path fails early.
+    data = _training_data(request.data, request.data_hashes)
+    data = _with_known_data(data, request.known_data)
+
+    staging_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
+    try:
+        source = formats.read_adapter_dir(
+            request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
+        )
+        base = request.exact_base or _named_base(request, source)
+        base_target = _fingerprint_base(request.base_path) if request.base_path else None
+        if base_target is not None:
+            _refuse_base_clash(catalog, base, base_target)
+        entries, written, written_bytes = _store_files(source, blobs, progress, leases.take)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if request.exact_base is not None:
+        base_id = _exact_base_id(catalog, request.exact_base)
+    else:
+        base, base_id = _record_base(catalog, base, base_target, request)
+
+    manifest = Manifest(
+        method=source.method,
+        source_format=source.source_format,
+        config=source.config,
+        files=tuple(entries),
+        base_model=base,
+        training_data=tuple(TrainingDataRef(d.sha256, d.kind) for d in data),
+        requires=requires,
+        lineage=request.lineage,
+    )
+    evals = [
+        (metric, float(value), request.eval_dataset, request.eval_split, "")
+        for metric, value in request.evals.items()
+    ]
+    evals.extend(request.eval_records)
+    if request.expect_digest is not None and manifest.digest != request.expect_digest:
+        raise IntegrityError(
+            f"the adapter read back has digest {manifest.digest}, not the expected "
+            f"{request.expect_digest}; nothing was recorded"
+        )
+    if gate is not None and alias is not None:
+        gate(name, manifest, evals)
+    fault_point("push.before-commit")
+    outcome = catalog.insert_version(
+        NewVersion(
+            name=name,
+            version=version,
+            manifest=manifest,
+            actor=current_actor(),
+            training_data=data,
+            evals=evals,
+            tags=dict(request.tags),
+            alias=alias,
+            base_model_id=base_id,
+            lease=leases.lease,
+        ),
+        next_version,
+    )
+    fault_point("push.after-commit")
+    leases.settled = True  # released in the transaction that recorded the version
+    # Identical content already stored under this name: a no-op returning that
+    # version, even when another version number was asked for.
+    stored = catalog.get_by_id(outcome.row_id)
+    return PushResult(
+        version=stored,
+        created=outcome.created,
+        skipped=tuple(source.skipped),
+        blobs_written=written if outcome.created else 0,
+        bytes_written=written_bytes if outcome.created else 0,
+    )
+
+
+def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
+    if request.base:
+        return parse_base(request.base)
+    if source.base_model_name:
+        return BaseModelRef(source.base_model_name, source.base_model_revision)
+    if request.base_path is not None:
+        return BaseModelRef(request.base_path.absolute().name)
+    raise RegistryError(
+        f"{source.config_path} records no base model (base_model_name_or_path is "
+        "empty); pass --base NAME[@REVISION]"
+    )
+
+
+def _fingerprint_base(path: Path) -> BaseTarget:
+    from registry.bases.target import target_from_directory
+
+    if not path.is_dir():
+        raise RegistryError(f"base model directory {path} does not exist")
+    return target_from_directory(path)
+
+
+def _refuse_base_clash(catalog: Catalog, base: BaseModelRef, target: BaseTarget) -> None:
+    """Refuse before any blob is written when the base name already means other weights."""
+    from registry.bases.record_rows import find_base
+
+    assert base.name is not None
+    found = find_base(catalog, base.name, base.revision, exact=True)
+    content = target.fingerprint.content
+    if found is not None and found.content_digest not in (None, content):
+        raise ConflictError(
+            f"base model {found.ref} is recorded with other weights "
+            f"({str(found.content_digest)[:19]}..., these are {content[:19]}...); "
+            "name these with --base NAME@REVISION"
+        )
+
+
+def _record_base(
+    catalog: Catalog, base: BaseModelRef, target: BaseTarget | None, request: PushRequest
+) -> tuple[BaseModelRef, int | None]:
+    """Link the version to the recorded base; record the base when its weights were given."""
+    from registry.bases.record_rows import find_base, record_base
+
+    assert base.name is not None
+    if target is not None:
+        record, _ = record_base(
+            catalog,
+            name=base.name,
+            revision=base.revision,
+            version=None,
+            quantization=request.base_quantization or target.quantization,
+            fingerprint=target.fingerprint,
+            config=dict(target.config),
+            source=str(request.base_path),
+            actor=current_actor(),
+        )
+    else:
+        found = find_base(catalog, base.name, base.revision)
+        if found is None:
+            return base, None
+        record = found
+    return BaseModelRef(base.name, base.revision, record.content_digest), record.id
+
+
+def _check_requires(requires: Mapping[str, str]) -> dict[str, str]:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    checked = {}
+    for package, spec in requires.items():
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise InvalidNameError(
+                f"invalid requirement {package}{spec}: use e.g. 'peft>=0.14'"
+            ) from None
+        checked[package.strip().lower()] = spec.strip()
+    return dict(sorted(checked.items()))
+
+
+def _training_data(paths: Iterable[Path], hashes: Iterable[str]) -> list[TrainingDataInfo]:
+    found: dict[str, TrainingDataInfo] = {}
+    for path in paths:
+        digest = data_digest(Path(path))
+        found.setdefault(
+            digest.sha256,
+            TrainingDataInfo(digest.sha256, digest.kind, digest.source, digest.files, digest.size),
+        )
+    for text in hashes:
+        digest = given_digest(text)
+        found.setdefault(
+            digest.sha256, TrainingDataInfo(digest.sha256, "given", digest.source, 0, 0)
+        )
+    return sorted(found.values(), key=lambda d: d.sha256)
+
+
+def _with_known_data(
+    data: list[TrainingDataInfo], known: Iterable[TrainingDataInfo]
+) -> list[TrainingDataInfo]:
+    found = {d.sha256: d for d in known}
+    found.update((d.sha256, d) for d in data)
+    return sorted(found.values(), key=lambda d: d.sha256)
+
+
+def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
+    """The recorded base with this very name, revision and fingerprint, if there is one."""
+    from registry.bases.record_rows import find_base
+
+    if base.name is None:
+        return None
+    found = find_base(catalog, base.name, base.revision, exact=True)
+    return found.id if found is not None and found.content_digest == base.fingerprint else None
+
+
+def _store_files(
+    source: AdapterSource, blobs: BlobStore, progress: Progress, lease: DigestHook
+) -> tuple[list[FileEntry], int, int]:
+    entries: list[FileEntry] = []
+    written = written_bytes = 0
+    total = sum(f.source.stat().st_size for f in source.files if f.path != source.config_path)
+    progress.start("storing", total)
+    try:
+        for item in source.files:
+            if item.path == source.config_path:
+                blob = blobs.put_bytes(source.config_bytes, before_commit=lease)
+            else:
+                blob = blobs.put_file(item.source, progress=progress.advance, before_commit=lease)
+            entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
+            # The blob is in place (renamed, or found already stored) and leased.
+            fault_point("push.blob-committed")
+            if blob.created:
+                written += 1
+                written_bytes += blob.size
+    finally:
+        progress.finish()
+    return entries, written, written_bytes
