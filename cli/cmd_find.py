@@ -10,7 +10,7 @@ from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, human_size, table
 from registry.hub.links import links_for_version
 from registry.store.manifest import Lineage
-from registry.results import AdapterVersion, iso_utc
+from registry.store.results import AdapterVersion, iso_utc
 
 
 def _base_text(version: AdapterVersion) -> str:

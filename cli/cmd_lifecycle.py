@@ -10,7 +10,8 @@ import click
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_scores
 from registry.cli.render import echo_json, human_size, table
-from registry.results import AliasChange, Check, LineageNode, iso_utc
+from registry.lifecycle.results import AliasChange, LineageNode
+from registry.store.results import Check, iso_utc
 
 
 def _checks_table(checks: Sequence[Check]) -> str:

@@ -26,22 +26,24 @@ from registry.errors import (
     ValidationError,
     YankedVersionWarning,
 )
-from registry.release import __version__
-from registry.results import (
-    AdapterVersion,
+from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
-    Check,
     Comparison,
     EvalRecord,
-    EvalScore,
-    ExportResult,
     GateReport,
-    GcResult,
     LineageReport,
-    PushResult,
     Removal,
     StatusChange,
+)
+from registry.release import __version__
+from registry.store.results import (
+    AdapterVersion,
+    Check,
+    EvalScore,
+    ExportResult,
+    GcResult,
+    PushResult,
     VerifyReport,
 )
 

@@ -8,27 +8,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from registry.bases.results import BaseModelRecord, BaseRelation
 from registry.lifecycle import actions as lifecycle
 from registry.lifecycle.actions import push_gate, warn_if_yanked
-from registry.progress import Progress
-from registry.results import (
-    AdapterVersion,
+from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
-    BaseModelRecord,
-    BaseRelation,
-    Check,
     Comparison,
     EvalRecord,
-    ExportResult,
     GateReport,
-    GcResult,
     LineageReport,
-    PushResult,
     Removal,
     StatusChange,
-    VerifyReport,
 )
+from registry.progress import Progress
 from registry.security.policy import parse_requirement
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -38,6 +31,14 @@ from registry.store.home import RegistryHome, find_home, init_home
 from registry.store.list_query import list_filter
 from registry.store.push import PushRequest, push
 from registry.store.refs import Ref, parse_ref
+from registry.store.results import (
+    AdapterVersion,
+    Check,
+    ExportResult,
+    GcResult,
+    PushResult,
+    VerifyReport,
+)
 from registry.store.verify import verify_version
 
 if TYPE_CHECKING:

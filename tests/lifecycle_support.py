@@ -11,10 +11,10 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from registry.cli import main
-from registry.results import AdapterVersion, TrainingDataInfo
 from registry.store.catalog.catalog import Catalog, NewVersion
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
 from registry.store.refs import next_version
+from registry.store.results import AdapterVersion, TrainingDataInfo
 
 ACTOR = "tester@ci"
 

@@ -13,13 +13,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import CatalogError, ConflictError, NotFoundError
-from registry.results import TrainingDataInfo
 from registry.store.catalog import schema
 from registry.store.catalog.catalog import Catalog, InsertOutcome, ListFilter, NewVersion
 from registry.store.catalog.engine import BUSY_TIMEOUT_MS, make_engine
 from registry.store.catalog.schema import SCHEMA_VERSION, SchemaStatus, ensure_schema, status
 from registry.store.manifest import BaseModelRef, FileEntry, Manifest
 from registry.store.refs import next_version, parse_ref
+from registry.store.results import TrainingDataInfo
 
 ACTOR = "tester@ci"
 

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from registry import Registry
 from registry.cli import main
 from registry.errors import IntegrityError
-from registry.results import AdapterVersion
+from registry.store.results import AdapterVersion
 
 FILES = ["README.md", "adapter_config.json", "adapter_model.safetensors"]
 

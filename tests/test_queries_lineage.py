@@ -8,7 +8,7 @@ import pytest
 from lifecycle_support import insert, manifest, run
 
 from registry import Registry
-from registry.results import LineageNode
+from registry.lifecycle.results import LineageNode
 
 
 @pytest.fixture

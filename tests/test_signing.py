@@ -23,9 +23,9 @@ from sqlalchemy import text
 from registry import Registry
 from registry.cli import main
 from registry.errors import GateError, IntegrityError, SignatureError
-from registry.results import AdapterVersion
 from registry.security.keys import Keyring
 from registry.security.signing import STATEMENT_FORMAT, statement
+from registry.store.results import AdapterVersion
 
 
 def run(*args: str) -> Result:

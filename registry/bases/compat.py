@@ -24,9 +24,10 @@ from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
 from registry.bases.fingerprint import compare
+from registry.bases.results import BaseModelRecord
 from registry.bases.target import BaseTarget
 from registry.formats import METHODS
-from registry.results import AdapterVersion, BaseModelRecord, Check, CheckStatus
+from registry.store.results import AdapterVersion, Check, CheckStatus
 
 NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
+from registry.bases.results import BaseModelRecord, BaseRelation
 from registry.errors import ConflictError, InvalidNameError, NotFoundError
-from registry.results import BaseModelRecord, BaseRelation
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow

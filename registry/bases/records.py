@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from registry.bases.compat import CompatReport, check
 from registry.bases.record_rows import find_by_content, record_base, related_contents
+from registry.bases.results import BaseModelRecord
 from registry.bases.target import (
     QUANTIZATIONS,
     BaseTarget,
@@ -18,10 +19,10 @@ from registry.bases.target import (
     target_from_hub_cache,
 )
 from registry.errors import InvalidNameError
-from registry.results import AdapterVersion, BaseModelRecord
 from registry.store.actor import current_actor
 from registry.store.catalog.catalog import Catalog
 from registry.store.refs import normalize_version
+from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
     from registry.api import Registry

@@ -19,8 +19,8 @@ from registry.bases.fingerprint import (
     fingerprint_directory,
     fingerprint_module,
 )
+from registry.bases.results import BaseModelRecord
 from registry.errors import FingerprintError
-from registry.results import BaseModelRecord
 
 if TYPE_CHECKING:
     import torch

@@ -16,8 +16,8 @@ from typing import Any
 
 from registry.errors import InvalidNameError
 from registry.hub.remote_manifest import CARD_COPY_PATH, CARD_PATH, MANIFEST_PATH
-from registry.results import AdapterVersion
 from registry.store.conditions import validate_dataset, validate_metric, validate_split
+from registry.store.results import AdapterVersion
 
 # PEFT task types -> (Hub pipeline tag, transformers auto class for the usage snippet).
 _TASKS: dict[str, tuple[str, str]] = {

@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from registry.results import iso_utc
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow
 from registry.store.catalog.tables import HubLinkRow
+from registry.store.results import iso_utc
 
 DIRECTIONS = ("push", "pull")
 

@@ -31,9 +31,9 @@ from registry.hub.results import HubPushResult
 from registry.hub.settings import HubSettings, client_session, xet_supported
 from registry.progress import Progress
 from registry.release import __version__
-from registry.results import AdapterVersion
 from registry.store.actor import current_actor
 from registry.store.export import export_version
+from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperation

@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 
 from registry.errors import HubError, IntegrityError
 from registry.release import __version__
-from registry.results import AdapterVersion, TrainingDataInfo, iso_utc
 from registry.store.manifest import Manifest
+from registry.store.results import AdapterVersion, TrainingDataInfo, iso_utc
 
 MANIFEST_PATH = "registry-manifest.json"
 CARD_PATH = "README.md"

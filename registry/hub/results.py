@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from registry.results import PushResult
+from registry.store.results import PushResult
 
 SyncState = Literal["in-sync", "local-ahead", "remote-changed", "missing"]
 

@@ -29,9 +29,9 @@ from registry.hub.remote import RemoteListing, download, fetch_manifest, list_on
 from registry.hub.remote_manifest import RemoteManifest, hub_path
 from registry.hub.results import HubStatus, HubStatusReport, SyncState
 from registry.hub.settings import HubSettings, client_session
-from registry.results import AdapterVersion
 from registry.store.hashing import sha256_bytes
 from registry.store.manifest import FileEntry
+from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
     from registry.api import Registry

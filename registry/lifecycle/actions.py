@@ -11,13 +11,10 @@ from pathlib import Path
 
 from registry.errors import InvalidNameError, NotFoundError, YankedVersionWarning
 from registry.lifecycle import transactions as q
-from registry.results import (
-    AdapterVersion,
+from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
-    Check,
     EvalRecord,
-    EvalScore,
     GateReport,
     Removal,
     StatusChange,
@@ -39,6 +36,7 @@ from registry.store.conditions import (
 from registry.store.manifest import Manifest
 from registry.store.push import PushGate
 from registry.store.refs import Ref, parse_ref, validate_alias, validate_name
+from registry.store.results import AdapterVersion, Check, EvalScore
 from registry.store.verify import verify_version
 
 REASON_MAX = 1000

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registry.results import AdapterVersion, Comparison, EvalDiff, FieldDiff, ModuleSimilarity
+from registry.lifecycle.results import Comparison, EvalDiff, FieldDiff, ModuleSimilarity
 from registry.store.blobs import BlobStore
+from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
     import torch

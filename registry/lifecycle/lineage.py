@@ -9,10 +9,11 @@ because the child's manifest keeps naming it. Descendants come from the
 from __future__ import annotations
 
 from registry.errors import InvalidNameError, NotFoundError
-from registry.results import AdapterVersion, LineageNode, LineageReport
+from registry.lifecycle.results import LineageNode, LineageReport
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session
 from registry.store.catalog.lineage_edges import children_of, find_version_id
+from registry.store.results import AdapterVersion
 
 MAX_DEPTH = 64
 

@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlmodel import Session, col, select
 
 from registry.errors import ConflictError, NotFoundError
-from registry.results import Check, EvalScore
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, aliases_of, drop_alias, move_alias, utcnow
 from registry.store.catalog.tables import (
@@ -33,6 +32,7 @@ from registry.store.catalog.tables import (
     TrainingDataRow,
     VersionFileRow,
 )
+from registry.store.results import Check, EvalScore
 
 _ALIAS_RETRIES = 10
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import IncompatibleAdaptersError, IntegrityError
 from registry.faults import fault_point
 from registry.progress import Progress
-from registry.results import AdapterVersion
 from registry.store.manifest import BaseModelRef, Lineage, ParentRef
 from registry.store.push import PushRequest, push
 from registry.store.refs import normalize_version, validate_alias, validate_name
+from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
     from registry.api import Registry

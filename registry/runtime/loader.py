@@ -30,7 +30,7 @@ from registry.errors import (
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import WeightUpdate, apply_update
-from registry.results import AdapterVersion
+from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
 
 if TYPE_CHECKING:

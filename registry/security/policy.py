@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import GateError, InvalidNameError, RegistryError, ValidationError
-from registry.results import Check, EvalScore, GateReport, VerifyReport, iso_utc
+from registry.lifecycle.results import GateReport
 from registry.store.conditions import Condition, parse_condition
+from registry.store.results import Check, EvalScore, VerifyReport, iso_utc
 
 POLICY_FILE = "policy.json"
 VERIFY_WORDS = ("verify",)

@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.errors import IntegrityError, SignatureError
-from registry.results import AdapterVersion, Check, VerifyReport, iso_utc
 from registry.security.keys import Keyring, key_id
 from registry.security.signature_rows import StoredSignature, add_signature, signatures_of
 from registry.store.actor import current_actor
@@ -40,6 +39,7 @@ from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.history import utcnow
 from registry.store.manifest import canonical_json
+from registry.store.results import AdapterVersion, Check, VerifyReport, iso_utc
 from registry.store.verify import manifest_digest, verify_version
 
 STATEMENT_FORMAT = "adapter-registry/signature-1"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from registry.errors import InvalidNameError
-from registry.results import EvalScore
+from registry.store.results import EvalScore
 
 METRIC_MAX = 128
 DATASET_MAX = 256

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 
 from registry.errors import ExportError, IntegrityError
 from registry.progress import NoProgress, Progress
-from registry.results import AdapterVersion, ExportResult
 from registry.store.blobs import BlobStore
 from registry.store.hashing import CHUNK_SIZE
+from registry.store.results import AdapterVersion, ExportResult
 from registry.store.verify import check_manifest
 
 

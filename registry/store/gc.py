@@ -34,7 +34,6 @@ from pathlib import Path
 
 from registry.errors import RegistryError
 from registry.faults import fault_point
-from registry.results import GcBlob, GcFile, GcResult
 from registry.store.actor import current_actor
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -49,6 +48,7 @@ from registry.store.leases import (
     release,
     take_lease,
 )
+from registry.store.results import GcBlob, GcFile, GcResult
 
 
 class PushLeases:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import ConflictError, IntegrityError, InvalidNameError, RegistryError
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
-from registry.results import PushResult, TrainingDataInfo
 from registry.store.actor import current_actor
 from registry.store.blobs import BlobStore, DigestHook
 from registry.store.catalog.catalog import Catalog, NewVersion
@@ -31,6 +30,7 @@ from registry.store.gc import PushLeases
 from registry.store.hashing import data_digest, given_digest
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
+from registry.store.results import PushResult, TrainingDataInfo
 
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from registry.errors import IntegrityError, RegistryError, ValidationError
-from registry.results import AdapterVersion, Check, VerifyReport
 from registry.store.blobs import BlobStore
+from registry.store.results import AdapterVersion, Check, VerifyReport
 
 
 def manifest_digest(version: AdapterVersion) -> str:

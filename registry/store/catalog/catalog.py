@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from registry.errors import ConflictError, NotFoundError
 from registry.faults import fault_point
-from registry.results import AdapterVersion, EvalScore, TrainingDataInfo
 from registry.store.catalog.engine import (
     make_engine,
     read_session,
@@ -48,6 +47,7 @@ from registry.store.conditions import Condition
 from registry.store.leases import release_leases
 from registry.store.manifest import Manifest
 from registry.store.refs import Ref
+from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
 
 
 @dataclass(frozen=True)

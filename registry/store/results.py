@@ -1,0 +1,211 @@
+"""Typed results of storing, finding, verifying and exporting versions (frozen, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from registry.store.manifest import BaseModelRef, FileEntry, Manifest
+
+CheckStatus = Literal["pass", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class EvalScore:
+    metric: str
+    value: float
+    dataset: str
+    split: str
+    notes: str
+    recorded_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class TrainingDataInfo:
+    sha256: str
+    kind: str
+    source: str
+    files: int
+    size: int
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    """One stored adapter version with its current annotations."""
+
+    name: str
+    version: str
+    digest: str
+    manifest: Manifest
+    size_bytes: int
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    created_by: str
+    training_data: tuple[TrainingDataInfo, ...] = ()
+    evals: tuple[EvalScore, ...] = ()
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def method(self) -> str:
+        return self.manifest.method
+
+    @property
+    def base_model(self) -> BaseModelRef:
+        return self.manifest.base_model
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        return self.manifest.files
+
+    @property
+    def yanked(self) -> bool:
+        return self.status == "yanked"
+
+    def latest_evals(self) -> tuple[EvalScore, ...]:
+        """The most recent score per (metric, dataset, split)."""
+        latest: dict[tuple[str, str, str], EvalScore] = {}
+        for score in sorted(self.evals, key=lambda s: s.recorded_at):
+            latest[(score.metric, score.dataset, score.split)] = score
+        return tuple(latest.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "digest": self.digest,
+            "method": self.method,
+            "base_model": vars(self.base_model).copy(),
+            "size_bytes": self.size_bytes,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "created_at": iso_utc(self.created_at),
+            "created_by": self.created_by,
+            "aliases": list(self.aliases),
+            "tags": dict(self.tags),
+            "evals": [
+                {**vars(s), "recorded_at": iso_utc(s.recorded_at)} for s in self.latest_evals()
+            ],
+            "eval_history": [
+                {**vars(s), "recorded_at": iso_utc(s.recorded_at)} for s in self.evals
+            ],
+            "training_data": [vars(t).copy() for t in self.training_data],
+            "manifest": self.manifest.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class PushResult:
+    version: AdapterVersion
+    created: bool  # False: identical content was already stored under this name
+    skipped: tuple[str, ...] = ()
+    blobs_written: int = 0
+    bytes_written: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.version.ref,
+            "digest": self.version.digest,
+            "created": self.created,
+            "skipped": list(self.skipped),
+            "blobs_written": self.blobs_written,
+            "bytes_written": self.bytes_written,
+            "version": self.version.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: CheckStatus
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ref: str
+    digest: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if check.status == "fail")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            "ok": self.ok,
+            "checks": [vars(check).copy() for check in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    ref: str
+    digest: str
+    directory: Path
+    files: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            "directory": str(self.directory),
+            "files": list(self.files),
+        }
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z; naive values (older drivers) are taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class GcBlob:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class GcFile:
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class GcResult:
+    dry_run: bool
+    blobs: tuple[GcBlob, ...]  # deleted (or, with dry_run, that would be)
+    temp_files: tuple[GcFile, ...]  # abandoned temp files and staging directories
+    kept: int  # blobs kept: referenced by a version or leased by a push
+    leased: int  # live leases of pushes in progress
+
+    @property
+    def bytes(self) -> int:
+        return sum(b.size for b in self.blobs) + sum(f.size for f in self.temp_files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "blobs": [vars(b).copy() for b in self.blobs],
+            "temp_files": [vars(f).copy() for f in self.temp_files],
+            "kept": self.kept,
+            "leased": self.leased,
+            "bytes": self.bytes,
+        }

@@ -1,0 +1,61 @@
+"""``Store``: what every service works on, one catalog plus one blob store in one home.
+
+Services (push, lifecycle, loading, operators, Hub sync) take a ``Store`` (or the
+narrower collaborators they need), never the ``Registry`` facade: only the facade
+composes them, and nothing calls back up into it. A reference is resolved once, at
+the facade or at the service's entry, and the resolved ``AdapterVersion`` is what
+travels further down.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from registry.errors import YankedVersionWarning
+from registry.store.blobs import BlobStore
+from registry.store.catalog.catalog import Catalog
+from registry.store.home import RegistryHome
+from registry.store.refs import Ref, parse_ref
+from registry.store.results import AdapterVersion
+
+
+@dataclass
+class Store:
+    """An open registry's storage: its home on disk, its catalog and its blobs."""
+
+    home: RegistryHome
+    catalog: Catalog
+    blobs: BlobStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blobs = BlobStore(self.home.objects_dir)
+
+    @classmethod
+    def open(cls, home: RegistryHome, database_url: str | None = None) -> Store:
+        return cls(home, Catalog(database_url or home.database_url()))
+
+    @property
+    def root(self) -> Path:
+        return self.home.root
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Staging space on the blob store's file system (renames into it are atomic)."""
+        return self.home.tmp_dir
+
+    def resolve(self, ref: str | Ref) -> AdapterVersion:
+        """One version for a reference; a yanked one (pinned exactly) with a warning."""
+        version = self.catalog.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
+        if version.yanked:
+            warnings.warn(
+                f"{version.ref} is yanked ({version.status_reason}); it resolved only because "
+                "it was pinned exactly",
+                YankedVersionWarning,
+                stacklevel=3,
+            )
+        return version
+
+    def close(self) -> None:
+        self.catalog.close()
