@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.bases.results import BaseModelRecord, BaseRelation
 from registry.lifecycle import actions as lifecycle
-from registry.lifecycle.actions import push_gate, warn_if_yanked
+from registry.lifecycle.actions import push_gate
 from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
@@ -30,7 +30,7 @@ from registry.store.export import export_version
 from registry.store.home import RegistryHome, find_home, init_home
 from registry.store.list_query import list_filter
 from registry.store.push import PushRequest, push
-from registry.store.refs import Ref, parse_ref
+from registry.store.refs import Ref
 from registry.store.results import (
     AdapterVersion,
     Check,
@@ -39,6 +39,7 @@ from registry.store.results import (
     PushResult,
     VerifyReport,
 )
+from registry.store.store import Store
 from registry.store.verify import verify_version
 
 if TYPE_CHECKING:
@@ -57,10 +58,20 @@ class Registry:
     >>> reg.push("out/my-lora", evals={"accuracy": 0.93})  # doctest: +SKIP
     """
 
-    def __init__(self, home: RegistryHome, catalog: Catalog) -> None:
-        self.home = home
-        self.catalog = catalog
-        self.blobs = BlobStore(home.objects_dir)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def home(self) -> RegistryHome:
+        return self.store.home
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.store.catalog
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.store.blobs
 
     @property
     def hub(self) -> HubSync:
@@ -68,7 +79,7 @@ class Registry:
         ``hub.status(ref)`` (see ``registry.hub`` and docs/hub.md)."""
         from registry.hub import HubSync
 
-        return HubSync(self)
+        return HubSync(self.store)
 
     @classmethod
     def open(
@@ -84,11 +95,10 @@ class Registry:
         ``database_url`` overrides ``ADAPTERS_DATABASE_URL``.
         """
         home = init_home(Path(path)) if path is not None and create else find_home(path)
-        catalog = Catalog(database_url or home.database_url())
-        return cls(home, catalog)
+        return cls(Store.open(home, database_url))
 
     def close(self) -> None:
-        self.catalog.close()
+        self.store.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -147,7 +157,7 @@ class Registry:
             requires=dict(requires or {}),
         )
         gate = push_gate(self.home.root, alias) if alias else None
-        return push(request, self.catalog, self.blobs, self.home.tmp_dir, progress, gate)
+        return push(self.store, request, progress, gate)
 
     # -- finding -----------------------------------------------------------------
 
@@ -157,9 +167,7 @@ class Registry:
         A yanked version resolves only when pinned exactly (or through an alias), and
         then with a ``YankedVersionWarning``.
         """
-        version = self.catalog.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
-        warn_if_yanked(version)
-        return version
+        return self.store.resolve(ref)
 
     def list(
         self,
@@ -220,7 +228,7 @@ class Registry:
         from registry.bases.records import compat_for_target
         from registry.bases.target import resolve_target
 
-        compat = compat_for_target(self, version, resolve_target(base, self.catalog))
+        compat = compat_for_target(self.store, version, resolve_target(base, self.catalog))
         checks = report.checks + tuple(
             Check(f"base {c.name}", c.status, c.detail) for c in compat.checks
         )
@@ -231,7 +239,7 @@ class Registry:
         file) after verifying it; signing again with the same key returns the signature."""
         from registry.security.signing import sign
 
-        return sign(self.catalog, self.blobs, self.home.root, self.get(ref), key)
+        return sign(self.store, self.get(ref), key)
 
     # -- base models ----------------------------------------------------------------
 
@@ -282,7 +290,7 @@ class Registry:
             target = resolve_target(str(base), self.catalog)
         else:
             target = target_from_module(base)
-        return compat_for_target(self, version, target)
+        return compat_for_target(self.store, version, target)
 
     def load(
         self, ref: str | Ref, model: Any, *, strict: bool = True, mode: LoadMode = "auto"
@@ -296,7 +304,7 @@ class Registry:
         """
         from registry.runtime.loader import load
 
-        return load(self, str(ref), model, strict=strict, mode=mode)
+        return load(self.store, self.get(ref), model, strict=strict, mode=mode)
 
     def export(
         self,
@@ -336,9 +344,7 @@ class Registry:
         Raises ``GateError`` naming every unmet requirement.
         """
         return lifecycle.set_alias(
-            self.catalog,
-            self.blobs,
-            self.home.root,
+            self.store,
             ref,
             alias,
             requires=[parse_requirement(r) for r in requires],
@@ -350,9 +356,7 @@ class Registry:
     ) -> GateReport:
         """The gates ``set_alias`` would check, evaluated without moving the alias."""
         return lifecycle.check_alias(
-            self.catalog,
-            self.blobs,
-            self.home.root,
+            self.store,
             ref,
             alias,
             [parse_requirement(r) for r in requires],
@@ -381,7 +385,7 @@ class Registry:
         """Delete blobs that no version references and no push in progress holds."""
         from registry.store.gc import collect
 
-        return collect(self.catalog, self.blobs, self.home.tmp_dir, dry_run=dry_run)
+        return collect(self.store, dry_run=dry_run)
 
     def log(
         self,
@@ -450,7 +454,7 @@ class Registry:
         from registry.runtime.derive import Destination, combine_versions
 
         return combine_versions(
-            self,
+            self.store,
             [str(r) for r in refs],
             Destination(name, version, alias, dict(tags or {})),
             method=method,
@@ -479,7 +483,7 @@ class Registry:
         from registry.runtime.merge_into_base import merge_version
 
         return merge_version(
-            self,
+            self.store,
             str(ref),
             Path(base),
             Path(out),
@@ -504,7 +508,7 @@ class Registry:
         from registry.runtime.derive import Destination, resize_version
 
         return resize_version(
-            self,
+            self.store,
             str(ref),
             rank,
             Destination(name, version, alias, dict(tags or {})),
@@ -531,7 +535,7 @@ class Registry:
         from registry.runtime.derive import Destination, extract_version
 
         return extract_version(
-            self,
+            self.store,
             Path(base),
             Path(tuned),
             rank,

@@ -64,6 +64,7 @@ def test_round_trip_keeps_digest_evals_lineage_data_and_base(
     source.record_eval(parent.ref, {"f1": 0.5}, dataset="squad", split="validation", notes="n")
     # A derived version: same files, recorded with its lineage (as `combine` records it).
     derived = push(
+        source.store,
         PushRequest(
             directory=lora.directory,
             name="derived",
@@ -73,9 +74,6 @@ def test_round_trip_keeps_digest_evals_lineage_data_and_base(
                 "cat", (ParentRef(parent.name, parent.version, parent.digest, 1.0),), {"r": 4}
             ),
         ),
-        source.catalog,
-        source.blobs,
-        source.home.tmp_dir,
     ).version
     pushed = source.hub.push("my-lora@1", "alice/my-lora")
     derived_push = source.hub.push(derived.ref, "alice/derived")

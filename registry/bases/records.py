@@ -25,7 +25,7 @@ from registry.store.refs import normalize_version
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.store.store import Store
 
 
 def add_base(
@@ -65,16 +65,16 @@ def add_base(
     return record
 
 
-def adapter_shapes(registry: Registry, version: AdapterVersion) -> dict[str, tuple[int, ...]]:
+def adapter_shapes(store: Store, version: AdapterVersion) -> dict[str, tuple[int, ...]]:
     from registry.formats import read_safetensors_header
 
     weights = next(f for f in version.files if f.role == "weights")
-    tensors, _ = read_safetensors_header(registry.blobs.path(weights.sha256))
+    tensors, _ = read_safetensors_header(store.blobs.path(weights.sha256))
     return {name: tuple(info.shape) for name, info in tensors.items()}
 
 
 def compat_for_target(
-    registry: Registry, version: AdapterVersion, target: BaseTarget
+    store: Store, version: AdapterVersion, target: BaseTarget
 ) -> CompatReport:
     """Every compatibility check of ``version`` against ``target``, with what the catalog
     knows of the base the adapter was trained on and of recorded relations."""
@@ -82,12 +82,12 @@ def compat_for_target(
     related: dict[str, str] = {}
     recorded = version.base_model.fingerprint
     if recorded is not None:
-        matches = find_by_content(registry.catalog, recorded)
+        matches = find_by_content(store.catalog, recorded)
         trained_on = matches[0] if matches else None
-        related = related_contents(registry.catalog, recorded)
+        related = related_contents(store.catalog, recorded)
     return check(
         version,
-        adapter_shapes(registry, version),
+        adapter_shapes(store, version),
         target,
         trained_on=trained_on,
         related=related,

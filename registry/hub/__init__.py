@@ -22,8 +22,8 @@ from registry.hub.results import HubPullResult, HubPushResult, HubStatus, HubSta
 from registry.progress import Progress
 
 if TYPE_CHECKING:
-    from registry.api import Registry
     from registry.hub.settings import HubSettings
+    from registry.store.store import Store
 
 __all__ = ["HubLink", "HubPullResult", "HubPushResult", "HubStatus", "HubStatusReport", "HubSync"]
 
@@ -35,8 +35,8 @@ def _bars(wanted: bool | None) -> bool:
 class HubSync:
     """The Hub operations of one open registry."""
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     @staticmethod
     def _settings() -> HubSettings:
@@ -61,7 +61,7 @@ class HubSync:
         from registry.hub.push import push_version
 
         return push_version(
-            self._registry,
+            self._store,
             ref,
             repo_id,
             settings=self._settings(),
@@ -87,7 +87,7 @@ class HubSync:
         from registry.hub.pull import pull_repo
 
         return pull_repo(
-            self._registry,
+            self._store,
             target,
             settings=self._settings(),
             name=name,
@@ -103,10 +103,10 @@ class HubSync:
         from registry.hub.status import sync_status
 
         return sync_status(
-            self._registry, ref, settings=self._settings(), repo_id=repo_id, branch=branch
+            self._store, ref, settings=self._settings(), repo_id=repo_id, branch=branch
         )
 
     def links(self, ref: str) -> list[HubLink]:
         """Every recorded push and pull of ``ref``, oldest first."""
-        version = self._registry.get(ref)
-        return links_for_version(self._registry.catalog, version.name, version.version)
+        version = self._store.resolve(ref)
+        return links_for_version(self._store.catalog, version.name, version.version)

@@ -46,7 +46,7 @@ from registry.store.push import PushRequest, push
 from registry.store.refs import validate_name
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.store.store import Store
 
 _REVISION = re.compile(r"^[^\s@]+$")
 
@@ -60,7 +60,7 @@ def parse_target(text: str) -> tuple[str, str]:
 
 
 def pull_repo(
-    registry: Registry,
+    store: Store,
     target: str,
     *,
     settings: HubSettings,
@@ -73,7 +73,7 @@ def pull_repo(
     if name is not None:
         validate_name(name)
     progress = progress or NoProgress()
-    staging_root = registry.home.tmp_dir
+    staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="hub-pull-", dir=staging_root))
     try:
@@ -112,19 +112,19 @@ def pull_repo(
                 progress.finish()
         if remote is not None:
             _check_against_manifest(remote, sha256, adapter_dir, where)
-            _refuse_version_clash(registry, name or remote.name, remote)
+            _refuse_version_clash(store, name or remote.name, remote)
             request = _request_from_manifest(remote, adapter_dir, name)
             notes: tuple[str, ...] = ()
         else:
             request, notes = _request_from_card(repo_id, adapter_dir, name, base)
         fault_point("hub.verified")
-        pushed = push(request, registry.catalog, registry.blobs, staging_root, progress)
+        pushed = push(store, request, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     stored = pushed.version
     record_link(
-        registry.catalog,
+        store.catalog,
         name=stored.name,
         version=stored.version,
         digest=stored.digest,
@@ -184,10 +184,10 @@ def _check_against_manifest(
         raise HubError(f"hub pull: {where}: " + "; ".join(problems) + "; nothing was imported")
 
 
-def _refuse_version_clash(registry: Registry, name: str, remote: RemoteManifest) -> None:
+def _refuse_version_clash(store: Store, name: str, remote: RemoteManifest) -> None:
     """Refuse before any blob is written when NAME@VERSION here holds other content."""
     try:
-        here = registry.get(f"{name}@{remote.version}")
+        here = store.resolve(f"{name}@{remote.version}")
     except NotFoundError:
         return
     if here.digest != remote.digest:

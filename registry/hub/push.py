@@ -38,7 +38,7 @@ from registry.store.results import AdapterVersion
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperation
 
-    from registry.api import Registry
+    from registry.store.store import Store
 
 
 def tag_name(version: str) -> str:
@@ -49,7 +49,7 @@ def tag_name(version: str) -> str:
 
 
 def push_version(
-    registry: Registry,
+    store: Store,
     ref: str,
     repo_id: str,
     *,
@@ -59,7 +59,7 @@ def push_version(
     progress: Progress | None = None,
     progress_bars: bool = False,
 ) -> HubPushResult:
-    version = registry.get(ref)
+    version = store.resolve(ref)
     branch = branch or "main"
     tag = tag_name(version.version)
     if settings.offline:
@@ -75,7 +75,7 @@ def push_version(
         head = list_online(settings, repo_id, branch)
         tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
 
-    staging_root = registry.home.tmp_dir
+    staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="hub-push-", dir=staging_root))
     try:
@@ -84,7 +84,7 @@ def push_version(
                 _refuse_foreign_tag(settings, repo_id, tag, tags[tag], version, staging)
             previous = _registry_paths(settings, head, staging)
         operations, files = _operations(
-            version, repo_id, tag, head, previous, staging, registry, progress
+            version, repo_id, tag, head, previous, staging, store, progress
         )
         xet = xet_supported(settings, repo_id, branch)
         with (
@@ -123,7 +123,7 @@ def push_version(
         tag_moved=moved,
         files=files,
     )
-    _record(registry, version, result)
+    _record(store, version, result)
     return result
 
 
@@ -134,13 +134,13 @@ def _operations(
     head: RemoteListing,
     previous: set[str],
     staging: Path,
-    registry: Registry,
+    store: Store,
     progress: Progress | None,
 ) -> tuple[list[CommitOperation], tuple[str, ...]]:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     # Exporting re-hashes every blob while copying: corrupt local bytes are never pushed.
-    exported = export_version(version, registry.blobs, staging / "files", progress=progress)
+    exported = export_version(version, store.blobs, staging / "files", progress=progress)
     remote = for_version(version)
     operations: list[CommitOperation] = [
         CommitOperationAdd(remote.hub_paths[path], str(exported.directory / path))
@@ -185,9 +185,9 @@ def _refuse_foreign_tag(
         )
 
 
-def _record(registry: Registry, version: AdapterVersion, result: HubPushResult) -> None:
+def _record(store: Store, version: AdapterVersion, result: HubPushResult) -> None:
     """Record the push on the version, unless this very push is already recorded."""
-    for link in links_for_version(registry.catalog, version.name, version.version):
+    for link in links_for_version(store.catalog, version.name, version.version):
         if (
             link.direction == "push"
             and (link.endpoint, link.repo_id, link.revision)
@@ -196,7 +196,7 @@ def _record(registry: Registry, version: AdapterVersion, result: HubPushResult) 
         ):
             return
     record_link(
-        registry.catalog,
+        store.catalog,
         name=version.name,
         version=version.version,
         digest=version.digest,

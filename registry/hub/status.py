@@ -34,22 +34,22 @@ from registry.store.manifest import FileEntry
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.store.store import Store
 
 
 def sync_status(
-    registry: Registry,
+    store: Store,
     ref: str,
     *,
     settings: HubSettings,
     repo_id: str | None = None,
     branch: str | None = None,
 ) -> HubStatusReport:
-    version = registry.get(ref)
+    version = store.resolve(ref)
     if settings.offline:
         raise HubError("hub status: offline (HF_HUB_OFFLINE=1); the Hub must be reachable")
     targets = (
-        [(repo_id, branch or "main")] if repo_id else _recorded_targets(registry, version, settings)
+        [(repo_id, branch or "main")] if repo_id else _recorded_targets(store, version, settings)
     )
     if not targets:
         never = HubStatus(
@@ -62,12 +62,12 @@ def sync_status(
             "pass --repo REPO_ID to compare with a repo",
         )
         return HubStatusReport(version.ref, version.digest, settings.public_endpoint, (never,))
-    staging_root = registry.home.tmp_dir
+    staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="hub-status-", dir=staging_root))
     try:
         repos = tuple(
-            _compare(registry, version, settings, repo, branch_name, staging / str(index))
+            _compare(store, version, settings, repo, branch_name, staging / str(index))
             for index, (repo, branch_name) in enumerate(targets)
         )
     finally:
@@ -76,10 +76,10 @@ def sync_status(
 
 
 def _recorded_targets(
-    registry: Registry, version: AdapterVersion, settings: HubSettings
+    store: Store, version: AdapterVersion, settings: HubSettings
 ) -> list[tuple[str, str]]:
     targets: list[tuple[str, str]] = []
-    for link in links_for_name(registry.catalog, version.name):
+    for link in links_for_name(store.catalog, version.name):
         if link.endpoint != settings.public_endpoint:
             continue
         # A push names its branch; a pull may name a tag or commit: compare with main then.
@@ -110,7 +110,7 @@ class _Target:
 
 
 def _compare(
-    registry: Registry,
+    store: Store,
     version: AdapterVersion,
     settings: HubSettings,
     repo_id: str,
@@ -141,19 +141,19 @@ def _compare(
         plain = {entry.path: entry.path for entry in version.files}
         if not any(path in listing.files for path in plain.values()):
             return target.status("missing", f"{at} holds none of {version.ref}'s files", commit)
-        differing = _differing_files(registry, version, listing, plain)
+        differing = _differing_files(store, version, listing, plain)
         if CONFIG_NAME in differing and _same_config(settings, listing, version):
             differing.remove(CONFIG_NAME)  # the same config, serialised differently
         if differing:
             return target.status("remote-changed", _files_text(differing), commit)
         return target.status("in-sync", "every file matches (no registry manifest there)", commit)
     if remote.digest == version.digest:
-        differing = _differing_files(registry, version, listing, remote.hub_paths)
+        differing = _differing_files(store, version, listing, remote.hub_paths)
         if differing:
             detail = "same digest, but " + _files_text(differing)
             return target.status("remote-changed", detail, commit, remote.digest)
         return target.status("in-sync", f"{at} holds {version.ref}", commit, remote.digest)
-    known = _local_version(registry, version.name, remote)
+    known = _local_version(store, version.name, remote)
     if known is None:
         detail = (
             f"{at} holds {remote.name}@{remote.version} ({remote.digest[:19]}...), which this "
@@ -167,21 +167,21 @@ def _compare(
     return target.status("remote-changed", detail, commit, remote.digest, known.ref)
 
 
-def _local_version(registry: Registry, name: str, remote: RemoteManifest) -> AdapterVersion | None:
+def _local_version(store: Store, name: str, remote: RemoteManifest) -> AdapterVersion | None:
     try:
-        return registry.get(f"{name}@{remote.digest}")
+        return store.resolve(f"{name}@{remote.digest}")
     except NotFoundError:
         return None
 
 
 def _differing_files(
-    registry: Registry, version: AdapterVersion, listing: RemoteListing, paths: dict[str, str]
+    store: Store, version: AdapterVersion, listing: RemoteListing, paths: dict[str, str]
 ) -> list[str]:
     """The Hub paths (``paths`` maps the version's paths to them) whose hash differs."""
     found = []
     for entry in version.files:
         where = paths.get(entry.path, hub_path(entry.path))
-        if not _same(registry, entry, listing.files.get(where)):
+        if not _same(store, entry, listing.files.get(where)):
             found.append(where)
     return found
 
@@ -211,7 +211,7 @@ def _same_config(settings: HubSettings, listing: RemoteListing, version: Adapter
     return sha256_bytes(config_bytes(normal)) == entry.sha256
 
 
-def _same(registry: Registry, entry: FileEntry, remote: RemoteFile | None) -> bool:
+def _same(store: Store, entry: FileEntry, remote: RemoteFile | None) -> bool:
     if remote is None:
         return False
     if remote.lfs_sha256 is not None:
@@ -219,7 +219,7 @@ def _same(registry: Registry, entry: FileEntry, remote: RemoteFile | None) -> bo
     if remote.blob_id is None:
         return False
     try:
-        data = registry.blobs.path(entry.sha256).read_bytes()
+        data = store.blobs.path(entry.sha256).read_bytes()
     except OSError:
         return False
     return git_blob_id(data) == remote.blob_id

@@ -5,11 +5,11 @@ and every change is an audit event committed with it."""
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from registry.errors import InvalidNameError, NotFoundError, YankedVersionWarning
+from registry.errors import InvalidNameError, NotFoundError
 from registry.lifecycle import transactions as q
 from registry.lifecycle.results import (
     AliasChange,
@@ -21,7 +21,6 @@ from registry.lifecycle.results import (
 )
 from registry.security.policy import GateInputs, Requirement, enforce, evaluate, load_policy
 from registry.store.actor import current_actor
-from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session
 from registry.store.catalog.history import utcnow
@@ -38,6 +37,9 @@ from registry.store.push import PushGate
 from registry.store.refs import Ref, parse_ref, validate_alias, validate_name
 from registry.store.results import AdapterVersion, Check, EvalScore
 from registry.store.verify import verify_version
+
+if TYPE_CHECKING:
+    from registry.store.store import Store
 
 REASON_MAX = 1000
 
@@ -106,16 +108,14 @@ def record_eval(
 # -- aliases and gates ---------------------------------------------------------------
 
 
-def _gate_inputs(
-    version: AdapterVersion, catalog: Catalog, blobs: BlobStore, home_root: Path
-) -> GateInputs:
+def _gate_inputs(version: AdapterVersion, store: Store) -> GateInputs:
     from registry.security.signing import trusted_signers
 
     return GateInputs(
         evals=version.evals,
         base_fingerprint=version.base_model.fingerprint,
-        verify=lambda: verify_version(version, blobs),
-        signers=lambda: trusted_signers(catalog, blobs, home_root, version),
+        verify=lambda: verify_version(version, store.blobs),
+        signers=lambda: trusted_signers(store, version),
     )
 
 
@@ -126,25 +126,21 @@ def requirements_for(
 
 
 def check_alias(
-    catalog: Catalog,
-    blobs: BlobStore,
-    home_root: Path,
+    store: Store,
     ref: str | Ref,
     alias: str,
     requires: Sequence[Requirement] = (),
 ) -> GateReport:
     """Evaluate the gates for pointing ``alias`` at ``ref`` without moving anything."""
     alias = validate_alias(alias)
-    version = catalog.resolve(_ref(ref))
-    needed = requirements_for(home_root, version.name, alias, requires)
-    inputs = _gate_inputs(version, catalog, blobs, home_root)
+    version = store.catalog.resolve(_ref(ref))
+    needed = requirements_for(store.root, version.name, alias, requires)
+    inputs = _gate_inputs(version, store)
     return evaluate(needed, inputs, ref=version.ref, alias=alias)
 
 
 def set_alias(
-    catalog: Catalog,
-    blobs: BlobStore,
-    home_root: Path,
+    store: Store,
     ref: str | Ref,
     alias: str,
     *,
@@ -158,9 +154,9 @@ def set_alias(
     """
     alias = validate_alias(alias)
     note = _text(note, "note")
-    version = catalog.resolve(_ref(ref))
-    needed = requirements_for(home_root, version.name, alias, requires)
-    inputs = _gate_inputs(version, catalog, blobs, home_root)
+    version = store.catalog.resolve(_ref(ref))
+    needed = requirements_for(store.root, version.name, alias, requires)
+    inputs = _gate_inputs(version, store)
     slow = [r for r in needed if r.kind in ("verify", "signature")]
     if slow:
         # Run once now, outside the write lock (both re-hash blobs, which no writer can
@@ -175,6 +171,7 @@ def set_alias(
         return report.checks
 
     actor = current_actor()
+    catalog = store.catalog
     outcome = q.set_alias(catalog.engine, _row_id(catalog, version), alias, actor, note, gate)
     return AliasChange(
         name=outcome.name,
@@ -321,16 +318,6 @@ def audit_log(
 
 
 # -- hooks used by the facade --------------------------------------------------------
-
-
-def warn_if_yanked(version: AdapterVersion) -> None:
-    if version.yanked:
-        warnings.warn(
-            f"{version.ref} is yanked ({version.status_reason}); it resolved only because "
-            "it was pinned exactly",
-            YankedVersionWarning,
-            stacklevel=3,
-        )
 
 
 def push_gate(home_root: Path, alias: str) -> PushGate:

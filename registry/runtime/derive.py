@@ -26,9 +26,9 @@ from registry.store.refs import normalize_version, validate_alias, validate_name
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
-    from registry.api import Registry
     from registry.ops.produced import Produced
     from registry.ops.tensors import AdapterTensors
+    from registry.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,18 @@ def _tool_version() -> str:
     return f"adapter-registry {__version__}"
 
 
-def parent_tensors(registry: Registry, version: AdapterVersion) -> AdapterTensors:
+def parent_tensors(store: Store, version: AdapterVersion) -> AdapterTensors:
     """A stored version's config and tensors, its weights blob checked first."""
     from registry.ops.tensors import load_adapter_tensors
 
     weights = next((f for f in version.files if f.role == "weights"), None)
     if weights is None:
         raise IntegrityError(f"{version.ref} has no weights file")
-    problem = registry.blobs.check(weights.sha256, weights.size)
+    problem = store.blobs.check(weights.sha256, weights.size)
     if problem is not None:
         raise IntegrityError(f"{version.ref}: {weights.path}: {problem}")
     return load_adapter_tensors(
-        version.method, version.manifest.config, registry.blobs.path(weights.sha256)
+        version.method, version.manifest.config, store.blobs.path(weights.sha256)
     )
 
 
@@ -125,7 +125,7 @@ def _label(base: BaseModelRef) -> str:
 
 
 def store_produced(
-    registry: Registry,
+    store: Store,
     produced: Produced,
     lineage: Lineage,
     destination: Destination,
@@ -142,7 +142,7 @@ def store_produced(
     from registry.formats import write_peft_adapter
     from registry.lifecycle.actions import push_gate
 
-    staging_root = registry.home.tmp_dir
+    staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="derive-", dir=staging_root))
     try:
@@ -160,8 +160,8 @@ def store_produced(
             base=_base_text(base) if base_path is not None and base is not None else None,
             base_path=base_path,
         )
-        gate = push_gate(registry.home.root, destination.alias) if destination.alias else None
-        result = push(request, registry.catalog, registry.blobs, staging_root, progress, gate)
+        gate = push_gate(store.root, destination.alias) if destination.alias else None
+        result = push(store, request, progress, gate)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return DeriveResult(result.version, result.created, lineage, produced.notes)
@@ -173,7 +173,7 @@ def _base_text(base: BaseModelRef) -> str:
 
 
 def combine_versions(
-    registry: Registry,
+    store: Store,
     refs: Sequence[str],
     destination: Destination,
     *,
@@ -188,14 +188,14 @@ def combine_versions(
 ) -> DeriveResult:
     from registry.ops.combine import CombineSpec, combine
 
-    versions = [registry.get(ref) for ref in refs]
+    versions = [store.resolve(ref) for ref in refs]
     weight_list = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(refs)
     spec = CombineSpec(method, weight_list, rank, density, seed, majority_sign)
     base, differences = (
         shared_base(versions, allow_different_bases) if versions else (BaseModelRef(None), [])
     )
     produced = combine(
-        [parent_tensors(registry, v) for v in versions],
+        [parent_tensors(store, v) for v in versions],
         spec,
         labels=[v.ref for v in versions],
         base_model=base.name,
@@ -215,11 +215,11 @@ def combine_versions(
         parameters=parameters,
         tool_version=_tool_version(),
     )
-    return store_produced(registry, produced, lineage, destination, base=base, progress=progress)
+    return store_produced(store, produced, lineage, destination, base=base, progress=progress)
 
 
 def resize_version(
-    registry: Registry,
+    store: Store,
     ref: str,
     rank: int,
     destination: Destination,
@@ -228,10 +228,10 @@ def resize_version(
 ) -> DeriveResult:
     from registry.ops.resize import resize
 
-    version = registry.get(ref)
+    version = store.resolve(ref)
     base = version.base_model
     produced = resize(
-        parent_tensors(registry, version),
+        parent_tensors(store, version),
         rank,
         base_model=base.name,
         revision=base.revision,
@@ -243,11 +243,11 @@ def resize_version(
         parameters=produced.parameters,
         tool_version=_tool_version(),
     )
-    return store_produced(registry, produced, lineage, destination, base=base, progress=progress)
+    return store_produced(store, produced, lineage, destination, base=base, progress=progress)
 
 
 def extract_version(
-    registry: Registry,
+    store: Store,
     base: Path,
     tuned: Path,
     rank: int,
@@ -274,7 +274,7 @@ def extract_version(
         tool_version=_tool_version(),
     )
     return store_produced(
-        registry,
+        store,
         produced,
         lineage,
         destination,

@@ -30,11 +30,12 @@ from registry.errors import (
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import WeightUpdate, apply_update
+from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.store.store import Store
 
 LoadMode = Literal["auto", "native", "peft"]
 _MARKER = "_adapter_registry_loaded"
@@ -99,26 +100,24 @@ def _tensors_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return found
 
 
-def _check_blobs(version: AdapterVersion, registry: Registry) -> None:
+def _check_blobs(version: AdapterVersion, store: Store) -> None:
     check_manifest(version)
     for entry in version.files:
-        problem = registry.blobs.check(entry.sha256, entry.size)
+        problem = store.blobs.check(entry.sha256, entry.size)
         if problem is not None:
             raise IntegrityError(
                 f"{version.ref}: {entry.path}: {problem}; run `adapters verify {version.ref}`"
             )
 
 
-def _check_signature_policy(version: AdapterVersion, registry: Registry) -> None:
+def _check_signature_policy(version: AdapterVersion, store: Store) -> None:
     # Policy, not compatibility: strict=False does not lift it.
     from registry.security.policy import load_policy
     from registry.security.signing import require_trusted_signature
 
-    if load_policy(registry.home.root).load_requires_signature:
+    if load_policy(store.root).load_requires_signature:
         require_trusted_signature(
-            registry.catalog,
-            registry.blobs,
-            registry.home.root,
+            store,
             version,
             "to load it (policy.json: load.require_signature)",
             check_blobs=False,  # _check_blobs has just re-hashed them
@@ -126,14 +125,13 @@ def _check_signature_policy(version: AdapterVersion, registry: Registry) -> None
 
 
 def load(
-    registry: Registry,
-    ref: str,
+    store: Store,
+    version: AdapterVersion,
     model: torch.nn.Module,
     *,
     strict: bool = True,
     mode: LoadMode = "auto",
 ) -> LoadedAdapter:
-    version = registry.get(ref)
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
     chosen: Literal["native", "peft"] = (
@@ -153,9 +151,9 @@ def load(
             "this model already has an adapter loaded; unload() it first (adapters are "
             "swapped by unloading one and loading the next)"
         )
-    _check_blobs(version, registry)
-    _check_signature_policy(version, registry)
-    report = compat_for_target(registry, version, target_from_module(model))
+    _check_blobs(version, store)
+    _check_signature_policy(version, store)
+    report = compat_for_target(store, version, target_from_module(model))
     if not report.ok:
         hints = ["pass strict=False to load anyway"]
         if any(c.name == "weights" for c in report.failures):
@@ -171,12 +169,12 @@ def load(
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
     if chosen == "peft":
-        peft_model = _load_with_peft(registry, version, model)
+        peft_model = _load_with_peft(store, version, model)
         setattr(model, _MARKER, version.digest)
         return LoadedAdapter(
             version.ref, version.digest, version.method, "peft", report, peft_model, model
         )
-    originals = _apply_native(registry, version, model)
+    originals = _apply_native(store, version, model)
     setattr(model, _MARKER, version.digest)
     return LoadedAdapter(
         version.ref, version.digest, version.method, "native", report, model, model, originals
@@ -184,11 +182,11 @@ def load(
 
 
 def _apply_native(
-    registry: Registry, version: AdapterVersion, model: torch.nn.Module
+    store: Store, version: AdapterVersion, model: torch.nn.Module
 ) -> dict[str, torch.Tensor]:
     weights = next(f for f in version.files if f.role == "weights")
     adapter = load_adapter_tensors(
-        version.method, version.manifest.config, registry.blobs.path(weights.sha256)
+        version.method, version.manifest.config, store.blobs.path(weights.sha256)
     )
     params = _tensors_by_name(model)
     updates = weight_updates(adapter, {name: t.shape for name, t in params.items()})
@@ -219,7 +217,7 @@ def _checked(value: torch.Tensor, update: WeightUpdate, current: torch.Tensor) -
     return value
 
 
-def _load_with_peft(registry: Registry, version: AdapterVersion, model: torch.nn.Module) -> Any:
+def _load_with_peft(store: Store, version: AdapterVersion, model: torch.nn.Module) -> Any:
     try:
         from peft import PeftModel
     except ImportError as exc:
@@ -227,9 +225,9 @@ def _load_with_peft(registry: Registry, version: AdapterVersion, model: torch.nn
             f"loading {version.method} adapters needs the peft library: "
             "pip install 'adapter-registry[peft]'"
         ) from exc
-    staging = Path(tempfile.mkdtemp(prefix="load-", dir=registry.home.tmp_dir))
+    staging = Path(tempfile.mkdtemp(prefix="load-", dir=store.tmp_dir))
     try:
-        exported = registry.export(version.ref, staging / "adapter")
+        exported = export_version(version, store.blobs, staging / "adapter")
         return PeftModel.from_pretrained(model, str(exported.directory), is_trainable=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -17,9 +17,9 @@ from registry.errors import BaseModelMismatchError
 from registry.progress import Progress
 
 if TYPE_CHECKING:
-    from registry.api import Registry
     from registry.bases.compat import CompatReport
     from registry.ops.merge import MergeReport
+    from registry.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class MergeCompatibilityWarning(UserWarning):
 
 
 def merge_version(
-    registry: Registry,
+    store: Store,
     ref: str,
     base: Path,
     out: Path,
@@ -59,9 +59,9 @@ def merge_version(
     from registry.ops.merge import merge_checkpoint
     from registry.runtime.derive import parent_tensors
 
-    version = registry.get(ref)
+    version = store.resolve(ref)
     require_foldable(version.method)
-    report = compat_for_target(registry, version, target_from_directory(Path(base)))
+    report = compat_for_target(store, version, target_from_directory(Path(base)))
     if not report.ok:
         message = (
             f"refusing to merge: {report.summary()}. To proceed: pass force=True (--force) "
@@ -71,7 +71,7 @@ def merge_version(
             raise BaseModelMismatchError(message, report)
         warnings.warn(message, MergeCompatibilityWarning, stacklevel=3)
     merged = merge_checkpoint(
-        parent_tensors(registry, version),
+        parent_tensors(store, version),
         Path(base),
         Path(out),
         max_shard_bytes=max_shard_bytes,

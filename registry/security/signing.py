@@ -25,7 +25,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -35,12 +35,14 @@ from registry.errors import IntegrityError, SignatureError
 from registry.security.keys import Keyring, key_id
 from registry.security.signature_rows import StoredSignature, add_signature, signatures_of
 from registry.store.actor import current_actor
-from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.history import utcnow
 from registry.store.manifest import canonical_json
 from registry.store.results import AdapterVersion, Check, VerifyReport, iso_utc
 from registry.store.verify import manifest_digest, verify_version
+
+if TYPE_CHECKING:
+    from registry.store.store import Store
 
 STATEMENT_FORMAT = "adapter-registry/signature-1"
 
@@ -80,13 +82,12 @@ class Signature:
         }
 
 
-def sign(
-    catalog: Catalog, blobs: BlobStore, home_root: Path, version: AdapterVersion, key: str
-) -> Signature:
+def sign(store: Store, version: AdapterVersion, key: str) -> Signature:
     """Sign ``version`` with ``key`` (a key name in the home's keyring, or a PEM file path).
 
     The version is verified first: signing damaged content would vouch for it.
     """
+    catalog, blobs, home_root = store.catalog, store.blobs, store.root
     signer, private = Keyring(home_root).private_key(key)
     report = verify_version(version, blobs)
     if not report.ok:
@@ -208,9 +209,7 @@ def with_signature_checks(
 
 
 def trusted_signers(
-    catalog: Catalog,
-    blobs: BlobStore,
-    home_root: Path,
+    store: Store,
     version: AdapterVersion,
     *,
     check_blobs: bool = True,
@@ -221,26 +220,26 @@ def trusted_signers(
     """
     if manifest_digest(version) != version.digest:
         return []
-    if check_blobs and any(blobs.check(f.sha256, f.size) is not None for f in version.files):
+    if check_blobs and any(
+        store.blobs.check(f.sha256, f.size) is not None for f in version.files
+    ):
         return []
     return sorted(
         s.trusted_as
-        for s in statuses(catalog, home_root, version)
+        for s in statuses(store.catalog, store.root, version)
         if s.valid and s.trusted_as is not None
     )
 
 
 def require_trusted_signature(
-    catalog: Catalog,
-    blobs: BlobStore,
-    home_root: Path,
+    store: Store,
     version: AdapterVersion,
     purpose: str,
     *,
     check_blobs: bool = True,
 ) -> list[str]:
     """The trusted signers of ``version``; ``SignatureError`` when there are none."""
-    signers = trusted_signers(catalog, blobs, home_root, version, check_blobs=check_blobs)
+    signers = trusted_signers(store, version, check_blobs=check_blobs)
     if not signers:
         raise SignatureError(
             f"{version.ref} has no valid signature by a trusted key, and the policy requires "

@@ -31,6 +31,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.errors import RegistryError
 from registry.faults import fault_point
@@ -49,6 +50,9 @@ from registry.store.leases import (
     take_lease,
 )
 from registry.store.results import GcBlob, GcFile, GcResult
+
+if TYPE_CHECKING:
+    from registry.store.store import Store
 
 
 class PushLeases:
@@ -75,10 +79,9 @@ class PushLeases:
         self.settled = True
 
 
-def collect(
-    catalog: Catalog, blobs: BlobStore, tmp_dir: Path, *, dry_run: bool = False
-) -> GcResult:
+def collect(store: Store, *, dry_run: bool = False) -> GcResult:
     """Delete blobs no version references and no live push holds (``dry_run``: list them)."""
+    catalog, blobs, tmp_dir = store.catalog, store.blobs, store.tmp_dir
     now = utcnow()
     cutoff = now - LEASE_EXPIRY
     stored = dict(blobs.iter_sizes())

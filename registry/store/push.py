@@ -35,6 +35,7 @@ from registry.store.results import PushResult, TrainingDataInfo
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
     from registry.formats import AdapterSource
+    from registry.store.store import Store
 
 _TAG_KEY_MAX = 128
 
@@ -116,13 +117,12 @@ PushGate = Callable[[str, Manifest, Sequence[tuple[str, float, str, str, str]]],
 
 
 def push(
+    store: Store,
     request: PushRequest,
-    catalog: Catalog,
-    blobs: BlobStore,
-    staging_root: Path,
     progress: Progress | None = None,
     gate: PushGate | None = None,
 ) -> PushResult:
+    catalog, blobs, staging_root = store.catalog, store.blobs, store.tmp_dir
     # Every blob this push writes or reuses is leased until its version is recorded,
     # so a concurrent gc cannot delete it in between (see registry/store/gc.py).
     leases = PushLeases(catalog)
