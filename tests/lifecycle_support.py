@@ -15,6 +15,7 @@ from registry.store.catalog.catalog import Catalog, NewVersion
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
 from registry.store.refs import next_version
 from registry.store.results import AdapterVersion, TrainingDataInfo
+from registry.store.scores import NewScore
 
 ACTOR = "tester@ci"
 
@@ -126,7 +127,7 @@ def insert(
             training_data=[
                 TrainingDataInfo(t.sha256, t.kind, "given", 0, 0) for t in made.training_data
             ],
-            evals=[(metric, value, dataset, "", "") for metric, value, dataset in evals],
+            evals=[NewScore(metric, value, dataset) for metric, value, dataset in evals],
             tags=tags,
             alias=alias,
         ),

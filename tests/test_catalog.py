@@ -20,6 +20,7 @@ from registry.store.catalog.schema import SCHEMA_VERSION, SchemaStatus, ensure_s
 from registry.store.manifest import BaseModelRef, FileEntry, Manifest
 from registry.store.refs import next_version, parse_ref
 from registry.store.results import TrainingDataInfo
+from registry.store.scores import NewScore
 
 ACTOR = "tester@ci"
 
@@ -432,7 +433,7 @@ def test_inserted_version_is_read_back(catalog: Catalog) -> None:
         "team/x",
         manifest,
         training_data=[data],
-        evals=[("accuracy", 0.93, "glue", "test", "")],
+        evals=[NewScore("accuracy", 0.93, "glue", "test")],
         tags={"owner": "me", "task": "qa"},
         alias="prod",
     )

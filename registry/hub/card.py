@@ -18,6 +18,7 @@ from registry.errors import InvalidNameError
 from registry.hub.remote_manifest import CARD_COPY_PATH, CARD_PATH, MANIFEST_PATH
 from registry.store.conditions import validate_dataset, validate_metric, validate_split
 from registry.store.results import AdapterVersion
+from registry.store.scores import NewScore
 
 # PEFT task types -> (Hub pipeline tag, transformers auto class for the usage snippet).
 _TASKS: dict[str, tuple[str, str]] = {
@@ -158,7 +159,7 @@ class CardFacts:
     """What a pull of a plain PEFT repo takes from its card."""
 
     base_model: str | None
-    evals: tuple[tuple[str, float, str, str, str], ...]  # metric, value, dataset, split, notes
+    evals: tuple[NewScore, ...]
     skipped: tuple[str, ...]  # "<what>: <why it was not imported>"
 
 
@@ -185,7 +186,7 @@ def read_card(path: Path) -> CardFacts:
         )
         problem = _eval_problem(*record[:4])
         if problem is None:
-            evals.append((record[0], float(record[1]), record[2], record[3], record[4]))
+            evals.append(NewScore(record[0], float(record[1]), record[2], record[3], record[4]))
         else:
             skipped.append(f"{CARD_PATH}: eval {record[0]!r} not imported: {problem}")
     return CardFacts(base if isinstance(base, str) and base else None, tuple(evals), tuple(skipped))

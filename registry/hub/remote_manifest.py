@@ -21,6 +21,7 @@ from registry.errors import HubError, IntegrityError
 from registry.release import __version__
 from registry.store.manifest import Manifest
 from registry.store.results import AdapterVersion, TrainingDataInfo, iso_utc
+from registry.store.scores import NewScore
 
 MANIFEST_PATH = "registry-manifest.json"
 CARD_PATH = "README.md"
@@ -39,8 +40,8 @@ class RemoteEval:
     recorded_at: str = ""
     actor: str = ""
 
-    def record(self) -> tuple[str, float, str, str, str]:
-        return (self.metric, self.value, self.dataset, self.split, self.notes)
+    def record(self) -> NewScore:
+        return NewScore(self.metric, self.value, self.dataset, self.split, self.notes)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from registry.store.manifest import Manifest
 from registry.store.push import PushGate
 from registry.store.refs import Ref, parse_ref, validate_alias, validate_name
 from registry.store.results import AdapterVersion, Check, EvalScore
+from registry.store.scores import NewScore
 from registry.store.verify import verify_version
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def record_eval(
     if not scores:
         raise InvalidNameError("no eval scores given; pass METRIC=VALUE")
     checked = [
-        q.NewScore(
+        NewScore(
             validate_metric(metric),
             validate_score(metric, value),
             validate_dataset(dataset),
@@ -328,13 +329,15 @@ def push_gate(home_root: Path, alias: str) -> PushGate:
     """
 
     def gate(
-        name: str, manifest: Manifest, evals: Sequence[tuple[str, float, str, str, str]]
+        name: str, manifest: Manifest, evals: Sequence[NewScore]
     ) -> None:
         needed = requirements_for(home_root, name, validate_alias(alias), ())
         if not needed:
             return
         now, actor = utcnow(), current_actor()
-        scores = [EvalScore(m, v, d, s, n, now, actor) for m, v, d, s, n in evals]
+        scores = [
+            EvalScore(e.metric, e.value, e.dataset, e.split, e.notes, now, actor) for e in evals
+        ]
         inputs = GateInputs(scores, manifest.base_model.fingerprint, verify=None)
         report = evaluate(needed, inputs, ref=f"{name} (being pushed)", alias=alias)
         enforce(report, f"{name}@{alias}")

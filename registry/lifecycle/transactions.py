@@ -33,6 +33,7 @@ from registry.store.catalog.tables import (
     VersionFileRow,
 )
 from registry.store.results import Check, EvalScore
+from registry.store.scores import NewScore
 
 _ALIAS_RETRIES = 10
 
@@ -58,15 +59,6 @@ def _evals_of(session: Session, version_id: int) -> list[EvalScore]:
 
 
 # -- evals ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewScore:
-    metric: str
-    value: float
-    dataset: str
-    split: str
-    notes: str
 
 
 def append_evals(

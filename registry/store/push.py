@@ -31,6 +31,7 @@ from registry.store.hashing import data_digest, given_digest
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import PushResult, TrainingDataInfo
+from registry.store.scores import NewScore
 
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
@@ -62,7 +63,7 @@ class PushRequest:
     exact_base: BaseModelRef | None = None  # the base as recorded, not read or looked up
     known_data: tuple[TrainingDataInfo, ...] = ()  # training data digested elsewhere
     # (metric, value, dataset, split, notes), each with its own dataset and split
-    eval_records: tuple[tuple[str, float, str, str, str], ...] = ()
+    eval_records: tuple[NewScore, ...] = ()
     expect_digest: str | None = None  # refuse to record a manifest with another digest
 
 
@@ -99,11 +100,11 @@ def _check_annotations(request: PushRequest) -> None:
     for metric, value in request.evals.items():
         problems += _problems(validate_metric, metric)
         problems += _problems(validate_score, metric, value)
-    for metric, value, dataset, split, _notes in request.eval_records:
-        problems += _problems(validate_metric, metric)
-        problems += _problems(validate_score, metric, value)
-        problems += _problems(validate_dataset, dataset)
-        problems += _problems(validate_split, split)
+    for score in request.eval_records:
+        problems += _problems(validate_metric, score.metric)
+        problems += _problems(validate_score, score.metric, score.value)
+        problems += _problems(validate_dataset, score.dataset)
+        problems += _problems(validate_split, score.split)
     for key in request.tags:
         if not key or len(key) > _TAG_KEY_MAX or any(c.isspace() for c in key):
             problems.append(f"invalid tag key {key!r}")
@@ -113,7 +114,7 @@ def _check_annotations(request: PushRequest) -> None:
 
 # Called with the version's name and manifest just before it is recorded; raising
 # refuses the push (the alias gates of a policy use it).
-PushGate = Callable[[str, Manifest, Sequence[tuple[str, float, str, str, str]]], None]
+PushGate = Callable[[str, Manifest, Sequence[NewScore]], None]
 
 
 def push(
@@ -183,7 +184,7 @@ def _push(
         lineage=request.lineage,
     )
     evals = [
-        (metric, float(value), request.eval_dataset, request.eval_split, "")
+        NewScore(metric, float(value), request.eval_dataset, request.eval_split)
         for metric, value in request.evals.items()
     ]
     evals.extend(request.eval_records)

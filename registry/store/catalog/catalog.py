@@ -48,6 +48,7 @@ from registry.store.leases import release_leases
 from registry.store.manifest import Manifest
 from registry.store.refs import Ref
 from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
+from registry.store.scores import NewScore
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class NewVersion:
     manifest: Manifest
     actor: str
     training_data: Sequence[TrainingDataInfo] = ()
-    evals: Sequence[tuple[str, float, str, str, str]] = ()  # metric, value, dataset, split, notes
+    evals: Sequence[NewScore] = ()
     tags: dict[str, str] | None = None
     alias: str | None = None
     base_model_id: int | None = None
@@ -217,15 +218,15 @@ class Catalog:
                     size=data.size,
                 )
             )
-        for metric, value, dataset, split, notes in new.evals:
+        for score in new.evals:
             session.add(
                 EvalRow(
                     version_id=row.id,
-                    metric=metric,
-                    value=value,
-                    dataset=dataset,
-                    split=split,
-                    notes=notes,
+                    metric=score.metric,
+                    value=score.value,
+                    dataset=score.dataset,
+                    split=score.split,
+                    notes=score.notes,
                     recorded_at=now,
                     actor=new.actor,
                 )
