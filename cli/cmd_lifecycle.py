@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 import click
 
+from registry.check import Check
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_scores
 from registry.cli.render import echo_json, human_size, table
 from registry.lifecycle.results import AliasChange, LineageNode
-from registry.store.results import Check, iso_utc
+from registry.store.results import iso_utc
 
 
 def _checks_table(checks: Sequence[Check]) -> str:

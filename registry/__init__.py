@@ -11,6 +11,7 @@ Importing this package does not import torch; only reading tensors does.
 from __future__ import annotations
 
 from registry.api import Registry
+from registry.check import Check
 from registry.errors import (
     CatalogError,
     ConflictError,
@@ -39,7 +40,6 @@ from registry.lifecycle.results import (
 from registry.release import __version__
 from registry.store.results import (
     AdapterVersion,
-    Check,
     EvalScore,
     ExportResult,
     GcResult,

@@ -8,9 +8,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from registry.bases.results import BaseModelRecord, BaseRelation
+from registry.check import Check
 from registry.lifecycle import actions as lifecycle
 from registry.lifecycle.actions import push_gate
+from registry.lifecycle.policy import parse_requirement
 from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
@@ -22,7 +23,6 @@ from registry.lifecycle.results import (
     StatusChange,
 )
 from registry.progress import Progress
-from registry.security.policy import parse_requirement
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.conditions import Condition
@@ -33,7 +33,8 @@ from registry.store.push import PushRequest, push
 from registry.store.refs import Ref
 from registry.store.results import (
     AdapterVersion,
-    Check,
+    BaseModelRecord,
+    BaseRelation,
     ExportResult,
     GcResult,
     PushResult,
@@ -225,8 +226,7 @@ class Registry:
         report = with_signature_checks(report, self.catalog, self.home.root, version)
         if base is None:
             return report
-        from registry.bases.records import compat_for_target
-        from registry.bases.target import resolve_target
+        from registry.store.base_records import compat_for_target, resolve_target
 
         compat = compat_for_target(self.store, version, resolve_target(base, self.catalog))
         checks = report.checks + tuple(
@@ -253,21 +253,21 @@ class Registry:
     ) -> BaseModelRecord:
         """Fingerprint a base model (a directory, or HUB_ID[@REV] from the local HF cache)
         and record it."""
-        from registry.bases.records import add_base
+        from registry.store.base_records import add_base
 
         return add_base(
             self.catalog, str(source), name=name, version=version, quantization=quantization
         )
 
     def bases(self) -> builtins.list[BaseModelRecord]:
-        from registry.bases.record_rows import list_bases
+        from registry.store.catalog.base_rows import list_bases
 
         return list_bases(self.catalog)
 
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         """Record that base ``source`` is ``quantized-from`` or ``equivalent`` to ``target``."""
-        from registry.bases.record_rows import get_base, link_bases
         from registry.store.actor import current_actor
+        from registry.store.catalog.base_rows import get_base, link_bases
 
         return link_bases(
             self.catalog,
@@ -282,8 +282,8 @@ class Registry:
     def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
         """Compatibility of a version with a base: a torch module, a directory, a recorded
         base name, or a Hub id in the local cache."""
-        from registry.bases.records import compat_for_target
-        from registry.bases.target import resolve_target, target_from_module
+        from registry.bases.target import target_from_module
+        from registry.store.base_records import compat_for_target, resolve_target
 
         version = self.get(ref)
         if isinstance(base, str | Path):

@@ -91,7 +91,7 @@ def test_card_and_registry_manifest(tmp_path: Path) -> None:
     card_file.write_text(card_text)
     facts = read_card(card_file)
     assert facts.base_model == "tiny/llama"
-    assert [(e[0], e[1], e[2]) for e in facts.evals] == [("accuracy", 0.9, "gsm8k")]
+    assert [(e.metric, e.value, e.dataset) for e in facts.evals] == [("accuracy", 0.9, "gsm8k")]
     assert "datasets:\n- org/train-set" in card_text and "team:nlp" in card_text
     # A base that is not a Hub id stays out of the metadata.
     local_card = build_card(local, "acme/local", "v1")

@@ -16,7 +16,7 @@ from lifecycle_support import insert, manifest, one_line_error, run, write_lora
 
 from registry import Registry
 from registry.errors import ConflictError, GateError, NotFoundError, ValidationError
-from registry.security.policy import load_policy
+from registry.lifecycle.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 

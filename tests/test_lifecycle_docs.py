@@ -14,7 +14,7 @@ from lifecycle_support import write_lora
 
 from registry import Registry, YankedVersionWarning, schemas
 from registry.cli import main
-from registry.security.policy import load_policy
+from registry.lifecycle.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "lifecycle.md").read_text()

@@ -2,6 +2,7 @@
 
 Checks, in order (a failed step stops the ones that depend on it):
 
+- the environment: a transformers that refuses the installed peft;
 - the home: marker, layout, ``objects/`` and ``tmp/`` present and writable;
 - the catalog database: reachable (its URL shown with the password masked) and at
   this release's schema version;
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
+from registry.runtime.peft_pairing import pairing_problem
 from registry.store.blobs import BlobStore
 from registry.store.catalog.engine import make_engine, read_session, redacted_url
 from registry.store.catalog.history import utcnow
@@ -40,7 +42,7 @@ _SHOWN = 5  # versions named per finding
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # home | database | schema | rows | blobs | staging | leases
+    check: str  # home | environment | database | schema | rows | blobs | staging | leases
     severity: Severity  # error: data at risk; warning: needs attention; info: no action
     what: str
     fix: str  # the command (or action) that resolves it; "" for info
@@ -63,8 +65,8 @@ class DoctorReport:
 
 
 def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorReport:
-    findings: list[Finding] = _check_home(home)
-    checked = ["home", "database"]
+    findings: list[Finding] = _check_home(home) + _check_environment()
+    checked = ["home", "environment", "database"]
     counts: dict[str, int] = {}
 
     def report(version: int | None) -> DoctorReport:
@@ -109,6 +111,17 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
     finally:
         engine.dispose()
     return report(version)
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+def _check_environment() -> list[Finding]:
+    problem = pairing_problem()
+    if problem is None:
+        return []
+    what, _, fix = problem.partition(": install ")
+    return [Finding("environment", "warning", what, "install " + fix)]
 
 
 # -- home ---------------------------------------------------------------------------------------

@@ -17,17 +17,19 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
 from registry.bases.fingerprint import compare
-from registry.bases.results import BaseModelRecord
 from registry.bases.target import BaseTarget
+from registry.check import Check, CheckStatus
 from registry.formats import METHODS
-from registry.store.results import AdapterVersion, Check, CheckStatus
+
+if TYPE_CHECKING:
+    from registry.store.results import AdapterVersion, BaseModelRecord
 
 NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")

@@ -19,13 +19,12 @@ from registry.bases.fingerprint import (
     fingerprint_directory,
     fingerprint_module,
 )
-from registry.bases.results import BaseModelRecord
 from registry.errors import FingerprintError
 
 if TYPE_CHECKING:
     import torch
 
-    from registry.store.catalog.catalog import Catalog
+    from registry.store.results import BaseModelRecord
 
 QUANTIZATIONS = ("none", "nf4", "fp4", "int8", "gptq", "awq", "unknown")
 
@@ -122,20 +121,3 @@ def target_from_module(model: torch.nn.Module, label: str | None = None) -> Base
         quantization=module_quantization(model),
         config=config_dict,
     )
-
-
-def resolve_target(text: str, catalog: Catalog | None = None) -> BaseTarget:
-    """A directory if ``text`` is a path, else a recorded base, else a Hub cache snapshot."""
-    path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise FingerprintError(f"{text}: expected a model directory")
-        return target_from_directory(path)
-    if catalog is not None:
-        from registry.bases.record_rows import find_base
-
-        name, _, revision = text.partition("@")
-        record = find_base(catalog, name, revision or None)
-        if record is not None and record.fingerprint is not None:
-            return target_from_record(record)
-    return target_from_hub_cache(text)

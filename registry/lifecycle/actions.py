@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from registry.check import Check
 from registry.errors import InvalidNameError, NotFoundError
 from registry.lifecycle import transactions as q
+from registry.lifecycle.policy import GateInputs, Requirement, enforce, evaluate, load_policy
 from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
@@ -19,7 +21,6 @@ from registry.lifecycle.results import (
     Removal,
     StatusChange,
 )
-from registry.security.policy import GateInputs, Requirement, enforce, evaluate, load_policy
 from registry.store.actor import current_actor
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session
@@ -35,7 +36,7 @@ from registry.store.conditions import (
 from registry.store.manifest import Manifest
 from registry.store.push import PushGate
 from registry.store.refs import Ref, parse_ref, validate_alias, validate_name
-from registry.store.results import AdapterVersion, Check, EvalScore
+from registry.store.results import AdapterVersion, EvalScore
 from registry.store.scores import NewScore
 from registry.store.verify import verify_version
 

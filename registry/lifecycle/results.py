@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from registry.store.results import Check, EvalScore, iso_utc
+from registry.check import Check
+from registry.store.results import EvalScore, iso_utc
 
 
 def _score_dict(score: EvalScore) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlmodel import Session, col, select
 
+from registry.check import Check
 from registry.errors import ConflictError, NotFoundError
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, aliases_of, drop_alias, move_alias, utcnow
@@ -32,7 +33,7 @@ from registry.store.catalog.tables import (
     TrainingDataRow,
     VersionFileRow,
 )
-from registry.store.results import Check, EvalScore
+from registry.store.results import EvalScore
 from registry.store.scores import NewScore
 
 _ALIAS_RETRIES = 10

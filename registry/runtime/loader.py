@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from registry.bases.compat import NATIVE_METHODS, CompatReport, failure_message
-from registry.bases.records import compat_for_target
 from registry.bases.target import target_from_module
 from registry.errors import (
     BaseModelMismatchError,
@@ -30,6 +29,7 @@ from registry.errors import (
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import WeightUpdate, apply_update
+from registry.store.base_records import compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
@@ -112,7 +112,7 @@ def _check_blobs(version: AdapterVersion, store: Store) -> None:
 
 def _check_signature_policy(version: AdapterVersion, store: Store) -> None:
     # Policy, not compatibility: strict=False does not lift it.
-    from registry.security.policy import load_policy
+    from registry.lifecycle.policy import load_policy
     from registry.security.signing import require_trusted_signature
 
     if load_policy(store.root).load_requires_signature:

@@ -53,11 +53,11 @@ def merge_version(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> MergeResult:
-    from registry.bases.records import compat_for_target
     from registry.bases.target import target_from_directory
     from registry.ops.fold import require_foldable
     from registry.ops.merge import merge_checkpoint
     from registry.runtime.derive import parent_tensors
+    from registry.store.base_records import compat_for_target
 
     version = store.resolve(ref)
     require_foldable(version.method)

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from registry.check import Check
 from registry.errors import IntegrityError, SignatureError
 from registry.security.keys import Keyring, key_id
 from registry.security.signature_rows import StoredSignature, add_signature, signatures_of
@@ -38,7 +39,7 @@ from registry.store.actor import current_actor
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.history import utcnow
 from registry.store.manifest import canonical_json
-from registry.store.results import AdapterVersion, Check, VerifyReport, iso_utc
+from registry.store.results import AdapterVersion, VerifyReport, iso_utc
 from registry.store.verify import manifest_digest, verify_version
 
 if TYPE_CHECKING:

@@ -248,7 +248,7 @@ def _fingerprint_base(path: Path) -> BaseTarget:
 
 def _refuse_base_clash(catalog: Catalog, base: BaseModelRef, target: BaseTarget) -> None:
     """Refuse before any blob is written when the base name already means other weights."""
-    from registry.bases.record_rows import find_base
+    from registry.store.catalog.base_rows import find_base
 
     assert base.name is not None
     found = find_base(catalog, base.name, base.revision, exact=True)
@@ -265,7 +265,7 @@ def _record_base(
     catalog: Catalog, base: BaseModelRef, target: BaseTarget | None, request: PushRequest
 ) -> tuple[BaseModelRef, int | None]:
     """Link the version to the recorded base; record the base when its weights were given."""
-    from registry.bases.record_rows import find_base, record_base
+    from registry.store.catalog.base_rows import find_base, record_base
 
     assert base.name is not None
     if target is not None:
@@ -329,7 +329,7 @@ def _with_known_data(
 
 def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
     """The recorded base with this very name, revision and fingerprint, if there is one."""
-    from registry.bases.record_rows import find_base
+    from registry.store.catalog.base_rows import find_base
 
     if base.name is None:
         return None

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from registry.check import Check
 from registry.store.manifest import BaseModelRef, FileEntry, Manifest
 
-CheckStatus = Literal["pass", "warn", "fail", "skip"]
+if TYPE_CHECKING:
+    from registry.bases.fingerprint import Fingerprint
+
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,6 @@ class PushResult:
         }
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: CheckStatus
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -209,3 +207,53 @@ class GcResult:
             "leased": self.leased,
             "bytes": self.bytes,
         }
+
+
+@dataclass(frozen=True)
+class BaseModelRecord:
+    """A base model as the catalog knows it, with its fingerprint when one was taken."""
+
+    id: int
+    name: str
+    revision: str | None
+    version: str | None
+    quantization: str
+    fingerprint: Fingerprint | None
+    config: dict[str, Any]
+    source: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.revision}" if self.revision else self.name
+
+    @property
+    def content_digest(self) -> str | None:
+        return None if self.fingerprint is None else str(self.fingerprint.content)
+
+    def to_dict(self) -> dict[str, Any]:
+        fp = self.fingerprint
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "version": self.version,
+            "quantization": self.quantization,
+            "fingerprint": None
+            if fp is None
+            else {
+                "algorithm": fp.algorithm,
+                "structure": fp.structure,
+                "content": fp.content,
+                "tensor_count": fp.tensor_count,
+                "total_params": fp.total_params,
+            },
+            "source": self.source,
+            "created_at": iso_utc(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class BaseRelation:
+    source: str  # base ref
+    relation: str  # "quantized-from" | "equivalent"
+    target: str

@@ -6,9 +6,10 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from registry.check import Check
 from registry.errors import IntegrityError, RegistryError, ValidationError
 from registry.store.blobs import BlobStore
-from registry.store.results import AdapterVersion, Check, VerifyReport
+from registry.store.results import AdapterVersion, VerifyReport
 
 
 def manifest_digest(version: AdapterVersion) -> str:

@@ -26,10 +26,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from registry.check import Check
 from registry.errors import GateError, InvalidNameError, RegistryError, ValidationError
 from registry.lifecycle.results import GateReport
 from registry.store.conditions import Condition, parse_condition
-from registry.store.results import Check, EvalScore, VerifyReport, iso_utc
+from registry.store.results import EvalScore, VerifyReport, iso_utc
 
 POLICY_FILE = "policy.json"
 VERIFY_WORDS = ("verify",)

@@ -10,19 +10,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from registry.bases.compat import CompatReport, check
-from registry.bases.record_rows import find_by_content, record_base, related_contents
-from registry.bases.results import BaseModelRecord
 from registry.bases.target import (
     QUANTIZATIONS,
     BaseTarget,
     target_from_directory,
     target_from_hub_cache,
+    target_from_record,
 )
-from registry.errors import InvalidNameError
+from registry.errors import FingerprintError, InvalidNameError
 from registry.store.actor import current_actor
+from registry.store.catalog.base_rows import (
+    find_base,
+    find_by_content,
+    record_base,
+    related_contents,
+)
 from registry.store.catalog.catalog import Catalog
 from registry.store.refs import normalize_version
-from registry.store.results import AdapterVersion
+from registry.store.results import AdapterVersion, BaseModelRecord
 
 if TYPE_CHECKING:
     from registry.store.store import Store
@@ -93,3 +98,18 @@ def compat_for_target(
         related=related,
         requires=version.manifest.requires,
     )
+
+
+def resolve_target(text: str, catalog: Catalog | None = None) -> BaseTarget:
+    """A directory if ``text`` is a path, else a recorded base, else a Hub cache snapshot."""
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise FingerprintError(f"{text}: expected a model directory")
+        return target_from_directory(path)
+    if catalog is not None:
+        name, _, revision = text.partition("@")
+        record = find_base(catalog, name, revision or None)
+        if record is not None and record.fingerprint is not None:
+            return target_from_record(record)
+    return target_from_hub_cache(text)

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
-from registry.bases.results import BaseModelRecord, BaseRelation
 from registry.errors import ConflictError, InvalidNameError, NotFoundError
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow
 from registry.store.catalog.tables import BaseModelRow, BaseRelationRow
+from registry.store.results import BaseModelRecord, BaseRelation
 
 RELATIONS = ("quantized-from", "equivalent")
 
