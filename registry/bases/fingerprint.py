@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry.errors import FingerprintError, FormatError, UnsafeFormatError
-from registry.formats.safetensors_header import DTYPE_BITS as FORMAT_DTYPE_BITS
+from registry.formats.dtypes import DTYPE_BITS as FORMAT_DTYPE_BITS
 
 if TYPE_CHECKING:
     import torch
