@@ -34,7 +34,7 @@ from typing import BinaryIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from registry.bases import fingerprint  # noqa: E402
+from registry.bases.file_source import fingerprint_directory  # noqa: E402
 
 VOCAB, HIDDEN, INTERMEDIATE, LAYERS = 32000, 4096, 11008, 32
 SHARD_BYTES = 5 * 1024**3
@@ -145,7 +145,7 @@ def timed(
 def fresh_process_seconds(directory: Path) -> float:
     code = (
         "import sys, time; start = time.perf_counter(); sys.path.insert(0, sys.argv[1]); "
-        "from registry.bases.fingerprint import fingerprint_directory; "
+        "from registry.bases.file_source import fingerprint_directory; "
         "fingerprint_directory(sys.argv[2]); print(time.perf_counter() - start)"
     )
     out = subprocess.run(
@@ -173,11 +173,11 @@ def main() -> None:
             f"{size / 1e9:.1f} GB ({'dense' if args.dense else 'sparse'}) "
             f"in {time.perf_counter() - start:.1f} s"
         )
-        result = fingerprint.fingerprint_directory(directory)
+        result = fingerprint_directory(directory)
         print(f"fingerprint: {result.tensor_count} tensors, {result.total_params:,} params")
         print(f"  structure {result.structure}\n  content   {result.content}")
 
-        warm = timed(args.repeat, lambda: fingerprint.fingerprint_directory(directory))
+        warm = timed(args.repeat, lambda: fingerprint_directory(directory))
         print(
             f"in-process, warm:  median {statistics.median(warm) * 1e3:.1f} ms "
             f"(min {min(warm) * 1e3:.1f}, max {max(warm) * 1e3:.1f}) over {args.repeat} runs"
@@ -187,7 +187,7 @@ def main() -> None:
         if args.dense:
             cold = timed(
                 args.repeat,
-                lambda: fingerprint.fingerprint_directory(directory),
+                lambda: fingerprint_directory(directory),
                 before=lambda: drop_from_page_cache(directory),
             )
             print(f"in-process, cold page cache: median {statistics.median(cold) * 1e3:.1f} ms")

@@ -22,18 +22,13 @@ from factory import tiny_bert, tiny_gpt2, tiny_llama
 from safetensors.torch import save_file
 from transformers import LlamaForCausalLM, PreTrainedModel
 
-from registry.bases.fingerprint import (
-    Fingerprint,
-    TensorSample,
-    cached_snapshot,
-    compare,
-    fingerprint_directory,
-    fingerprint_files,
-    fingerprint_hub_cache,
-    fingerprint_module,
-    fingerprint_path_or_hub,
-    sample_indices,
-)
+from registry.bases.comparison import compare
+from registry.bases.file_source import fingerprint_directory, fingerprint_files
+from registry.bases.fingerprint import Fingerprint, TensorSample
+from registry.bases.fingerprint_json import fingerprint_from_json, fingerprint_to_json
+from registry.bases.hub_cache import cached_snapshot, fingerprint_hub_cache, fingerprint_path_or_hub
+from registry.bases.module_source import fingerprint_module
+from registry.bases.sampling import sample_indices
 from registry.errors import FingerprintError, FormatError, UnsafeFormatError
 from registry.runtime.peft_pairing import pairing_problem
 
@@ -174,7 +169,7 @@ def test_sample_indices_one_per_stratum(count: int) -> None:
 
 def test_same_fingerprint_in_another_process(llama_dir: Path, llama_fp: Fingerprint) -> None:
     code = (
-        "import sys; from registry.bases.fingerprint import fingerprint_directory as f; "
+        "import sys; from registry.bases.file_source import fingerprint_directory as f; "
         "fp = f(sys.argv[1]); print(fp.structure, fp.content, 'torch' in sys.modules)"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
@@ -546,11 +541,11 @@ def test_decoding_matches_torch_for_every_bit_pattern(
 
 
 def test_dict_round_trip_and_validation(llama_fp: Fingerprint) -> None:
-    stored = json.loads(json.dumps(llama_fp.to_dict()))
-    assert Fingerprint.from_dict(stored) == llama_fp
+    stored = json.loads(json.dumps(fingerprint_to_json(llama_fp)))
+    assert fingerprint_from_json(stored) == llama_fp
     kept = llama_fp.subset(["model.layers.0.self_attn.q_proj"])
-    assert Fingerprint.from_dict(json.loads(json.dumps(kept.to_dict()))) == kept
-    assert hash(Fingerprint.from_dict(stored)) == hash(llama_fp)
+    assert fingerprint_from_json(json.loads(json.dumps(fingerprint_to_json(kept)))) == kept
+    assert hash(fingerprint_from_json(stored)) == hash(llama_fp)
 
     name = "model.norm.weight"
     tampered = json.loads(json.dumps(stored))
@@ -558,19 +553,19 @@ def test_dict_round_trip_and_validation(llama_fp: Fingerprint) -> None:
     sample[0] ^= 1
     tampered["tensors"][name]["sample"] = base64.b64encode(bytes(sample)).decode()
     with pytest.raises(FingerprintError, match="do not recompute"):
-        Fingerprint.from_dict(tampered)
+        fingerprint_from_json(tampered)
     broken = json.loads(json.dumps(stored))
     broken["tensors"][name]["sample"] = "AAAA"
     broken["tensors"]["model.embed_tokens.weight"]["sample"] = "not base64!"
     broken["content"] = "md5:0"
     with pytest.raises(FingerprintError) as caught:
-        Fingerprint.from_dict(broken)
+        fingerprint_from_json(broken)
     assert all(
         text in str(caught.value)
         for text in ("content is not sha256", "needs 128", "sample is not base64")
     )
     with pytest.raises(FingerprintError, match="unknown fingerprint algorithm"):
-        Fingerprint.from_dict({**stored, "algorithm": "afp-0"})
+        fingerprint_from_json({**stored, "algorithm": "afp-0"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,7 +661,10 @@ def test_inconsistent_shard_index_is_refused(llama: LlamaForCausalLM, tmp_path: 
 
 
 def test_importing_does_not_import_torch() -> None:
-    code = "import sys, registry.bases.fingerprint; print('torch' in sys.modules)"
+    modules = ("fingerprint", "sampling", "file_source", "hub_cache", "module_source")
+    modules += ("comparison", "fingerprint_json")
+    imports = ", ".join(f"registry.bases.{m}" for m in modules)
+    code = f"import sys, {imports}; print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

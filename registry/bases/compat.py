@@ -23,7 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
-from registry.bases.fingerprint import compare
+from registry.bases.comparison import compare
 from registry.bases.target import BaseTarget
 from registry.check import Check, CheckStatus
 from registry.formats import METHODS

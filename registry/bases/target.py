@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.bases.fingerprint import (
-    Fingerprint,
-    cached_snapshot,
-    fingerprint_directory,
-    fingerprint_module,
-)
+from registry.bases.file_source import fingerprint_directory
+from registry.bases.fingerprint import Fingerprint
+from registry.bases.hub_cache import cached_snapshot
+from registry.bases.module_source import fingerprint_module
 from registry.errors import FingerprintError
 
 if TYPE_CHECKING:

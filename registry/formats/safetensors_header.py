@@ -6,6 +6,10 @@ relative to the data section) plus an optional ``__metadata__`` of strings. Ever
 checked against the file: a lying length, offsets outside the data, a size that does not match
 the shape, two tensors sharing bytes, or data bytes that belong to no tensor (which the
 safetensors library refuses to load) are all reported, each one.
+
+This is the one parser of safetensors headers: adapter weights are read through
+``inspect_safetensors_header``, base-model checkpoints (the fingerprint) through
+``inspect_header_stream`` with their own ``HeaderWording``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from registry.errors import ValidationError
+from registry.formats.dtypes import DTYPE_BITS
 from registry.formats.json_limits import (
     JsonLimitError,
     bounded_int,
@@ -35,32 +40,6 @@ _LIMIT = 2**64
 _ANY = 10**20  # above every integer json_limits lets through
 _LENGTH = struct.Struct("<Q")
 
-# Bits per element of every dtype the safetensors format defines.
-DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8,
-    "F4": 4,
-    "F6_E2M3": 6,
-    "F6_E3M2": 6,
-    "U8": 8,
-    "I8": 8,
-    "F8_E5M2": 8,
-    "F8_E4M3": 8,
-    "F8_E4M3FNUZ": 8,
-    "F8_E5M2FNUZ": 8,
-    "F8_E8M0": 8,
-    "I16": 16,
-    "U16": 16,
-    "F16": 16,
-    "BF16": 16,
-    "I32": 32,
-    "U32": 32,
-    "F32": 32,
-    "I64": 64,
-    "U64": 64,
-    "F64": 64,
-    "C64": 64,
-}
-
 
 @dataclass
 class HeaderReport:
@@ -69,10 +48,82 @@ class HeaderReport:
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    data_start: int = 0  # file offset of the data section (tensor offsets are relative to it)
+
+
+class HeaderWording:
+    """The sentences header problems are reported in.
+
+    The checks are the same for every caller; a caller whose messages follow other
+    conventions (the fingerprint's) overrides the methods for the problems it words otherwise.
+    """
+
+    def too_short(self, size: int) -> str:
+        return (
+            f"file is {size} bytes, too short for a safetensors file (8-byte length + JSON header)"
+        )
+
+    def length_over_limit(self, length: int, available: int) -> str:
+        return (
+            f"header length {length} bytes exceeds the {MAX_HEADER_BYTES} byte limit; "
+            "not a safetensors file?"
+        )
+
+    def length_past_end(self, length: int, available: int) -> str:
+        return f"header length {length} bytes is larger than the {available} bytes that follow it"
+
+    def not_utf8(self, exc: UnicodeDecodeError) -> str:
+        return f"header is not UTF-8 (byte {exc.start})"
+
+    def duplicate_key(self, key: str) -> str:
+        return f"header declares {key!r} more than once"
+
+    def not_json(self, exc: ValueError | RecursionError) -> str:
+        if isinstance(exc, RecursionError):
+            return f"header is {too_deep()}"
+        if isinstance(exc, JsonLimitError):
+            return f"header: {exc}"
+        if isinstance(exc, json.JSONDecodeError):
+            return f"header is not valid JSON: {exc.msg} at byte {exc.pos}"
+        return f"header is not valid JSON: {exc}"
+
+    def not_object(self, document: object) -> str:
+        return f"header is JSON {type(document).__name__}, expected an object of tensors"
+
+    def tensor(self, name: str) -> str:
+        """How a tensor is named at the start of its problems."""
+        return f"tensor {show(name)}"
+
+    def offsets_backwards(self, label: str, offsets: list[int]) -> str:
+        return f"{label}: data_offsets {offsets} end before they begin"
+
+    def offsets_past_end(self, label: str, offsets: list[int], data_size: int) -> str:
+        return f"{label}: data_offsets {offsets} reach past the {data_size} byte data section"
+
+    def not_whole_bytes(self, label: str, info: TensorInfo, span: int) -> str:
+        return f"{label}: {_declared(info)} is not a whole number of bytes"
+
+    def wrong_size(self, label: str, info: TensorInfo, span: int, needed: int) -> str:
+        return f"{label}: data_offsets span {span} bytes but {_declared(info)} needs {needed}"
+
+    def overlap(self, first: str, second: str, begin: int, end: int) -> str:
+        return (
+            f"tensors {show(first)} and {show(second)} overlap "
+            f"(bytes {begin}..{end} of the data section)"
+        )
+
+
+WORDING = HeaderWording()
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
 
 class _DuplicateKeyError(ValueError):
-    pass
+    def __init__(self, key: str) -> None:
+        super().__init__(repr(key))
+        self.key = key
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -88,42 +139,43 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str
 
 def inspect_safetensors_header(path: Path) -> HeaderReport:
     """Like ``read_safetensors_header`` but returns problems instead of raising."""
-    report = HeaderReport()
     try:
         with Path(path).open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            header = _read_header_bytes(handle, size, report)
+            return inspect_header_stream(handle, os.fstat(handle.fileno()).st_size)
     except OSError as exc:
-        report.problems.append(f"cannot read: {exc.strerror or exc}")
-        return report
+        return HeaderReport(problems=[f"cannot read: {exc.strerror or exc}"])
+
+
+def inspect_header_stream(
+    handle: _Readable, size: int, wording: HeaderWording = WORDING
+) -> HeaderReport:
+    """Check the header of a safetensors file of ``size`` bytes open at its start in ``handle``
+    (a file or an mmap); problems are worded by ``wording``. ``OSError`` propagates."""
+    report = HeaderReport()
+    header = _read_header_bytes(handle, size, report, wording)
     if header is None:
         return report
-    document = _parse_json(header, report)
+    document = _parse_json(header, report, wording)
     if document is None:
         return report
-    data_size = size - _LENGTH.size - len(header)
-    _check_entries(document, data_size, report)
+    report.data_start = _LENGTH.size + len(header)
+    _check_entries(document, size - report.data_start, report, wording)
     return report
 
 
-def _read_header_bytes(handle: Any, size: int, report: HeaderReport) -> bytes | None:
+def _read_header_bytes(
+    handle: _Readable, size: int, report: HeaderReport, wording: HeaderWording
+) -> bytes | None:
     if size < _LENGTH.size:
-        report.problems.append(
-            f"file is {size} bytes, too short for a safetensors file (8-byte length + JSON header)"
-        )
+        report.problems.append(wording.too_short(size))
         return None
     (length,) = _LENGTH.unpack(handle.read(_LENGTH.size))
-    if length > MAX_HEADER_BYTES:
-        report.problems.append(
-            f"header length {length} bytes exceeds the {MAX_HEADER_BYTES} byte limit; "
-            "not a safetensors file?"
-        )
-        return None
     available = size - _LENGTH.size
+    if length > MAX_HEADER_BYTES:
+        report.problems.append(wording.length_over_limit(length, available))
+        return None
     if length > available:
-        report.problems.append(
-            f"header length {length} bytes is larger than the {available} bytes that follow it"
-        )
+        report.problems.append(wording.length_past_end(length, available))
         return None
     header: bytes = handle.read(length)
     if len(header) != length:
@@ -132,11 +184,13 @@ def _read_header_bytes(handle: Any, size: int, report: HeaderReport) -> bytes | 
     return header
 
 
-def _parse_json(header: bytes, report: HeaderReport) -> dict[str, Any] | None:
+def _parse_json(
+    header: bytes, report: HeaderReport, wording: HeaderWording
+) -> dict[str, Any] | None:
     try:
         text = header.decode("utf-8")
     except UnicodeDecodeError as exc:
-        report.problems.append(f"header is not UTF-8 (byte {exc.start})")
+        report.problems.append(wording.not_utf8(exc))
         return None
     try:
         document = json.loads(
@@ -147,28 +201,17 @@ def _parse_json(header: bytes, report: HeaderReport) -> dict[str, Any] | None:
             parse_float=finite_float,
         )
     except _DuplicateKeyError as exc:
-        report.problems.append(f"header declares {exc} more than once")
+        report.problems.append(wording.duplicate_key(exc.key))
         return None
-    except json.JSONDecodeError as exc:
-        report.problems.append(f"header is not valid JSON: {exc.msg} at byte {exc.pos}")
-        return None
-    except JsonLimitError as exc:
-        report.problems.append(f"header: {exc}")
-        return None
-    except RecursionError:
-        report.problems.append(f"header is {too_deep()}")
-        return None
-    except ValueError as exc:
-        report.problems.append(f"header is not valid JSON: {exc}")
+    except (ValueError, RecursionError) as exc:
+        report.problems.append(wording.not_json(exc))
         return None
     limits = json_problems(document, "header")
     if limits:
         report.problems.extend(limits)
         return None
     if not isinstance(document, dict):
-        report.problems.append(
-            f"header is JSON {type(document).__name__}, expected an object of tensors"
-        )
+        report.problems.append(wording.not_object(document))
         return None
     return document
 
@@ -178,7 +221,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKeyError(repr(key))
+            raise _DuplicateKeyError(key)
         out[key] = value
     return out
 
@@ -192,19 +235,21 @@ def _is_count(value: object, limit: int = _LIMIT) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
 
 
-def _check_entries(document: dict[str, Any], data_size: int, report: HeaderReport) -> None:
+def _check_entries(
+    document: dict[str, Any], data_size: int, report: HeaderReport, wording: HeaderWording
+) -> None:
     spans: list[tuple[int, int, str]] = []
     for name, entry in document.items():
         if name == "__metadata__":
             _check_metadata(entry, report)
             continue
-        info = _check_tensor(name, entry, data_size, report)
+        info = _check_tensor(name, entry, data_size, report, wording)
         if info is None:
             continue
         report.tensors[name] = info
         if info.offsets[1] > info.offsets[0]:
             spans.append((info.offsets[0], info.offsets[1], name))
-    _check_overlaps(spans, report)
+    _check_overlaps(spans, report, wording)
     if not report.problems:
         _check_coverage(spans, data_size, report)
 
@@ -219,9 +264,9 @@ def _check_metadata(entry: object, report: HeaderReport) -> None:
 
 
 def _check_tensor(
-    name: str, entry: object, data_size: int, report: HeaderReport
+    name: str, entry: object, data_size: int, report: HeaderReport, wording: HeaderWording
 ) -> TensorInfo | None:
-    label = f"tensor {show(name)}"
+    label = wording.tensor(name)
     if not isinstance(entry, dict):
         report.problems.append(f"{label}: declaration is not an object")
         return None
@@ -238,11 +283,9 @@ def _check_tensor(
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
         problems.append(f"{label}: data_offsets {brief(offsets)} is not [begin, end]")
     elif offsets[0] > offsets[1]:
-        problems.append(f"{label}: data_offsets {offsets} end before they begin")
+        problems.append(wording.offsets_backwards(label, offsets))
     elif offsets[1] > data_size:
-        problems.append(
-            f"{label}: data_offsets {offsets} reach past the {data_size} byte data section"
-        )
+        problems.append(wording.offsets_past_end(label, offsets, data_size))
     if problems:
         report.problems.extend(problems)
         return None
@@ -250,36 +293,35 @@ def _check_tensor(
     info = TensorInfo(name, dtype, tuple(shape), (offsets[0], offsets[1]))
     bits = info.numel * DTYPE_BITS[dtype]
     span = offsets[1] - offsets[0]
-    declared = f"{dtype} {_shape_text(info.shape)}"
     if bits >= 8 * _LIMIT:
         # Said without the number itself: it may have more digits than Python will print.
-        report.problems.append(f"{label}: {declared} declares more than 2**64 bytes")
+        report.problems.append(f"{label}: {_declared(info)} declares more than 2**64 bytes")
         return None
     if bits % 8:
-        report.problems.append(f"{label}: {declared} is not a whole number of bytes")
+        report.problems.append(wording.not_whole_bytes(label, info, span))
         return None
     if span != bits // 8:
-        report.problems.append(
-            f"{label}: data_offsets span {span} bytes but {declared} needs {bits // 8}"
-        )
+        report.problems.append(wording.wrong_size(label, info, span, bits // 8))
         return None
     return info
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
+def _declared(info: TensorInfo) -> str:
+    shape = info.shape
     if len(shape) <= 8:
-        return show_shape(shape)
-    return f"{show_shape(shape[:8])[:-1]}, ... ({len(shape)} dimensions)]"
+        return f"{info.dtype} {show_shape(shape)}"
+    return f"{info.dtype} {show_shape(shape[:8])[:-1]}, ... ({len(shape)} dimensions)]"
 
 
-def _check_overlaps(spans: list[tuple[int, int, str]], report: HeaderReport) -> None:
+def _check_overlaps(
+    spans: list[tuple[int, int, str]], report: HeaderReport, wording: HeaderWording
+) -> None:
     spans.sort()
     furthest: tuple[int, int, str] | None = None
     for span in spans:
         if furthest is not None and span[0] < furthest[1]:
             report.problems.append(
-                f"tensors {show(furthest[2])} and {show(span[2])} overlap "
-                f"(bytes {span[0]}..{min(span[1], furthest[1])} of the data section)"
+                wording.overlap(furthest[2], span[2], span[0], min(span[1], furthest[1]))
             )
         if furthest is None or span[1] > furthest[1]:
             furthest = span

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 _MAX_SHOWN = 200
 
@@ -17,3 +18,9 @@ def show(name: str) -> str:
 
 def show_shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def join_problems(problems: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` problems on one line, saying how many more there are."""
+    more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
+    return "; ".join(problems[:shown]) + more

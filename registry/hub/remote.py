@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.bases.fingerprint import cached_snapshot
+from registry.bases.hub_cache import cached_snapshot
 from registry.errors import FingerprintError, HubError
 from registry.faults import fault_point
 from registry.hub.files import RemoteFile, copy_hashed, evict_cached, mismatch

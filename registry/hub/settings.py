@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from registry.bases.fingerprint import hub_cache_dir
+from registry.bases.hub_cache import hub_cache_dir
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

@@ -259,7 +259,7 @@ def extract_version(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DeriveResult:
-    from registry.bases.fingerprint import fingerprint_directory
+    from registry.bases.file_source import fingerprint_directory
     from registry.ops.extract import ExtractSpec, default_base_name, extract
 
     spec = ExtractSpec(rank, tuple(targets), include_embeddings, seed)

@@ -18,7 +18,7 @@ RELATIONS = ("quantized-from", "equivalent")
 
 
 def _record(row: BaseModelRow) -> BaseModelRecord:
-    from registry.bases.fingerprint import Fingerprint
+    from registry.bases.fingerprint_json import fingerprint_from_json
 
     details = json.loads(row.details or "{}")
     fp_data = details.get("fingerprint")
@@ -29,7 +29,7 @@ def _record(row: BaseModelRow) -> BaseModelRecord:
         revision=row.revision or None,
         version=row.version,
         quantization=row.quantization,
-        fingerprint=Fingerprint.from_dict(fp_data) if fp_data else None,
+        fingerprint=fingerprint_from_json(fp_data) if fp_data else None,
         config=dict(details.get("config") or {}),
         source=str(details.get("source", "")),
         created_at=row.created_at,
@@ -57,6 +57,8 @@ def record_base(
     A record with the same name and revision but other weights is refused: the name
     would then mean two models.
     """
+    from registry.bases.fingerprint_json import fingerprint_to_json
+
     content = None if fingerprint is None else fingerprint.content
     with write_session(catalog.engine) as session:
         row = session.exec(
@@ -75,7 +77,7 @@ def record_base(
                     "record these under another name or revision"
                 )
         details = {
-            "fingerprint": None if fingerprint is None else fingerprint.to_dict(),
+            "fingerprint": None if fingerprint is None else fingerprint_to_json(fingerprint),
             "config": config,
             "source": source,
         }
