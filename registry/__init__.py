@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from registry.api import Registry
 from registry.errors import (
+    ArgumentError,
     CatalogError,
     ConflictError,
     ExportError,
@@ -48,6 +49,7 @@ from registry.results import (
 __all__ = [
     "AdapterVersion",
     "AliasChange",
+    "ArgumentError",
     "AuditEvent",
     "CatalogError",
     "Check",

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from registry.errors import IncompatibleAdaptersError, InvalidNameError, UnsupportedMethodError
+from registry.errors import ArgumentError, IncompatibleAdaptersError, UnsupportedMethodError
 from registry.formats.matching import is_feedforward
 from registry.ops.ia3 import IA3_SUFFIXES
 from registry.ops.lowrank import LowRank, Truncation, stack, truncate, truncate_dense
@@ -109,7 +109,7 @@ def combine(
     if not parents:
         problems.append("no adapters to combine")
     if problems:
-        raise InvalidNameError("cannot combine: " + "; ".join(problems))
+        raise ArgumentError("cannot combine: " + "; ".join(problems))
     methods = {p.method for p in parents}
     if methods == {"ia3"}:
         if spec.method != "linear":

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from registry.errors import InvalidNameError, ValidationError
+from registry.errors import ArgumentError, ValidationError
 from registry.formats.check_common import EMBEDDING_MODULES
 from registry.ops.lowrank import Truncation, randomized_truncate
 from registry.ops.peft_config import lora_config
@@ -155,7 +155,7 @@ def extract(
     progress: Progress | None = None,
 ) -> Produced:
     if spec.rank < 1:
-        raise InvalidNameError(f"cannot extract: rank must be at least 1, got {spec.rank}")
+        raise ArgumentError(f"cannot extract: rank must be at least 1, got {spec.rank}")
     progress = progress or NoProgress()
     base_ckpt, tuned_ckpt = open_checkpoint(base), open_checkpoint(tuned)
     model_config = _model_config(base)

@@ -8,7 +8,7 @@ is truncated (the magnitude is re-applied to W + the truncated delta when it is 
 
 from __future__ import annotations
 
-from registry.errors import InvalidNameError
+from registry.errors import ArgumentError
 from registry.ops.lowrank import Truncation, truncate
 from registry.ops.peft_config import lora_config
 from registry.ops.produced import ModuleResult, Produced, energy_parameters
@@ -26,7 +26,7 @@ def resize(
     progress: Progress | None = None,
 ) -> Produced:
     if rank < 1:
-        raise InvalidNameError(f"cannot resize: rank must be at least 1, got {rank}")
+        raise ArgumentError(f"cannot resize: rank must be at least 1, got {rank}")
     progress = progress or NoProgress()
     groups, rest = module_groups(adapter)
     tensors = dict(rest)

@@ -26,7 +26,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from registry.errors import GateError, InvalidNameError, RegistryError, ValidationError
+from registry.errors import (
+    ArgumentError,
+    GateError,
+    InvalidNameError,
+    RegistryError,
+    ValidationError,
+)
 from registry.results import Check, EvalScore, GateReport, VerifyReport, iso_utc
 from registry.store.conditions import Condition, parse_condition
 
@@ -149,8 +155,8 @@ def parse_requirement(text: str) -> Requirement:
         return Requirement("signature", "--require")
     try:
         return Requirement("eval", "--require", parse_condition(text))
-    except InvalidNameError as exc:
-        raise InvalidNameError(
+    except (InvalidNameError, ArgumentError) as exc:
+        raise type(exc)(
             f"{exc}; --require also accepts 'verify', 'base-fingerprint' and 'signature'"
         ) from None
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.errors import InvalidNameError, RegistryError
+from registry.errors import ArgumentError, InvalidNameError, RegistryError, combined_error
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.listing import STATUSES, digest_prefix, parse_sort
 from registry.store.conditions import Condition, parse_condition
@@ -27,17 +27,21 @@ def _data_digest(data: str | Path) -> str:
         return text
     path = Path(data)
     if not path.exists():
-        raise InvalidNameError(
+        raise ArgumentError(
             f"--data {text!r} is neither a digest sha256:HEX nor an existing file or directory"
         )
     return "sha256:" + data_digest(path).sha256
 
 
-def _problems(check: Callable[..., object], *args: Any) -> list[str]:
+def _problems(
+    check: Callable[..., object], *args: Any
+) -> list[InvalidNameError | ArgumentError]:
     try:
         check(*args)
-    except RegistryError as exc:
-        return [str(exc)]
+    except (InvalidNameError, ArgumentError) as exc:
+        return [exc]
+    except RegistryError as exc:  # e.g. --data naming an empty directory
+        return [ArgumentError(str(exc))]
     return []
 
 
@@ -55,7 +59,7 @@ def list_filter(
     reverse: bool = False,
     limit: int | None = None,
 ) -> ListFilter:
-    problems: list[str] = []
+    problems: list[InvalidNameError | ArgumentError] = []
     conditions: list[Condition] = []
     for item in where:
         if isinstance(item, Condition):
@@ -73,17 +77,19 @@ def list_filter(
         problems += _problems(digest_prefix, base, "base fingerprint")
     problems += _problems(parse_sort, sort)
     if status is not None and status not in STATUSES:
-        problems.append(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        problems.append(
+            ArgumentError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        )
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
-        problems.append(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+        problems.append(ArgumentError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}"))
     tag_pairs = tuple(sorted((tags or {}).items()))
     problems += [
-        f"invalid tag key {key!r}"
+        InvalidNameError(f"invalid tag key {key!r}")
         for key, _ in tag_pairs
         if not key or any(c.isspace() for c in key)
     ]
     if problems:
-        raise InvalidNameError("; ".join(problems))
+        raise combined_error(problems)
     return ListFilter(
         name_glob=name,
         base=base,
