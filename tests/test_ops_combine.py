@@ -24,8 +24,9 @@ from peft.utils import merge_utils
 
 from registry.errors import ArgumentError, IncompatibleAdaptersError, UnsupportedMethodError
 from registry.formats import write_peft_adapter
-from registry.ops.combine import COMBINE_METHODS, CombineSpec, combine
+from registry.ops.combine import combine
 from registry.ops.lowrank import truncate_dense
+from registry.ops.methods import COMBINE_METHODS, CombineSpec
 from registry.ops.task_merge import merge_dense
 from registry.ops.tensors import AdapterTensors
 
