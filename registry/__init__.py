@@ -45,6 +45,7 @@ from registry.results import (
     StatusChange,
     VerifyReport,
 )
+from registry.store.list_query import ListQuery
 
 __all__ = [
     "AdapterVersion",
@@ -67,6 +68,7 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "LineageReport",
+    "ListQuery",
     "NotFoundError",
     "PushResult",
     "Registry",

@@ -16,6 +16,7 @@ from registry.errors import ArgumentError, InvalidNameError
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.listing import explain
 from registry.store.conditions import Condition, parse_condition
+from registry.store.list_query import ListQuery
 
 FP_A = "sha256:" + "a1" * 32
 FP_B = "sha256:" + "b2" * 32
@@ -326,3 +327,20 @@ def test_catalog_benchmark_runs_and_uses_indexes(tmp_path: Path) -> None:
     assert "USING INDEX ix_adapter_versions_base_name" in plans
     assert "USING INDEX ix_adapter_versions_name_version_key" in plans
     assert "SCAN " not in plans
+
+
+def test_a_list_query_or_its_fields(catalog_reg: Registry) -> None:
+    query = ListQuery(base="tiny/llama", sort="accuracy@spider", limit=2)
+    assert [v.ref for v in catalog_reg.list(query)] == ["sql@1.10", "sql@1.9"]
+    assert catalog_reg.list(query) == catalog_reg.list(
+        base="tiny/llama", sort="accuracy@spider", limit=2
+    )
+    with pytest.raises(TypeError, match=r"unknown list filter.*'bsae'"):
+        catalog_reg.list(bsae="tiny/llama")
+    with pytest.raises(TypeError, match="not both"):
+        catalog_reg.list(query, limit=1)
+    with pytest.raises(TypeError, match="expected a ListQuery"):
+        catalog_reg.list({"base": "tiny/llama"})  # type: ignore[arg-type]
+    # Checking happens when the query runs, with every problem in one error.
+    with pytest.raises(ArgumentError, match=r"unknown status.*limit must be"):
+        ListQuery(status="gone", limit=0).compile()
