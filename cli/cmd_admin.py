@@ -66,9 +66,9 @@ def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
       adapters doctor
       adapters doctor --deep --json
     """
-    from registry.store.actor import current_actor
     from registry.admin.doctor import diagnose
     from registry.admin.doctor import repair as run_repair
+    from registry.store.actor import current_actor
 
     home = _home(state)
     url = home.database_url()

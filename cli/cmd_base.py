@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from registry.bases.record_rows import RELATIONS, relations
+from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, table
-from registry.bases.target import QUANTIZATIONS
-from registry.bases.record_rows import RELATIONS, relations
 
 
 @click.group()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
 from registry.cli.render import echo_json, human_size
-from registry.bases.target import QUANTIZATIONS
 from registry.store.home import LOCAL_DIRNAME, init_home
 
 

@@ -15,9 +15,8 @@ from typing import Any
 import click
 
 from registry.cli.context import AppState
-from registry.errors import RegistryError
+from registry.errors import RegistryError, YankedVersionWarning
 from registry.release import __version__
-from registry.errors import YankedVersionWarning
 
 DEBUG_ENV = "ADAPTERS_DEBUG"
 ShowWarning = Callable[..., None]
