@@ -116,7 +116,8 @@ def main() -> None:
     import torch
 
     from registry import Registry
-    from registry.ops.combine import CombineSpec, combine
+    from registry.ops.combine import combine
+    from registry.ops.methods import CombineSpec
     from registry.ops.tensors import load_adapter_tensors
 
     torch.set_num_threads(torch.get_num_threads())

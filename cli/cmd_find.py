@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, human_size, table
 from registry.hub.links import links_for_version
+from registry.store.catalog.listing import STATUSES
+from registry.store.list_query import ListQuery
 from registry.store.manifest import Lineage
 from registry.store.results import AdapterVersion, iso_utc
 
@@ -28,7 +31,7 @@ def _evals_text(version: AdapterVersion) -> str:
 
 
 @click.command(name="list")
-@click.option("--name", "name_glob", help="Only names matching this glob, e.g. 'team/*'.")
+@click.option("--name", help="Only names matching this glob, e.g. 'team/*'.")
 @click.option(
     "--base", help="Only adapters for this base: NAME[@REVISION] or fingerprint sha256:HEX."
 )
@@ -49,7 +52,7 @@ def _evals_text(version: AdapterVersion) -> str:
     metavar="EXPR",
     help="Latest eval condition, e.g. 'accuracy>=0.9' or 'f1@squad>0.8' (repeatable, ANDed).",
 )
-@click.option("--status", type=click.Choice(["active", "yanked"]), help="Only this status.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
 @click.option(
     "--sort",
     default="name",
@@ -61,21 +64,7 @@ def _evals_text(version: AdapterVersion) -> str:
 @click.option("--limit", type=click.IntRange(min=1), help="At most N versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_state
-def list_(
-    state: AppState,
-    name_glob: str | None,
-    base: str | None,
-    method: str | None,
-    alias: str | None,
-    tags: tuple[str, ...],
-    data: str | None,
-    where: tuple[str, ...],
-    status: str | None,
-    sort: str,
-    reverse: bool,
-    limit: int | None,
-    as_json: bool,
-) -> None:
+def list_(state: AppState, /, tags: tuple[str, ...], as_json: bool, **filters: Any) -> None:
     """List adapter versions; every filter given must hold.
 
     \b
@@ -88,19 +77,8 @@ def list_(
         key.strip(): (value.strip() if sep else None)
         for key, sep, value in (t.partition("=") for t in tags)
     }
-    versions = state.registry().list(
-        name=name_glob,
-        base=base,
-        method=method,
-        alias=alias,
-        tags=tag_filter,
-        data=data,
-        where=where,
-        status=status,
-        sort=sort,
-        reverse=reverse,
-        limit=limit,
-    )
+    # The other options are named after the query's fields, so they pass through as is.
+    versions = state.registry().list(ListQuery(tags=tag_filter, **filters))
     if as_json:
         echo_json([v.to_dict() for v in versions])
         return

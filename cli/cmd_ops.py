@@ -13,10 +13,14 @@ from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs
 from registry.cli.progress import progress_for_terminal
 from registry.cli.render import echo_json, human_size
+from registry.ops.methods import (
+    COMBINE_METHODS,
+    DEFAULT_MAJORITY_SIGN,
+    DEFAULT_SEED,
+    MAJORITY_SIGNS,
+    CombineSpec,
+)
 
-# Listed here rather than imported, so that `adapters --help` does not import torch.
-COMBINE_METHODS = ("cat", "svd", "linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
-_DENSITY_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
 _UNITS = {
     "": 1,
     "B": 1,
@@ -29,7 +33,7 @@ _UNITS = {
 }
 
 
-def _weights(values: tuple[str, ...], count: int) -> list[float] | None:
+def _weights(values: tuple[str, ...]) -> list[float] | None:
     if not values:
         return None
     found: list[float] = []
@@ -41,11 +45,6 @@ def _weights(values: tuple[str, ...], count: int) -> list[float] | None:
                 raise click.BadParameter(
                     f"{part!r} is not a number", param_hint="--weights"
                 ) from None
-    if len(found) != count:
-        raise click.BadParameter(
-            f"{len(found)} weight(s) for {count} adapter(s); give one per REF",
-            param_hint="--weights",
-        )
     return found
 
 
@@ -114,11 +113,13 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result a
 @click.option(
     "--density", type=float, help="Share of entries kept (ties, dare_*, magnitude_prune)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for DARE's drops.")
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed for DARE's drops."
+)
 @click.option(
     "--majority-sign",
-    type=click.Choice(["total", "frequency"]),
-    default="total",
+    type=click.Choice(MAJORITY_SIGNS),
+    default=DEFAULT_MAJORITY_SIGN,
     show_default=True,
     help="How ties and dare_ties elect each entry's sign.",
 )
@@ -161,19 +162,29 @@ def combine(
           --rank 16 --name sql-chat
       adapters combine a b c --method ties --density 0.5 --name abc
     """
-    if method in _DENSITY_METHODS and density is None:
-        raise click.BadParameter(f"{method} needs --density (e.g. 0.5)", param_hint="--density")
-    if rank is not None and method == "cat":
-        raise click.BadParameter("cat keeps every rank; use svd to choose one", param_hint="--rank")
-    result = state.registry().combine(
-        list(refs),
-        name=name,
-        method=method,
-        weights=_weights(weight_values, len(refs)),
+    spec = CombineSpec.build(
+        method,
+        len(refs),
+        weights=_weights(weight_values),
         rank=rank,
         density=density,
         seed=seed,
         majority_sign=majority_sign,
+    )
+    # Options that do not fit together are usage errors (exit 2), found before the registry
+    # opens; values out of range are the library's ArgumentError (exit 1).
+    mismatches = spec.mismatches(len(refs))
+    if mismatches:
+        raise click.UsageError("; ".join(mismatches))
+    result = state.registry().combine(
+        list(refs),
+        name=name,
+        method=spec.method,
+        weights=spec.weights,
+        rank=spec.rank,
+        density=spec.density,
+        seed=spec.seed,
+        majority_sign=spec.majority_sign,
         allow_different_bases=allow_different_bases,
         version=version,
         alias=alias,
@@ -312,7 +323,9 @@ def resize(
     "--include-embeddings", is_flag=True, help="Also extract embeddings and the output head."
 )
 @click.option("--base-name", help="Record the base as NAME[@REVISION] (default: from config).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Randomized SVD seed.")
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Randomized SVD seed."
+)
 @_VERSION
 @_ALIAS
 @_TAGS

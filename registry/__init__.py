@@ -13,6 +13,7 @@ from __future__ import annotations
 from registry.api import Registry
 from registry.check import Check
 from registry.errors import (
+    ArgumentError,
     CatalogError,
     ConflictError,
     ExportError,
@@ -38,6 +39,7 @@ from registry.lifecycle.results import (
     StatusChange,
 )
 from registry.release import __version__
+from registry.store.list_query import ListQuery
 from registry.store.results import (
     AdapterVersion,
     EvalScore,
@@ -50,6 +52,7 @@ from registry.store.results import (
 __all__ = [
     "AdapterVersion",
     "AliasChange",
+    "ArgumentError",
     "AuditEvent",
     "CatalogError",
     "Check",
@@ -67,6 +70,7 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "LineageReport",
+    "ListQuery",
     "NotFoundError",
     "PushResult",
     "Registry",

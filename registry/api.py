@@ -25,10 +25,9 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
-from registry.store.conditions import Condition
 from registry.store.export import export_version
 from registry.store.home import RegistryHome, find_home, init_home
-from registry.store.list_query import list_filter
+from registry.store.list_query import ListQuery
 from registry.store.push import PushRequest, push
 from registry.store.refs import Ref
 from registry.store.results import (
@@ -170,45 +169,22 @@ class Registry:
         """
         return self.store.resolve(ref)
 
-    def list(
-        self,
-        *,
-        name: str | None = None,
-        base: str | None = None,
-        method: str | None = None,
-        alias: str | None = None,
-        tags: Mapping[str, str | None] | None = None,
-        data: str | Path | None = None,
-        where: Sequence[str | Condition] = (),
-        status: str | None = None,
-        sort: str = "name",
-        reverse: bool = False,
-        limit: int | None = None,
-    ) -> list[AdapterVersion]:
-        """Versions matching every given filter.
+    def list(self, query: ListQuery | None = None, /, **fields: Any) -> list[AdapterVersion]:
+        """Versions matching every given filter: a ``ListQuery``, or its fields as keywords
+        (``reg.list(base="meta-llama/Llama-3.1-8B", where=["accuracy>=0.9"])``).
 
         ``name`` is a glob; ``base`` a base NAME[@REVISION] or fingerprint sha256:HEX;
+        ``method`` a method such as lora; ``alias`` an alias that points at the version;
         ``tags`` maps keys to a value (or None: the key is present); ``data`` a training
         data digest sha256:HEX or a file/directory to digest; ``where`` conditions such
         as ``"accuracy@gsm8k>=0.9"`` on the latest evals (ANDed); ``status`` "active" or
         "yanked". ``sort``: name, version, created (newest first) or METRIC[@DATASET]
-        (best first); ``reverse`` flips it.
+        (best first); ``reverse`` flips it; ``limit``: at most that many versions.
+
+        Raises ``ArgumentError`` (``InvalidNameError`` when only names are wrong) naming
+        every bad filter, and ``TypeError`` for an unknown keyword.
         """
-        return self.catalog.list_versions(
-            list_filter(
-                name=name,
-                base=base,
-                method=method,
-                alias=alias,
-                tags=tags,
-                data=data,
-                where=where,
-                status=status,
-                sort=sort,
-                reverse=reverse,
-                limit=limit,
-            )
-        )
+        return self.catalog.list_versions(ListQuery.of(query, fields).compile())
 
     # -- checking and getting back -------------------------------------------------
 

@@ -6,6 +6,9 @@ turns any of them into a one-line message and exit code 1.
     RegistryError
     ├── HomeError                  registry home missing, unreadable or not a registry
     ├── InvalidNameError           a name, version, alias or reference that does not parse
+    ├── ArgumentError              a parameter outside what the operation accepts (a rank,
+    │                              density, weight, status, sort key, limit, depth, relation,
+    │                              quantization, note length, condition syntax...)
     ├── NotFoundError              no adapter version / base model matches a reference
     ├── ConflictError              a version that exists with other content, an alias clash,
     │                              removing a version an alias points at
@@ -46,6 +49,22 @@ class HomeError(RegistryError):
 
 class InvalidNameError(RegistryError, ValueError):
     """A name, version, alias or reference string does not follow the grammar."""
+
+
+class ArgumentError(RegistryError, ValueError):
+    """A parameter outside what the operation accepts (a rank, density, weight, status, sort
+    key, limit, depth, quantization, relation, note length, condition syntax...)."""
+
+
+def combined_error(
+    errors: Sequence[InvalidNameError | ArgumentError], prefix: str = ""
+) -> InvalidNameError | ArgumentError:
+    """Several refused inputs as one error, so that every problem is reported at once: an
+    ``InvalidNameError`` when each of them is about a name, else an ``ArgumentError``."""
+    message = prefix + "; ".join(str(e) for e in errors)
+    if all(isinstance(e, InvalidNameError) for e in errors):
+        return InvalidNameError(message)
+    return ArgumentError(message)
 
 
 class NotFoundError(RegistryError, LookupError):

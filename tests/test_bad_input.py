@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from factory import make_adapter
 
-from registry import Registry
+from registry import ArgumentError, InvalidNameError, Registry
 from registry.cli import main
 
 
@@ -109,3 +109,50 @@ def test_pickle_converted_only_with_flag(tmp_path: Path, registry: Registry) -> 
     assert {f.path for f in version.files} >= {"adapter_model.safetensors", "adapter_config.json"}
     assert "adapter_model.bin" not in {f.path for f in version.files}
     assert registry.verify("conv").ok
+
+
+def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry) -> None:
+    registry.push(make_adapter("lora", tmp_path / "a").directory, name="a")
+    refusals: list[tuple[Callable[[], object], str]] = [
+        (lambda: registry.yank("a@1", "  "), "needs a reason"),
+        (lambda: registry.yank("a@1", "x" * 5000), "characters long"),
+        (lambda: registry.record_eval("a@1", {}), "no eval scores"),
+        (lambda: registry.record_eval("a@1", {"acc": 0.5}, notes="n" * 5000), "notes are"),
+        (lambda: registry.lineage("a@1", depth=0), "depth must be"),
+        (lambda: registry.log(limit=0), "--limit must be"),
+        (lambda: registry.list(limit=0), "limit must be"),
+        (lambda: registry.list(where=["acc=>1"]), "invalid condition"),
+        (lambda: registry.set_alias("a@1", "prod", requires=["acc>>1"]), "--require also"),
+        (lambda: registry.resize("a@1", 0, name="a-r0"), "rank must be at least 1"),
+        (lambda: registry.combine(["a@1"], name="b", method="ties"), "needs a density"),
+        (lambda: registry.combine(["a@1"], name="b", method="mean"), "unknown method"),
+        (lambda: registry.add_base(tmp_path, quantization="q7"), "unknown quantization"),
+    ]
+    for call, message in refusals:
+        with pytest.raises(ArgumentError, match=message) as info:
+            call()
+        assert not isinstance(info.value, InvalidNameError)
+    # Names that break their grammar stay InvalidNameError, not ArgumentError.
+    for call in (
+        lambda: registry.get("A B"),
+        lambda: registry.list(where=["a" * 200 + ">=1"]),
+        lambda: registry.record_eval("a@1", {"pass@1": 0.5}),
+    ):
+        with pytest.raises(InvalidNameError) as caught:
+            call()
+        assert not isinstance(caught.value, ArgumentError)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["yank", "a@1", "--reason", " "],
+        ["list", "--where", "acc=>1"],
+        ["resize", "a@1", "--rank", "0", "--name", "a-r0"],
+    ],
+)
+def test_bad_parameters_in_the_cli(args: list[str], tmp_path: Path, registry: Registry) -> None:
+    registry.push(make_adapter("lora", tmp_path / "a").directory, name="a")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1

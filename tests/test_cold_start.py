@@ -25,3 +25,14 @@ def test_command_does_not_import_torch(args: list[str], hermetic_env: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("TORCH_NOT_IMPORTED"), done.stdout
+
+
+def test_operator_rules_do_not_import_torch() -> None:
+    # The CLI checks combine options against these rules before any tensor is read.
+    probe = (
+        "import sys\nimport registry.ops.methods\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

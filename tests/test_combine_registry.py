@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import peft
 import pytest
 import torch
@@ -18,9 +19,9 @@ from ops_factory import base_model, lora_deltas, save_adapter
 
 from registry import Registry
 from registry.cli import main
-from registry.cli.cmd_ops import COMBINE_METHODS as CLI_METHODS
+from registry.cli.cmd_ops import combine as combine_command
 from registry.errors import IncompatibleAdaptersError
-from registry.ops.combine import COMBINE_METHODS
+from registry.ops.methods import COMBINE_METHODS, MAJORITY_SIGNS
 
 
 def run(*args: str) -> Result:
@@ -109,6 +110,8 @@ def test_cli_usage_errors_and_refusals(registry: Registry, pushed: Path, tmp_pat
         run("combine", "a", "b", "--method", "svd", "--weights", "1", "--name", "x").exit_code == 2
     )
     assert run("combine", "a", "b", "--method", "cat", "--rank", "2", "--name", "x").exit_code == 2
+    out_of_range = run("combine", "a", "b", "--method", "ties", "--density", "2", "--name", "x")
+    assert out_of_range.exit_code == 1 and "density must be in (0, 1]" in out_of_range.stderr
     assert (
         run("merge", "a", "--base", str(pushed), "--out", "o", "--max-shard-size", "lots").exit_code
         == 2
@@ -177,7 +180,12 @@ def test_cli_extract_records_the_base(registry: Registry, tmp_path: Path) -> Non
 
 
 def test_cli_lists_the_library_methods() -> None:
-    assert CLI_METHODS == COMBINE_METHODS
+    choices = {
+        p.name: tuple(p.type.choices)
+        for p in combine_command.params
+        if isinstance(p.type, click.Choice)
+    }
+    assert choices == {"method": COMBINE_METHODS, "majority_sign": MAJORITY_SIGNS}
 
 
 @pytest.mark.parametrize("command", ["combine", "merge", "resize", "extract"])

@@ -12,7 +12,7 @@ from factory import make_adapter
 from lifecycle_support import one_line_error, run, write_lora
 
 from registry import Registry
-from registry.errors import InvalidNameError
+from registry.errors import ArgumentError
 from registry.lifecycle.compare import lora_scaling
 
 
@@ -91,11 +91,11 @@ def test_bad_evals_write_nothing(
 
 
 def test_record_eval_api_validates(two_versions: Registry) -> None:
-    with pytest.raises(InvalidNameError, match="no eval scores"):
+    with pytest.raises(ArgumentError, match="no eval scores"):
         two_versions.record_eval("x@1", {})
-    with pytest.raises(InvalidNameError, match="not a finite number"):
+    with pytest.raises(ArgumentError, match="not a finite number"):
         two_versions.record_eval("x@1", {"accuracy": math.nan})
-    with pytest.raises(InvalidNameError, match="not a number"):
+    with pytest.raises(ArgumentError, match="not a number"):
         two_versions.record_eval("x@1", {"accuracy": "0.5"})  # type: ignore[dict-item]
     assert two_versions.get("x@1").evals == ()
 

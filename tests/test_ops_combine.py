@@ -22,10 +22,11 @@ from ops_factory import (
 )
 from peft.utils import merge_utils
 
-from registry.errors import IncompatibleAdaptersError, InvalidNameError, UnsupportedMethodError
+from registry.errors import ArgumentError, IncompatibleAdaptersError, UnsupportedMethodError
 from registry.formats import write_peft_adapter
-from registry.ops.combine import COMBINE_METHODS, CombineSpec, combine
+from registry.ops.combine import combine
 from registry.ops.lowrank import truncate_dense
+from registry.ops.methods import COMBINE_METHODS, CombineSpec
 from registry.ops.task_merge import merge_dense
 from registry.ops.tensors import AdapterTensors
 
@@ -244,12 +245,12 @@ def test_mixed_methods_and_layouts_are_refused(tmp_path: Path) -> None:
 
 def test_every_spec_problem_is_reported_at_once() -> None:
     spec = CombineSpec("ties", (1.0,), rank=0, density=2.0, majority_sign="most")
-    with pytest.raises(InvalidNameError) as caught:
+    with pytest.raises(ArgumentError) as caught:
         combine([], spec)
     message = str(caught.value)
     for part in ("1 weight(s) for 0", "rank must be at least 1", "density must be", "majority"):
         assert part in message
-    with pytest.raises(InvalidNameError, match="needs a density"):
+    with pytest.raises(ArgumentError, match="needs a density"):
         combine([], CombineSpec("dare_ties", ()))
     assert "cat" in COMBINE_METHODS and "magnitude_prune" in COMBINE_METHODS
 

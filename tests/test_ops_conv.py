@@ -11,9 +11,10 @@ from ops_factory import conv_adapter, read_adapter, state_of, tiny_conv
 from safetensors.torch import load_file, save_file
 
 from registry.formats import write_peft_adapter
-from registry.ops.combine import CombineSpec, combine
+from registry.ops.combine import combine
 from registry.ops.fold import weight_updates
 from registry.ops.merge import merge_checkpoint
+from registry.ops.methods import CombineSpec
 from registry.ops.updates import apply_update
 
 

@@ -14,9 +14,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.ops.combine import CombineSpec, combine
+from registry.ops.combine import combine
 from registry.ops.fold import weight_updates
 from registry.ops.lowrank import LowRank, stack, truncate, truncate_dense
+from registry.ops.methods import CombineSpec
 from registry.ops.tensors import AdapterTensors
 from registry.ops.updates import WeightUpdate, apply_update, revert_update
 

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from lifecycle_support import insert, manifest, one_line_error, run
 
 from registry import Registry
-from registry.errors import InvalidNameError
+from registry.errors import ArgumentError, InvalidNameError
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.listing import explain
 from registry.store.conditions import Condition, parse_condition
+from registry.store.list_query import ListQuery
 
 FP_A = "sha256:" + "a1" * 32
 FP_B = "sha256:" + "b2" * 32
@@ -112,7 +113,7 @@ def test_filter_by_training_data(catalog_reg: Registry, tmp_path: Path) -> None:
     insert(catalog_reg.catalog, "fromfile", manifest(7, data=[digest]))
     assert refs(catalog_reg, data=sample) == ["fromfile@1"]
     assert refs(catalog_reg, data="sha256:" + "0" * 64) == []
-    with pytest.raises(InvalidNameError, match="neither a digest"):
+    with pytest.raises(ArgumentError, match="neither a digest"):
         catalog_reg.list(data=tmp_path / "missing.jsonl")
 
 
@@ -186,30 +187,34 @@ def test_sort_orders(catalog_reg: Registry) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "expected"),
+    ("kwargs", "error", "expected"),
     [
-        ({"where": ["accuracy>>0.9"]}, "invalid condition"),
-        ({"where": ["accuracy>=high"]}, "is not a number"),
-        ({"where": ["accuracy>=nan"]}, "must be finite"),
-        ({"where": ["accuracy@>=0.9"]}, "nothing after '@'"),
-        ({"where": ["accuracy"]}, "invalid condition"),
-        ({"sort": "accuracy@"}, "nothing after '@'"),
-        ({"sort": "bad name"}, "invalid metric name"),
-        ({"status": "deleted"}, "unknown status"),
-        ({"limit": 0}, "limit must be between"),
-        ({"alias": "v1"}, "reads as a version"),
-        ({"tags": {"a b": None}}, "invalid tag key"),
+        ({"where": ["accuracy>>0.9"]}, ArgumentError, "invalid condition"),
+        ({"where": ["accuracy>=high"]}, ArgumentError, "is not a number"),
+        ({"where": ["accuracy>=nan"]}, ArgumentError, "must be finite"),
+        ({"where": ["accuracy@>=0.9"]}, ArgumentError, "nothing after '@'"),
+        ({"where": ["accuracy"]}, ArgumentError, "invalid condition"),
+        ({"where": ["a" * 200 + ">=1"]}, InvalidNameError, "longer than 128"),
+        ({"sort": "accuracy@"}, ArgumentError, "nothing after '@'"),
+        ({"sort": "bad name"}, InvalidNameError, "invalid metric name"),
+        ({"status": "deleted"}, ArgumentError, "unknown status"),
+        ({"limit": 0}, ArgumentError, "limit must be between"),
+        ({"alias": "v1"}, InvalidNameError, "reads as a version"),
+        ({"tags": {"a b": None}}, InvalidNameError, "invalid tag key"),
+        ({"alias": "v1", "limit": 0}, ArgumentError, "reads as a version.*limit must be"),
     ],
 )
 def test_bad_filters_are_refused_before_any_query(
-    catalog_reg: Registry, kwargs: dict[str, object], expected: str
+    catalog_reg: Registry, kwargs: dict[str, object], error: type[Exception], expected: str
 ) -> None:
-    with pytest.raises(InvalidNameError, match=expected):
-        catalog_reg.list(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(error, match=expected) as info:
+        catalog_reg.list(**kwargs)
+    # Names and parameters are told apart: a name error is not also a parameter error.
+    assert not isinstance(info.value, InvalidNameError if error is ArgumentError else ArgumentError)
 
 
 def test_every_bad_filter_is_reported_at_once(catalog_reg: Registry) -> None:
-    with pytest.raises(InvalidNameError) as info:
+    with pytest.raises(ArgumentError) as info:
         catalog_reg.list(where=["a>>1", "b>=x"], sort="x@", status="gone")
     message = str(info.value)
     for part in ("'a>>1'", "'x' is not a number", "nothing after '@'", "unknown status"):
@@ -322,3 +327,20 @@ def test_catalog_benchmark_runs_and_uses_indexes(tmp_path: Path) -> None:
     assert "USING INDEX ix_adapter_versions_base_name" in plans
     assert "USING INDEX ix_adapter_versions_name_version_key" in plans
     assert "SCAN " not in plans
+
+
+def test_a_list_query_or_its_fields(catalog_reg: Registry) -> None:
+    query = ListQuery(base="tiny/llama", sort="accuracy@spider", limit=2)
+    assert [v.ref for v in catalog_reg.list(query)] == ["sql@1.10", "sql@1.9"]
+    assert catalog_reg.list(query) == catalog_reg.list(
+        base="tiny/llama", sort="accuracy@spider", limit=2
+    )
+    with pytest.raises(TypeError, match=r"unknown list filter.*'bsae'"):
+        catalog_reg.list(bsae="tiny/llama")
+    with pytest.raises(TypeError, match="not both"):
+        catalog_reg.list(query, limit=1)
+    with pytest.raises(TypeError, match="expected a ListQuery"):
+        catalog_reg.list({"base": "tiny/llama"})  # type: ignore[arg-type]
+    # Checking happens when the query runs, with every problem in one error.
+    with pytest.raises(ArgumentError, match=r"unknown status.*limit must be"):
+        ListQuery(status="gone", limit=0).compile()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from registry.check import Check
-from registry.errors import InvalidNameError, NotFoundError
+from registry.errors import ArgumentError, InvalidNameError, NotFoundError
 from registry.lifecycle import transactions as q
 from registry.lifecycle.policy import GateInputs, Requirement, enforce, evaluate, load_policy
 from registry.lifecycle.results import (
@@ -64,16 +64,16 @@ def _row_id(catalog: Catalog, version: AdapterVersion) -> int:
     with read_session(catalog.engine) as session:
         found = find_version_id(session, version.name, version.digest)
     if found is None:
-        raise InvalidNameError(f"{version.ref} was removed meanwhile")
+        raise NotFoundError(f"{version.ref} was removed meanwhile")
     return found
 
 
 def _text(value: str, what: str, limit: int = REASON_MAX) -> str:
     value = value.strip()
     if len(value) > limit:
-        raise InvalidNameError(f"the {what} is {len(value)} characters long; at most {limit}")
+        raise ArgumentError(f"the {what} is {len(value)} characters long; at most {limit}")
     if any(not c.isprintable() for c in value):
-        raise InvalidNameError(f"the {what} may not contain control characters")
+        raise ArgumentError(f"the {what} may not contain control characters")
     return value
 
 
@@ -91,7 +91,7 @@ def record_eval(
 ) -> EvalRecord:
     """Append eval records (never overwriting earlier ones) in one transaction."""
     if not scores:
-        raise InvalidNameError("no eval scores given; pass METRIC=VALUE")
+        raise ArgumentError("no eval scores given; pass METRIC=VALUE")
     checked = [
         NewScore(
             validate_metric(metric),
@@ -256,7 +256,7 @@ def yank(catalog: Catalog, ref: str | Ref, reason: str) -> StatusChange:
     still resolve, with a ``YankedVersionWarning``. Yanking again updates the reason."""
     reason = _text(reason, "reason")
     if not reason:
-        raise InvalidNameError("a yank needs a reason, e.g. --reason 'trained on leaked data'")
+        raise ArgumentError("a yank needs a reason, e.g. --reason 'trained on leaked data'")
     return _set_status(catalog, ref, "yanked", reason, "yank")
 
 
@@ -293,7 +293,7 @@ def audit_log(
     """Events oldest first. ``ref`` as a bare name selects the name's events; any other
     reference selects one version's (an exact version works after it was removed)."""
     if limit is not None and limit < 1:
-        raise InvalidNameError(f"--limit must be at least 1, not {limit}")
+        raise ArgumentError(f"--limit must be at least 1, not {limit}")
     name = version = None
     if ref is not None:
         parsed = _ref(ref)

@@ -8,7 +8,7 @@ because the child's manifest keeps naming it. Descendants come from the
 
 from __future__ import annotations
 
-from registry.errors import InvalidNameError, NotFoundError
+from registry.errors import ArgumentError, NotFoundError
 from registry.lifecycle.results import LineageNode, LineageReport
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session
@@ -20,7 +20,7 @@ MAX_DEPTH = 64
 
 def lineage(catalog: Catalog, version: AdapterVersion, *, depth: int = MAX_DEPTH) -> LineageReport:
     if depth < 1:
-        raise InvalidNameError(f"depth must be at least 1, not {depth}")
+        raise ArgumentError(f"depth must be at least 1, not {depth}")
     origin = {(version.name, version.digest)}
     return LineageReport(
         ref=version.ref,

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from registry.check import Check
-from registry.errors import GateError, InvalidNameError, RegistryError, ValidationError
+from registry.errors import (
+    ArgumentError,
+    GateError,
+    InvalidNameError,
+    RegistryError,
+    ValidationError,
+)
 from registry.lifecycle.results import GateReport
 from registry.store.conditions import Condition, parse_condition
 from registry.store.results import EvalScore, VerifyReport, iso_utc
@@ -151,8 +157,8 @@ def parse_requirement(text: str) -> Requirement:
         return Requirement("signature", "--require")
     try:
         return Requirement("eval", "--require", parse_condition(text))
-    except InvalidNameError as exc:
-        raise InvalidNameError(
+    except (InvalidNameError, ArgumentError) as exc:
+        raise type(exc)(
             f"{exc}; --require also accepts 'verify', 'base-fingerprint' and 'signature'"
         ) from None
 

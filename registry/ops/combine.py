@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from registry.errors import IncompatibleAdaptersError, InvalidNameError, UnsupportedMethodError
+from registry.errors import IncompatibleAdaptersError, UnsupportedMethodError
 from registry.formats.matching import is_feedforward
 from registry.ops.ia3 import IA3_SUFFIXES
 from registry.ops.lowrank import LowRank, Truncation, stack, truncate, truncate_dense
+from registry.ops.methods import CombineSpec
 from registry.ops.peft_config import ia3_config, lora_config
 from registry.ops.produced import (
     ModuleResult,
@@ -34,60 +34,17 @@ from registry.ops.produced import (
     carry_full_tensors,
     energy_parameters,
 )
-from registry.ops.task_merge import DENSE_METHODS, MAJORITY_SIGN, NEEDS_DENSITY, merge_dense
+from registry.ops.task_merge import merge_dense
 from registry.ops.tensors import PEFT_PREFIX, AdapterTensors, group_by_module
 from registry.ops.terms import ADDITIVE_METHODS, Term, module_groups, module_term, term_tensors
 from registry.progress import NoProgress, Progress
 
-COMBINE_METHODS = ("cat", "svd", *DENSE_METHODS)
 DORA_REFUSAL = (
     "DoRA rescales every output row of W + delta to a learned magnitude, so its effect "
     "depends on the base weights and is not a low-rank delta that can be added to others; "
     "merge it into the base (`adapters merge`) and extract a LoRA from the result "
     "(`adapters extract`), then combine that"
 )
-
-
-@dataclass(frozen=True)
-class CombineSpec:
-    method: str
-    weights: tuple[float, ...]
-    rank: int | None = None  # target rank for svd and the dense methods (default: max parent r)
-    density: float | None = None  # share of entries kept by ties, dare_*, magnitude_prune
-    seed: int = 0  # DARE's random drops
-    majority_sign: str = "total"  # ties, dare_ties: "total" or "frequency"
-
-    def problems(self, count: int) -> list[str]:
-        found = []
-        if self.method not in COMBINE_METHODS:
-            found.append(f"unknown method {self.method!r}; use one of {', '.join(COMBINE_METHODS)}")
-        if len(self.weights) != count:
-            found.append(f"{len(self.weights)} weight(s) for {count} adapter(s)")
-        if any(w != w or w in (float("inf"), float("-inf")) for w in self.weights):
-            found.append("weights must be finite numbers")
-        if self.rank is not None and self.rank < 1:
-            found.append(f"rank must be at least 1, got {self.rank}")
-        if self.rank is not None and self.method == "cat":
-            found.append("cat keeps every rank (their sum); --rank applies to svd and the others")
-        if self.method in NEEDS_DENSITY and self.density is None:
-            found.append(f"{self.method} needs a density (share of entries kept, e.g. 0.5)")
-        if self.density is not None and not 0 < self.density <= 1:
-            found.append(f"density must be in (0, 1], got {self.density}")
-        if self.majority_sign not in MAJORITY_SIGN:
-            found.append(f"majority sign must be one of {', '.join(MAJORITY_SIGN)}")
-        return found
-
-    def parameters(self, rank: int | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"method": self.method}
-        if self.method != "cat" and rank is not None:
-            params["rank"] = rank
-        if self.method in NEEDS_DENSITY:
-            params["density"] = self.density
-        if self.method.startswith("dare"):
-            params["seed"] = self.seed
-        if self.method.endswith("ties"):
-            params["majority_sign"] = self.majority_sign
-        return params
 
 
 def combine(
@@ -105,11 +62,7 @@ def combine(
     new adapter's config.
     """
     labels = list(labels or [f"adapter {i + 1}" for i in range(len(parents))])
-    problems = spec.problems(len(parents))
-    if not parents:
-        problems.append("no adapters to combine")
-    if problems:
-        raise InvalidNameError("cannot combine: " + "; ".join(problems))
+    spec.validate(len(parents))
     methods = {p.method for p in parents}
     if methods == {"ia3"}:
         if spec.method != "linear":

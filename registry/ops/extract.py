@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
-from registry.errors import InvalidNameError, ValidationError
+from registry.errors import ValidationError
 from registry.formats.check_common import EMBEDDING_MODULES
 from registry.ops.lowrank import Truncation, randomized_truncate
+from registry.ops.methods import DEFAULT_SEED, check_rank
 from registry.ops.peft_config import lora_config
 from registry.ops.produced import ModuleResult, Produced, energy_parameters
 from registry.ops.shards import (
@@ -57,7 +58,7 @@ class ExtractSpec:
     rank: int
     targets: tuple[str, ...] = ()  # module names or suffixes; () = every linear layer
     include_embeddings: bool = False
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
 
 def _model_config(directory: Path) -> dict[str, Any]:
@@ -154,8 +155,7 @@ def extract(
     base_model: str | None = None,
     progress: Progress | None = None,
 ) -> Produced:
-    if spec.rank < 1:
-        raise InvalidNameError(f"cannot extract: rank must be at least 1, got {spec.rank}")
+    check_rank(spec.rank, "extract")
     progress = progress or NoProgress()
     base_ckpt, tuned_ckpt = open_checkpoint(base), open_checkpoint(tuned)
     model_config = _model_config(base)

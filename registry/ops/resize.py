@@ -8,8 +8,8 @@ is truncated (the magnitude is re-applied to W + the truncated delta when it is 
 
 from __future__ import annotations
 
-from registry.errors import InvalidNameError
 from registry.ops.lowrank import Truncation, truncate
+from registry.ops.methods import check_rank
 from registry.ops.peft_config import lora_config
 from registry.ops.produced import ModuleResult, Produced, energy_parameters
 from registry.ops.tensors import AdapterTensors
@@ -25,8 +25,7 @@ def resize(
     revision: str | None = None,
     progress: Progress | None = None,
 ) -> Produced:
-    if rank < 1:
-        raise InvalidNameError(f"cannot resize: rank must be at least 1, got {rank}")
+    check_rank(rank, "resize")
     progress = progress or NoProgress()
     groups, rest = module_groups(adapter)
     tensors = dict(rest)

@@ -21,10 +21,6 @@ from collections.abc import Sequence
 
 import torch
 
-DENSE_METHODS = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
-NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
-MAJORITY_SIGN = ("total", "frequency")
-
 
 def magnitude_prune(delta: torch.Tensor, density: float) -> torch.Tensor:
     """``delta`` with all but its ``density`` share of largest |entries| set to zero."""

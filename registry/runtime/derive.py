@@ -186,7 +186,8 @@ def combine_versions(
     allow_different_bases: bool = False,
     progress: Progress | None = None,
 ) -> DeriveResult:
-    from registry.ops.combine import CombineSpec, combine
+    from registry.ops.combine import combine
+    from registry.ops.methods import CombineSpec
 
     versions = [store.resolve(ref) for ref in refs]
     weight_list = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(refs)

@@ -17,7 +17,7 @@ from registry.bases.target import (
     target_from_hub_cache,
     target_from_record,
 )
-from registry.errors import FingerprintError, InvalidNameError
+from registry.errors import ArgumentError, FingerprintError
 from registry.store.actor import current_actor
 from registry.store.catalog.base_rows import (
     find_base,
@@ -43,7 +43,7 @@ def add_base(
 ) -> BaseModelRecord:
     """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it."""
     if quantization is not None and quantization not in QUANTIZATIONS:
-        raise InvalidNameError(
+        raise ArgumentError(
             f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
         )
     path = Path(source).expanduser()

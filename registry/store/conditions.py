@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from registry.errors import InvalidNameError
+from registry.errors import ArgumentError, InvalidNameError
 from registry.store.results import EvalScore
 
 METRIC_MAX = 128
@@ -74,15 +74,15 @@ def validate_split(name: str) -> str:
 
 def validate_notes(text: str) -> str:
     if len(text) > NOTES_MAX:
-        raise InvalidNameError(f"eval notes are {len(text)} characters long; at most {NOTES_MAX}")
+        raise ArgumentError(f"eval notes are {len(text)} characters long; at most {NOTES_MAX}")
     return text
 
 
 def validate_score(metric: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidNameError(f"eval {metric} is not a number: {value!r}")
+        raise ArgumentError(f"eval {metric} is not a number: {value!r}")
     if not math.isfinite(value):
-        raise InvalidNameError(f"eval {metric} is not a finite number: {value!r}")
+        raise ArgumentError(f"eval {metric} is not a finite number: {value!r}")
     return float(value)
 
 
@@ -98,7 +98,7 @@ class Condition:
 
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
-            raise InvalidNameError(f"unknown operator {self.op!r}; use one of {list(OPERATORS)}")
+            raise ArgumentError(f"unknown operator {self.op!r}; use one of {list(OPERATORS)}")
 
     @property
     def subject(self) -> str:
@@ -126,10 +126,11 @@ class Condition:
 
 
 def parse_condition(text: str) -> Condition:
-    """Parse ``METRIC[@DATASET] OP VALUE``; raise ``InvalidNameError`` naming the problem."""
+    """Parse ``METRIC[@DATASET] OP VALUE``; raise ``ArgumentError`` naming the problem
+    (``InvalidNameError`` for a metric or dataset name that breaks its grammar)."""
     match = _CONDITION.match(text)
     if not match:
-        raise InvalidNameError(
+        raise ArgumentError(
             f"invalid condition {text!r}: expected METRIC[@DATASET] OP VALUE with OP one of "
             ">=, >, <=, <, ==, != (e.g. 'accuracy@gsm8k>=0.9')"
         )
@@ -137,14 +138,14 @@ def parse_condition(text: str) -> Condition:
     dataset = match["dataset"]
     if dataset is not None:
         if not dataset:
-            raise InvalidNameError(f"invalid condition {text!r}: nothing after '@'")
+            raise ArgumentError(f"invalid condition {text!r}: nothing after '@'")
         validate_dataset(dataset)
     try:
         value = float(match["value"])
     except ValueError:
-        raise InvalidNameError(
+        raise ArgumentError(
             f"invalid condition {text!r}: {match['value']!r} is not a number"
         ) from None
     if not math.isfinite(value):
-        raise InvalidNameError(f"invalid condition {text!r}: the value must be finite")
+        raise ArgumentError(f"invalid condition {text!r}: the value must be finite")
     return Condition(metric, match["op"], value, dataset)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import ConflictError, IntegrityError, InvalidNameError, RegistryError
+from registry.errors import (
+    ArgumentError,
+    ConflictError,
+    IntegrityError,
+    InvalidNameError,
+    RegistryError,
+    combined_error,
+)
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
@@ -85,11 +92,13 @@ def parse_base(text: str) -> BaseModelRef:
     return BaseModelRef(name=name, revision=revision or None)
 
 
-def _problems(check: Callable[..., object], *args: Any) -> list[str]:
+def _problems(
+    check: Callable[..., object], *args: Any
+) -> list[InvalidNameError | ArgumentError]:
     try:
         check(*args)
-    except InvalidNameError as exc:
-        return [str(exc)]
+    except (InvalidNameError, ArgumentError) as exc:
+        return [exc]
     return []
 
 
@@ -107,9 +116,9 @@ def _check_annotations(request: PushRequest) -> None:
         problems += _problems(validate_split, score.split)
     for key in request.tags:
         if not key or len(key) > _TAG_KEY_MAX or any(c.isspace() for c in key):
-            problems.append(f"invalid tag key {key!r}")
+            problems.append(InvalidNameError(f"invalid tag key {key!r}"))
     if problems:
-        raise InvalidNameError("; ".join(problems))
+        raise combined_error(problems)
 
 
 # Called with the version's name and manifest just before it is recorded; raising
@@ -296,7 +305,7 @@ def _check_requires(requires: Mapping[str, str]) -> dict[str, str]:
         try:
             SpecifierSet(spec)
         except InvalidSpecifier:
-            raise InvalidNameError(
+            raise ArgumentError(
                 f"invalid requirement {package}{spec}: use e.g. 'peft>=0.14'"
             ) from None
         checked[package.strip().lower()] = spec.strip()

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
-from registry.errors import ConflictError, InvalidNameError, NotFoundError
+from registry.errors import ArgumentError, ConflictError, NotFoundError
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow
@@ -145,9 +145,9 @@ def link_bases(
     catalog: Catalog, source: BaseModelRecord, target: BaseModelRecord, relation: str, actor: str
 ) -> BaseRelation:
     if relation not in RELATIONS:
-        raise InvalidNameError(f"unknown relation {relation!r}; use one of {', '.join(RELATIONS)}")
+        raise ArgumentError(f"unknown relation {relation!r}; use one of {', '.join(RELATIONS)}")
     if source.id == target.id:
-        raise InvalidNameError(f"cannot relate {source.ref} to itself")
+        raise ArgumentError(f"cannot relate {source.ref} to itself")
     with write_session(catalog.engine) as session:
         existing = session.get(BaseRelationRow, (source.id, target.id))
         if existing is None:

@@ -75,7 +75,8 @@ class InsertOutcome:
 
 @dataclass(frozen=True)
 class ListFilter:
-    """What ``list`` selects; every given filter must hold (see ``catalog/listing.py``)."""
+    """What ``list`` selects, compiled from a ``ListQuery`` (``store/list_query.py``);
+    every given filter must hold (see ``catalog/listing.py``)."""
 
     name_glob: str | None = None
     base: str | None = None  # NAME[@REVISION], or a base fingerprint sha256:HEX (12+ digits)

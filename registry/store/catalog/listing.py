@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from registry.errors import InvalidNameError
+from registry.errors import ArgumentError, InvalidNameError
 from registry.store.catalog.tables import (
     AdapterVersionRow,
     AliasRow,
@@ -53,7 +53,7 @@ def parse_sort(text: str) -> SortOrder:
     validate_metric(metric)
     if sep:
         if not dataset:
-            raise InvalidNameError(f"invalid sort key {text!r}: nothing after '@'")
+            raise ArgumentError(f"invalid sort key {text!r}: nothing after '@'")
         validate_dataset(dataset)
     return SortOrder("metric", metric, dataset or None)
 
@@ -154,7 +154,7 @@ def filter_clauses(flt: ListFilter) -> list[ColumnElement[bool]]:
         clauses.append(col(v.status) != "yanked")
     if flt.status is not None:
         if flt.status not in STATUSES:
-            raise InvalidNameError(f"unknown status {flt.status!r}; use one of {STATUSES}")
+            raise ArgumentError(f"unknown status {flt.status!r}; use one of {STATUSES}")
         clauses.append(col(v.status) == flt.status)
     if flt.alias:
         clauses.append(
