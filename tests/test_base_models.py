@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from factory import BASE_BUILDERS, make_adapter, save_base
+from support.peft_adapters import BASE_BUILDERS, make_adapter, save_base
 
 from registry import Registry
 from registry.cli import main

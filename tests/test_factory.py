@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import (
+from safetensors.torch import load_file, save_file
+from support.peft_adapters import (
     ALL_KINDS,
     BASE_NAMES,
     UNNAMED_KINDS,
@@ -20,7 +21,6 @@ from factory import (
     tiny_gpt2,
     tiny_llama,
 )
-from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedModel
 
 BUILDERS = [tiny_llama, tiny_gpt2, tiny_bert]

@@ -21,8 +21,8 @@ from typing import Any
 import peft
 import pytest
 import torch
-from factory import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter, tiny_llama
 from safetensors.torch import load_file, save_file
+from support.peft_adapters import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter, tiny_llama
 from torch import nn
 
 from registry.errors import FormatError, UnsafeFormatError, ValidationError

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import run, write_lora
 from sqlalchemy import text
+from support.lifecycle import run, write_lora
 
 from registry import Registry
 from registry.store.catalog.catalog import Catalog

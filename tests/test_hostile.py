@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from handmade import adapter_files, safetensors_bytes, write_adapter
 from sqlalchemy import func
 from sqlmodel import Session, select
+from support.handmade import adapter_files, safetensors_bytes, write_adapter
 
 from registry import Registry
 from registry.cli import main

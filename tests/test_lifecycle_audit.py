@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from lifecycle_support import run, write_lora
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from support.lifecycle import run, write_lora
 
 from registry import Registry
 from registry.errors import GateError

@@ -13,14 +13,14 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from ops_factory import (
+from peft.utils import merge_utils
+from support.ops_adapters import (
     ARCH,
     base_model,
     lora_deltas,
     read_adapter,
     save_adapter,
 )
-from peft.utils import merge_utils
 
 from registry.errors import IncompatibleAdaptersError, InvalidNameError, UnsupportedMethodError
 from registry.formats import write_peft_adapter

@@ -15,12 +15,12 @@ from typing import Any
 
 import peft
 import torch
-from factory import PERTURB_STD, tiny_gpt2, tiny_llama
 from peft import IA3Config, LoHaConfig, LoKrConfig, LoraConfig, PeftConfig
 from torch import nn
 
 from registry.ops.lora import lora_delta, lora_factors
 from registry.ops.tensors import AdapterTensors, group_by_module, load_adapter_tensors
+from support.peft_adapters import PERTURB_STD, tiny_gpt2, tiny_llama
 
 ATTN = ["q_proj", "v_proj"]
 
