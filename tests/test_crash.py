@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from support.hub_emulator import HubEmulator, serving
-from support.ops_adapters import base_model, save_adapter
+from support.models import base_model
+from support.ops_adapters import save_adapter
 from transformers import PreTrainedModel
 
 from registry import Registry

@@ -19,7 +19,7 @@ import peft
 import pytest
 import torch
 from safetensors.torch import save_file
-from support.peft_adapters import tiny_bert, tiny_gpt2, tiny_llama
+from support.models import tiny_bert, tiny_gpt2, tiny_llama
 from transformers import LlamaForCausalLM, PreTrainedModel
 
 from registry.bases.fingerprint import (

@@ -22,7 +22,8 @@ import peft
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from support.peft_adapters import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter, tiny_llama
+from support.models import tiny_llama
+from support.peft_adapters import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter
 from torch import nn
 
 from registry.errors import FormatError, UnsafeFormatError, ValidationError

@@ -14,13 +14,8 @@ import peft
 import pytest
 import torch
 from peft.utils import merge_utils
-from support.ops_adapters import (
-    ARCH,
-    base_model,
-    lora_deltas,
-    read_adapter,
-    save_adapter,
-)
+from support.models import base_model
+from support.ops_adapters import ARCH, lora_deltas, read_adapter, save_adapter
 
 from registry.errors import IncompatibleAdaptersError, InvalidNameError, UnsupportedMethodError
 from registry.formats import write_peft_adapter

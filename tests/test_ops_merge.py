@@ -10,8 +10,9 @@ import pytest
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
-from support.ops_adapters import base_model, read_adapter, save_adapter
-from support.peft_adapters import make_adapter, outputs, save_base
+from support.models import base_model, outputs, save_base
+from support.ops_adapters import read_adapter, save_adapter
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.errors import (

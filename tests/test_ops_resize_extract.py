@@ -8,8 +8,8 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from support.ops_adapters import base_model, lora_deltas, read_adapter, save_adapter
-from support.peft_adapters import make_inputs, outputs, save_base
+from support.models import base_model, make_inputs, outputs, save_base
+from support.ops_adapters import lora_deltas, read_adapter, save_adapter
 
 from registry.errors import UnsupportedMethodError, ValidationError
 from registry.formats import write_peft_adapter

@@ -1,9 +1,9 @@
 """Adapters for the operator tests: several real PEFT adapters on one shared tiny base.
 
-``factory.make_adapter`` builds each adapter on a base seeded like the adapter; combining
-needs several adapters on the *same* base, so here the base is built once and each adapter
-gets its own configuration and perturbation seed. Also a tiny convolutional model, since
-the transformers test models have no convolutions PEFT adapts as ``nn.Conv*``.
+``make_adapter`` builds each adapter on a base seeded like the adapter; combining needs
+several adapters on the *same* base, so here the base is built once (``base_model``, seed 0)
+and each adapter gets its own configuration and perturbation seed. Also LoRA on the tiny
+convolutional model, and readers of what was saved.
 """
 
 from __future__ import annotations
@@ -15,85 +15,42 @@ from typing import Any
 
 import peft
 import torch
-from peft import IA3Config, LoHaConfig, LoKrConfig, LoraConfig, PeftConfig
+from peft import IA3Config, LoraConfig, PeftConfig
 from torch import nn
 
 from registry.ops.lora import lora_delta, lora_factors
 from registry.ops.tensors import AdapterTensors, group_by_module, load_adapter_tensors
-from support.peft_adapters import PERTURB_STD, tiny_gpt2, tiny_llama
+from support.models import base_model, tiny_conv
+from support.peft_adapters import RECIPES, lora_config, perturb, save_peft
 
-ATTN = ["q_proj", "v_proj"]
-
-
-def llama_lora(**overrides: Any) -> LoraConfig:
-    settings: dict[str, Any] = {
-        "task_type": "CAUSAL_LM",
-        "r": 4,
-        "lora_alpha": 8,
-        "target_modules": ATTN,
-    }
-    settings.update(overrides)
-    return LoraConfig(**settings)
-
-
+# Kinds that are also ``make_adapter`` kinds share its recipe's config.
 CONFIGS: dict[str, Callable[[], PeftConfig]] = {
-    "lora": lambda: llama_lora(),
-    "lora_r8_qkv": lambda: llama_lora(r=8, lora_alpha=4, target_modules=["q_proj", "k_proj"]),
-    "rslora": lambda: llama_lora(r=6, lora_alpha=12, use_rslora=True),
-    "patterns": lambda: llama_lora(
-        target_modules=["q_proj", "v_proj", "up_proj"],
-        rank_pattern={"v_proj": 2, "layers.0.self_attn.q_proj": 8},
-        alpha_pattern={"up_proj": 16},
-    ),
-    "mlp": lambda: llama_lora(r=2, lora_alpha=2, target_modules=["up_proj", "down_proj"]),
-    "dora": lambda: llama_lora(use_dora=True),
-    "embedding": lambda: llama_lora(target_modules=["embed_tokens", "q_proj"]),
-    "loha": lambda: LoHaConfig(task_type="CAUSAL_LM", r=4, alpha=8, target_modules=ATTN),
-    "lokr": lambda: LoKrConfig(task_type="CAUSAL_LM", r=4, alpha=8, target_modules=ATTN),
-    "ia3": lambda: IA3Config(
-        task_type="CAUSAL_LM",
-        target_modules=["k_proj", "v_proj", "down_proj"],
-        feedforward_modules=["down_proj"],
-    ),
+    "lora": RECIPES["lora"].config,
+    "lora_r8_qkv": lambda: lora_config(r=8, lora_alpha=4, target_modules=["q_proj", "k_proj"]),
+    "rslora": lambda: lora_config(r=6, lora_alpha=12, use_rslora=True),
+    "patterns": RECIPES["lora_patterns"].config,
+    "mlp": lambda: lora_config(r=2, lora_alpha=2, target_modules=["up_proj", "down_proj"]),
+    "dora": RECIPES["dora"].config,
+    "embedding": RECIPES["lora_embedding"].config,
+    "loha": RECIPES["loha"].config,
+    "lokr": RECIPES["lokr"].config,
+    "ia3": RECIPES["ia3"].config,
     "ia3_b": lambda: IA3Config(
         task_type="CAUSAL_LM",
         target_modules=["v_proj", "up_proj"],
         feedforward_modules=["up_proj"],
     ),
-    "gpt2": lambda: LoraConfig(
-        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True
-    ),
-    "gpt2_r2": lambda: LoraConfig(
-        task_type="CAUSAL_LM",
-        r=2,
-        lora_alpha=8,
-        target_modules=["c_attn", "c_proj"],
-        fan_in_fan_out=True,
-    ),
+    "gpt2": lambda: lora_config(target_modules=["c_attn"], fan_in_fan_out=True),
+    "gpt2_r2": lambda: lora_config(r=2, target_modules=["c_attn", "c_proj"], fan_in_fan_out=True),
 }
 ARCH = {"gpt2": "gpt2", "gpt2_r2": "gpt2"}
-
-
-def base_model(arch: str = "llama", seed: int = 0) -> nn.Module:
-    model = tiny_gpt2(seed) if arch == "gpt2" else tiny_llama(seed)
-    model.config.name_or_path = model.name_or_path = f"tiny/{arch}"
-    return model
-
-
-def perturb(model: nn.Module, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, param in sorted(model.named_parameters()):
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator) * PERTURB_STD)
 
 
 def save_adapter(kind: str, directory: Path, seed: int) -> Path:
     """Adapter ``kind`` on the shared base of its architecture (base seed 0), saved."""
     model = peft.get_peft_model(base_model(ARCH.get(kind, "llama")), CONFIGS[kind]())
     perturb(model, seed)
-    model.save_pretrained(directory, save_embedding_layers=kind == "embedding")
-    return directory
+    return save_peft(model, directory, embedding=kind == "embedding")
 
 
 def read_adapter(directory: Path) -> AdapterTensors:
@@ -115,27 +72,6 @@ def lora_deltas(directory: Path) -> dict[str, torch.Tensor]:
     return found
 
 
-class TinyConv(nn.Module):
-    """Conv2d 3x3, Conv2d 1x1 and Conv1d layers, with a linear head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(8, 6, kernel_size=1)
-        self.seq = nn.Conv1d(6, 5, kernel_size=3, padding=1)
-        self.head = nn.Linear(5, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))  # [b, 6, h, w]
-        x = torch.relu(self.seq(x.flatten(2)))  # [b, 5, h * w]
-        return self.head(x.mean(dim=2))
-
-
-def tiny_conv(seed: int = 0) -> TinyConv:
-    torch.manual_seed(seed)
-    return TinyConv().eval()
-
-
 def conv_adapter(directory: Path, seed: int, **overrides: Any) -> peft.PeftModel:
     settings: dict[str, Any] = {
         "r": 4,
@@ -146,7 +82,7 @@ def conv_adapter(directory: Path, seed: int, **overrides: Any) -> peft.PeftModel
     model = peft.get_peft_model(tiny_conv(), LoraConfig(**settings))
     perturb(model, seed)
     model.eval()
-    model.save_pretrained(directory)
+    save_peft(model, directory)
     return model
 
 
