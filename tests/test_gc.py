@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from support.lifecycle import run, write_lora
+from support.handmade import write_lora
+from support.lifecycle import run
 
 from registry import Registry
 from registry.store.catalog.catalog import Catalog

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from support.lifecycle import run, write_lora
+from support.handmade import write_lora
+from support.lifecycle import run
 
 from registry import Registry
 from registry.errors import GateError

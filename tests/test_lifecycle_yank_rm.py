@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from support.lifecycle import one_line_error, run, write_lora
+from support.handmade import write_lora
+from support.lifecycle import one_line_error, run
 
 from registry import Registry
 from registry.errors import ConflictError, InvalidNameError, NotFoundError, YankedVersionWarning

@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from registry import Registry
 from registry.admin.doctor import diagnose
-from support.lifecycle import write_lora
+from support.handmade import write_lora
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
