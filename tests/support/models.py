@@ -30,6 +30,16 @@ SEQ_LEN = 8
 
 M = TypeVar("M", bound=PreTrainedModel)
 
+# The sizes the tiny Llama and BERT share (GPT-2 names them differently).
+_SIZES: dict[str, int] = {
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 64,
+}
+
 
 def _build(cls: type[M], config: object, seed: int) -> M:
     torch.manual_seed(seed)
@@ -40,15 +50,7 @@ def _build(cls: type[M], config: object, seed: int) -> M:
 
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
     """A 2-layer Llama with grouped-query attention (4 heads, 2 kv heads)."""
-    config = LlamaConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
+    config = LlamaConfig(**_SIZES, num_key_value_heads=2)
     return _build(LlamaForCausalLM, config, seed)
 
 
@@ -69,15 +71,7 @@ def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
 
 def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
     """A 2-layer BERT with a 2-label classification head."""
-    config = BertConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
+    config = BertConfig(**_SIZES, num_labels=2)
     return _build(BertForSequenceClassification, config, seed)
 
 
