@@ -1,7 +1,7 @@
 """registry.formats: reading PEFT and AdapterHub adapter directories, and refusing bad ones.
 
-Good adapters are real PEFT saves of tiny models (tests/factory.py plus a few variants built
-here); bad ones are written by hand so that each test breaks exactly what it names.
+Good adapters are real PEFT saves of tiny models (tests/support/peft_adapters.py plus a few
+variants built here); bad ones are written by hand so that each test breaks exactly what it names.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hostile input: each case is refused with one clear line and leaves nothing behind.
 
-Every case starts from a valid hand-written adapter (tests/handmade.py), breaks one thing,
+Every case starts from a valid hand-written adapter (tests/support/handmade.py), breaks one thing,
 and pushes it through the CLI. It must exit 1 with a single ``error: ...`` line naming the
 problem, and neither the catalog (versions, bases, audit events, blob leases) nor the blob
 store (blobs, temp files, staging directories) may have changed. docs/reliability.md lists
