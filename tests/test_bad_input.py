@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from factory import make_adapter
+from support.peft_adapters import make_adapter
 
 from registry import ArgumentError, InvalidNameError, Registry
 from registry.cli import main

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from factory import BASE_BUILDERS, make_adapter, save_base
+from support.models import BASE_BUILDERS, save_base
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.cli import main

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from factory import make_adapter
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.cli import main

@@ -14,8 +14,8 @@ import pytest
 import torch
 import transformers
 from click.testing import CliRunner, Result
-from factory import make_inputs, outputs, save_base
-from ops_factory import base_model, lora_deltas, save_adapter
+from support.models import base_model, make_inputs, outputs, save_base
+from support.ops_adapters import lora_deltas, save_adapter
 
 from registry import Registry
 from registry.cli import main

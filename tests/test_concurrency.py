@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from stress_support import check_consistency, run_workers, write_adapters
+from support.stress import check_consistency, run_workers, write_adapters
 
 from registry import Registry
 

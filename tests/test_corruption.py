@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from handmade import tiny_model, write_adapter
 from sqlalchemy import text
+from support.handmade import tiny_model, write_adapter
 
 from registry import Registry
 from registry.cli import main

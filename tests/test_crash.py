@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from hub_emulator import HubEmulator, serving
-from ops_factory import base_model, save_adapter
+from support.hub_emulator import HubEmulator, serving
+from support.models import base_model
+from support.ops_adapters import save_adapter
 from transformers import PreTrainedModel
 
 from registry import Registry

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from lifecycle_support import write_lora
+from support.handmade import write_lora
 
 from registry import Registry
 from registry.admin.doctor import diagnose

@@ -1,4 +1,5 @@
-"""Sanity checks that the test factory builds real, non-trivial, reloadable adapters."""
+"""Sanity checks that the test helpers (tests/support/models.py, peft_adapters.py) build
+deterministic tiny bases and real, non-trivial, reloadable adapters."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import (
-    ALL_KINDS,
-    BASE_NAMES,
-    UNNAMED_KINDS,
-    load_exported,
-    make_adapter,
+from safetensors.torch import load_file, save_file
+from support.models import (
+    BASE_BUILDERS,
+    base_model,
     outputs,
     save_base,
     tiny_bert,
     tiny_gpt2,
     tiny_llama,
 )
-from safetensors.torch import load_file, save_file
+from support.peft_adapters import ALL_KINDS, BASE_NAMES, UNNAMED_KINDS, load_exported, make_adapter
 from transformers import AutoModel, PreTrainedModel
 
 BUILDERS = [tiny_llama, tiny_gpt2, tiny_bert]
@@ -80,3 +79,11 @@ def test_tampered_weights_change_outputs(kind: str, tmp_path: Path) -> None:
     adapted = outputs(made.peft_model, made.inputs)
     tampered = outputs(load_exported(made, made.directory), made.inputs)
     assert not torch.equal(adapted, tampered)
+
+
+@pytest.mark.parametrize("arch", sorted(BASE_BUILDERS))
+def test_base_model_is_named_like_a_hub_model(arch: str) -> None:
+    model = base_model(arch)
+    assert model.name_or_path == model.config.name_or_path == f"tiny/{arch}"
+    plain = BASE_BUILDERS[arch](0).state_dict()
+    assert all(torch.equal(tensor, plain[key]) for key, tensor in model.state_dict().items())

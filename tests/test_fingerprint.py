@@ -18,8 +18,8 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from factory import tiny_bert, tiny_gpt2, tiny_llama
 from safetensors.torch import save_file
+from support.models import tiny_bert, tiny_gpt2, tiny_llama
 from transformers import LlamaForCausalLM, PreTrainedModel
 
 from registry.bases.comparison import compare

@@ -1,7 +1,7 @@
 """registry.formats: reading PEFT and AdapterHub adapter directories, and refusing bad ones.
 
-Good adapters are real PEFT saves of tiny models (tests/factory.py plus a few variants built
-here); bad ones are written by hand so that each test breaks exactly what it names.
+Good adapters are real PEFT saves of tiny models (tests/support/peft_adapters.py plus a few
+variants built here); bad ones are written by hand so that each test breaks exactly what it names.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 import peft
 import pytest
 import torch
-from factory import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter, tiny_llama
 from safetensors.torch import load_file, save_file
+from support.models import tiny_llama
+from support.peft_adapters import ALL_KINDS, BASE_NAMES, MadeAdapter, make_adapter
 from torch import nn
 
 from registry.errors import FormatError, UnsafeFormatError, ValidationError

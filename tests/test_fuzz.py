@@ -1,4 +1,4 @@
-"""The format readers under fuzzing, for a bounded time (see tests/fuzz_formats.py).
+"""The format readers under fuzzing, for a bounded time (see tests/support/fuzz.py).
 
 Four generators feed ``fuzz_once``: raw bytes, safetensors headers built from hostile
 declarations, configs with hostile values in known and unknown keys, and mutations of valid
@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from fuzz_formats import SEED_KINDS, TARGETS, FuzzFinding, encode, fuzz_once, mutate
-from handmade import adapter_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.fuzz import SEED_KINDS, TARGETS, FuzzFinding, encode, fuzz_once, mutate
+from support.handmade import adapter_files
 
 from registry.errors import ValidationError
 from registry.formats import read_adapter_files, read_safetensors_header
@@ -268,11 +268,11 @@ def test_header_messages_stay_short(tmp_path: Path) -> None:
 
 def test_fuzz_once_reports_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
     # The harness itself can fail: a reader raising something else is a finding.
-    import fuzz_formats
+    from support import fuzz
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(fuzz_formats, "read_adapter_files", broken)
+    monkeypatch.setattr(fuzz, "read_adapter_files", broken)
     with pytest.raises(FuzzFinding, match="KeyError"):
         fuzz_once(encode(1, 0, b"{}"))

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import run, write_lora
 from sqlalchemy import text
+from support.handmade import write_lora
+from support.lifecycle import run
 
 from registry import Registry
 from registry.store.catalog.catalog import Catalog

@@ -1,6 +1,6 @@
 """Hostile input: each case is refused with one clear line and leaves nothing behind.
 
-Every case starts from a valid hand-written adapter (tests/handmade.py), breaks one thing,
+Every case starts from a valid hand-written adapter (tests/support/handmade.py), breaks one thing,
 and pushes it through the CLI. It must exit 1 with a single ``error: ...`` line naming the
 problem, and neither the catalog (versions, bases, audit events, blob leases) nor the blob
 store (blobs, temp files, staging directories) may have changed. docs/reliability.md lists
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from handmade import adapter_files, safetensors_bytes, write_adapter
 from sqlalchemy import func
 from sqlmodel import Session, select
+from support.handmade import adapter_files, safetensors_bytes, write_adapter
 
 from registry import Registry
 from registry.cli import main

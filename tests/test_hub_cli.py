@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from factory import MadeAdapter, make_adapter
-from hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator, serving
+from support.peft_adapters import MadeAdapter, make_adapter
 
 from registry import Registry
 from registry.cli import main

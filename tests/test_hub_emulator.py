@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_emulator import DEFAULT_TOKEN, HubEmulator, git_blob_oid, lfs_pointer, serving
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
@@ -25,6 +24,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from support.hub_emulator import DEFAULT_TOKEN, HubEmulator, git_blob_oid, lfs_pointer, serving
 
 WEIGHTS = bytes(range(256)) * 40  # binary: uploaded through LFS
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from factory import MadeAdapter, make_adapter
-from hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator, serving
+from support.peft_adapters import MadeAdapter, make_adapter
 
 from registry import Registry
 from registry.errors import ConflictError, HubError

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import MadeAdapter, load_exported, make_adapter, outputs, save_base
-from hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator, serving
+from support.models import outputs, save_base
+from support.peft_adapters import MadeAdapter, load_exported, make_adapter
 
 from registry import Registry
 from registry.errors import HubError

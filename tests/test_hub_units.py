@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from factory import make_adapter
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.errors import HubError, InvalidNameError

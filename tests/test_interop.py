@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import ALL_KINDS, UNNAMED_KINDS, load_exported, make_adapter, outputs
+from support.models import outputs
+from support.peft_adapters import ALL_KINDS, UNNAMED_KINDS, load_exported, make_adapter
 
 from registry import Registry
 

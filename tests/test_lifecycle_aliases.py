@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from lifecycle_support import insert, manifest, one_line_error, run, write_lora
+from support.handmade import write_lora
+from support.lifecycle import insert, manifest, one_line_error, run
 
 from registry import Registry
 from registry.errors import ConflictError, GateError, NotFoundError, ValidationError

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lifecycle_support import run, write_lora
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from support.handmade import write_lora
+from support.lifecycle import run
 
 from registry import Registry
 from registry.errors import GateError

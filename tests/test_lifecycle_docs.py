@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from lifecycle_support import write_lora
+from support.handmade import write_lora
 
 from registry import Registry, YankedVersionWarning, schemas
 from registry.cli import main

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import make_adapter
-from lifecycle_support import one_line_error, run, write_lora
+from support.handmade import write_lora
+from support.lifecycle import one_line_error, run
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.errors import ArgumentError

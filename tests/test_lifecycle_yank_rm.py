@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from lifecycle_support import one_line_error, run, write_lora
 from sqlalchemy import text
+from support.handmade import write_lora
+from support.lifecycle import one_line_error, run
 
 from registry import Registry
 from registry.errors import ConflictError, InvalidNameError, NotFoundError, YankedVersionWarning

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import BASE_BUILDERS, KIND_ARCH, UNNAMED_KINDS, make_adapter, outputs, save_base
+from support.models import BASE_BUILDERS, outputs, save_base
+from support.peft_adapters import KIND_ARCH, UNNAMED_KINDS, make_adapter
 
 from registry import Registry
 from registry.errors import BaseModelMismatchError, IntegrityError

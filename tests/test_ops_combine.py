@@ -13,14 +13,9 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from ops_factory import (
-    ARCH,
-    base_model,
-    lora_deltas,
-    read_adapter,
-    save_adapter,
-)
 from peft.utils import merge_utils
+from support.models import base_model
+from support.ops_adapters import ARCH, lora_deltas, read_adapter, save_adapter
 
 from registry.errors import ArgumentError, IncompatibleAdaptersError, UnsupportedMethodError
 from registry.formats import write_peft_adapter

@@ -7,8 +7,9 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from ops_factory import conv_adapter, read_adapter, state_of, tiny_conv
 from safetensors.torch import load_file, save_file
+from support.models import tiny_conv
+from support.ops_adapters import conv_adapter, read_adapter, state_of
 
 from registry.formats import write_peft_adapter
 from registry.ops.combine import combine

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from factory import load_exported, make_adapter
+from support.peft_adapters import load_exported, make_adapter
 
 from registry.errors import UnsupportedMethodError
 from registry.ops.fold import require_foldable, weight_updates

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from factory import make_adapter, outputs, save_base
-from ops_factory import base_model, read_adapter, save_adapter
 from safetensors.torch import load_file, save_file
+from support.models import base_model, outputs, save_base
+from support.ops_adapters import read_adapter, save_adapter
+from support.peft_adapters import make_adapter
 
 from registry import Registry
 from registry.errors import (

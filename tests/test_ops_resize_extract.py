@@ -8,8 +8,8 @@ from pathlib import Path
 import peft
 import pytest
 import torch
-from factory import make_inputs, outputs, save_base
-from ops_factory import base_model, lora_deltas, read_adapter, save_adapter
+from support.models import base_model, make_inputs, outputs, save_base
+from support.ops_adapters import lora_deltas, read_adapter, save_adapter
 
 from registry.errors import UnsupportedMethodError, ValidationError
 from registry.formats import write_peft_adapter

@@ -13,11 +13,11 @@ import math
 from typing import Any
 
 import pytest
-from handmade import KINDS, adapter_files
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from support.handmade import KINDS, adapter_files
 
 from registry import schemas
 from registry.errors import IntegrityError, InvalidNameError, NotFoundError

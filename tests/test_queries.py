@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycle_support import insert, manifest, one_line_error, run
+from support.lifecycle import insert, manifest, one_line_error, run
 
 from registry import Registry
 from registry.errors import ArgumentError, InvalidNameError

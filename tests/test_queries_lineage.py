@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from lifecycle_support import insert, manifest, run
+from support.lifecycle import insert, manifest, run
 
 from registry import Registry
 from registry.lifecycle.results import LineageNode

@@ -130,8 +130,8 @@ def test_paged_resolution_agrees_with_the_full_scan(
 
     monkeypatch.setattr(resolve, "FIRST_PAGE", page)
 
-    from lifecycle_support import insert, manifest
     from sqlalchemy import text
+    from support.lifecycle import insert, manifest
 
     from registry.errors import NotFoundError
     from registry.store.catalog.catalog import Catalog

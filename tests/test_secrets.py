@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
-from handmade import write_adapter
 from sqlalchemy import select
 from sqlmodel import SQLModel
+from support.handmade import write_adapter
 
 from registry import Registry
 from registry.cli import main

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from handmade import tiny_model, write_adapter
 from sqlalchemy import text
+from support.handmade import tiny_model, write_adapter
 
 from registry import Registry
 from registry.cli import main

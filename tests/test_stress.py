@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
-from stress_support import check_consistency, run_workers, write_adapters
+from support.stress import check_consistency, run_workers, write_adapters
 
 from registry import Registry
 

@@ -1,7 +1,7 @@
 """Running writer processes against one registry, and checking what they leave behind.
 
 Used by the stress and concurrency tests: adapters are written up front (tiny LoRAs,
-no model), the writers are real processes (``stress_worker.py``) started together, and
+no model), the writers are real processes (``support.stress_worker``) started together, and
 ``check_consistency`` asserts every invariant a concurrent run must keep.
 """
 
@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle_support import write_lora
 from sqlalchemy import text
 
 from registry import Registry
 from registry.admin.doctor import diagnose
+from support.handmade import write_lora
 
-WORKER = Path(__file__).with_name("stress_worker.py")
-ROOT = WORKER.parent.parent
+TESTS = Path(__file__).resolve().parent.parent
+ROOT = TESTS.parent
+WORKER = "support.stress_worker"  # run with -m: tests/ is on the workers' PYTHONPATH
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,12 @@ def run_workers(
     go = work / "go"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        # This checkout's registry first, then tests/ for the worker module.
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(home), url, str(i), str(plan_file), str(go)],
+            [sys.executable, "-m", WORKER, str(home), url, str(i), str(plan_file), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,6 +1,6 @@
-"""One writer process of the stress and concurrency tests (run as a script, not imported).
+"""One writer process of the stress and concurrency tests (run as a module, not imported).
 
-    python tests/stress_worker.py HOME DATABASE_URL WORKER PLAN.json GO_FILE
+    PYTHONPATH=.:tests python -m support.stress_worker HOME DATABASE_URL WORKER PLAN.json GO_FILE
 
 ``PLAN.json`` maps the worker number to its operations, each ``["push", DIR, NAME]``,
 ``["pushv", DIR, NAME, VERSION]`` (an explicit version; a clean refusal is recorded),

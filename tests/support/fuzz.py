@@ -11,7 +11,7 @@ manifest. The first byte picks the target and the seed adapter; the rest is the 
 
 tests/test_fuzz.py drives it with hypothesis for a bounded time in CI. For a longer run:
 
-    python tests/fuzz_formats.py --seconds 600 [--seed 1]
+    cd tests && python -m support.fuzz --seconds 600 [--seed 1]
 
 which mutates the seed adapters (bit flips, splices, truncations, JSON-aware edits) and writes
 any input that fails to ``fuzz-findings/`` for a regression test.
@@ -29,13 +29,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from handmade import KINDS, adapter_files
-
 from registry.errors import RegistryError
 from registry.formats import find_nonfinite, read_adapter_files, read_safetensors_header
 from registry.formats.config_file import CONFIG_NAME, parse_config
 from registry.formats.safetensors_header import inspect_safetensors_header
 from registry.store.manifest import canonical_json
+from support.handmade import KINDS, adapter_files
 
 SEED_KINDS: tuple[str, ...] = tuple(sorted(KINDS))
 TARGETS = 3

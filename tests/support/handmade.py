@@ -1,14 +1,20 @@
-"""Small valid adapters written by hand: no torch, no peft, a few milliseconds each.
+"""Small valid adapters written by hand: no model, no peft, a few milliseconds each.
 
-The shapes follow the tiny Llama of tests/factory.py (hidden 32, kv 16, mlp 64, two layers)
-and what peft 0.21 saves for it, so every adapter here passes ``read_adapter_dir``. Tests that
-break one thing at a time (hostile input, corruption, fuzzing) start from these bytes.
+``adapter_files``/``write_adapter`` need neither torch nor peft. Their shapes follow the tiny
+Llama of support/models.py (hidden 32, kv 16, mlp 64, two layers) and what peft 0.21 saves for
+it, so every adapter here passes ``read_adapter_dir``. Tests that break one thing at a time
+(hostile input, corruption, fuzzing) start from these bytes.
+
+``write_lora`` writes a LoRA of any rank, modules and width through the registry's own writer
+(torch, imported when called); the lifecycle, gc and stress tests use it for many distinct
+adapters.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +177,47 @@ def write_adapter(directory: Path, kind: str = "lora", seed: int = 0, card: bool
         (directory / name).write_bytes(data)
     if card:
         (directory / "README.md").write_text(f"# {kind} adapter\n\nA test adapter.\n")
+    return directory
+
+
+def write_lora(
+    directory: Path,
+    seed: int,
+    *,
+    r: int = 4,
+    alpha: int = 8,
+    modules: Sequence[str] = ("q_proj", "v_proj"),
+    hidden: int = 16,
+    base: str = BASE,
+    extra_config: dict[str, Any] | None = None,
+) -> Path:
+    """A valid PEFT LoRA directory with random factors, without building a model."""
+    import torch
+
+    from registry.formats import write_peft_adapter
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for layer in range(LAYERS):
+        for module in modules:
+            key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(r, hidden, generator=generator)
+            tensors[f"{key}.lora_B.weight"] = torch.randn(hidden, r, generator=generator)
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base,
+        "revision": None,
+        "r": r,
+        "lora_alpha": alpha,
+        "target_modules": sorted(modules),
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "inference_mode": True,
+        **(extra_config or {}),
+    }
+    write_peft_adapter(directory, config, tensors)
     return directory
 
 

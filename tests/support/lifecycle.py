@@ -1,18 +1,24 @@
-"""Helpers for the lifecycle, gc and query tests: quick real LoRA directories, and
-versions inserted straight into the catalog (with lineage, fingerprints, evals)."""
+"""Helpers for the lifecycle, gc and query tests: the CLI in-process, and versions inserted
+straight into the catalog (with lineage, fingerprints, evals). Quick real LoRA directories
+come from ``support.handmade.write_lora``."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner, Result
 
 from registry.cli import main
 from registry.store.catalog.catalog import Catalog, NewVersion
-from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, ParentRef
+from registry.store.manifest import (
+    BaseModelRef,
+    FileEntry,
+    Lineage,
+    Manifest,
+    ParentRef,
+    TrainingDataRef,
+)
 from registry.store.refs import next_version
 from registry.store.results import AdapterVersion, TrainingDataInfo
 from registry.store.scores import NewScore
@@ -26,47 +32,6 @@ def run(*args: str) -> Result:
 
 def one_line_error(result: Result) -> bool:
     return result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
-
-
-def write_lora(
-    directory: Path,
-    seed: int,
-    *,
-    r: int = 4,
-    alpha: int = 8,
-    modules: Sequence[str] = ("q_proj", "v_proj"),
-    hidden: int = 16,
-    base: str = "tiny/llama",
-    extra_config: dict[str, Any] | None = None,
-) -> Path:
-    """A valid PEFT LoRA directory with random factors, without building a model."""
-    import torch
-
-    from registry.formats import write_peft_adapter
-
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for layer in range(2):
-        for module in modules:
-            key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            tensors[f"{key}.lora_A.weight"] = torch.randn(r, hidden, generator=generator)
-            tensors[f"{key}.lora_B.weight"] = torch.randn(hidden, r, generator=generator)
-    config = {
-        "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base,
-        "revision": None,
-        "r": r,
-        "lora_alpha": alpha,
-        "target_modules": sorted(modules),
-        "fan_in_fan_out": False,
-        "use_rslora": False,
-        "use_dora": False,
-        "inference_mode": True,
-        **(extra_config or {}),
-    }
-    write_peft_adapter(directory, config, tensors)
-    return directory
 
 
 def manifest(
@@ -92,8 +57,6 @@ def manifest(
                 for i, p in enumerate(parents)
             ),
         )
-    from registry.store.manifest import TrainingDataRef
-
     return Manifest(
         method=method,
         source_format="peft",
