@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as _SchemaError
 
 __all__ = ["available_schemas", "format_path", "load_schema", "validate"]
@@ -85,11 +85,22 @@ def _load(stem: str) -> dict[str, Any]:
     return schema
 
 
+def _is_whole_number(_checker: object, instance: object) -> bool:
+    # JSON Schema counts 4.0 as an integer; PEFT passes it on to torch, which refuses a
+    # float where it needs a size, so an integer here is an int in the JSON text.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_STRICT_TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number)
+_Validator = validators.extend(Draft202012Validator, type_checker=_STRICT_TYPES)
+
+
 @cache
 def _validator(stem: str) -> Draft202012Validator:
     schema = _load(stem)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    validator: Draft202012Validator = _Validator(schema)
+    return validator
 
 
 def _describe(error: _SchemaError) -> str:

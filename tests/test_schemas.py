@@ -211,3 +211,26 @@ def test_schemas_imports_nothing_from_registry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"r": 4.0}, "$.r: 4.0 is not of type 'integer'"),
+        ({"r": True}, "$.r: True is not of type 'integer'"),
+        ({"layers_to_transform": 0.0}, "$.layers_to_transform: 0.0 is not of type"),
+        ({"layers_pattern": True}, "$.layers_pattern: True is not of type"),
+    ],
+)
+def test_integers_are_whole_numbers_in_the_json_text(
+    extra: dict[str, object], expected: str
+) -> None:
+    # JSON Schema would take 4.0 as an integer; PEFT hands it to torch, which refuses it.
+    for peft_type, config in (
+        ("LORA", {"r": 4, "target_modules": ["q_proj"]}),
+        ("IA3", {"target_modules": ["q_proj"], "feedforward_modules": []}),
+    ):
+        if peft_type == "IA3" and "r" in extra:
+            continue
+        problems = schemas.validate({"peft_type": peft_type, **config, **extra}, "peft_config")
+        assert any(p.startswith(expected) for p in problems), (peft_type, problems)
