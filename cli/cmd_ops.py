@@ -178,13 +178,8 @@ def combine(
         raise click.UsageError("; ".join(mismatches))
     result = state.registry().combine(
         list(refs),
+        spec,
         name=name,
-        method=spec.method,
-        weights=spec.weights,
-        rank=spec.rank,
-        density=spec.density,
-        seed=spec.seed,
-        majority_sign=spec.majority_sign,
         allow_different_bases=allow_different_bases,
         version=version,
         alias=alias,

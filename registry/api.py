@@ -45,6 +45,7 @@ from registry.store.verify import verify_version
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
     from registry.hub import HubSync
+    from registry.ops.methods import CombineSpec
     from registry.runtime.derive import DeriveResult
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.runtime.merge_into_base import MergeResult
@@ -407,38 +408,36 @@ class Registry:
     def combine(
         self,
         refs: Sequence[str | Ref],
+        spec: CombineSpec | None = None,
         *,
         name: str,
-        method: str,
-        weights: Sequence[float] | None = None,
-        rank: int | None = None,
-        density: float | None = None,
-        seed: int = 0,
-        majority_sign: str = "total",
         allow_different_bases: bool = False,
         version: str | None = None,
         alias: str | None = None,
         tags: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        **parameters: Any,
     ) -> DeriveResult:
         """Combine versions into a new one, recorded with its lineage; see ``registry.ops``.
 
-        ``method``: ``cat`` (exact), ``svd`` (exact sum truncated to ``rank``), or ``linear``,
+        ``spec`` is a ``registry.ops.methods.CombineSpec``; or give its fields as keywords:
+        ``method`` ``cat`` (exact), ``svd`` (exact sum truncated to ``rank``), or ``linear``,
         ``ties``, ``dare_linear``, ``dare_ties``, ``magnitude_prune`` (dense per module, then
-        rank ``rank``). ``weights`` default to 1 each; IA3 adapters combine with ``linear``.
+        rank ``rank``), ``weights`` (default 1 each), ``rank``, ``density``, ``seed``,
+        ``majority_sign``. IA3 adapters combine with ``linear``.
         """
+        from registry.ops.methods import CombineSpec
         from registry.runtime.derive import Destination, combine_versions
 
+        if spec is None:
+            spec = CombineSpec.build(count=len(refs), **parameters)
+        elif parameters:
+            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
         return combine_versions(
             self.store,
             [str(r) for r in refs],
+            spec,
             Destination(name, version, alias, dict(tags or {})),
-            method=method,
-            weights=weights,
-            rank=rank,
-            density=density,
-            seed=seed,
-            majority_sign=majority_sign,
             allow_different_bases=allow_different_bases,
             progress=progress,
         )

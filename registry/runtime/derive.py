@@ -26,6 +26,7 @@ from registry.store.refs import normalize_version, validate_alias, validate_name
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
+    from registry.ops.methods import CombineSpec
     from registry.ops.produced import Produced
     from registry.ops.tensors import AdapterTensors
     from registry.store.store import Store
@@ -175,23 +176,15 @@ def _base_text(base: BaseModelRef) -> str:
 def combine_versions(
     store: Store,
     refs: Sequence[str],
+    spec: CombineSpec,
     destination: Destination,
     *,
-    method: str,
-    weights: Sequence[float] | None = None,
-    rank: int | None = None,
-    density: float | None = None,
-    seed: int = 0,
-    majority_sign: str = "total",
     allow_different_bases: bool = False,
     progress: Progress | None = None,
 ) -> DeriveResult:
     from registry.ops.combine import combine
-    from registry.ops.methods import CombineSpec
 
     versions = [store.resolve(ref) for ref in refs]
-    weight_list = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(refs)
-    spec = CombineSpec(method, weight_list, rank, density, seed, majority_sign)
     base, differences = (
         shared_base(versions, allow_different_bases) if versions else (BaseModelRef(None), [])
     )
@@ -211,7 +204,7 @@ def combine_versions(
         operation="combine",
         parents=tuple(
             ParentRef(v.name, v.version, v.digest, w)
-            for v, w in zip(versions, weight_list, strict=True)
+            for v, w in zip(versions, spec.weights, strict=True)
         ),
         parameters=parameters,
         tool_version=_tool_version(),
