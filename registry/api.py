@@ -9,8 +9,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
-from registry.lifecycle import actions as lifecycle
-from registry.lifecycle.actions import push_gate
+from registry.lifecycle import aliases, audit, evals, status
+from registry.lifecycle.aliases import push_gate
 from registry.lifecycle.policy import parse_requirement
 from registry.lifecycle.results import (
     AliasChange,
@@ -308,7 +308,7 @@ class Registry:
         notes: str = "",
     ) -> EvalRecord:
         """Append eval scores to a version (earlier records are kept, never overwritten)."""
-        return lifecycle.record_eval(
+        return evals.record_eval(
             self.catalog, ref, scores, dataset=dataset, split=split, notes=notes
         )
 
@@ -320,7 +320,7 @@ class Registry:
 
         Raises ``GateError`` naming every unmet requirement.
         """
-        return lifecycle.set_alias(
+        return aliases.set_alias(
             self.store,
             ref,
             alias,
@@ -332,7 +332,7 @@ class Registry:
         self, ref: str | Ref, alias: str, *, requires: Sequence[str] = ()
     ) -> GateReport:
         """The gates ``set_alias`` would check, evaluated without moving the alias."""
-        return lifecycle.check_alias(
+        return aliases.check_alias(
             self.store,
             ref,
             alias,
@@ -340,23 +340,23 @@ class Registry:
         )
 
     def remove_alias(self, name: str, alias: str, *, note: str = "") -> AliasChange:
-        return lifecycle.remove_alias(self.catalog, name, alias, note=note)
+        return aliases.remove_alias(self.catalog, name, alias, note=note)
 
     def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasChange]:
         """Every move of the aliases of ``name`` (or of one alias), oldest first."""
-        return lifecycle.alias_history(self.catalog, name, alias)
+        return aliases.alias_history(self.catalog, name, alias)
 
     def yank(self, ref: str | Ref, reason: str) -> StatusChange:
         """Yank an exact version (PEP 592): skipped by bare names and specifiers."""
-        return lifecycle.yank(self.catalog, ref, reason)
+        return status.yank(self.catalog, ref, reason)
 
     def unyank(self, ref: str | Ref) -> StatusChange:
-        return lifecycle.unyank(self.catalog, ref)
+        return status.unyank(self.catalog, ref)
 
     def remove(self, ref: str | Ref, *, force: bool = False, reason: str = "") -> Removal:
         """Delete an exact version from the catalog; refused while an alias points at it
         unless ``force``. Its blobs are freed by ``gc``."""
-        return lifecycle.remove(self.catalog, ref, force=force, reason=reason)
+        return status.remove(self.catalog, ref, force=force, reason=reason)
 
     def gc(self, *, dry_run: bool = False) -> GcResult:
         """Delete blobs that no version references and no push in progress holds."""
@@ -373,7 +373,7 @@ class Registry:
         limit: int | None = None,
     ) -> builtins.list[AuditEvent]:
         """Audit events, oldest first (``limit``: the newest ``limit`` of them)."""
-        return lifecycle.audit_log(self.catalog, ref, actions=actions, actor=actor, limit=limit)
+        return audit.audit_log(self.catalog, ref, actions=actions, actor=actor, limit=limit)
 
     def record_event(
         self,

@@ -141,7 +141,7 @@ def store_produced(
     base weights to fingerprint and record, as ``push --base-path`` does.
     """
     from registry.formats import write_peft_adapter
-    from registry.lifecycle.actions import push_gate
+    from registry.lifecycle.aliases import push_gate
 
     staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
