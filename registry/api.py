@@ -270,9 +270,18 @@ class Registry:
         return compat_for_target(self.store, version, target)
 
     def load(
-        self, ref: str | Ref, model: Any, *, strict: bool = True, mode: LoadMode = "auto"
+        self,
+        ref: str | Ref,
+        model: Any,
+        *,
+        strict: bool = True,
+        mode: LoadMode = "auto",
+        reverify: bool = False,
     ) -> LoadedAdapter:
         """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
+
+        Each blob is hashed on the first load in this process and again only when its file
+        changed (size, mtime or inode) or ``reverify`` is true.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
         model when a check fails and ``strict`` is true; ``IntegrityError`` naming the file
@@ -281,7 +290,9 @@ class Registry:
         """
         from registry.runtime.loader import load
 
-        return load(self.store, self.get(ref), model, strict=strict, mode=mode)
+        return load(
+            self.store, self.get(ref), model, strict=strict, mode=mode, reverify=reverify
+        )
 
     def export(
         self,

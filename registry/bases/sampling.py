@@ -7,6 +7,7 @@ whatever they were read from.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,12 @@ def sample_indices(name: str, count: int) -> list[int]:
     ``h_j mod length`` where h_j is the first 8 bytes (little-endian) of
     sha256(utf8(name) + b"\\0" + ascii(j)).
     """
+    return list(_sample_indices(name, count))
+
+
+# Pure in (name, count): a live model is fingerprinted again on every load.
+@functools.lru_cache(maxsize=8192)
+def _sample_indices(name: str, count: int) -> tuple[int, ...]:
     strata = min(count, SAMPLES_PER_TENSOR)
     seed = hashlib.sha256(name_key(name) + b"\0")
     indices: list[int] = []
@@ -40,7 +47,7 @@ def sample_indices(name: str, count: int) -> list[int]:
         hasher.update(str(j).encode("ascii"))
         pick = int.from_bytes(hasher.digest()[:8], "little")
         indices.append(low + pick % (high - low))
-    return indices
+    return tuple(indices)
 
 
 def sample_units(dtype: str, shape: Sequence[int]) -> tuple[int, int]:

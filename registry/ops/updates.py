@@ -98,6 +98,39 @@ def apply_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
     return result.to(dtype)
 
 
+def apply_update_into(
+    weight: torch.Tensor,
+    update: WeightUpdate,
+    out: torch.Tensor,
+    scratch: torch.Tensor | None = None,
+) -> bool:
+    """Write ``apply_update(weight, update)`` into ``out`` without allocating, where possible.
+
+    Done for a factored delta (LoRA on linear and embedding layers): one ``addmm`` into
+    ``out`` for a float32 weight; for other dtypes through ``scratch`` (float32, the
+    weight's shape), with the same float32 operations as ``apply_update``, so the result is
+    the same bit for bit. ``weight`` may be ``out`` itself. Returns False, leaving ``out``
+    untouched, for every other update: the caller uses ``apply_update``.
+    """
+    value = update.value
+    if update.kind != "add" or not isinstance(value, LowRankProduct):
+        return False
+    if value.shape != weight.shape or out.shape != weight.shape or out.dtype != weight.dtype:
+        return False
+    b = value.b.to(device=weight.device)
+    a = value.a.to(device=weight.device)
+    left, right = (a.T, b.T) if value.transpose else (b, a)
+    if weight.dtype == torch.float32:
+        torch.addmm(weight, left, right, out=out)
+        return True
+    if scratch is None or scratch.shape != weight.shape or scratch.dtype != torch.float32:
+        return False
+    scratch.copy_(weight)
+    scratch.addmm_(left, right)
+    out.copy_(scratch)
+    return True
+
+
 def revert_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
     """The value ``weight`` had before ``apply_update(…, update)`` (up to rounding).
 

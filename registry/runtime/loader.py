@@ -28,7 +28,7 @@ from registry.errors import (
 )
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
-from registry.ops.updates import WeightUpdate, apply_update
+from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.store.base_records import compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 
 LoadMode = Literal["auto", "native", "peft"]
 _MARKER = "_adapter_registry_loaded"
+# Merged tensors of the last unloaded adapter, by parameter name, and float32 scratch
+# tensors by shape: the next load writes into them instead of allocating (see unload()).
+_BUFFERS = "_adapter_registry_buffers"
+_SCRATCH = "_adapter_registry_scratch"
+# Blobs hashed intact by this process: (path, sha256, size, mtime_ns, inode). A rewritten
+# or replaced file changes the stat, and is hashed again.
+_verified_blobs: set[tuple[str, str, int, int, int]] = set()
 
 
 class AdapterCompatibilityWarning(UserWarning):
@@ -62,16 +69,27 @@ class LoadedAdapter:
     _originals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     active: bool = True
 
-    def unload(self) -> torch.nn.Module:
-        """Restore the base model's original weights and return it."""
+    def unload(self, *, keep_buffers: bool = True) -> torch.nn.Module:
+        """Restore the base model's original weights (the very tensors) and return it.
+
+        Native mode keeps the merged tensors on the model for the next ``load`` to write
+        into (a swap then allocates nothing): the same memory the loaded adapter used.
+        ``keep_buffers=False`` frees them; so does ``release_buffers(model)``.
+        """
         if not self.active:
             return self.base
         if self.mode == "native":
             params = _tensors_by_name(self.base)
+            merged: dict[str, torch.Tensor] = {}
             with torch.no_grad():
                 for name, original in self._originals.items():
+                    merged[name] = params[name].data
                     params[name].data = original
             self._originals.clear()
+            if keep_buffers:
+                _buffers(self.base).update(merged)
+            else:
+                release_buffers(self.base)
         else:
             restored = self.model.unload() if hasattr(self.model, "unload") else None
             if restored is None:
@@ -100,14 +118,52 @@ def _tensors_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return found
 
 
-def _check_blobs(version: AdapterVersion, store: Store) -> None:
+def release_buffers(model: torch.nn.Module) -> None:
+    """Free the tensors kept on ``model`` for fast swaps (see ``LoadedAdapter.unload``)."""
+    for attribute in (_BUFFERS, _SCRATCH):
+        if hasattr(model, attribute):
+            delattr(model, attribute)
+
+
+def _buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    found: dict[str, torch.Tensor] | None = getattr(model, _BUFFERS, None)
+    if found is None:
+        found = {}
+        object.__setattr__(model, _BUFFERS, found)
+    return found
+
+
+def _scratch(model: torch.nn.Module, like: torch.Tensor) -> torch.Tensor | None:
+    if like.dtype == torch.float32:
+        return None
+    pool: dict[tuple[Any, ...], torch.Tensor] | None = getattr(model, _SCRATCH, None)
+    if pool is None:
+        pool = {}
+        object.__setattr__(model, _SCRATCH, pool)
+    key = (tuple(like.shape), str(like.device))
+    if key not in pool:
+        pool[key] = torch.empty(like.shape, dtype=torch.float32, device=like.device)
+    return pool[key]
+
+
+def _check_blobs(version: AdapterVersion, store: Store, *, reverify: bool) -> None:
     check_manifest(version)
     for entry in version.files:
+        try:
+            path = store.blobs.path(entry.sha256)
+            stat = path.stat()
+            key = (str(path), entry.sha256, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        except OSError:
+            key = None
+        if key is not None and key in _verified_blobs and not reverify:
+            continue
         problem = store.blobs.check(entry.sha256, entry.size)
         if problem is not None:
             raise IntegrityError(
                 f"{version.ref}: {entry.path}: {problem}; run `adapters verify {version.ref}`"
             )
+        if key is not None:
+            _verified_blobs.add(key)
 
 
 def _check_signature_policy(version: AdapterVersion, store: Store) -> None:
@@ -131,6 +187,7 @@ def load(
     *,
     strict: bool = True,
     mode: LoadMode = "auto",
+    reverify: bool = False,
 ) -> LoadedAdapter:
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
@@ -151,7 +208,7 @@ def load(
             "this model already has an adapter loaded; unload() it first (adapters are "
             "swapped by unloading one and loading the next)"
         )
-    _check_blobs(version, store)
+    _check_blobs(version, store, reverify=reverify)
     _check_signature_policy(version, store)
     report = compat_for_target(store, version, target_from_module(model))
     if not report.ok:
@@ -191,6 +248,8 @@ def _apply_native(
     params = _tensors_by_name(model)
     updates = weight_updates(adapter, {name: t.shape for name, t in params.items()})
     # Compute every new value before touching the model, so a failure leaves it unchanged.
+    # New values go into the buffers the last unload left (never the model's own tensors).
+    spare = _buffers(model)
     new_values: dict[str, torch.Tensor] = {}
     for update in updates:
         if update.target not in params:
@@ -198,6 +257,13 @@ def _apply_native(
                 continue
             raise BaseModelMismatchError(f"the model has no parameter {update.target}", None)
         current = new_values.get(update.target, params[update.target].data)
+        if update.kind == "add" and isinstance(update.value, LowRankProduct):
+            out = new_values.get(update.target)
+            if out is None:
+                out = _spare_for(spare, update.target, current)
+            if apply_update_into(current, update, out, _scratch(model, current)):
+                new_values[update.target] = out
+                continue
         new_values[update.target] = _checked(apply_update(current, update), update, current)
     originals: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -205,6 +271,16 @@ def _apply_native(
             originals[name] = params[name].data
             params[name].data = value.to(device=params[name].device)
     return originals
+
+
+def _spare_for(spare: dict[str, torch.Tensor], name: str, like: torch.Tensor) -> torch.Tensor:
+    """A tensor to write ``name``'s new value into: last swap's, or a new one."""
+    found = spare.pop(name, None)
+    if found is not None and (
+        found.shape == like.shape and found.dtype == like.dtype and found.device == like.device
+    ):
+        return found
+    return torch.empty_like(like)
 
 
 def _checked(value: torch.Tensor, update: WeightUpdate, current: torch.Tensor) -> torch.Tensor:
