@@ -94,8 +94,10 @@ def push(
 ) -> None:
     """Store the adapter in DIRECTORY as a new version.
 
-    Prints NAME@VERSION sha256:DIGEST. Pushing identical content again is a
-    no-op that prints the existing version.
+    Prints NAME@VERSION sha256:DIGEST. Pushing identical content again stores
+    nothing and prints the existing version; its --alias, --eval and --tag are
+    applied to that version (the alias through the same gates as `adapters alias`:
+    an unmet gate applies nothing and exits 1).
 
     \b
     Example:
@@ -125,7 +127,9 @@ def push(
         return
     for note in result.skipped:
         click.echo(f"note: not stored: {note}", err=True)
-    if not result.created:
+    if not result.created and result.applied:
+        click.echo(f"already stored as {result.version.ref}; applied {result.applied}", err=True)
+    elif not result.created:
         click.echo("note: identical content is already stored; nothing was written", err=True)
     else:
         click.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,7 @@ from registry.lifecycle.results import (
     Removal,
     StatusChange,
 )
+from registry.lifecycle.selection import row_id
 from registry.progress import Progress
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -158,7 +160,28 @@ class Registry:
             requires=dict(requires or {}),
         )
         gate = push_gate(self.home.root, alias) if alias else None
-        return push(self.store, request, progress, gate)
+        result = push(self.store, request, progress, gate)
+        if result.created or not (request.alias or request.evals or request.tags):
+            return result
+        # Identical content already stored: its annotations go onto that version, through
+        # the same gates (a GateError applies nothing).
+        from registry.lifecycle.repeat_push import apply_annotations
+        from registry.store.scores import NewScore
+
+        scores = [
+            NewScore(metric, float(value), request.eval_dataset, request.eval_split)
+            for metric, value in request.evals.items()
+        ]
+        applied = apply_annotations(
+            self.store, result.version, alias=request.alias, evals=scores, tags=request.tags
+        )
+        return dataclasses.replace(
+            result,
+            version=self.store.catalog.get_by_id(row_id(self.catalog, result.version)),
+            applied_alias=applied.alias,
+            applied_evals=applied.evals,
+            applied_tags=applied.tags,
+        )
 
     # -- finding -----------------------------------------------------------------
 

@@ -113,12 +113,31 @@ class PushResult:
     skipped: tuple[str, ...] = ()
     blobs_written: int = 0
     bytes_written: int = 0
+    # On a push of content already stored (created False), the annotations applied to it:
+    applied_alias: str | None = None
+    applied_evals: int = 0
+    applied_tags: tuple[str, ...] = ()
+
+    @property
+    def applied(self) -> str:
+        """"alias prod, 2 evals, 1 tag" ("" when nothing was applied)."""
+        parts = [f"alias {self.applied_alias}"] if self.applied_alias else []
+        if self.applied_evals:
+            parts.append(_count(self.applied_evals, "eval"))
+        if self.applied_tags:
+            parts.append(_count(len(self.applied_tags), "tag"))
+        return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ref": self.version.ref,
             "digest": self.version.digest,
             "created": self.created,
+            "applied": {
+                "alias": self.applied_alias,
+                "evals": self.applied_evals,
+                "tags": list(self.applied_tags),
+            },
             "skipped": list(self.skipped),
             "blobs_written": self.blobs_written,
             "bytes_written": self.bytes_written,
@@ -126,6 +145,10 @@ class PushResult:
         }
 
 
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True)
