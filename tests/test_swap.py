@@ -3,6 +3,7 @@ blobs hashed once per process unless they change or a re-check is asked for."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -128,3 +129,26 @@ def test_a_changed_blob_is_hashed_again(tmp_path: Path, reg: Registry) -> None:
     os.utime(blob, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     with pytest.raises(IntegrityError, match=r"adapter_model\.safetensors"):
         reg.load(ref_a, model)
+
+
+def test_a_peft_wrapped_model_is_refused_saying_how_to_unwrap(
+    tmp_path: Path, reg: Registry
+) -> None:
+    from registry.errors import ArgumentError
+
+    ref_a, _ref_b, made = _two_loras(reg, tmp_path)
+    wrapped = made.peft_model  # type: ignore[attr-defined]
+    for model, what in ((wrapped, "a peft.PeftModel"), (wrapped.get_base_model(), "PEFT layers")):
+        for mode in ("auto", "native", "peft"):
+            with pytest.raises(ArgumentError, match=r"base = model\.unload\(\)") as caught:
+                reg.load(ref_a, model, mode=mode)  # type: ignore[arg-type]
+            assert what in str(caught.value) and "\n" not in str(caught.value)
+    merged = copy.deepcopy(wrapped)
+    merged.merge_adapter()
+    with pytest.raises(ArgumentError, match=r"merged.*unmerge_adapter\(\)"):
+        reg.load(ref_a, merged)
+    # Following the advice gives the same outputs as PEFT on the plain base.
+    expected = outputs(wrapped, made.inputs)  # type: ignore[attr-defined]
+    base = wrapped.unload()
+    with reg.load(ref_a, base) as handle:
+        torch.testing.assert_close(outputs(handle.model, made.inputs), expected)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ hands the same checked files to ``peft.PeftModel.from_pretrained``.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import torch
 from registry.bases.compat import NATIVE_METHODS, CompatReport, failure_message
 from registry.bases.target import target_from_module
 from registry.errors import (
+    ArgumentError,
     BaseModelMismatchError,
     IntegrityError,
     RegistryError,
@@ -202,6 +204,7 @@ def load(
         raise UnsupportedMethodError(
             f"{version.method} adapters cannot be applied natively; use mode='peft'"
         )
+    _refuse_peft_wrapped(model)
     loaded_marker = getattr(model, _MARKER, None)
     if loaded_marker is not None:
         raise RegistryError(
@@ -235,6 +238,34 @@ def load(
     setattr(model, _MARKER, version.digest)
     return LoadedAdapter(
         version.ref, version.digest, version.method, "native", report, model, model, originals
+    )
+
+
+def _refuse_peft_wrapped(model: torch.nn.Module) -> None:
+    """Refuse a model PEFT has already changed, saying how to get the plain base back.
+
+    Its parameters are renamed (``...q_proj.base_layer.weight``) and its own adapters run
+    on top of anything merged into them, so neither loading mode would give what PEFT gives
+    on the base alone; unwrapping it here would drop the caller's adapters.
+    """
+    peft = sys.modules.get("peft")
+    if peft is None:  # not imported: nothing can be wrapped by it
+        return
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    if not isinstance(model, peft.PeftModel) and not layers:
+        return
+    what = "a peft.PeftModel" if isinstance(model, peft.PeftModel) else "a model with PEFT layers"
+    if any(layer.merged for layer in layers):
+        raise ArgumentError(
+            f"this is {what} with an adapter merged into its weights; call "
+            "`model.unmerge_adapter()`, then `base = model.unload()`, and load onto `base`"
+        )
+    raise ArgumentError(
+        f"this is {what}; pass the base model instead: `base = model.unload()` (removes "
+        "PEFT's layers, the base weights are untouched), then load onto `base` "
+        "(mode='peft' wraps it in a new PeftModel)"
     )
 
 
