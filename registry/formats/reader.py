@@ -309,6 +309,8 @@ def _files(
 
 def _classify(name: str, path: Path, source_format: str) -> tuple[str | None, str]:
     """The role of a file besides config and weights, or None and why it is not stored."""
+    if name == "trainer_state.json":
+        return None, "trainer bookkeeping; its step and eval metrics are recorded instead"
     suffix = PurePosixPath(name).suffix.lower()
     if suffix == ".safetensors" and not (
         source_format == "adapterhub" and name in _HUB_EXTRA_SAFETENSORS

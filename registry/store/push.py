@@ -43,9 +43,11 @@ from registry.store.scores import NewScore
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
     from registry.formats import AdapterSource
+    from registry.formats.trainer_state import TrainerRecord
     from registry.store.store import Store
 
 _TAG_KEY_MAX = 128
+TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,16 @@ class PushRequest:
 
 
 def default_name(directory: Path) -> str:
-    candidate = directory.absolute().name.lower()
+    from registry.formats.trainer_state import checkpoint_step
+
+    named = directory.absolute()
+    if checkpoint_step(named) is not None:
+        named = named.parent  # out/run-x/checkpoint-500 is a step of run-x
     try:
-        return validate_name(candidate)
+        return validate_name(named.name.lower())
     except InvalidNameError:
         raise InvalidNameError(
-            f"the directory name {directory.absolute().name!r} is not a valid adapter name; "
+            f"the directory name {named.name!r} is not a valid adapter name; "
             "pass --name (lowercase letters, digits, '.', '_', '-')"
         ) from None
 
@@ -197,6 +203,15 @@ def _push(
         for metric, value in request.evals.items()
     ]
     evals.extend(request.eval_records)
+    tags = dict(request.tags)
+    trainer = _trainer_record(request.directory)
+    if trainer.step is not None:
+        tags.setdefault("step", str(trainer.step))
+    evals.extend(
+        NewScore(metric, value, TRAINER_DATASET, "")
+        for metric, value in sorted(trainer.metrics.items())
+        if metric not in request.evals
+    )
     if request.expect_digest is not None and manifest.digest != request.expect_digest:
         raise IntegrityError(
             f"the adapter read back has digest {manifest.digest}, not the expected "
@@ -215,7 +230,7 @@ def _push(
             actor=current_actor(),
             training_data=data,
             evals=evals,
-            tags=dict(request.tags),
+            tags=tags,
             alias=alias,
             base_model_id=base_id,
             lease=leases.lease,
@@ -234,6 +249,12 @@ def _push(
         blobs_written=written if outcome.created else 0,
         bytes_written=written_bytes if outcome.created else 0,
     )
+
+
+def _trainer_record(directory: Path) -> TrainerRecord:
+    from registry.formats.trainer_state import read_trainer_state
+
+    return read_trainer_state(Path(directory))
 
 
 def _stored(catalog: Catalog, name: str, digest: str) -> bool:
