@@ -54,7 +54,7 @@ def test_checkpoint_of_a_run_with_an_invalid_name_asks_for_name(
     registry: Registry, tmp_path: Path
 ) -> None:
     directory = _checkpoint(tmp_path / "Run X" / "checkpoint-5", 5, 1.0)
-    with pytest.raises(InvalidNameError, match="'Run X'.*--name"):
+    with pytest.raises(InvalidNameError, match=r"'Run X'.*--name"):
         registry.push(directory)
     result = run("push", str(directory))
     assert result.exit_code == 1 and one_line_error(result) and "--name" in result.stderr
