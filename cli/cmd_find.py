@@ -125,6 +125,7 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
     lines = [
         f"{version.ref}  {version.digest}",
         f"  method       {m.method} ({m.source_format})",
+        f"  analysis     {_analysis_text(m.analysis)}",
         f"  base model   {_base_text(version)}",
         f"  status       {version.status}"
         + (f": {version.status_reason}" if version.status_reason else ""),
@@ -183,6 +184,14 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         )
     click.echo("\nconfig")
     click.echo(json.dumps(m.config, indent=2, sort_keys=True))
+
+
+def _analysis_text(analysis: str) -> str:
+    if analysis == "full":
+        return "full (tensors checked against the config)"
+    if analysis == "structural":
+        return "structural (config and headers checked; loads through peft)"
+    return "opaque (a PEFT type this registry does not know; stored and exported exactly)"
 
 
 def _lineage_text(lineage: Lineage) -> str:

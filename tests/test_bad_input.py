@@ -19,9 +19,9 @@ def _malformed_json(d: Path) -> None:
     (d / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8,,}')
 
 
-def _unknown_peft_type(d: Path) -> None:
+def _malformed_peft_type(d: Path) -> None:
     config = json.loads((d / "adapter_config.json").read_text())
-    config["peft_type"] = "SUPER_LORA"
+    config["peft_type"] = "super lora"
     (d / "adapter_config.json").write_text(json.dumps(config))
 
 
@@ -43,7 +43,7 @@ def _emptied(d: Path) -> None:
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "malformed-json": (_malformed_json, "adapter_config.json"),
-    "unknown-peft-type": (_unknown_peft_type, "SUPER_LORA"),
+    "malformed-peft-type": (_malformed_peft_type, "super lora"),
     "tensors-not-matching-config": (_rank_mismatch, "lora_A"),
     "pickle-file": (_pickle_only, "pickle"),
     "empty-directory": (_emptied, "empty"),

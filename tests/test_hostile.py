@@ -220,7 +220,7 @@ CASES: dict[str, Case] = {
     "config-unknown-field-wrong-known-type": Case(
         _set(brand_new_option={"any": ["thing"]}, lora_alpha="high"), "$.lora_alpha"
     ),
-    "config-unknown-peft-type": Case(_set(peft_type="SUPER_LORA"), "not a supported PEFT type"),
+    "config-malformed-peft-type": Case(_set(peft_type="super lora"), "does not match"),
     "config-nul-in-base-model": Case(
         _set(base_model_name_or_path="tiny/llama\u0000evil"), "control characters"
     ),

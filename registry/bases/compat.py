@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
 from registry.bases.comparison import compare
+from registry.bases.module_binding import bind_modules
 from registry.bases.target import BaseTarget
 from registry.check import Check, CheckStatus
 from registry.formats import METHODS
@@ -73,7 +74,9 @@ class CompatReport:
         }
 
 
-def _method_check(method: str) -> Check:
+def _method_check(method: str, analysis: str = "full") -> Check:
+    if analysis != "full":
+        return _peft_only_check(method, analysis)
     if method not in METHODS:
         return Check("method", "fail", f"{method} adapters are not supported")
     if method in NATIVE_METHODS:
@@ -92,11 +95,56 @@ def _method_check(method: str) -> Check:
     return Check("method", "pass", f"{method}: loaded through the peft library")
 
 
+def _peft_only_check(method: str, analysis: str) -> Check:
+    try:
+        importlib.metadata.version("peft")
+    except importlib.metadata.PackageNotFoundError:
+        return Check(
+            "method",
+            "fail",
+            f"{method} adapters load only through the peft library, which is not installed "
+            "(pip install 'adapter-registry[peft]')",
+        )
+    return Check(
+        "method",
+        "pass",
+        f"{method} ({analysis} analysis): loaded through the peft library (mode='peft'); "
+        "not applied natively",
+    )
+
+
+def _module_binding_check(
+    version: AdapterVersion,
+    shapes: Mapping[str, tuple[int, ...]],
+    target: BaseTarget,
+) -> tuple[Check, float | None, tuple[str, ...]]:
+    found = bind_modules(shapes, target.fingerprint.tensors)
+    if not found.considered:
+        return Check("binding", "pass", f"{version.method} binds to no base module"), None, ()
+    coverage = 1 - len(found.unbound) / found.considered
+    if not found.unbound:
+        detail = (
+            f"every adapter tensor lies in one of {len(found.modules)} base modules "
+            f"(coverage 100%; shapes are not modelled for {version.method})"
+        )
+        return Check("binding", "pass", detail), 1.0, ()
+    listed = ", ".join(found.unbound[:_SHOWN]) + (
+        f" and {len(found.unbound) - _SHOWN} more" if len(found.unbound) > _SHOWN else ""
+    )
+    detail = (
+        f"coverage {coverage:.0%}: {len(found.unbound)} of {found.considered} adapter tensors "
+        f"name no module of this base: {listed}"
+    )
+    return Check("binding", "fail", detail), coverage, found.unbound
+
+
 def _binding_check(
     version: AdapterVersion,
     shapes: Mapping[str, tuple[int, ...]],
     target: BaseTarget,
 ) -> tuple[Check, float | None, tuple[str, ...]]:
+    if version.manifest.analysis != "full":
+        return _module_binding_check(version, shapes, target)
     if version.method not in MODULE_METHODS:
         return Check("binding", "pass", f"{version.method} binds to no base module"), None, ()
     needed = requirements(version.method, version.manifest.config, shapes)
@@ -268,7 +316,7 @@ def check(
     ``trained_on`` is the catalog's record of the base it was trained on (with samples);
     ``related`` maps content digests related to that base to the relation's name.
     """
-    checks: list[Check] = [_method_check(version.method)]
+    checks: list[Check] = [_method_check(version.method, version.manifest.analysis)]
     binding, coverage, unbound = _binding_check(version, adapter_shapes, target)
     checks.append(binding)
     checks.append(_weights_check(version, trained_on, target, related or {}))

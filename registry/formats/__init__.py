@@ -16,6 +16,13 @@ from registry.formats.model import (
     TensorInfo,
 )
 from registry.formats.nonfinite import find_nonfinite
+from registry.formats.peft_types import (
+    ANALYSIS_LEVELS,
+    DEFAULT_ANALYSIS,
+    KNOWN_TYPES,
+    analysis_of,
+    method_of,
+)
 from registry.formats.reader import (
     PEFT_TYPES,
     WEIGHTS_NAMES,
@@ -26,8 +33,11 @@ from registry.formats.safetensors_header import read_safetensors_header
 from registry.formats.writer import write_peft_adapter
 
 __all__ = [
+    "ANALYSIS_LEVELS",
     "CONFIG_NAME",
+    "DEFAULT_ANALYSIS",
     "FILE_ROLES",
+    "KNOWN_TYPES",
     "METHODS",
     "PEFT_TYPES",
     "SOURCE_FORMATS",
@@ -35,8 +45,10 @@ __all__ = [
     "AdapterFile",
     "AdapterSource",
     "TensorInfo",
+    "analysis_of",
     "config_bytes",
     "find_nonfinite",
+    "method_of",
     "normalise_peft_config",
     "read_adapter_dir",
     "read_adapter_files",

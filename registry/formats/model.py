@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Adapter methods the registry reads, named as PEFT's peft_type lowercased ("bottleneck" are
-# AdapterHub adapters).
+# Adapter methods the registry analyses fully, named as PEFT's peft_type lowercased
+# ("bottleneck" are AdapterHub adapters). Any other PEFT type is stored too, under its lowercased
+# peft_type, with a lower analysis level.
 METHODS: tuple[str, ...] = (
     "lora",
     "ia3",
@@ -57,7 +58,7 @@ class AdapterSource:
     """An adapter read and checked: its config, its files and its tensors."""
 
     source_format: str  # one of SOURCE_FORMATS
-    method: str  # one of METHODS
+    method: str  # one of METHODS when analysis is "full"; else peft_type lowercased
     config: dict[str, Any]  # normalised: set-like lists sorted, keys in canonical order
     config_path: str
     config_bytes: bytes  # canonical bytes to store instead of the original config file
@@ -68,3 +69,4 @@ class AdapterSource:
     base_model_revision: str | None
     skipped: tuple[str, ...]  # "<file>: <why it is not stored>"
     features: tuple[str, ...]  # e.g. ("dora", "rslora"), for display
+    analysis: str = "full"  # how deeply it was checked: see formats/peft_types.py

@@ -30,6 +30,7 @@ from registry.formats.listing import EXPECTED, list_directory
 from registry.formats.matching import regex_problems
 from registry.formats.model import AdapterFile, AdapterSource
 from registry.formats.nonfinite import find_nonfinite
+from registry.formats.peft_types import ANALYSED_TYPES, DEFAULT_ANALYSIS, analysis_of, method_of
 from registry.formats.pickle_convert import (
     PICKLE_SUFFIXES,
     convert_pickle_weights,
@@ -38,17 +39,8 @@ from registry.formats.pickle_convert import (
 from registry.formats.safetensors_header import inspect_safetensors_header
 from registry.formats.text import show
 
-PEFT_TYPES: dict[str, str] = {
-    "LORA": "lora",
-    "IA3": "ia3",
-    "PREFIX_TUNING": "prefix_tuning",
-    "PROMPT_TUNING": "prompt_tuning",
-    "P_TUNING": "p_tuning",
-    "LOHA": "loha",
-    "LOKR": "lokr",
-    "ADALORA": "adalora",
-    "VERA": "vera",
-}
+# The PEFT types whose tensors are checked against their config (analysis "full").
+PEFT_TYPES: dict[str, str] = ANALYSED_TYPES
 # (safetensors weights, legacy pickle weights) per source format.
 WEIGHTS_NAMES: dict[str, tuple[str, str]] = {
     "peft": ("adapter_model.safetensors", "adapter_model.bin"),
@@ -79,6 +71,7 @@ class _Config:
     method: str | None
     config: dict[str, Any]
     problems: list[str]
+    analysis: str = DEFAULT_ANALYSIS
 
 
 def read_adapter_dir(
@@ -152,7 +145,12 @@ def _read(
     problems.extend(f"{weights_name}: {p}" for p in header.problems)
     features: set[str] = set()
     if not header.problems:
-        if checked is not None and checked.method is not None and not checked.problems:
+        if (
+            checked is not None
+            and checked.method is not None
+            and not checked.problems
+            and checked.analysis == "full"
+        ):
             result = check_tensors(checked.method, checked.config, header.tensors)
             problems.extend(f"{weights_name}: {p}" for p in result.problems)
             features = result.features
@@ -178,6 +176,7 @@ def _read(
         base_model_revision=_text(config.get("revision")) if source_format == "peft" else None,
         skipped=tuple(sorted(inputs.skipped + notes + skipped)),
         features=tuple(sorted(features)),
+        analysis=checked.analysis,
     )
 
 
@@ -236,19 +235,20 @@ def _check_peft_config(document: dict[str, Any]) -> _Config:
     config = normalise_peft_config(document)
     lines = schemas.validate(config, "peft_config")
     peft_type = config.get("peft_type")
-    method = PEFT_TYPES.get(peft_type) if isinstance(peft_type, str) else None
-    if method is None:
-        lines = [line for line in lines if not line.startswith("$.peft_type:")]
-        supported = ", ".join(sorted(PEFT_TYPES))
-        lines.insert(
-            0, f"$.peft_type: {peft_type!r} is not a supported PEFT type; supported: {supported}"
-        )
+    # Any well-formed type is stored; the schema refuses only a malformed name.
+    well_formed = isinstance(peft_type, str) and not any(
+        line.startswith("$.peft_type:") for line in lines
+    )
+    if not well_formed:
+        return _Config(None, config, [f"{CONFIG_NAME}: {line}" for line in lines])
+    assert isinstance(peft_type, str)
+    method, analysis = method_of(peft_type), analysis_of(peft_type)
     if not lines:
         # Only a config of the right types can be searched for regexes that do not compile.
         lines = regex_problems(config) + _label_problems(
             config, ("base_model_name_or_path", "revision")
         )
-    return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
+    return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines], analysis)
 
 
 def _label_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:

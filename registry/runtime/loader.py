@@ -201,8 +201,15 @@ def load(
         else mode
     )
     if chosen == "native" and version.method not in NATIVE_METHODS:
+        analysed = version.manifest.analysis
+        why = (
+            f"the registry stores {version.method} adapters ({analysed} analysis) but does not "
+            "model their maths"
+            if analysed != "full"
+            else f"native load covers {', '.join(NATIVE_METHODS)}"
+        )
         raise UnsupportedMethodError(
-            f"{version.method} adapters cannot be applied natively; use mode='peft'"
+            f"{version.ref} cannot be applied natively: {why}; load it with mode='peft'"
         )
     _refuse_peft_wrapped(model)
     loaded_marker = getattr(model, _MARKER, None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.errors import IntegrityError
+from registry.formats.peft_types import ANALYSIS_LEVELS, DEFAULT_ANALYSIS
 
 MANIFEST_FORMAT = "adapter-registry/manifest-1"
 
@@ -79,6 +80,9 @@ class Manifest:
     # Manifests of the first release have no "requires" key; leaving it out when it was
     # absent keeps their digests reproducible.
     requires_key: bool = field(default=True, compare=False, repr=False)
+    # How deeply the adapter was checked at push (formats/peft_types.py). "full" is written as
+    # no key at all, so every manifest recorded before the field existed keeps its digest.
+    analysis: str = DEFAULT_ANALYSIS
 
     def to_dict(self) -> dict[str, Any]:
         lineage = None
@@ -104,6 +108,8 @@ class Manifest:
         }
         if not self.requires and not self.requires_key:
             del data["requires"]
+        if self.analysis != DEFAULT_ANALYSIS:
+            data["analysis"] = self.analysis
         return data
 
     def canonical_bytes(self) -> bytes:
@@ -134,6 +140,11 @@ class Manifest:
         for key, kind in (("config", dict), ("files", list), ("training_data", list)):
             if not isinstance(data[key], kind):
                 raise TypeError(f"{key} is a {type(data[key]).__name__}, not a {kind.__name__}")
+        analysis = data.get("analysis", DEFAULT_ANALYSIS)
+        if analysis not in ANALYSIS_LEVELS or ("analysis" in data and analysis == DEFAULT_ANALYSIS):
+            # "full" is never written (see to_dict): a manifest that spells it out would not
+            # hash back to its own digest.
+            raise ValueError(f"analysis {analysis!r} is not one of structural, opaque")
         lineage_data = data.get("lineage")
         lineage = None
         if lineage_data is not None:
@@ -153,6 +164,7 @@ class Manifest:
             lineage=lineage,
             requires=dict(data.get("requires") or {}),
             requires_key="requires" in data,
+            analysis=analysis,
         )
 
     @classmethod

@@ -197,6 +197,7 @@ def _push(
         training_data=tuple(TrainingDataRef(d.sha256, d.kind) for d in data),
         requires=requires,
         lineage=request.lineage,
+        analysis=source.analysis,
     )
     evals = [
         NewScore(metric, float(value), request.eval_dataset, request.eval_split)

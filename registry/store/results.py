@@ -87,6 +87,7 @@ class AdapterVersion:
             "ref": self.ref,
             "digest": self.digest,
             "method": self.method,
+            "analysis": self.manifest.analysis,
             "base_model": vars(self.base_model).copy(),
             "size_bytes": self.size_bytes,
             "status": self.status,

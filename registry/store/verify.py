@@ -63,7 +63,27 @@ def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
         checks.append(Check("format", "skip", "not checked: stored files are damaged"))
     else:
         checks.append(format_check)
+    checks.append(analysis_check(version))
     return VerifyReport(ref=version.ref, digest=version.digest, checks=tuple(checks))
+
+
+_ANALYSIS_DETAIL = {
+    "full": "full: every tensor checked against the config",
+    "structural": (
+        "structural: config and safetensors headers checked, values finite; this type is "
+        "not modelled, so it loads only through peft (mode='peft')"
+    ),
+    "opaque": (
+        "opaque: a PEFT type this registry does not know; stored and exported exactly, "
+        "loads only through an installed peft that knows it (mode='peft')"
+    ),
+}
+
+
+def analysis_check(version: AdapterVersion) -> Check:
+    """How deeply the version was analysed when it was pushed (recorded in its manifest)."""
+    analysis = version.manifest.analysis
+    return Check("analysis", "pass", _ANALYSIS_DETAIL.get(analysis, analysis))
 
 
 def _format_check(version: AdapterVersion, blobs: BlobStore) -> Check:
@@ -79,6 +99,13 @@ def _format_check(version: AdapterVersion, blobs: BlobStore) -> Check:
     if source.method != version.method:
         return Check(
             "format", "fail", f"files read as {source.method}, recorded as {version.method}"
+        )
+    if source.analysis != "full":
+        return Check(
+            "format",
+            "pass",
+            f"{source.method} config parsed; {len(source.tensors)} tensors with valid headers, "
+            "all finite (not checked against the config)",
         )
     return Check(
         "format",
