@@ -47,6 +47,7 @@ from registry.store.verify import verify_version
 
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
+    from registry.bases.target import BaseTarget
     from registry.hub import HubSync
     from registry.ops.methods import CombineSpec
     from registry.runtime.derive import DeriveResult
@@ -136,12 +137,14 @@ class Registry:
         base_path: str | Path | None = None,
         base_quantization: str | None = None,
         requires: Mapping[str, str] | None = None,
+        base_module: Any = None,
         progress: Progress | None = None,
     ) -> PushResult:
         """Store an adapter directory as a new version (or find the identical one).
 
         ``base_path`` names the base model's weights: they are fingerprinted and
-        recorded, so loading onto other weights is refused later. ``requires`` maps
+        recorded, so loading onto other weights is refused later; ``base_module`` does the
+        same from a live torch module (a PeftModel's base is read). ``requires`` maps
         package names to PEP 440 specifiers checked when the adapter is loaded.
         """
         request = PushRequest(
@@ -160,6 +163,7 @@ class Registry:
             base_path=Path(base_path) if base_path is not None else None,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
+            base_target=_module_target(base_module) if base_module is not None else None,
         )
         gate = push_gate(self.home.root, alias) if alias else None
         result = push(self.store, request, progress, gate)
@@ -586,3 +590,9 @@ class Registry:
             seed=seed,
             progress=progress,
         )
+
+
+def _module_target(module: Any) -> BaseTarget:
+    from registry.bases.target import target_from_module
+
+    return target_from_module(module)
