@@ -10,7 +10,7 @@ import peft
 import pytest
 import torch
 from support.models import base_model, make_inputs, outputs, save_base
-from support.peft_adapters import lora_config, perturb, save_peft
+from support.peft_adapters import lora_config, make_adapter, perturb, save_peft
 
 from registry import Registry
 from registry.errors import ArgumentError, BaseModelMismatchError
@@ -152,3 +152,15 @@ def test_a_moved_alias_is_served_after_refresh(sqlite_registry, adapters, tmp_pa
         sqlite_registry.push(adapters["beta"], name="alpha", base_path=base_dir, alias="prod")
         with pool.use("alpha@prod") as model:
             assert torch.equal(outputs(model, inputs), expected["beta"])
+
+
+def test_prompt_tuning_in_a_pool_and_restore(sqlite_registry, tmp_path) -> None:
+    made = make_adapter("prompt_tuning", tmp_path / "pt", seed=0)
+    base_dir = save_base(made.base_factory(), tmp_path / "pt-base")
+    sqlite_registry.push(made.directory, name="pt", base="tiny/pt-base", base_path=base_dir)
+    model = made.base_factory()
+    before = _snapshot(model)
+    with AdapterPool(sqlite_registry, model) as pool, pool.use("pt") as served:
+        assert torch.equal(outputs(served, made.inputs), outputs(made.peft_model, made.inputs))
+    after = _snapshot(pool.close())
+    assert list(after) == list(before) and all(torch.equal(after[k], before[k]) for k in before)

@@ -153,7 +153,13 @@ class AdapterPool:
         """Remove every adapter and give back the base module, exactly as it was."""
         with self._lock:
             if not self._closed and self._peft is not None:
-                self._base = self._peft.unload()
+                # Tuner methods inject layers that unload() removes; prompt learning
+                # leaves the base untouched and has nothing to unload.
+                tuner = self._peft.base_model
+                if callable(getattr(tuner, "unload", None)):
+                    self._base = self._peft.unload()
+                else:
+                    self._base = self._peft.get_base_model()
                 self._peft = None
             self._resident.clear()
             self._closed = True
