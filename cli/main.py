@@ -79,13 +79,14 @@ def _register() -> None:
         cmd_find,
         cmd_hub,
         cmd_lifecycle,
+        cmd_materialize,
         cmd_ops,
         cmd_sign,
         cmd_store,
     )
 
     modules = (cmd_store, cmd_find, cmd_check, cmd_lifecycle, cmd_ops, cmd_base, cmd_demo)
-    for module in (*modules, cmd_hub, cmd_sign, cmd_admin):
+    for module in (*modules, cmd_hub, cmd_sign, cmd_admin, cmd_materialize):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
+from registry.errors import ArgumentError
 from registry.lifecycle import aliases, audit, evals, status
 from registry.lifecycle.aliases import push_gate
 from registry.lifecycle.policy import parse_requirement
@@ -46,12 +47,14 @@ from registry.store.verify import verify_version
 
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
+    from registry.bases.target import BaseTarget
     from registry.hub import HubSync
     from registry.ops.methods import CombineSpec
     from registry.runtime.derive import DeriveResult
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.runtime.merge_into_base import MergeResult
     from registry.security.signing import Signature
+    from registry.store.materialize import Materialized
 
 
 class Registry:
@@ -134,12 +137,14 @@ class Registry:
         base_path: str | Path | None = None,
         base_quantization: str | None = None,
         requires: Mapping[str, str] | None = None,
+        base_module: Any = None,
         progress: Progress | None = None,
     ) -> PushResult:
         """Store an adapter directory as a new version (or find the identical one).
 
         ``base_path`` names the base model's weights: they are fingerprinted and
-        recorded, so loading onto other weights is refused later. ``requires`` maps
+        recorded, so loading onto other weights is refused later; ``base_module`` does the
+        same from a live torch module (a PeftModel's base is read). ``requires`` maps
         package names to PEP 440 specifiers checked when the adapter is loaded.
         """
         request = PushRequest(
@@ -158,6 +163,7 @@ class Registry:
             base_path=Path(base_path) if base_path is not None else None,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
+            base_target=_module_target(base_module) if base_module is not None else None,
         )
         gate = push_gate(self.home.root, alias) if alias else None
         result = push(self.store, request, progress, gate)
@@ -281,12 +287,14 @@ class Registry:
 
     def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
         """Compatibility of a version with a base: a torch module, a directory, a recorded
-        base name, or a Hub id in the local cache."""
-        from registry.bases.target import target_from_module
+        base name, a Hub id in the local cache, or a ``BaseTarget`` already read."""
+        from registry.bases.target import BaseTarget, target_from_module
         from registry.store.base_records import compat_for_target, resolve_target
 
         version = self.get(ref)
-        if isinstance(base, str | Path):
+        if isinstance(base, BaseTarget):
+            target = base  # read once by the caller (a server checking many adapters)
+        elif isinstance(base, str | Path):
             target = resolve_target(str(base), self.catalog)
         else:
             target = target_from_module(base)
@@ -329,6 +337,33 @@ class Registry:
         return export_version(
             self.get(ref), self.blobs, Path(directory), overwrite=overwrite, progress=progress
         )
+
+    def materialize(self, ref: str | Ref, *, rehash: bool = False) -> Path:
+        """A verified, read-only PEFT directory for the version in the home's cache
+        (``cache/materialized/<digest>/``), built once, then reused after a check of file
+        names and sizes (``rehash``: re-hash them). Follows ``load.require_signature``."""
+        from registry.runtime.materialize import materialize_version
+
+        return materialize_version(self.store, self.get(ref), rehash=rehash)
+
+    def materialize_into(
+        self,
+        refs: Sequence[str | Ref] | Mapping[str, str | Ref],
+        into: str | Path,
+        *,
+        copy: bool = False,
+        rehash: bool = False,
+    ) -> builtins.list[Materialized]:
+        """Materialize each version and give it a folder in ``into``: a symlink into the
+        cache (or a copy with ``copy``) named after the adapter (``team/bot`` ->
+        ``team--bot``), or after the mapping's keys (folder -> ref)."""
+        from registry.runtime.materialize import materialize_versions
+
+        pairs = list(refs.items()) if isinstance(refs, Mapping) else [(None, r) for r in refs]
+        if not pairs:
+            raise ArgumentError("give at least one adapter reference to materialize")
+        versions = [(folder, self.get(ref)) for folder, ref in pairs]
+        return materialize_versions(self.store, versions, Path(into), copy=copy, rehash=rehash)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -555,3 +590,9 @@ class Registry:
             seed=seed,
             progress=progress,
         )
+
+
+def _module_target(module: Any) -> BaseTarget:
+    from registry.bases.target import target_from_module
+
+    return target_from_module(module)

@@ -65,6 +65,7 @@ class PushRequest:
     alias: str | None = None
     convert_pickle: bool = False
     base_path: Path | None = None  # base weights to fingerprint and record
+    base_target: BaseTarget | None = None  # base weights already read (a live module)
     base_quantization: str | None = None
     requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
     # Facts recorded elsewhere and carried over verbatim (an import from the Hub):
@@ -177,7 +178,9 @@ def _push(
             request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
         )
         base = request.exact_base or _named_base(request, source)
-        base_target = _fingerprint_base(request.base_path) if request.base_path else None
+        base_target = request.base_target
+        if base_target is None and request.base_path:
+            base_target = _fingerprint_base(request.base_path)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
         entries, written, written_bytes = _store_files(source, blobs, progress, leases.take)
@@ -318,7 +321,7 @@ def _record_base(
             quantization=request.base_quantization or target.quantization,
             fingerprint=target.fingerprint,
             config=dict(target.config),
-            source=str(request.base_path),
+            source=str(request.base_path) if request.base_path else target.label,
             actor=current_actor(),
         )
     else:
