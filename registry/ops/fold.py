@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from registry.errors import UnsupportedMethodError
+from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.ops.ia3 import IA3_SUFFIXES, ia3_updates
 from registry.ops.lora import LORA_SUFFIXES, lora_updates
 from registry.ops.lycoris import LOHA_SUFFIXES, LOKR_SUFFIXES, loha_updates, lokr_updates
@@ -43,11 +44,19 @@ _SUFFIXES = {
 }
 
 
+def require_delta(adapter: AdapterTensors, label: str = "this adapter") -> None:
+    """Refuse factors that are not a delta on the unchanged base (PiSSA and kin)."""
+    init = base_rewriting_init(adapter.method, adapter.config)
+    if init is not None:
+        raise UnsupportedMethodError(base_rewriting_message(label, init))
+
+
 def fold_groups(
     adapter: AdapterTensors,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """The adapter's tensors by module, and the full tensors saved beside them."""
     require_foldable(adapter.method)
+    require_delta(adapter)
     return group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from registry.errors import UnsupportedMethodError
+from registry.ops.fold import require_delta
 from registry.ops.lora import LORA_SUFFIXES, lora_factors
 from registry.ops.lowrank import LowRank, factor_dense
 from registry.ops.lycoris import (
@@ -58,6 +59,7 @@ def module_groups(
             f"{adapter.method} adapters have no additive low-rank delta to work on; "
             f"this works on {', '.join(ADDITIVE_METHODS)}"
         )
+    require_delta(adapter)
     return group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import IncompatibleAdaptersError, IntegrityError
+from registry.errors import IncompatibleAdaptersError, IntegrityError, UnsupportedMethodError
 from registry.faults import fault_point
+from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.progress import Progress
 from registry.store.manifest import BaseModelRef, Lineage, ParentRef
 from registry.store.push import PushRequest, push
@@ -80,6 +81,9 @@ def parent_tensors(store: Store, version: AdapterVersion) -> AdapterTensors:
     """A stored version's config and tensors, its weights blob checked first."""
     from registry.ops.tensors import load_adapter_tensors
 
+    init = base_rewriting_init(version.method, version.manifest.config)
+    if init is not None:
+        raise UnsupportedMethodError(base_rewriting_message(version.ref, init))
     weights = next((f for f in version.files if f.role == "weights"), None)
     if weights is None:
         raise IntegrityError(f"{version.ref} has no weights file")

@@ -28,6 +28,7 @@ from registry.errors import (
     RegistryError,
     UnsupportedMethodError,
 )
+from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
@@ -193,13 +194,16 @@ def load(
 ) -> LoadedAdapter:
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
+    rewrites_base = base_rewriting_init(version.method, version.manifest.config)
     chosen: Literal["native", "peft"] = (
         "native"
-        if mode == "auto" and version.method in NATIVE_METHODS
+        if mode == "auto" and version.method in NATIVE_METHODS and rewrites_base is None
         else "peft"
         if mode == "auto"
         else mode
     )
+    if chosen == "native" and rewrites_base is not None:
+        raise UnsupportedMethodError(base_rewriting_message(version.ref, rewrites_base))
     if chosen == "native" and version.method not in NATIVE_METHODS:
         analysed = version.manifest.analysis
         why = (
