@@ -189,26 +189,39 @@ class Registry:
 
     # -- checking and getting back -------------------------------------------------
 
-    def verify(self, ref: str | Ref, *, base: str | None = None) -> VerifyReport:
+    def verify(
+        self,
+        ref: str | Ref,
+        *,
+        base: str | None = None,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> VerifyReport:
         """Re-hash every blob, recompute the digest, re-validate config and tensors, and
         check each signature (pass: a trusted key; warn: an untrusted one; fail: invalid).
+        The ``base recorded`` check warns when no fingerprint of the base trained on exists.
 
         With ``base`` (a directory, a recorded base name, or a Hub id in the local cache)
-        the compatibility checks against that base are added.
+        the compatibility checks against that base are added; the weights check fails when
+        the base trained on was never fingerprinted, unless ``allow_unverified_base``.
+        ``exhaustive`` compares the full content of every tensor of a base on disk, not
+        only the samples (docs/fingerprint.md).
         """
         from registry.security.signing import with_signature_checks
+        from registry.store.base_records import base_state_check
 
         version = self.get(ref)
         report = verify_version(version, self.blobs)
         report = with_signature_checks(report, self.catalog, self.home.root, version)
-        if base is None:
-            return report
-        from registry.store.base_records import compat_for_target, resolve_target
+        checks = (*report.checks, base_state_check(self.catalog, version))
+        if base is not None:
+            from registry.store.base_records import compat_for_target, resolve_target
 
-        compat = compat_for_target(self.store, version, resolve_target(base, self.catalog))
-        checks = report.checks + tuple(
-            Check(f"base {c.name}", c.status, c.detail) for c in compat.checks
-        )
+            target = resolve_target(base, self.catalog, exhaustive=exhaustive)
+            compat = compat_for_target(
+                self.store, version, target, allow_unverified_base=allow_unverified_base
+            )
+            checks += tuple(Check(f"base {c.name}", c.status, c.detail) for c in compat.checks)
         return VerifyReport(report.ref, report.digest, checks)
 
     def sign(self, ref: str | Ref, key: str) -> Signature:
@@ -256,32 +269,62 @@ class Registry:
 
     # -- compatibility and loading ------------------------------------------------------
 
-    def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
+    def check_compat(
+        self,
+        ref: str | Ref,
+        base: Any,
+        *,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> CompatReport:
         """Compatibility of a version with a base: a torch module, a directory, a recorded
-        base name, or a Hub id in the local cache."""
+        base name, or a Hub id in the local cache. The weights check fails when the base
+        trained on was never fingerprinted, unless ``allow_unverified_base``; ``exhaustive``
+        compares every tensor's full content where the recorded base has its digests."""
         from registry.bases.target import target_from_module
         from registry.store.base_records import compat_for_target, resolve_target
 
         version = self.get(ref)
         if isinstance(base, str | Path):
-            target = resolve_target(str(base), self.catalog)
+            target = resolve_target(str(base), self.catalog, exhaustive=exhaustive)
         else:
-            target = target_from_module(base)
-        return compat_for_target(self.store, version, target)
+            target = target_from_module(base, digest=exhaustive)
+        return compat_for_target(
+            self.store, version, target, allow_unverified_base=allow_unverified_base
+        )
 
     def load(
-        self, ref: str | Ref, model: Any, *, strict: bool = True, mode: LoadMode = "auto"
+        self,
+        ref: str | Ref,
+        model: Any,
+        *,
+        strict: bool = True,
+        mode: LoadMode = "auto",
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
     ) -> LoadedAdapter:
         """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
-        model when a check fails and ``strict`` is true; ``IntegrityError`` naming the file
-        when a stored file or the manifest changed; ``SignatureError`` when policy.json has
-        ``"load": {"require_signature": true}`` and no trusted key signed the version.
+        model when a check fails and ``strict`` is true, including when the base the version
+        was trained on was never fingerprinted (unless ``allow_unverified_base``), or, with
+        ``exhaustive``, when a tensor the adapter binds to differs in full content from the
+        recorded base (recorded with ``adapters base add --exhaustive``);
+        ``IntegrityError`` naming the file when a stored file or the manifest changed;
+        ``SignatureError`` when policy.json has ``"load": {"require_signature": true}`` and
+        no trusted key signed the version.
         """
         from registry.runtime.loader import load
 
-        return load(self.store, self.get(ref), model, strict=strict, mode=mode)
+        return load(
+            self.store,
+            self.get(ref),
+            model,
+            strict=strict,
+            mode=mode,
+            allow_unverified_base=allow_unverified_base,
+            exhaustive=exhaustive,
+        )
 
     def export(
         self,

@@ -58,17 +58,27 @@ def compare(
 ) -> FingerprintComparison:
     """Compare fingerprint ``a`` (expected) with ``b`` (found).
 
-    "identical": equal content digests. "structure-mismatch": names or shapes differ.
+    "identical": equal content digests, and equal full-content digests wherever both sides
+    have one for a tensor of the same dtype (exhaustive mode). "structure-mismatch": names or
+    shapes differ.
     Otherwise the samples of ``names`` (module paths select the tensors below them; default:
     every tensor sampled in both) decide: "cast" when every value is an exact cast of its pair
-    (``exact_cast.is_cast``) and some dtype differs, else "different".
+    (``exact_cast.is_cast``), some dtype differs and no full-content digest of a same-dtype
+    tensor differs, else "different". Full digests cannot judge a cast, so a tensor in another
+    dtype is judged on its samples alone.
     """
     if a.algorithm != b.algorithm:
         raise FingerprintError(f"cannot compare {a.algorithm} with {b.algorithm} fingerprints")
-    if a.content == b.content:
-        return FingerprintComparison("identical", f"identical weights (content {a.content})")
     if a.structure != b.structure:
         return _structure_mismatch(a, b)
+    full = [n for n in (a.digests if names is None else _compared_names(a, b, names))
+            if n in b.digests and a.tensors[n].dtype == b.tensors[n].dtype]  # fmt: skip
+    changed = [n for n in full if a.digests[n] != b.digests[n]]
+    if a.content == b.content and not changed:
+        in_full = f"; {len(full)} tensors compared in full" if full else ""
+        return FingerprintComparison(
+            "identical", f"identical weights (content {a.content}{in_full})", compared=tuple(full)
+        )
     selected = _compared_names(a, b, names)
     shares: dict[str, float] = {}
     total = differ = 0
@@ -77,9 +87,12 @@ def compare(
         total, differ = total + count, differ + bad
         if bad:
             shares[name] = bad / count
+        elif name in changed:
+            # The samples agree but the full contents do not: some unsampled value differs.
+            shares[name] = 1 / a.tensors[name].numel
     pairs = {(a.tensors[n].dtype, b.tensors[n].dtype) for n in selected}
     changes = tuple(sorted((x, y) for x, y in pairs if x != y))
-    return _samples_verdict(selected, total, differ, shares, changes)
+    return _samples_verdict(selected, total, differ, shares, changes, changed)
 
 
 def _samples_verdict(
@@ -88,11 +101,17 @@ def _samples_verdict(
     differ: int,
     shares: Mapping[str, float],
     changes: tuple[tuple[str, str], ...],
+    changed: Sequence[str] = (),
 ) -> FingerprintComparison:
     share = differ / total if total else 0.0
     worst = tuple(name for name, _ in heapq.nsmallest(5, shares.items(), key=_by_share))
     verdict: Verdict = "different"
-    if differ == 0 and changes:
+    if differ == 0 and changed:
+        summary = (
+            f"different weights: the sampled values agree, but the full contents of "
+            f"{len(changed)} tensors differ ({', '.join(changed[:3])})"
+        )
+    elif differ == 0 and changes:
         verdict = "cast"
         casts = ", ".join(f"{x} -> {y}" for x, y in changes)
         summary = f"same weights up to a dtype cast ({casts}) over {len(selected)} tensors"

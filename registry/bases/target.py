@@ -8,7 +8,7 @@ its quantization and its model config, which is all the compatibility checks nee
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,20 +63,23 @@ def read_model_config(directory: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def target_from_directory(directory: Path, label: str | None = None) -> BaseTarget:
+def target_from_directory(
+    directory: Path, label: str | None = None, *, exhaustive: bool = False
+) -> BaseTarget:
     config = read_model_config(directory)
     return BaseTarget(
         label=label or str(directory),
-        fingerprint=fingerprint_directory(directory),
+        fingerprint=fingerprint_directory(directory, exhaustive=exhaustive),
         quantization=quantization_from_config(config),
         config=config,
     )
 
 
-def target_from_hub_cache(text: str) -> BaseTarget:
+def target_from_hub_cache(text: str, *, exhaustive: bool = False) -> BaseTarget:
     repo_id, _, revision = text.partition("@")
     snapshot = cached_snapshot(repo_id, revision or None)
-    return target_from_directory(snapshot.path, label=f"{repo_id}@{snapshot.commit[:12]}")
+    label = f"{repo_id}@{snapshot.commit[:12]}"
+    return target_from_directory(snapshot.path, label=label, exhaustive=exhaustive)
 
 
 def target_from_record(record: BaseModelRecord) -> BaseTarget:
@@ -109,13 +112,16 @@ def module_quantization(model: torch.nn.Module) -> str:
     return "none"
 
 
-def target_from_module(model: torch.nn.Module, label: str | None = None) -> BaseTarget:
+def target_from_module(
+    model: torch.nn.Module, label: str | None = None, *, digest: Iterable[str] | bool = False
+) -> BaseTarget:
+    """The live ``model`` as a base; ``digest``: tensors to hash in full (True: all)."""
     config = getattr(model, "config", None)
     config_dict = config.to_dict() if config is not None and hasattr(config, "to_dict") else {}
     name = config_dict.get("_name_or_path") or type(model).__name__
     return BaseTarget(
         label=label or f"the given {type(model).__name__} ({name})",
-        fingerprint=fingerprint_module(model),
+        fingerprint=fingerprint_module(model, digest=digest),
         quantization=module_quantization(model),
         config=config_dict,
     )
