@@ -133,12 +133,17 @@ class Registry:
         base_quantization: str | None = None,
         requires: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        exhaustive_base: bool = False,
     ) -> PushResult:
         """Store an adapter directory as a new version (or find the identical one).
 
-        ``base_path`` names the base model's weights: they are fingerprinted and
-        recorded, so loading onto other weights is refused later. ``requires`` maps
-        package names to PEP 440 specifiers checked when the adapter is loaded.
+        The base model's weights are fingerprinted and recorded, so that loading onto other
+        weights is refused later: ``base_path``, else the local directory or Hub id (in the
+        local HF cache, offline) the adapter's config names, unless a base of that name is
+        already recorded. When none is found the version's base is unverified and
+        ``PushResult.base_unverified`` says why. ``exhaustive_base`` also records each base
+        tensor's full-content digest. ``requires`` maps package names to PEP 440 specifiers
+        checked when the adapter is loaded.
         """
         request = PushRequest(
             directory=Path(directory),
@@ -154,6 +159,7 @@ class Registry:
             alias=alias,
             convert_pickle=convert_pickle,
             base_path=Path(base_path) if base_path is not None else None,
+            exhaustive_base=exhaustive_base,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
         )
@@ -240,13 +246,20 @@ class Registry:
         name: str | None = None,
         version: str | None = None,
         quantization: str | None = None,
+        exhaustive: bool = False,
     ) -> BaseModelRecord:
         """Fingerprint a base model (a directory, or HUB_ID[@REV] from the local HF cache)
-        and record it."""
+        and record it; ``exhaustive`` also records each tensor's full-content digest (adding
+        them to a record of the same weights)."""
         from registry.store.base_records import add_base
 
         return add_base(
-            self.catalog, str(source), name=name, version=version, quantization=quantization
+            self.catalog,
+            str(source),
+            name=name,
+            version=version,
+            quantization=quantization,
+            exhaustive=exhaustive,
         )
 
     def bases(self) -> builtins.list[BaseModelRecord]:

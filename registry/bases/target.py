@@ -125,3 +125,30 @@ def target_from_module(
         quantization=module_quantization(model),
         config=config_dict,
     )
+
+
+@dataclass(frozen=True)
+class LocatedBase:
+    """Where push found an adapter's base weights by their name, or why it did not."""
+
+    target: BaseTarget | None
+    note: str  # where the weights were found, or why they were not
+
+
+def locate_base(name: str, revision: str | None, *, exhaustive: bool = False) -> LocatedBase:
+    """The base weights an adapter names (``base_model_name_or_path``, ``revision``): a local
+    directory of that name, else that Hub id's snapshot in the local Hugging Face cache
+    (offline). A directory that exists but cannot be fingerprinted is an error."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return LocatedBase(target_from_directory(path, exhaustive=exhaustive), f"{path}")
+    reasons = [f"{name} is not a local directory"]
+    try:
+        snapshot = cached_snapshot(name, revision)
+    except FingerprintError as exc:
+        reasons.append(str(exc))
+    else:
+        label = f"{name}@{snapshot.commit[:12]}"
+        target = target_from_directory(snapshot.path, label=label, exhaustive=exhaustive)
+        return LocatedBase(target, f"the Hugging Face cache ({label})")
+    return LocatedBase(None, "; ".join(reasons))

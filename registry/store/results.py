@@ -66,6 +66,11 @@ class AdapterVersion:
         return self.manifest.base_model
 
     @property
+    def base_verified(self) -> bool:
+        """Whether the base trained on was fingerprinted at push (false: "unverified")."""
+        return self.manifest.base_model.fingerprint is not None
+
+    @property
     def files(self) -> tuple[FileEntry, ...]:
         return self.manifest.files
 
@@ -88,6 +93,7 @@ class AdapterVersion:
             "digest": self.digest,
             "method": self.method,
             "base_model": vars(self.base_model).copy(),
+            "base_verified": self.base_verified,
             "size_bytes": self.size_bytes,
             "status": self.status,
             "status_reason": self.status_reason,
@@ -113,6 +119,8 @@ class PushResult:
     skipped: tuple[str, ...] = ()
     blobs_written: int = 0
     bytes_written: int = 0
+    # Why the base has no fingerprint (no weights found), or None: the base is verified.
+    base_unverified: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +130,7 @@ class PushResult:
             "skipped": list(self.skipped),
             "blobs_written": self.blobs_written,
             "bytes_written": self.bytes_written,
+            "base_unverified": self.base_unverified,
             "version": self.version.to_dict(),
         }
 
