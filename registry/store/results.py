@@ -255,6 +255,7 @@ class BaseModelRecord:
                 "content": fp.content,
                 "tensor_count": fp.tensor_count,
                 "total_params": fp.total_params,
+                "exhaustive": fp.is_exhaustive,  # full-content digest of every tensor
             },
             "source": self.source,
             "created_at": iso_utc(self.created_at),

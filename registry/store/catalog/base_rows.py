@@ -90,7 +90,7 @@ def record_base(
                 known = _record(row)
                 if not _adds_digests(known, fingerprint, name, revision):
                     return known, False
-            if row.fingerprint is not None:
+            elif row.fingerprint is not None:
                 label = f"{name}@{revision}" if revision else name
                 raise ConflictError(
                     f"base model {label} is recorded with other weights "
