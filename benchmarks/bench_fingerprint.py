@@ -14,6 +14,10 @@ also times cold reads: before each cold run the shards are dropped from the page
 
 Reported: the median in-process time of ``fingerprint_directory`` over ``--repeat`` runs,
 and a fresh interpreter's wall time for import + fingerprint.
+
+``--exhaustive`` also times exhaustive mode (the sha256 of every tensor's bytes) with an empty
+digest cache (cold) and a filled one (warm), side by side with ``sha256sum`` of the same shard
+files, medians over ``--exhaustive-repeat`` runs, reported as ratios to ``sha256sum``.
 """
 
 from __future__ import annotations
@@ -162,6 +166,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dense", action="store_true", help="write 13.5 GB of real bytes")
     parser.add_argument("--keep", type=Path, help="write the checkpoint here and keep it")
+    parser.add_argument("--exhaustive", action="store_true", help="time exhaustive mode too")
+    parser.add_argument("--exhaustive-repeat", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-fingerprint-") as scratch:
@@ -191,6 +197,27 @@ def main() -> None:
                 before=lambda: drop_from_page_cache(directory),
             )
             print(f"in-process, cold page cache: median {statistics.median(cold) * 1e3:.1f} ms")
+        if args.exhaustive:
+            bench_exhaustive(directory, Path(scratch) / "digest-cache", args.exhaustive_repeat)
+
+
+def bench_exhaustive(directory: Path, cache: Path, runs: int) -> None:
+    """Exhaustive fingerprints, cold and warm digest cache, against sha256sum, interleaved."""
+    import shutil
+
+    os.environ["ADAPTERS_DIGEST_CACHE"] = str(cache)
+    shards = sorted(str(p) for p in directory.glob("*.safetensors"))
+    command = ["sha256sum", *shards]
+    cold, warm, coreutils = [], [], []
+    for _ in range(runs):
+        shutil.rmtree(cache, ignore_errors=True)
+        cold += timed(1, lambda: fingerprint_directory(directory, exhaustive=True))
+        warm += timed(1, lambda: fingerprint_directory(directory, exhaustive=True))
+        coreutils += timed(1, lambda: subprocess.run(command, check=True, capture_output=True))
+    base = statistics.median(coreutils)
+    for label, times in (("cold cache", cold), ("warm cache", warm), ("sha256sum", coreutils)):
+        median = statistics.median(times)
+        print(f"exhaustive, {label}: median {median:.2f} s, {median / base:.3f}x sha256sum")
 
 
 if __name__ == "__main__":

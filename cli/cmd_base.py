@@ -31,6 +31,11 @@ def base() -> None:
 @click.option(
     "--quantization", type=click.Choice(QUANTIZATIONS), help="Override what config.json says."
 )
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="Also record each tensor's full-content digest (reads every byte once; cached).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @pass_state
 def add(
@@ -39,11 +44,16 @@ def add(
     name: str | None,
     version: str | None,
     quantization: str | None,
+    exhaustive: bool,
     as_json: bool,
 ) -> None:
-    """Fingerprint SOURCE (a directory or HUB_ID[@REV] in the local cache) and record it."""
+    """Fingerprint SOURCE (a directory or HUB_ID[@REV] in the local cache) and record it.
+
+    Versions pushed before, naming the base as --name gives it, are then checked
+    against these weights. --exhaustive adds digests that catch a single changed value.
+    """
     record = state.registry().add_base(
-        source, name=name, version=version, quantization=quantization
+        source, name=name, version=version, quantization=quantization, exhaustive=exhaustive
     )
     if as_json:
         echo_json(record.to_dict())

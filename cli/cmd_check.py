@@ -17,12 +17,30 @@ from registry.cli.render import echo_json, table
     "--base",
     help="Also check compatibility with this base: a directory, a recorded base, or a Hub id.",
 )
+@click.option(
+    "--allow-unverified-base",
+    is_flag=True,
+    help="With --base: only warn when the base trained on was never fingerprinted.",
+)
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="With --base: compare every tensor in full where the recorded base has digests.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @pass_state
-def verify(state: AppState, ref: str, base: str | None, as_json: bool) -> None:
+def verify(
+    state: AppState,
+    ref: str,
+    base: str | None,
+    allow_unverified_base: bool,
+    exhaustive: bool,
+    as_json: bool,
+) -> None:
     """Re-hash every blob, recompute the digest, re-validate config and tensors.
 
-    With --base, add the compatibility checks against that base model.
+    With --base, add the compatibility checks against that base model; they fail
+    when the base trained on was never fingerprinted (see `adapters base add`).
     Exits 0 when every check passes, 1 otherwise.
 
     \b
@@ -30,7 +48,9 @@ def verify(state: AppState, ref: str, base: str | None, as_json: bool) -> None:
       adapters verify my-lora@prod
       adapters verify my-lora@prod --base ./Llama-3.1-8B-Instruct
     """
-    report = state.registry().verify(ref, base=base)
+    report = state.registry().verify(
+        ref, base=base, allow_unverified_base=allow_unverified_base, exhaustive=exhaustive
+    )
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -20,7 +20,9 @@ def _base_text(version: AdapterVersion) -> str:
     base = version.base_model
     if base.name is None:
         return "-"
-    return f"{base.name}@{base.revision}" if base.revision else base.name
+    text = f"{base.name}@{base.revision}" if base.revision else base.name
+    # No fingerprint recorded at push: checks against a base cannot confirm the weights.
+    return text if version.base_verified else f"{text} (unverified)"
 
 
 def _evals_text(version: AdapterVersion) -> str:
@@ -127,6 +129,7 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         f"  method       {m.method} ({m.source_format})",
         f"  analysis     {_analysis_text(m.analysis)}",
         f"  base model   {_base_text(version)}",
+        f"  base weights {m.base_model.fingerprint or 'never fingerprinted: adapters base add'}",
         f"  status       {version.status}"
         + (f": {version.status_reason}" if version.status_reason else ""),
         f"  created      {iso_utc(version.created_at)} by {version.created_by}",

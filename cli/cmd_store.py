@@ -36,7 +36,13 @@ def init(path: Path | None) -> None:
 @click.option(
     "--base-path",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Base model weights (safetensors dir) to fingerprint and record with the adapter.",
+    help="Base model weights (safetensors dir) to fingerprint and record with the adapter "
+    "(default: the directory or Hub id in the local HF cache that adapter_config.json names).",
+)
+@click.option(
+    "--exhaustive-base",
+    is_flag=True,
+    help="Also record the full-content digest of every base tensor (reads the whole base once).",
 )
 @click.option(
     "--base-quantization",
@@ -80,6 +86,7 @@ def push(
     version: str | None,
     base: str | None,
     base_path: Path | None,
+    exhaustive_base: bool,
     base_quantization: str | None,
     requires: tuple[str, ...],
     data: tuple[Path, ...],
@@ -94,14 +101,17 @@ def push(
 ) -> None:
     """Store the adapter in DIRECTORY as a new version.
 
-    Prints NAME@VERSION sha256:DIGEST. Pushing identical content again stores
-    nothing and prints the existing version; its --alias, --eval and --tag are
-    applied to that version (the alias through the same gates as `adapters alias`:
+    Prints NAME@VERSION sha256:DIGEST. The base weights are fingerprinted so
+    that loading onto other weights is refused: --base-path, else the directory or
+    Hub id (in the local HF cache) the adapter names; if none is found the version's
+    base is unverified and a warning says how to record it. Pushing identical content
+    again stores nothing and prints the existing version; its --alias, --eval and --tag
+    are applied to that version (the alias through the same gates as `adapters alias`:
     an unmet gate applies nothing and exits 1).
 
     \b
     Example:
-      adapters push out/sql-lora --base meta-llama/Llama-3.1-8B@main \\
+      adapters push out/sql-lora --base-path ./Llama-3.1-8B \\
           --data data/train.jsonl --eval accuracy=0.91 --eval-dataset spider --alias staging
     """
     result = state.registry().push(
@@ -118,10 +128,13 @@ def push(
         alias=alias,
         convert_pickle=convert_pickle,
         base_path=base_path,
+        exhaustive_base=exhaustive_base,
         base_quantization=base_quantization,
         requires=parse_requirements(requires),
         progress=progress_for_terminal(),
     )
+    if result.base_unverified:
+        click.echo(f"warning: {result.base_unverified}", err=True)
     if as_json:
         echo_json(result.to_dict())
         return

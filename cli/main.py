@@ -63,9 +63,9 @@ def main(ctx: click.Context, registry_path: Path | None) -> None:
 
     \b
     Example:
-      adapters push out/my-lora --base meta-llama/Llama-3.1-8B --eval accuracy=0.93
+      adapters push out/my-lora --base-path ./Llama-3.1-8B --eval accuracy=0.93
       adapters list
-      adapters verify my-lora@1
+      adapters verify my-lora@1 --base ./Llama-3.1-8B
     """
     ctx.obj = AppState(registry_path)
 

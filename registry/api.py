@@ -139,13 +139,17 @@ class Registry:
         requires: Mapping[str, str] | None = None,
         base_module: Any = None,
         progress: Progress | None = None,
+        exhaustive_base: bool = False,
     ) -> PushResult:
         """Store an adapter directory as a new version (or find the identical one).
 
-        ``base_path`` names the base model's weights: they are fingerprinted and
-        recorded, so loading onto other weights is refused later; ``base_module`` does the
-        same from a live torch module (a PeftModel's base is read). ``requires`` maps
-        package names to PEP 440 specifiers checked when the adapter is loaded.
+        The base model's weights are fingerprinted and recorded, so that loading onto other
+        weights is refused later: ``base_path``, else ``base_module`` (a live torch module), else
+        the local directory or Hub id (in the local HF cache, offline) the adapter's config
+        names, unless a base of that name is already recorded. When none is found the version's
+        base is unverified and ``PushResult.base_unverified`` says why. ``exhaustive_base`` also
+        records each base tensor's full-content digest. ``requires`` maps package names to PEP
+        440 specifiers checked when the adapter is loaded.
         """
         request = PushRequest(
             directory=Path(directory),
@@ -161,6 +165,7 @@ class Registry:
             alias=alias,
             convert_pickle=convert_pickle,
             base_path=Path(base_path) if base_path is not None else None,
+            exhaustive_base=exhaustive_base,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
             base_target=_module_target(base_module) if base_module is not None else None,
@@ -218,26 +223,39 @@ class Registry:
 
     # -- checking and getting back -------------------------------------------------
 
-    def verify(self, ref: str | Ref, *, base: str | None = None) -> VerifyReport:
+    def verify(
+        self,
+        ref: str | Ref,
+        *,
+        base: str | None = None,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> VerifyReport:
         """Re-hash every blob, recompute the digest, re-validate config and tensors, and
         check each signature (pass: a trusted key; warn: an untrusted one; fail: invalid).
+        The ``base recorded`` check warns when no fingerprint of the base trained on exists.
 
         With ``base`` (a directory, a recorded base name, or a Hub id in the local cache)
-        the compatibility checks against that base are added.
+        the compatibility checks against that base are added; the weights check fails when
+        the base trained on was never fingerprinted, unless ``allow_unverified_base``.
+        ``exhaustive`` compares the full content of every tensor of a base on disk, not
+        only the samples (docs/fingerprint.md).
         """
         from registry.security.signing import with_signature_checks
+        from registry.store.base_records import base_state_check
 
         version = self.get(ref)
         report = verify_version(version, self.blobs)
         report = with_signature_checks(report, self.catalog, self.home.root, version)
-        if base is None:
-            return report
-        from registry.store.base_records import compat_for_target, resolve_target
+        checks = (*report.checks, base_state_check(self.catalog, version))
+        if base is not None:
+            from registry.store.base_records import compat_for_target, resolve_target
 
-        compat = compat_for_target(self.store, version, resolve_target(base, self.catalog))
-        checks = report.checks + tuple(
-            Check(f"base {c.name}", c.status, c.detail) for c in compat.checks
-        )
+            target = resolve_target(base, self.catalog, exhaustive=exhaustive)
+            compat = compat_for_target(
+                self.store, version, target, allow_unverified_base=allow_unverified_base
+            )
+            checks += tuple(Check(f"base {c.name}", c.status, c.detail) for c in compat.checks)
         return VerifyReport(report.ref, report.digest, checks)
 
     def sign(self, ref: str | Ref, key: str) -> Signature:
@@ -256,13 +274,20 @@ class Registry:
         name: str | None = None,
         version: str | None = None,
         quantization: str | None = None,
+        exhaustive: bool = False,
     ) -> BaseModelRecord:
         """Fingerprint a base model (a directory, or HUB_ID[@REV] from the local HF cache)
-        and record it."""
+        and record it; ``exhaustive`` also records each tensor's full-content digest (adding
+        them to a record of the same weights)."""
         from registry.store.base_records import add_base
 
         return add_base(
-            self.catalog, str(source), name=name, version=version, quantization=quantization
+            self.catalog,
+            str(source),
+            name=name,
+            version=version,
+            quantization=quantization,
+            exhaustive=exhaustive,
         )
 
     def bases(self) -> builtins.list[BaseModelRecord]:
@@ -285,9 +310,19 @@ class Registry:
 
     # -- compatibility and loading ------------------------------------------------------
 
-    def check_compat(self, ref: str | Ref, base: Any) -> CompatReport:
+    def check_compat(
+        self,
+        ref: str | Ref,
+        base: Any,
+        *,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> CompatReport:
         """Compatibility of a version with a base: a torch module, a directory, a recorded
-        base name, a Hub id in the local cache, or a ``BaseTarget`` already read."""
+        base name, a Hub id in the local cache, or a ``BaseTarget`` already read. The weights
+        check fails when the base trained on was never fingerprinted, unless
+        ``allow_unverified_base``; ``exhaustive`` compares every tensor's full content where the
+        recorded base has its digests."""
         from registry.bases.target import BaseTarget, target_from_module
         from registry.store.base_records import compat_for_target, resolve_target
 
@@ -295,10 +330,12 @@ class Registry:
         if isinstance(base, BaseTarget):
             target = base  # read once by the caller (a server checking many adapters)
         elif isinstance(base, str | Path):
-            target = resolve_target(str(base), self.catalog)
+            target = resolve_target(str(base), self.catalog, exhaustive=exhaustive)
         else:
-            target = target_from_module(base)
-        return compat_for_target(self.store, version, target)
+            target = target_from_module(base, digest=exhaustive)
+        return compat_for_target(
+            self.store, version, target, allow_unverified_base=allow_unverified_base
+        )
 
     def load(
         self,
@@ -308,6 +345,8 @@ class Registry:
         strict: bool = True,
         mode: LoadMode = "auto",
         reverify: bool = False,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
     ) -> LoadedAdapter:
         """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
 
@@ -315,14 +354,25 @@ class Registry:
         changed (size, mtime or inode) or ``reverify`` is true.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
-        model when a check fails and ``strict`` is true; ``IntegrityError`` naming the file
-        when a stored file or the manifest changed; ``SignatureError`` when policy.json has
-        ``"load": {"require_signature": true}`` and no trusted key signed the version.
+        model when a check fails and ``strict`` is true, including when the base the version
+        was trained on was never fingerprinted (unless ``allow_unverified_base``), or, with
+        ``exhaustive``, when a tensor the adapter binds to differs in full content from the
+        recorded base (recorded with ``adapters base add --exhaustive``);
+        ``IntegrityError`` naming the file when a stored file or the manifest changed;
+        ``SignatureError`` when policy.json has ``"load": {"require_signature": true}`` and
+        no trusted key signed the version.
         """
         from registry.runtime.loader import load
 
         return load(
-            self.store, self.get(ref), model, strict=strict, mode=mode, reverify=reverify
+            self.store,
+            self.get(ref),
+            model,
+            strict=strict,
+            mode=mode,
+            reverify=reverify,
+            allow_unverified_base=allow_unverified_base,
+            exhaustive=exhaustive,
         )
 
     def export(

@@ -20,7 +20,7 @@ from support.handmade import tiny_model, write_adapter
 
 from registry import Registry
 from registry.cli import main
-from registry.errors import IntegrityError
+from registry.errors import BaseModelMismatchError, IntegrityError
 from registry.store.results import AdapterVersion
 
 FILES = ["README.md", "adapter_config.json", "adapter_model.safetensors"]
@@ -129,8 +129,10 @@ def test_intact_version_loads_and_exports(
     assert sorted(p.name for p in exported.directory.iterdir()) == FILES
     model = tiny_model()
     before = _params(model)
+    with pytest.raises(BaseModelMismatchError, match="never fingerprinted"):
+        registry.load(stored.ref, model)  # unverified base: refused unless accepted
     with pytest.warns(UserWarning, match="never fingerprinted"):
-        handle = registry.load(stored.ref, model)
+        handle = registry.load(stored.ref, model, allow_unverified_base=True)
     with handle:
         assert not torch.equal(
             _params(model)["model.layers.0.self_attn.q_proj.weight"],

@@ -1,19 +1,20 @@
 """Comparing two ``afp-1`` fingerprints: same weights, a dtype cast of them, or others.
 
 Equal content digests mean identical weights; other names or shapes a structure mismatch.
-Otherwise the per-tensor samples decide, value by value, within the tolerance of the coarser
-dtype of each pair, so a cast (fp32 -> bf16) is told apart from different weights.
+Otherwise the per-tensor samples decide, value by value: a value in another dtype counts as
+the same only when it is an exact cast (``exact_cast``), so a cast (fp32 -> bf16) is told
+apart from weights that differ by less than the rounding of the coarser dtype.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from registry.bases.exact_cast import is_cast
 from registry.bases.fingerprint import (
     SAMPLES_PER_TENSOR,
     Fingerprint,
@@ -57,17 +58,27 @@ def compare(
 ) -> FingerprintComparison:
     """Compare fingerprint ``a`` (expected) with ``b`` (found).
 
-    "identical": equal content digests. "structure-mismatch": names or shapes differ.
+    "identical": equal content digests, and equal full-content digests wherever both sides
+    have one for a tensor of the same dtype (exhaustive mode). "structure-mismatch": names or
+    shapes differ.
     Otherwise the samples of ``names`` (module paths select the tensors below them; default:
-    every tensor sampled in both) decide: "cast" when every value is equal within the
-    tolerance of the lower-precision dtype of its pair and some dtype differs, else "different".
+    every tensor sampled in both) decide: "cast" when every value is an exact cast of its pair
+    (``exact_cast.is_cast``), some dtype differs and no full-content digest of a same-dtype
+    tensor differs, else "different". Full digests cannot judge a cast, so a tensor in another
+    dtype is judged on its samples alone.
     """
     if a.algorithm != b.algorithm:
         raise FingerprintError(f"cannot compare {a.algorithm} with {b.algorithm} fingerprints")
-    if a.content == b.content:
-        return FingerprintComparison("identical", f"identical weights (content {a.content})")
     if a.structure != b.structure:
         return _structure_mismatch(a, b)
+    full = [n for n in (a.digests if names is None else _compared_names(a, b, names))
+            if n in b.digests and a.tensors[n].dtype == b.tensors[n].dtype]  # fmt: skip
+    changed = [n for n in full if a.digests[n] != b.digests[n]]
+    if a.content == b.content and not changed:
+        in_full = f"; {len(full)} tensors compared in full" if full else ""
+        return FingerprintComparison(
+            "identical", f"identical weights (content {a.content}{in_full})", compared=tuple(full)
+        )
     selected = _compared_names(a, b, names)
     shares: dict[str, float] = {}
     total = differ = 0
@@ -76,9 +87,12 @@ def compare(
         total, differ = total + count, differ + bad
         if bad:
             shares[name] = bad / count
+        elif name in changed:
+            # The samples agree but the full contents do not: some unsampled value differs.
+            shares[name] = 1 / a.tensors[name].numel
     pairs = {(a.tensors[n].dtype, b.tensors[n].dtype) for n in selected}
     changes = tuple(sorted((x, y) for x, y in pairs if x != y))
-    return _samples_verdict(selected, total, differ, shares, changes)
+    return _samples_verdict(selected, total, differ, shares, changes, changed)
 
 
 def _samples_verdict(
@@ -87,11 +101,17 @@ def _samples_verdict(
     differ: int,
     shares: Mapping[str, float],
     changes: tuple[tuple[str, str], ...],
+    changed: Sequence[str] = (),
 ) -> FingerprintComparison:
     share = differ / total if total else 0.0
     worst = tuple(name for name, _ in heapq.nsmallest(5, shares.items(), key=_by_share))
     verdict: Verdict = "different"
-    if differ == 0 and changes:
+    if differ == 0 and changed:
+        summary = (
+            f"different weights: the sampled values agree, but the full contents of "
+            f"{len(changed)} tensors differ ({', '.join(changed[:3])})"
+        )
+    elif differ == 0 and changes:
         verdict = "cast"
         casts = ", ".join(f"{x} -> {y}" for x, y in changes)
         summary = f"same weights up to a dtype cast ({casts}) over {len(selected)} tensors"
@@ -169,28 +189,6 @@ def _structure_mismatch(a: Fingerprint, b: Fingerprint) -> FingerprintComparison
     )
 
 
-# Per float dtype: (relative, absolute) tolerance = one unit in the last place, and the spacing
-# of its subnormals. One ulp, not half, so truncating casts are recognised as well as rounding.
-_TOLERANCE: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {
-        "F64": (2.0**-52, 2.0**-1074),
-        "F32": (2.0**-23, 2.0**-149),
-        "F16": (2.0**-10, 2.0**-24),
-        "BF16": (2.0**-7, 2.0**-133),
-        "F8_E4M3": (2.0**-3, 2.0**-9),
-        "F8_E5M2": (2.0**-2, 2.0**-16),
-    }
-)
-
-
-def _close(x: float, y: float, rtol: float, atol: float) -> bool:
-    if math.isnan(x) or math.isnan(y):
-        return math.isnan(x) and math.isnan(y)
-    if math.isinf(x) or math.isinf(y):
-        return x == y
-    return abs(x - y) <= rtol * max(abs(x), abs(y)) + atol
-
-
 def _differing(a: TensorSample, b: TensorSample) -> tuple[int, int]:
     """(values compared, values that differ) between two samples of one tensor."""
     if a.dtype == b.dtype:
@@ -206,7 +204,5 @@ def _differing(a: TensorSample, b: TensorSample) -> tuple[int, int]:
         return count, count
     if da[0] == "int":
         return len(da[1]), sum(x != y for x, y in zip(da[1], db[1], strict=True))
-    # The coarser dtype of the pair sets the tolerance; each bound from whichever is coarser.
-    (rtol_a, atol_a), (rtol_b, atol_b) = _TOLERANCE[a.dtype], _TOLERANCE[b.dtype]
-    rtol, atol = max(rtol_a, rtol_b), max(atol_a, atol_b)
-    return len(da[1]), sum(not _close(x, y, rtol, atol) for x, y in zip(da[1], db[1], strict=True))
+    pairs = zip(da[1], db[1], strict=True)
+    return len(da[1]), sum(not is_cast(a.dtype, x, b.dtype, y) for x, y in pairs)

@@ -30,6 +30,7 @@ from registry.check import Check, CheckStatus
 from registry.formats import METHODS
 
 if TYPE_CHECKING:
+    from registry.bases.fingerprint import Fingerprint
     from registry.store.results import AdapterVersion, BaseModelRecord
 
 NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
@@ -181,18 +182,22 @@ def _weights_check(
     trained_on: BaseModelRecord | None,
     target: BaseTarget,
     related: Mapping[str, str],
+    allow_unverified_base: bool,
 ) -> Check:
     recorded = version.base_model.fingerprint
+    if recorded is None and trained_on is not None:
+        # Recorded after the push under the name the adapter gives (`adapters base add`).
+        recorded = trained_on.content_digest
     found = target.fingerprint
     if recorded is None:
         return Check(
             "weights",
-            "warn",
-            "the base weights this adapter was trained on were never fingerprinted, so only "
-            "names and shapes were checked (push with --base-path to record them)",
+            "warn" if allow_unverified_base else "fail",
+            unverified_base_message(version),
         )
+    expected = trained_on.fingerprint if trained_on is not None else None
     if recorded == found.content:
-        return Check("weights", "pass", f"identical to the weights trained on ({recorded[:19]}...)")
+        return _same_samples_check(recorded, expected, found)
     relation = related.get(found.content)
     if relation is not None:
         status: CheckStatus = "warn" if relation == "quantized-from" else "pass"
@@ -201,7 +206,6 @@ def _weights_check(
             status,
             f"other weights, related to the ones trained on by a recorded relation ({relation})",
         )
-    expected = trained_on.fingerprint if trained_on is not None else None
     if expected is None:
         return Check(
             "weights",
@@ -227,6 +231,50 @@ def _weights_check(
         "fail",
         f"same shapes but not the weights trained on ({trained_label}): {result.summary}",
     )
+
+
+_UNVERIFIED = "unverified base"
+
+
+def is_unverified(check: Check) -> bool:
+    """Whether ``check`` is the weights check of a version whose base has no fingerprint."""
+    return check.name.endswith("weights") and check.detail.startswith(_UNVERIFIED)
+
+
+def unverified_base_message(version: AdapterVersion) -> str:
+    """Why a version without a recorded base fingerprint cannot be checked, and the fix."""
+    base = version.base_model
+    ref = f"{base.name}@{base.revision}" if base.revision else f"{base.name}"
+    return (
+        f"{_UNVERIFIED}: the base weights {version.ref} was trained on ({ref}) were never "
+        "fingerprinted, "
+        "so other weights of the same shapes would pass; record them with "
+        f"`adapters base add DIR_OR_HUB_ID --name {ref}` (new pushes: "
+        "`adapters push --base-path DIR`), or accept an unverified base explicitly "
+        "(--allow-unverified-base, allow_unverified_base=True)"
+    )
+
+
+def _same_samples_check(recorded: str, expected: Fingerprint | None, found: Fingerprint) -> Check:
+    """Equal sampled content: identical, unless full-content digests on both sides differ."""
+    label = f"{recorded[:19]}..."
+    if expected is None or not expected.digests or not found.digests:
+        hint = ""
+        if found.digests:
+            hint = (
+                "; only sampled values could be compared, the base trained on was recorded "
+                "without full digests (`adapters base add --exhaustive` records them)"
+            )
+        return Check("weights", "pass", f"identical to the weights trained on ({label}){hint}")
+    result = compare(expected, found)
+    if result.verdict == "identical":
+        return Check(
+            "weights",
+            "pass",
+            f"identical to the weights trained on ({label}); {len(result.compared)} tensors "
+            "compared in full",
+        )
+    return Check("weights", "fail", f"not the weights trained on: {result.summary}")
 
 
 def _quantization_check(trained_on: BaseModelRecord | None, target: BaseTarget) -> Check:
@@ -309,17 +357,20 @@ def check(
     trained_on: BaseModelRecord | None = None,
     related: Mapping[str, str] | None = None,
     requires: Mapping[str, str] | None = None,
+    allow_unverified_base: bool = False,
 ) -> CompatReport:
     """All compatibility checks of ``version`` against ``target``.
 
     ``adapter_shapes`` are the adapter's tensor shapes (from its safetensors header);
     ``trained_on`` is the catalog's record of the base it was trained on (with samples);
-    ``related`` maps content digests related to that base to the relation's name.
+    ``related`` maps content digests related to that base to the relation's name. With no
+    fingerprint of the base trained on (neither in the manifest nor in ``trained_on``) the
+    weights check fails, or warns when ``allow_unverified_base``.
     """
     checks: list[Check] = [_method_check(version.method, version.manifest.analysis)]
     binding, coverage, unbound = _binding_check(version, adapter_shapes, target)
     checks.append(binding)
-    checks.append(_weights_check(version, trained_on, target, related or {}))
+    checks.append(_weights_check(version, trained_on, target, related or {}, allow_unverified_base))
     checks.append(_quantization_check(trained_on, target))
     for extra in (_dimension_check(version, target), _requires_check(requires or {})):
         if extra is not None:
@@ -328,4 +379,6 @@ def check(
 
 
 def failure_message(report: CompatReport, hints: Sequence[str]) -> str:
+    if not hints:
+        return f"refusing to load: {report.summary()}"
     return f"refusing to load: {report.summary()}. To proceed: " + "; or ".join(hints)

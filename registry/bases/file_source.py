@@ -15,6 +15,7 @@ from pathlib import Path
 
 from registry.bases.fingerprint import Fingerprint, TensorSample
 from registry.bases.sampling import assemble_fingerprint, name_problem, sample_indices, sample_units
+from registry.bases.tensor_digests import file_tensor_digests
 from registry.errors import FingerprintError, FormatError, UnsafeFormatError
 from registry.formats.model import TensorInfo
 from registry.formats.safetensors_header import (
@@ -77,8 +78,9 @@ class _Wording(HeaderWording):
 _WORDING = _Wording()
 
 
-def fingerprint_directory(path: str | os.PathLike[str]) -> Fingerprint:
-    """Fingerprint the safetensors weights in a model directory.
+def fingerprint_directory(path: str | os.PathLike[str], *, exhaustive: bool = False) -> Fingerprint:
+    """Fingerprint the safetensors weights in a model directory; ``exhaustive`` adds the
+    full-content digest of every tensor (``tensor_digests``, cached per file).
 
     Uses ``model.safetensors.index.json`` when present (sharded), else ``model.safetensors``,
     else every top-level ``*.safetensors`` file. A directory holding only pickle weights is
@@ -88,15 +90,17 @@ def fingerprint_directory(path: str | os.PathLike[str]) -> Fingerprint:
     if not directory.is_dir():
         raise FingerprintError(f"{directory} is not a directory")
     files, weight_map = _weight_files(directory)
-    return _fingerprint_files(files, weight_map, directory)
+    return _fingerprint_files(files, weight_map, directory, exhaustive)
 
 
-def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> Fingerprint:
+def fingerprint_files(
+    paths: Iterable[str | os.PathLike[str]], *, exhaustive: bool = False
+) -> Fingerprint:
     """Fingerprint the tensors of the given safetensors files taken together."""
     files = [Path(p) for p in paths]
     if not files:
         raise FingerprintError("no safetensors files given")
-    return _fingerprint_files(files, None, None)
+    return _fingerprint_files(files, None, None, exhaustive)
 
 
 def _weight_files(directory: Path) -> tuple[list[Path], dict[str, str] | None]:
@@ -164,16 +168,22 @@ def _is_local_file_name(value: object) -> bool:
 
 
 def _fingerprint_files(
-    files: Sequence[Path], weight_map: Mapping[str, str] | None, directory: Path | None
+    files: Sequence[Path],
+    weight_map: Mapping[str, str] | None,
+    directory: Path | None,
+    exhaustive: bool,
 ) -> Fingerprint:
     samples: dict[str, TensorSample] = {}
+    digests: dict[str, str] = {}
     where: dict[str, str] = {}
     problems: list[str] = []
     for file in files:
         if not file.is_file():
             problems.append(f"shard {file.name} listed in the index is missing")
             continue
-        for name, sample in _sample_file(file).items():
+        found, file_digests = _sample_file(file, exhaustive)
+        digests.update(file_digests)
+        for name, sample in found.items():
             if name in samples:
                 problems.append(f"tensor {name} is in both {where[name]} and {file.name}")
             samples[name] = sample
@@ -188,11 +198,13 @@ def _fingerprint_files(
         )
     if problems:
         raise FormatError(f"{directory or files[0]}: " + join_problems(problems))
-    return assemble_fingerprint(samples)
+    fingerprint = assemble_fingerprint(samples)
+    return fingerprint.with_digests(digests) if exhaustive else fingerprint
 
 
-def _sample_file(path: Path) -> dict[str, TensorSample]:
-    """Check the header, then read each tensor's sampled bytes through one read-only mmap."""
+def _sample_file(path: Path, exhaustive: bool) -> tuple[dict[str, TensorSample], dict[str, str]]:
+    """Check the header, then read each tensor's sampled bytes through one read-only mmap
+    (and, ``exhaustive``, hash each tensor's whole bytes through the same mmap)."""
     try:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -203,7 +215,11 @@ def _sample_file(path: Path) -> dict[str, TensorSample]:
             if problems:
                 raise _bad_file(path, problems)
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                return _read_samples(view, report.data_start, report.tensors.values())
+                samples = _read_samples(view, report.data_start, report.tensors.values())
+                if not exhaustive:
+                    return samples, {}
+                infos = report.tensors.values()
+                return samples, file_tensor_digests(path, view, report.data_start, infos)
     except OSError as exc:
         raise FingerprintError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 

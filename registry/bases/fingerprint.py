@@ -1,13 +1,16 @@
 """Base-model weight fingerprints, algorithm ``afp-1`` (docs/fingerprint.md): the values.
 
 A fingerprint records every weight tensor's name, dtype and shape plus a deterministic sample of
-64 raw values spread over the tensor. Two digests summarise it: ``structure`` (names and shapes)
-and ``content`` (names, dtypes, shapes and the sampled bytes). The per-tensor samples tell a
-dtype cast (fp32 -> bf16) apart from different weights.
+64 raw values spread over the tensor; in exhaustive mode also a sha256 of each tensor's whole
+raw bytes, which catches a single changed value. Two digests summarise it: ``structure``
+(names and shapes) and ``content`` (names, dtypes, shapes and the sampled bytes). The
+per-tensor samples tell a dtype cast (fp32 -> bf16) apart from different weights.
 
 Where the rest lives, all under ``registry.bases``:
 
 - ``sampling``: the algorithm (sampled indices, digests, assembling a ``Fingerprint``);
+- ``exact_cast``: when two values in different dtypes are one weight cast;
+- ``tensor_digests``: exhaustive mode's full-content digests and their cache;
 - ``file_source``: safetensors files and directories, sharded or not, read through mmap;
 - ``hub_cache``: snapshots in the local Hugging Face cache, offline;
 - ``module_source``: a live ``torch.nn.Module`` (PEFT / DDP / compile wrappers unwrapped);
@@ -75,14 +78,41 @@ class Fingerprint:
     tensor_count: int
     total_params: int
     tensors: Mapping[str, TensorSample] = field(repr=False)
+    # Exhaustive mode: "sha256:<hex>" of each tensor's whole raw bytes, for some or all of
+    # the tensors sampled. Not part of ``content``, so sampled and exhaustive fingerprints of
+    # the same weights share their digests; ``compare`` checks these where both sides have them.
+    digests: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Sorted, read-only: equal fingerprints iterate alike, and nobody edits a stored one.
         ordered = dict(sorted(self.tensors.items(), key=lambda item: name_key(item[0])))
         object.__setattr__(self, "tensors", MappingProxyType(ordered))
+        stray = sorted(set(self.digests) - set(ordered), key=name_key)
+        if stray:
+            raise FingerprintError(f"full digests without samples: {join_problems(stray)}")
+        digests = dict(sorted(self.digests.items(), key=lambda item: name_key(item[0])))
+        object.__setattr__(self, "digests", MappingProxyType(digests))
 
     def __hash__(self) -> int:
         return hash((self.algorithm, self.structure, self.content, frozenset(self.tensors)))
+
+    @property
+    def is_exhaustive(self) -> bool:
+        """Whether every kept tensor also has a full-content digest."""
+        return bool(self.tensors) and len(self.digests) == len(self.tensors)
+
+    def with_digests(self, digests: Mapping[str, str]) -> Fingerprint:
+        """This fingerprint with full-content digests added (exhaustive mode)."""
+        merged = {**self.digests, **digests}
+        return Fingerprint(
+            self.algorithm,
+            self.structure,
+            self.content,
+            self.tensor_count,
+            self.total_params,
+            self.tensors,
+            merged,
+        )
 
     @property
     def is_complete(self) -> bool:
@@ -103,6 +133,7 @@ class Fingerprint:
             self.tensor_count,
             self.total_params,
             {name: self.tensors[name] for name in keep},
+            {name: self.digests[name] for name in keep if name in self.digests},
         )
 
 

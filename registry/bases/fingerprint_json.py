@@ -14,6 +14,7 @@ from typing import Any
 
 from registry.bases.fingerprint import ALGORITHM, SAMPLES_PER_TENSOR, Fingerprint, TensorSample
 from registry.bases.sampling import assemble_fingerprint, name_problem, sample_units
+from registry.bases.tensor_digests import is_digest
 from registry.errors import FingerprintError
 from registry.formats.dtypes import DTYPE_BITS
 from registry.formats.text import join_problems
@@ -22,8 +23,8 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def fingerprint_to_json(fingerprint: Fingerprint) -> dict[str, Any]:
-    """A JSON-ready dict; samples are base64."""
-    return {
+    """A JSON-ready dict; samples are base64; exhaustive mode adds each tensor's ``digest``."""
+    document: dict[str, Any] = {
         "algorithm": fingerprint.algorithm,
         "structure": fingerprint.structure,
         "content": fingerprint.content,
@@ -38,6 +39,9 @@ def fingerprint_to_json(fingerprint: Fingerprint) -> dict[str, Any]:
             for name, t in fingerprint.tensors.items()
         },
     }
+    for name, digest in fingerprint.digests.items():
+        document["tensors"][name]["digest"] = digest
+    return document
 
 
 def fingerprint_from_json(data: Mapping[str, Any]) -> Fingerprint:
@@ -61,10 +65,16 @@ def fingerprint_from_json(data: Mapping[str, Any]) -> Fingerprint:
         problems.append("tensors is not an object")
         raw = {}
     tensors = {}
+    digests: dict[str, str] = {}
     for name, entry in raw.items():
         sample = _parse_sample(str(name), entry, problems)
         if sample is not None:
             tensors[str(name)] = sample
+            digest = entry.get("digest")
+            if digest is not None and not is_digest(digest):
+                problems.append(f"tensor {str(name)!r}: digest is not sha256:<64 hex digits>")
+            elif digest is not None:
+                digests[str(name)] = digest
     if problems:
         raise FingerprintError("invalid stored fingerprint: " + join_problems(problems))
     fingerprint = Fingerprint(
@@ -74,6 +84,7 @@ def fingerprint_from_json(data: Mapping[str, Any]) -> Fingerprint:
         data["tensor_count"],
         data["total_params"],
         tensors,
+        digests,
     )
     _check_consistent(fingerprint)
     return fingerprint

@@ -64,10 +64,15 @@ def cached_snapshot(
 
 
 def fingerprint_hub_cache(
-    repo_id: str, revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+    repo_id: str,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    exhaustive: bool = False,
 ) -> Fingerprint:
     """Fingerprint a model snapshot from the local Hugging Face cache (see ``cached_snapshot``)."""
-    return fingerprint_directory(cached_snapshot(repo_id, revision, cache_dir).path)
+    snapshot = cached_snapshot(repo_id, revision, cache_dir)
+    return fingerprint_directory(snapshot.path, exhaustive=exhaustive)
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -111,16 +116,16 @@ def _resolve_revision(repo_dir: Path, revision: str, repo_id: str) -> str:
 
 
 def fingerprint_path_or_hub(
-    text: str, cache_dir: str | os.PathLike[str] | None = None
+    text: str, cache_dir: str | os.PathLike[str] | None = None, *, exhaustive: bool = False
 ) -> Fingerprint:
     """A directory or ``.safetensors`` file if ``text`` names an existing path, else a Hub id
     with an optional ``@revision`` looked up in the local cache."""
     path = Path(text).expanduser()
     if path.is_dir():
-        return fingerprint_directory(path)
+        return fingerprint_directory(path, exhaustive=exhaustive)
     if path.is_file():
-        return fingerprint_files([path])
+        return fingerprint_files([path], exhaustive=exhaustive)
     if text.startswith((".", "/", "~")) or os.path.isabs(text):
         raise FingerprintError(f"{text}: no such file or directory")
     repo_id, _, revision = text.partition("@")
-    return fingerprint_hub_cache(repo_id, revision or None, cache_dir)
+    return fingerprint_hub_cache(repo_id, revision or None, cache_dir, exhaustive=exhaustive)

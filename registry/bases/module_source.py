@@ -7,11 +7,12 @@ torch is imported inside the functions, so importing this module does not import
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from registry.bases.fingerprint import Fingerprint, TensorSample
 from registry.bases.sampling import assemble_fingerprint, sample_indices
+from registry.bases.tensor_digests import module_tensor_digests
 from registry.errors import FingerprintError
 
 if TYPE_CHECKING:
@@ -24,13 +25,17 @@ _KEPT_CHILDREN = ("base_layer", "original_module")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "base_model.model.")
 
 
-def fingerprint_module(module: torch.nn.Module) -> Fingerprint:
+def fingerprint_module(
+    module: torch.nn.Module, *, digest: Iterable[str] | bool = False
+) -> Fingerprint:
     """Fingerprint a live module's base weights from its ``state_dict()``.
 
     PeftModel, DDP and torch.compile wrappers are unwrapped; names are normalised as
     save_pretrained would write them (adapter parameters skipped, ``.base_layer`` /
     ``.original_module`` dropped) and tied weights are kept once, under their first name.
-    Only the sampled elements are copied.
+    Only the sampled elements are copied. ``digest`` adds full-content digests
+    (``tensor_digests``): True for every tensor, or an iterable of tensor names (those a
+    loaded adapter binds to), each read in full.
     """
     import torch
 
@@ -38,6 +43,7 @@ def fingerprint_module(module: torch.nn.Module) -> Fingerprint:
     names = _normalised_names(list(state))
     dtypes = _torch_dtypes(torch)
     samples: dict[str, TensorSample] = {}
+    kept: dict[str, torch.Tensor] = {}
     seen: set[tuple[Any, ...]] = set()
     for key, tensor in state.items():
         name = names.get(key)
@@ -52,7 +58,12 @@ def fingerprint_module(module: torch.nn.Module) -> Fingerprint:
         if name in samples:
             raise FingerprintError(f"two parameters both map to the name {name}")
         samples[name] = _tensor_sample(torch, dtypes, name, tensor)
-    return assemble_fingerprint(samples)
+        kept[name] = tensor
+    fingerprint = assemble_fingerprint(samples)
+    if digest is False:
+        return fingerprint
+    wanted = None if digest is True else [n for n in digest if n in kept]
+    return fingerprint.with_digests(module_tensor_digests(kept, wanted))
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

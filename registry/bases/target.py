@@ -8,7 +8,7 @@ its quantization and its model config, which is all the compatibility checks nee
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,20 +63,23 @@ def read_model_config(directory: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def target_from_directory(directory: Path, label: str | None = None) -> BaseTarget:
+def target_from_directory(
+    directory: Path, label: str | None = None, *, exhaustive: bool = False
+) -> BaseTarget:
     config = read_model_config(directory)
     return BaseTarget(
         label=label or str(directory),
-        fingerprint=fingerprint_directory(directory),
+        fingerprint=fingerprint_directory(directory, exhaustive=exhaustive),
         quantization=quantization_from_config(config),
         config=config,
     )
 
 
-def target_from_hub_cache(text: str) -> BaseTarget:
+def target_from_hub_cache(text: str, *, exhaustive: bool = False) -> BaseTarget:
     repo_id, _, revision = text.partition("@")
     snapshot = cached_snapshot(repo_id, revision or None)
-    return target_from_directory(snapshot.path, label=f"{repo_id}@{snapshot.commit[:12]}")
+    label = f"{repo_id}@{snapshot.commit[:12]}"
+    return target_from_directory(snapshot.path, label=label, exhaustive=exhaustive)
 
 
 def target_from_record(record: BaseModelRecord) -> BaseTarget:
@@ -109,13 +112,43 @@ def module_quantization(model: torch.nn.Module) -> str:
     return "none"
 
 
-def target_from_module(model: torch.nn.Module, label: str | None = None) -> BaseTarget:
+def target_from_module(
+    model: torch.nn.Module, label: str | None = None, *, digest: Iterable[str] | bool = False
+) -> BaseTarget:
+    """The live ``model`` as a base; ``digest``: tensors to hash in full (True: all)."""
     config = getattr(model, "config", None)
     config_dict = config.to_dict() if config is not None and hasattr(config, "to_dict") else {}
     name = config_dict.get("_name_or_path") or type(model).__name__
     return BaseTarget(
         label=label or f"the given {type(model).__name__} ({name})",
-        fingerprint=fingerprint_module(model),
+        fingerprint=fingerprint_module(model, digest=digest),
         quantization=module_quantization(model),
         config=config_dict,
     )
+
+
+@dataclass(frozen=True)
+class LocatedBase:
+    """Where push found an adapter's base weights by their name, or why it did not."""
+
+    target: BaseTarget | None
+    note: str  # where the weights were found, or why they were not
+
+
+def locate_base(name: str, revision: str | None, *, exhaustive: bool = False) -> LocatedBase:
+    """The base weights an adapter names (``base_model_name_or_path``, ``revision``): a local
+    directory of that name, else that Hub id's snapshot in the local Hugging Face cache
+    (offline). A directory that exists but cannot be fingerprinted is an error."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return LocatedBase(target_from_directory(path, exhaustive=exhaustive), f"{path}")
+    reasons = [f"{name} is not a local directory"]
+    try:
+        snapshot = cached_snapshot(name, revision)
+    except FingerprintError as exc:
+        reasons.append(str(exc))
+    else:
+        label = f"{name}@{snapshot.commit[:12]}"
+        target = target_from_directory(snapshot.path, label=label, exhaustive=exhaustive)
+        return LocatedBase(target, f"the Hugging Face cache ({label})")
+    return LocatedBase(None, "; ".join(reasons))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from registry.bases.compat import NATIVE_METHODS, CompatReport, failure_message
+from registry.bases.compat import NATIVE_METHODS, CompatReport, failure_message, is_unverified
 from registry.bases.target import target_from_module
 from registry.errors import (
     ArgumentError,
@@ -32,7 +32,7 @@ from registry.formats.lora_init import base_rewriting_init, base_rewriting_messa
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
-from registry.store.base_records import compat_for_target
+from registry.store.base_records import adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
@@ -191,6 +191,8 @@ def load(
     strict: bool = True,
     mode: LoadMode = "auto",
     reverify: bool = False,
+    allow_unverified_base: bool = False,
+    exhaustive: bool = False,
 ) -> LoadedAdapter:
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
@@ -224,10 +226,15 @@ def load(
         )
     _check_blobs(version, store, reverify=reverify)
     _check_signature_policy(version, store)
-    report = compat_for_target(store, version, target_from_module(model))
+    target = target_from_module(
+        model, digest=_bound_parameters(store, version) if exhaustive else False
+    )
+    report = compat_for_target(store, version, target, allow_unverified_base=allow_unverified_base)
     if not report.ok:
         hints = ["pass strict=False to load anyway"]
-        if any(c.name == "weights" for c in report.failures):
+        if any(is_unverified(c) for c in report.failures):
+            hints = []  # the check's own sentence says how to record the base or opt in
+        elif any(c.name == "weights" for c in report.failures):
             hints.append(
                 "if these weights are equivalent to the ones trained on, record that with "
                 "`adapters base add` and `adapters base link A B --relation equivalent`"
@@ -278,6 +285,17 @@ def _refuse_peft_wrapped(model: torch.nn.Module) -> None:
         "PEFT's layers, the base weights are untouched), then load onto `base` "
         "(mode='peft' wraps it in a new PeftModel)"
     )
+
+
+def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
+    """The base parameters the adapter binds to, hashed in full by an exhaustive load
+    (every tensor for methods that bind to no module)."""
+    from registry.bases.binding import MODULE_METHODS, requirements
+
+    if version.method not in MODULE_METHODS:
+        return True
+    shapes = adapter_shapes(store, version)
+    return {r.parameter for r in requirements(version.method, version.manifest.config, shapes)}
 
 
 def _apply_native(

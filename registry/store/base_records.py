@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.bases.compat import CompatReport, check
+from registry.bases.compat import CompatReport, check, unverified_base_message
 from registry.bases.target import (
     QUANTIZATIONS,
     BaseTarget,
@@ -17,6 +17,7 @@ from registry.bases.target import (
     target_from_hub_cache,
     target_from_record,
 )
+from registry.check import Check
 from registry.errors import ArgumentError, FingerprintError
 from registry.store.actor import current_actor
 from registry.store.catalog.base_rows import (
@@ -40,8 +41,10 @@ def add_base(
     name: str | None = None,
     version: str | None = None,
     quantization: str | None = None,
+    exhaustive: bool = False,
 ) -> BaseModelRecord:
-    """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it."""
+    """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it;
+    ``exhaustive`` records every tensor's full-content digest as well."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ArgumentError(
             f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
@@ -49,10 +52,10 @@ def add_base(
     path = Path(source).expanduser()
     revision: str | None = None
     if path.is_dir():
-        target = target_from_directory(path)
+        target = target_from_directory(path, exhaustive=exhaustive)
         default_name = str(target.config.get("_name_or_path") or path.absolute().name)
     else:
-        target = target_from_hub_cache(source)
+        target = target_from_hub_cache(source, exhaustive=exhaustive)
         default_name, _, revision = source.partition("@")
         revision = revision or target.label.partition("@")[2]
     record_name, _, record_revision = (name or default_name).partition("@")
@@ -79,16 +82,32 @@ def adapter_shapes(store: Store, version: AdapterVersion) -> dict[str, tuple[int
 
 
 def compat_for_target(
-    store: Store, version: AdapterVersion, target: BaseTarget
+    store: Store,
+    version: AdapterVersion,
+    target: BaseTarget,
+    *,
+    allow_unverified_base: bool = False,
 ) -> CompatReport:
     """Every compatibility check of ``version`` against ``target``, with what the catalog
-    knows of the base the adapter was trained on and of recorded relations."""
+    knows of the base the adapter was trained on and of recorded relations.
+
+    A version pushed without a base fingerprint is checked against the base recorded later
+    under exactly the name and revision it gives (``adapters base add ... --name``); with
+    neither, the weights check fails unless ``allow_unverified_base``.
+    """
     trained_on = None
     related: dict[str, str] = {}
     recorded = version.base_model.fingerprint
     if recorded is not None:
         matches = find_by_content(store.catalog, recorded)
         trained_on = matches[0] if matches else None
+    elif version.base_model.name:
+        named = find_base(
+            store.catalog, version.base_model.name, version.base_model.revision, exact=True
+        )
+        trained_on = named if named is not None and named.fingerprint is not None else None
+        recorded = trained_on.content_digest if trained_on is not None else None
+    if recorded is not None:
         related = related_contents(store.catalog, recorded)
     return check(
         version,
@@ -97,19 +116,39 @@ def compat_for_target(
         trained_on=trained_on,
         related=related,
         requires=version.manifest.requires,
+        allow_unverified_base=allow_unverified_base,
     )
 
 
-def resolve_target(text: str, catalog: Catalog | None = None) -> BaseTarget:
-    """A directory if ``text`` is a path, else a recorded base, else a Hub cache snapshot."""
+def resolve_target(
+    text: str, catalog: Catalog | None = None, *, exhaustive: bool = False
+) -> BaseTarget:
+    """A directory if ``text`` is a path, else a recorded base, else a Hub cache snapshot;
+    ``exhaustive`` hashes every tensor of weights on disk in full."""
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
             raise FingerprintError(f"{text}: expected a model directory")
-        return target_from_directory(path)
+        return target_from_directory(path, exhaustive=exhaustive)
     if catalog is not None:
         name, _, revision = text.partition("@")
         record = find_base(catalog, name, revision or None)
         if record is not None and record.fingerprint is not None:
             return target_from_record(record)
-    return target_from_hub_cache(text)
+    return target_from_hub_cache(text, exhaustive=exhaustive)
+
+
+def base_state_check(catalog: Catalog, version: AdapterVersion) -> Check:
+    """Whether the base ``version`` was trained on has a fingerprint to check bases against:
+    recorded at push, or recorded later under the name and revision it gives."""
+    base = version.base_model
+    if base.fingerprint is not None:
+        return Check("base recorded", "pass", f"base fingerprint {base.fingerprint[:19]}...")
+    named = find_base(catalog, base.name, base.revision, exact=True) if base.name else None
+    if named is not None and named.content_digest is not None:
+        return Check(
+            "base recorded",
+            "pass",
+            f"base {named.ref} recorded after the push ({named.content_digest[:19]}...)",
+        )
+    return Check("base recorded", "warn", unverified_base_message(version))

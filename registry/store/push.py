@@ -66,6 +66,7 @@ class PushRequest:
     convert_pickle: bool = False
     base_path: Path | None = None  # base weights to fingerprint and record
     base_target: BaseTarget | None = None  # base weights already read (a live module)
+    exhaustive_base: bool = False  # record full-content digests of the base found
     base_quantization: str | None = None
     requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
     # Facts recorded elsewhere and carried over verbatim (an import from the Hub):
@@ -99,9 +100,7 @@ def parse_base(text: str) -> BaseModelRef:
     return BaseModelRef(name=name, revision=revision or None)
 
 
-def _problems(
-    check: Callable[..., object], *args: Any
-) -> list[InvalidNameError | ArgumentError]:
+def _problems(check: Callable[..., object], *args: Any) -> list[InvalidNameError | ArgumentError]:
     try:
         check(*args)
     except (InvalidNameError, ArgumentError) as exc:
@@ -178,9 +177,11 @@ def _push(
             request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
         )
         base = request.exact_base or _named_base(request, source)
-        base_target = request.base_target
-        if base_target is None and request.base_path:
-            base_target = _fingerprint_base(request.base_path)
+        base_target: BaseTarget | None = request.base_target
+        if base_target is not None:
+            base_note = base_target.label
+        else:
+            base_target, base_note = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
         entries, written, written_bytes = _store_files(source, blobs, progress, leases.take)
@@ -189,7 +190,7 @@ def _push(
     if request.exact_base is not None:
         base_id = _exact_base_id(catalog, request.exact_base)
     else:
-        base, base_id = _record_base(catalog, base, base_target, request)
+        base, base_id = _record_base(catalog, base, base_target, request, base_note)
 
     manifest = Manifest(
         method=source.method,
@@ -252,6 +253,7 @@ def _push(
         skipped=tuple(source.skipped),
         blobs_written=written if outcome.created else 0,
         bytes_written=written_bytes if outcome.created else 0,
+        base_unverified=None if stored.base_model.fingerprint else _unverified(base, base_note),
     )
 
 
@@ -282,12 +284,35 @@ def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
     )
 
 
-def _fingerprint_base(path: Path) -> BaseTarget:
-    from registry.bases.target import target_from_directory
+def _find_base(
+    catalog: Catalog, base: BaseModelRef, request: PushRequest
+) -> tuple[BaseTarget | None, str]:
+    """The base weights to fingerprint: ``--base-path``, else found by the base's name (a
+    local directory, the HF cache) unless a record of that name already has a fingerprint."""
+    from registry.bases.target import locate_base, target_from_directory
+    from registry.store.catalog.base_rows import find_base
 
-    if not path.is_dir():
-        raise RegistryError(f"base model directory {path} does not exist")
-    return target_from_directory(path)
+    if request.base_path is not None:
+        if not request.base_path.is_dir():
+            raise RegistryError(f"base model directory {request.base_path} does not exist")
+        target = target_from_directory(request.base_path, exhaustive=request.exhaustive_base)
+        return target, str(request.base_path)
+    if request.exact_base is not None or base.name is None:
+        return None, "the base was recorded without a fingerprint where this version came from"
+    known = find_base(catalog, base.name, base.revision)
+    if known is not None and known.fingerprint is not None and not request.exhaustive_base:
+        return None, f"recorded base {known.ref}"
+    located = locate_base(base.name, base.revision, exhaustive=request.exhaustive_base)
+    return located.target, located.note
+
+
+def _unverified(base: BaseModelRef, note: str) -> str:
+    ref = f"{base.name}@{base.revision}" if base.revision else f"{base.name}"
+    return (
+        f"base {ref} is unverified: its weights were not found ({note}), so loading onto "
+        f"other weights cannot be refused; record them with `adapters base add DIR_OR_HUB_ID "
+        f"--name {ref}` or push with --base-path DIR"
+    )
 
 
 def _refuse_base_clash(catalog: Catalog, base: BaseModelRef, target: BaseTarget) -> None:
@@ -306,7 +331,11 @@ def _refuse_base_clash(catalog: Catalog, base: BaseModelRef, target: BaseTarget)
 
 
 def _record_base(
-    catalog: Catalog, base: BaseModelRef, target: BaseTarget | None, request: PushRequest
+    catalog: Catalog,
+    base: BaseModelRef,
+    target: BaseTarget | None,
+    request: PushRequest,
+    source: str,
 ) -> tuple[BaseModelRef, int | None]:
     """Link the version to the recorded base; record the base when its weights were given."""
     from registry.store.catalog.base_rows import find_base, record_base
@@ -321,7 +350,7 @@ def _record_base(
             quantization=request.base_quantization or target.quantization,
             fingerprint=target.fingerprint,
             config=dict(target.config),
-            source=str(request.base_path) if request.base_path else target.label,
+            source=source,
             actor=current_actor(),
         )
     else:

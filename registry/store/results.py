@@ -66,6 +66,11 @@ class AdapterVersion:
         return self.manifest.base_model
 
     @property
+    def base_verified(self) -> bool:
+        """Whether the base trained on was fingerprinted at push (false: "unverified")."""
+        return self.manifest.base_model.fingerprint is not None
+
+    @property
     def files(self) -> tuple[FileEntry, ...]:
         return self.manifest.files
 
@@ -89,6 +94,7 @@ class AdapterVersion:
             "method": self.method,
             "analysis": self.manifest.analysis,
             "base_model": vars(self.base_model).copy(),
+            "base_verified": self.base_verified,
             "size_bytes": self.size_bytes,
             "status": self.status,
             "status_reason": self.status_reason,
@@ -128,6 +134,8 @@ class PushResult:
         if self.applied_tags:
             parts.append(_count(len(self.applied_tags), "tag"))
         return ", ".join(parts)
+    # Why the base has no fingerprint (no weights found), or None: the base is verified.
+    base_unverified: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +150,7 @@ class PushResult:
             "skipped": list(self.skipped),
             "blobs_written": self.blobs_written,
             "bytes_written": self.bytes_written,
+            "base_unverified": self.base_unverified,
             "version": self.version.to_dict(),
         }
 
@@ -270,6 +279,7 @@ class BaseModelRecord:
                 "content": fp.content,
                 "tensor_count": fp.tensor_count,
                 "total_params": fp.total_params,
+                "exhaustive": fp.is_exhaustive,  # full-content digest of every tensor
             },
             "source": self.source,
             "created_at": iso_utc(self.created_at),

@@ -40,6 +40,23 @@ def _event(session: Session, actor: str, action: str, details: dict[str, Any]) -
     add_event(session, actor, action, None, None, details)
 
 
+def _adds_digests(
+    known: BaseModelRecord, fingerprint: Any, name: str, revision: str | None
+) -> bool:
+    """Whether ``fingerprint`` (same sampled content as ``known``) brings full-content digests
+    the record lacks; refused when a digest disagrees: same samples, other weights."""
+    stored = known.fingerprint.digests if known.fingerprint is not None else {}
+    clashing = sorted(n for n, d in fingerprint.digests.items() if stored.get(n, d) != d)
+    if clashing:
+        label = f"{name}@{revision}" if revision else name
+        raise ConflictError(
+            f"base model {label} is recorded with other weights: the full contents of "
+            f"{', '.join(clashing[:3])} differ although the samples agree; record these "
+            "under another name or revision"
+        )
+    return bool(set(fingerprint.digests) - set(stored))
+
+
 def record_base(
     catalog: Catalog,
     *,
@@ -67,9 +84,13 @@ def record_base(
             )
         ).first()
         if row is not None:
-            if content is None or row.fingerprint == content:
+            if content is None:
                 return _record(row), False
-            if row.fingerprint is not None:
+            if row.fingerprint == content:
+                known = _record(row)
+                if not _adds_digests(known, fingerprint, name, revision):
+                    return known, False
+            elif row.fingerprint is not None:
                 label = f"{name}@{revision}" if revision else name
                 raise ConflictError(
                     f"base model {label} is recorded with other weights "
