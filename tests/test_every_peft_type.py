@@ -20,7 +20,7 @@ from support.every_peft_type import (
     make_typed_adapter,
     typed_inputs,
 )
-from support.models import base_name, name_base, outputs, tiny_llama
+from support.models import base_name, name_base, outputs, save_base, tiny_llama
 from support.peft_adapters import make_adapter
 
 from registry import Registry
@@ -83,7 +83,9 @@ def test_every_peft_type_round_trips(
     expected = forward(original, inputs)
 
     pushed = sqlite_registry.push(
-        tmp_path / "adapter", name=f"types/{peft_type.lower().replace('_', '-')}"
+        tmp_path / "adapter",
+        name=f"types/{peft_type.lower().replace('_', '-')}",
+        base_path=save_base(_fresh_base(), tmp_path / "base"),
     )
     version = pushed.version
     assert version.method == peft_type.lower()
