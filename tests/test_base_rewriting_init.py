@@ -66,7 +66,7 @@ def test_unconverted_pissa_loads_as_peft_does_or_is_refused(
 
     model = tiny_llama(0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(UnsupportedMethodError, match="init_lora_weights='pissa'.*mode='peft'"):
+    with pytest.raises(UnsupportedMethodError, match=r"init_lora_weights='pissa'.*mode='peft'"):
         reg.load(ref, model, mode="native")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
 
