@@ -23,7 +23,7 @@ from registry.lifecycle.results import (
     StatusChange,
 )
 from registry.progress import Progress
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
 from registry.store.home import RegistryHome, find_home, init_home
@@ -71,7 +71,7 @@ class Registry:
         return self.store.catalog
 
     @property
-    def blobs(self) -> BlobStore:
+    def blobs(self) -> BlobBackend:
         return self.store.blobs
 
     @property

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend, open_blob_store
 from registry.store.catalog.engine import make_engine, read_session, redacted_url
 from registry.store.catalog.history import utcnow
 from registry.store.catalog.schema import SCHEMA_VERSION, read_version
@@ -95,7 +95,7 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
             findings.append(schema)
             return report(version)
         checked += ["rows", "leases", "blobs", "staging"]
-        blobs = BlobStore(home.objects_dir)
+        blobs = open_blob_store(home)
         stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
         with read_session(engine) as session:
             connection = session.connection()
@@ -296,7 +296,7 @@ def _refs(versions: list[str]) -> str:
 
 
 def _check_blobs(
-    blobs: BlobStore,
+    blobs: BlobBackend,
     stored: dict[str, int],
     referenced: dict[str, tuple[int, list[str]]],
     deep: bool,
@@ -304,9 +304,11 @@ def _check_blobs(
     found: list[Finding] = []
     to_hash: list[str] = []
     for sha256, (size, versions) in sorted(referenced.items()):
-        path = blobs.path(sha256)
         first = versions[0]
-        if sha256 not in stored and not path.is_file():
+        actual = stored.get(sha256)
+        if actual is None:
+            actual = blobs.size(sha256)
+        if actual is None:
             found.append(
                 Finding(
                     "blobs",
@@ -314,13 +316,10 @@ def _check_blobs(
                     f"blob {sha256[:16]}... of {_refs(versions)} is missing from the store",
                     f"push the original adapter directory again (`adapters push DIR --name "
                     f"{first.split('@')[0]}` rewrites missing blobs), or restore "
-                    f"{path} from a backup; then `adapters verify {first}`",
+                    f"{blobs.location(sha256)} from a backup; then `adapters verify {first}`",
                 )
             )
             continue
-        actual = stored.get(sha256)
-        if actual is None:
-            actual = path.stat().st_size
         if actual != size:
             found.append(_corrupt(blobs, sha256, versions, f"has {actual} bytes, {size} recorded"))
         elif deep:
@@ -334,14 +333,18 @@ def _check_blobs(
     return found
 
 
-def _corrupt(blobs: BlobStore, sha256: str, versions: list[str], problem: str) -> Finding:
+def _corrupt(blobs: BlobBackend, sha256: str, versions: list[str], problem: str) -> Finding:
     return Finding(
         "blobs",
         "error",
         f"blob {sha256[:16]}... of {_refs(versions)} is corrupt: {problem}",
-        f"rm -f {blobs.path(sha256)}, then push the original adapter directory again "
+        f"{_removal(blobs.location(sha256))}, then push the original adapter directory again "
         f"(or restore the blob from a backup); then `adapters verify {versions[0]}`",
     )
+
+
+def _removal(location: str) -> str:
+    return f"delete the object {location}" if "://" in location else f"rm -f {location}"
 
 
 def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
@@ -360,7 +363,7 @@ def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
     ]
 
 
-def _check_staging(blobs: BlobStore, tmp_dir: Path) -> list[Finding]:
+def _check_staging(blobs: BlobBackend, tmp_dir: Path) -> list[Finding]:
     import time
 
     limit = time.time() - LEASE_EXPIRY.total_seconds()

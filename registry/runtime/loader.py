@@ -103,7 +103,7 @@ def _tensors_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _check_blobs(version: AdapterVersion, store: Store) -> None:
     check_manifest(version)
     for entry in version.files:
-        problem = store.blobs.check(entry.sha256, entry.size)
+        problem = store.blobs.check_local(entry.sha256, entry.size)
         if problem is not None:
             raise IntegrityError(
                 f"{version.ref}: {entry.path}: {problem}; run `adapters verify {version.ref}`"

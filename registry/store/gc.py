@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from registry.errors import RegistryError
 from registry.faults import fault_point
 from registry.store.actor import current_actor
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow
@@ -140,7 +140,7 @@ def _result(
     )
 
 
-def _stale_temp_files(blobs: BlobStore, tmp_dir: Path) -> list[tuple[Path, int]]:
+def _stale_temp_files(blobs: BlobBackend, tmp_dir: Path) -> list[tuple[Path, int]]:
     """Temp files and push staging directories untouched for longer than a lease lives.
 
     A write in progress keeps touching its temp file, so age since the last write
