@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
+from registry.store.blob_probe import probe_blob_store
 from registry.store.blob_store import BlobBackend, open_blob_store
 from registry.store.catalog.engine import make_engine, read_session, redacted_url
 from registry.store.catalog.history import utcnow
@@ -57,6 +58,7 @@ class DoctorReport:
     checked: tuple[str, ...]  # the checks that ran
     counts: dict[str, int] = field(default_factory=dict)  # versions, blobs, ...
     findings: tuple[Finding, ...] = ()
+    blob_store: str = ""  # where the blobs live (a path or an object store URL)
 
     @property
     def clean(self) -> bool:
@@ -64,15 +66,18 @@ class DoctorReport:
         return not any(f.severity != "info" for f in self.findings)
 
 
-def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorReport:
+def diagnose(
+    home: RegistryHome, url: str, *, deep: bool = False, write_check: bool = False
+) -> DoctorReport:
     findings: list[Finding] = _check_home(home) + _check_environment()
     checked = ["home", "environment", "database"]
     counts: dict[str, int] = {}
+    store_url = ""
 
     def report(version: int | None) -> DoctorReport:
         return DoctorReport(
             str(home.root), redacted_url(url), version, deep, tuple(checked), counts,
-            tuple(findings),
+            tuple(findings), store_url,
         )  # fmt: skip
 
     try:
@@ -94,8 +99,17 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
         if schema is not None:
             findings.append(schema)
             return report(version)
+        checked.append("store" + (" (write check)" if write_check else ""))
+        try:
+            blobs = open_blob_store(home)
+            store_url = blobs.url
+            problems = probe_blob_store(blobs, write=write_check)
+        except RegistryError as exc:
+            problems = [str(exc)]
+        if problems:
+            findings.extend(Finding("store", "error", p, "fix the blob store") for p in problems)
+            return report(version)
         checked += ["rows", "leases", "blobs", "staging"]
-        blobs = open_blob_store(home)
         stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
         with read_session(engine) as session:
             connection = session.connection()

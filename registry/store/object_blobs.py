@@ -66,7 +66,7 @@ def parse_object_url(url: str) -> tuple[str, str, str]:
     bucket, _, prefix = rest.partition("/")
     if not bucket or "@" in rest or "?" in rest or "#" in rest:
         raise ArgumentError(
-            f"blob store URL {scheme}://{bucket}/... must be {scheme}://BUCKET/PREFIX with "
+            f"the blob store URL must be {scheme}://BUCKET/PREFIX with "
             "no credentials or options in it; credentials come from the environment"
         )
     return scheme, bucket, prefix.strip("/")
@@ -160,15 +160,18 @@ class ObjectBlobStore:
         if isinstance(exc, IntegrityError | BlobStoreError):
             raise exc
         detail = _one_line(str(exc))
+        full = str(exc)
         if isinstance(exc, obx.UnauthenticatedError | obx.PermissionDeniedError) or (
-            "403" in detail or "InvalidAccessKeyId" in detail or "SignatureDoesNotMatch" in detail
+            "403 Forbidden" in full
+            or "InvalidAccessKeyId" in full
+            or "SignatureDoesNotMatch" in full
         ):
             raise BlobStoreError(
                 f"{self.url} refused the credentials while trying to {what}: check "
                 "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the "
                 "bucket's permissions"
             ) from None
-        if "NoSuchBucket" in detail:
+        if "NoSuchBucket" in full or (what == "list blobs" and "404 Not Found" in full):
             raise BlobStoreError(self._no_bucket()) from None
         raise BlobStoreError(
             f"{self.url}: could not {what} ({detail}); check that the store is reachable and retry"
