@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.runtime.merge_into_base import MergeResult
     from registry.security.signing import Signature
+    from registry.store.blob_copy import BlobCopyResult
 
 
 class Registry:
@@ -363,6 +364,23 @@ class Registry:
         from registry.store.gc import collect
 
         return collect(self.store, dry_run=dry_run)
+
+    def copy_blobs(
+        self,
+        source: str | None,
+        target: str | None,
+        *,
+        progress: Progress | None = None,
+    ) -> BlobCopyResult:
+        """Copy every blob from ``source`` to ``target`` (paths or ``s3://``, ``gs://``,
+        ``az://`` URLs; None is this registry's blob store), verified and resumable."""
+        from registry.store.blob_copy import copy_blobs
+        from registry.store.blob_store import open_blob_backend
+
+        def store(url: str | None) -> BlobBackend:
+            return self.blobs if url is None else open_blob_backend(url, self.home)
+
+        return copy_blobs(store(source), store(target), self.store.tmp_dir, progress)
 
     def log(
         self,

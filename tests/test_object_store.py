@@ -292,3 +292,30 @@ def test_bad_blob_url_is_refused(monkeypatch: pytest.MonkeyPatch, hermetic_env: 
 
 
 del torch  # imported so the tiny models' import cost is not charged to the first test
+
+
+def test_blobs_copy_local_to_s3_and_back_resumes(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    reg = Registry.open(hermetic_env, create=True)
+    reg.push(write_lora(tmp_path / "a", 1), name="x")
+    reg.push(write_lora(tmp_path / "b", 2), name="y")
+    local = set(reg.blobs.iter_digests())
+    url = use_s3(s3_server, monkeypatch)
+    monkeypatch.delenv("ADAPTERS_BLOB_URL")
+    first = run("blobs", "copy", "-", url, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["copied"] == len(local)
+    again = json.loads(run("blobs", "copy", "-", url, "--json").stdout)
+    assert again["copied"] == 0 and again["skipped"] == len(local)
+    back = tmp_path / "back"
+    assert run("blobs", "copy", url, str(back)).exit_code == 0
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", url)
+    on_s3 = Registry.open(hermetic_env)
+    assert set(on_s3.blobs.iter_digests()) == local and on_s3.verify("x").ok
+    on_s3.close()
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", str(back))
+    from_back = Registry.open(hermetic_env)
+    assert from_back.verify("y").ok
+    from_back.close()
+    reg.close()
