@@ -374,8 +374,8 @@ class Registry:
     ) -> BlobCopyResult:
         """Copy every blob from ``source`` to ``target`` (paths or ``s3://``, ``gs://``,
         ``az://`` URLs; None is this registry's blob store), verified and resumable."""
+        from registry.store.blob_config import open_blob_backend
         from registry.store.blob_copy import copy_blobs
-        from registry.store.blob_store import open_blob_backend
 
         def store(url: str | None) -> BlobBackend:
             return self.blobs if url is None else open_blob_backend(url, self.home)

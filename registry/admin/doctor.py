@@ -29,8 +29,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
+from registry.store.blob_config import open_blob_store
 from registry.store.blob_probe import probe_blob_store
-from registry.store.blob_store import BlobBackend, open_blob_store
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.engine import make_engine, read_session, redacted_url
 from registry.store.catalog.history import utcnow
 from registry.store.catalog.schema import SCHEMA_VERSION, read_version

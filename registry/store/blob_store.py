@@ -9,8 +9,7 @@ is stored once, and ``before_commit`` runs before the store looks for the final 
 
 ``path(sha256)`` is what readers mmap or copy: the blob file itself for the local
 store, a verified copy in the local read-through cache for object storage.
-``open_blob_store`` picks the implementation from ``ADAPTERS_BLOB_URL`` or the
-home's ``registry.json`` (key ``blob_url``).
+``blob_config.open_blob_store`` picks the implementation for a home.
 """
 
 from __future__ import annotations
@@ -18,12 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from registry.store.hashing import ProgressCallback
-
-if TYPE_CHECKING:
-    from registry.store.home import RegistryHome
 
 DigestHook = Callable[[str], None]
 
@@ -86,45 +82,3 @@ class BlobBackend(Protocol):
         ...
 
     def delete(self, sha256: str) -> None: ...
-
-
-BLOB_URL_ENV = "ADAPTERS_BLOB_URL"
-OBJECT_SCHEMES = ("s3://", "gs://", "az://")
-
-
-def blob_url_for(home: RegistryHome) -> str | None:
-    """The configured blob store URL: ``ADAPTERS_BLOB_URL``, else ``registry.json``."""
-    import os
-
-    url = os.environ.get(BLOB_URL_ENV)
-    if url:
-        return url
-    return home.settings().get("blob_url") or None
-
-
-def open_blob_backend(url: str | None, home: RegistryHome) -> BlobBackend:
-    """The blob store at ``url``: a local directory (the home's ``objects/`` when None)
-    or object storage."""
-    from registry.errors import ArgumentError
-    from registry.store.blobs import BlobStore
-
-    if url is None:
-        return BlobStore(home.objects_dir)
-    if url.startswith(OBJECT_SCHEMES):
-        from registry.store.blob_cache import BlobCache
-        from registry.store.object_blobs import ObjectBlobStore
-
-        return ObjectBlobStore(url, BlobCache.for_home(home))
-    if "://" in url and not url.startswith("file://"):
-        raise ArgumentError(
-            f"blob store URL {url.split('://')[0]}://... is not supported; use a local path, "
-            "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX"
-        )
-    path = Path(url.removeprefix("file://")).expanduser()
-    if not path.is_absolute():
-        path = home.root / path
-    return BlobStore(path)
-
-
-def open_blob_store(home: RegistryHome) -> BlobBackend:
-    return open_blob_backend(blob_url_for(home), home)

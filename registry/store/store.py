@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.errors import YankedVersionWarning
-from registry.store.blob_store import BlobBackend, open_blob_store
+from registry.store.blob_config import open_blob_store
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.home import RegistryHome
 from registry.store.refs import Ref, parse_ref
