@@ -35,6 +35,15 @@ def open_blob_backend(url: str | None, home: RegistryHome) -> BlobBackend:
     if url is None:
         return BlobStore(home.objects_dir)
     if url.startswith(OBJECT_SCHEMES):
+        try:
+            import obstore  # noqa: F401
+        except ImportError:
+            from registry.errors import BlobStoreError
+
+            raise BlobStoreError(
+                "object storage needs the obstore library: "
+                "pip install 'adapter-registry[object-store]'"
+            ) from None
         from registry.store.blob_cache import BlobCache
         from registry.store.object_blobs import ObjectBlobStore
 
