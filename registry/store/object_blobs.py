@@ -285,7 +285,9 @@ class ObjectBlobStore:
                 raise
             if chunk is None:
                 return
-            yield bytes(chunk)
+            # obstore's Bytes is a buffer that hashlib, file writes and join take as is;
+            # copying each chunk into bytes would cost a pass over the data.
+            yield cast(bytes, chunk)
             fault_point("object.reading")
 
     def path(self, sha256: str) -> Path:
