@@ -287,7 +287,7 @@ class ObjectBlobStore:
                 return
             # obstore's Bytes is a buffer that hashlib, file writes and join take as is;
             # copying each chunk into bytes would cost a pass over the data.
-            yield cast(bytes, chunk)
+            yield chunk
             fault_point("object.reading")
 
     def path(self, sha256: str) -> Path:
