@@ -319,3 +319,46 @@ def test_blobs_copy_local_to_s3_and_back_resumes(
     assert from_back.verify("y").ok
     from_back.close()
     reg.close()
+
+
+def test_processes_share_the_cache_and_push_concurrently(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    use_s3(s3_server, monkeypatch)
+    monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{tmp_path / 'shared.db'}")
+    Registry.open(hermetic_env, create=True).close()
+    sources = [write_lora(tmp_path / f"a{i}", 7) for i in range(3)]  # identical content
+    script = (
+        "import sys; from pathlib import Path; from registry import Registry\n"
+        "reg = Registry.open()\n"
+        "reg.push(Path(sys.argv[1]), name='same')\n"
+        "reg.export('same', Path(sys.argv[2]))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(src), str(tmp_path / f"out{i}")],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, src in enumerate(sources)
+    ]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err[-2000:]
+    reg = Registry.open(hermetic_env)
+    assert [v.version for v in reg.list()] == ["1"]
+    blobs = reg.blobs
+    assert isinstance(blobs, ObjectBlobStore)
+    assert not list((blobs.cache.root / "staging").iterdir())
+    for entry in reg.get("same").files:
+        assert blobs.check_local(entry.sha256, entry.size) is None
+        for i in range(3):
+            data = (tmp_path / f"out{i}" / entry.path).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == entry.sha256
+    reg.close()
