@@ -19,7 +19,7 @@ from conftest import use_s3
 from support.handmade import write_lora
 from support.lifecycle import run
 from support.peft_adapters import make_adapter
-from support.s3_server import SECRET_KEY, S3Server
+from support.s3_server import BUCKET, SECRET_KEY, S3Server
 
 from registry import Registry
 from registry.errors import BlobStoreError, IntegrityError
@@ -168,6 +168,17 @@ def test_multipart_upload_and_abort_on_changed_source(
     with pytest.raises(IntegrityError, match="changed while it was being stored"):
         store.put_file(changed)
     assert set(store.iter_digests()) == {stored.sha256}
+    import boto3  # the server's own view: no multipart upload was left open
+
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    pending = client.list_multipart_uploads(Bucket=BUCKET, Prefix=store.prefix)
+    assert not pending.get("Uploads"), pending.get("Uploads")
+    probe = client.create_multipart_upload(Bucket=BUCKET, Key=f"{store.prefix}/probe")
+    listed = client.list_multipart_uploads(Bucket=BUCKET, Prefix=store.prefix)["Uploads"]
+    assert [u["UploadId"] for u in listed] == [probe["UploadId"]]  # the listing works
+    client.abort_multipart_upload(
+        Bucket=BUCKET, Key=f"{store.prefix}/probe", UploadId=probe["UploadId"]
+    )
 
 
 def test_secret_never_printed_or_stored(
