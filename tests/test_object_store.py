@@ -373,3 +373,29 @@ def test_processes_share_the_cache_and_push_concurrently(
             data = (tmp_path / f"out{i}" / entry.path).read_bytes()
             assert hashlib.sha256(data).hexdigest() == entry.sha256
     reg.close()
+
+
+def test_gc_aborts_incomplete_uploads_once_stale(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path
+) -> None:
+    from datetime import timedelta
+
+    import boto3
+
+    from registry.store import gc
+
+    url = use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    prefix = url.split("/", 3)[3]
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    key = f"{prefix}/sha256/ab/" + "c" * 62
+    client.create_multipart_upload(Bucket=BUCKET, Key=key)  # as a killed push leaves it
+
+    def pending() -> int:
+        return len(client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []))
+
+    assert reg.gc().uploads == 0 and pending() == 1  # young: may be a push at work
+    monkeypatch.setattr(gc, "LEASE_EXPIRY", timedelta(0))
+    assert reg.gc(dry_run=True).uploads == 1 and pending() == 1
+    assert reg.gc().uploads == 1 and pending() == 0
+    reg.close()

@@ -368,6 +368,44 @@ class ObjectBlobStore:
             self._call("delete a blob", lambda: obstore.delete(self.store, self.key(sha256)))
 
 
+def abort_stale_uploads(store: ObjectBlobStore, older_than: timedelta, *, dry_run: bool) -> int:
+    """Abort multipart uploads under the store's prefix started before ``older_than`` ago
+    (left by a push killed mid-upload); how many. S3 only, through boto3 when installed:
+    obstore cannot list uploads. Elsewhere a bucket lifecycle rule does this."""
+    if store.scheme != "s3":
+        return 0
+    try:
+        import boto3
+    except ImportError:
+        return 0
+    from datetime import datetime, timezone
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    client = boto3.client("s3", endpoint_url=endpoint or None)
+    root = f"{store.prefix}/sha256/" if store.prefix else "sha256/"
+    cutoff = datetime.now(timezone.utc) - older_than
+    count = 0
+    try:
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=store.bucket, Prefix=root
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] > cutoff:
+                    continue  # may be a push still uploading
+                count += 1
+                if not dry_run:
+                    client.abort_multipart_upload(
+                        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+    except Exception as exc:  # botocore's errors; gc's other work stands
+        raise BlobStoreError(
+            f"{store.url}: could not clean incomplete uploads ({_one_line(str(exc))}); "
+            "add a lifecycle rule that aborts them"
+        ) from None
+    return count
+
+
 def _put_multipart(store: Any, key: str, reader: _CheckedReader) -> None:
     import obstore
 
