@@ -53,9 +53,12 @@ def migrate(state: AppState, dry_run: bool, as_json: bool) -> None:
 @click.command()
 @click.option("--deep", is_flag=True, help="Also re-hash every referenced blob (reads them all).")
 @click.option("--repair", is_flag=True, help="Delete catalog rows that belong to no version.")
+@click.option(
+    "--write-check", is_flag=True, help="Write, read back and delete a canary blob in the store."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_state
-def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
+def doctor(state: AppState, deep: bool, repair: bool, write_check: bool, as_json: bool) -> None:
     """Check the home, the catalog database and schema, the rows and the blobs.
 
     Each finding says what is wrong and the command that fixes it. Exit code 0 when
@@ -65,6 +68,7 @@ def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
     Example:
       adapters doctor
       adapters doctor --deep --json
+      adapters doctor --write-check
     """
     from registry.admin.doctor import diagnose
     from registry.admin.doctor import repair as run_repair
@@ -78,12 +82,14 @@ def doctor(state: AppState, deep: bool, repair: bool, as_json: bool) -> None:
             click.echo(
                 f"repaired: deleted {count} rows of {table} that belonged to no version", err=True
             )
-    report = diagnose(home, url, deep=deep)
+    report = diagnose(home, url, deep=deep, write_check=write_check)
     if as_json:
         echo_json({**asdict(report), "clean": report.clean})
     else:
         click.echo(f"home      {report.home}")
         click.echo(f"database  {report.database} (schema {report.schema_version})")
+        if report.blob_store:
+            click.echo(f"blobs     {report.blob_store}")
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(report.counts.items()))
         if counts:
             click.echo(f"found     {counts}")

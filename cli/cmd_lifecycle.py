@@ -343,7 +343,8 @@ def gc(state: AppState, dry_run: bool, as_json: bool) -> None:
     click.echo(
         f"{verb} {len(result.blobs)} blob(s) and {len(result.temp_files)} temp file(s), "
         f"{human_size(result.bytes)}; kept {result.kept} blob(s)"
-        + (f", {result.leased} held by pushes in progress" if result.leased else ""),
+        + (f", {result.leased} held by pushes in progress" if result.leased else "")
+        + (f"; {verb} {result.uploads} incomplete upload(s)" if result.uploads else ""),
         err=not dry_run,
     )
 

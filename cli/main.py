@@ -74,6 +74,7 @@ def _register() -> None:
     from registry.cli import (
         cmd_admin,
         cmd_base,
+        cmd_blobs,
         cmd_check,
         cmd_demo,
         cmd_find,
@@ -86,7 +87,7 @@ def _register() -> None:
     )
 
     modules = (cmd_store, cmd_find, cmd_check, cmd_lifecycle, cmd_ops, cmd_base, cmd_demo)
-    for module in (*modules, cmd_hub, cmd_sign, cmd_admin, cmd_materialize):
+    for module in (*modules, cmd_hub, cmd_sign, cmd_admin, cmd_materialize, cmd_blobs):
         for command in module.COMMANDS:
             main.add_command(command)
 

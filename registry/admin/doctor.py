@@ -29,7 +29,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
-from registry.store.blobs import BlobStore
+from registry.store.blob_config import open_blob_store
+from registry.store.blob_probe import probe_blob_store
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.engine import make_engine, read_session, redacted_url
 from registry.store.catalog.history import utcnow
 from registry.store.catalog.schema import SCHEMA_VERSION, read_version
@@ -57,6 +59,7 @@ class DoctorReport:
     checked: tuple[str, ...]  # the checks that ran
     counts: dict[str, int] = field(default_factory=dict)  # versions, blobs, ...
     findings: tuple[Finding, ...] = ()
+    blob_store: str = ""  # where the blobs live (a path or an object store URL)
 
     @property
     def clean(self) -> bool:
@@ -64,15 +67,18 @@ class DoctorReport:
         return not any(f.severity != "info" for f in self.findings)
 
 
-def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorReport:
+def diagnose(
+    home: RegistryHome, url: str, *, deep: bool = False, write_check: bool = False
+) -> DoctorReport:
     findings: list[Finding] = _check_home(home) + _check_environment()
     checked = ["home", "environment", "database"]
     counts: dict[str, int] = {}
+    store_url = ""
 
     def report(version: int | None) -> DoctorReport:
         return DoctorReport(
             str(home.root), redacted_url(url), version, deep, tuple(checked), counts,
-            tuple(findings),
+            tuple(findings), store_url,
         )  # fmt: skip
 
     try:
@@ -94,8 +100,17 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
         if schema is not None:
             findings.append(schema)
             return report(version)
+        checked.append("store" + (" (write check)" if write_check else ""))
+        try:
+            blobs = open_blob_store(home)
+            store_url = blobs.url
+            problems = probe_blob_store(blobs, write=write_check)
+        except RegistryError as exc:
+            problems = [str(exc)]
+        if problems:
+            findings.extend(Finding("store", "error", p, "fix the blob store") for p in problems)
+            return report(version)
         checked += ["rows", "leases", "blobs", "staging"]
-        blobs = BlobStore(home.objects_dir)
         stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
         with read_session(engine) as session:
             connection = session.connection()
@@ -296,7 +311,7 @@ def _refs(versions: list[str]) -> str:
 
 
 def _check_blobs(
-    blobs: BlobStore,
+    blobs: BlobBackend,
     stored: dict[str, int],
     referenced: dict[str, tuple[int, list[str]]],
     deep: bool,
@@ -304,9 +319,11 @@ def _check_blobs(
     found: list[Finding] = []
     to_hash: list[str] = []
     for sha256, (size, versions) in sorted(referenced.items()):
-        path = blobs.path(sha256)
         first = versions[0]
-        if sha256 not in stored and not path.is_file():
+        actual = stored.get(sha256)
+        if actual is None:
+            actual = blobs.size(sha256)
+        if actual is None:
             found.append(
                 Finding(
                     "blobs",
@@ -314,13 +331,10 @@ def _check_blobs(
                     f"blob {sha256[:16]}... of {_refs(versions)} is missing from the store",
                     f"push the original adapter directory again (`adapters push DIR --name "
                     f"{first.split('@')[0]}` rewrites missing blobs), or restore "
-                    f"{path} from a backup; then `adapters verify {first}`",
+                    f"{blobs.location(sha256)} from a backup; then `adapters verify {first}`",
                 )
             )
             continue
-        actual = stored.get(sha256)
-        if actual is None:
-            actual = path.stat().st_size
         if actual != size:
             found.append(_corrupt(blobs, sha256, versions, f"has {actual} bytes, {size} recorded"))
         elif deep:
@@ -334,14 +348,18 @@ def _check_blobs(
     return found
 
 
-def _corrupt(blobs: BlobStore, sha256: str, versions: list[str], problem: str) -> Finding:
+def _corrupt(blobs: BlobBackend, sha256: str, versions: list[str], problem: str) -> Finding:
     return Finding(
         "blobs",
         "error",
         f"blob {sha256[:16]}... of {_refs(versions)} is corrupt: {problem}",
-        f"rm -f {blobs.path(sha256)}, then push the original adapter directory again "
+        f"{_removal(blobs.location(sha256))}, then push the original adapter directory again "
         f"(or restore the blob from a backup); then `adapters verify {versions[0]}`",
     )
+
+
+def _removal(location: str) -> str:
+    return f"delete the object {location}" if "://" in location else f"rm -f {location}"
 
 
 def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
@@ -360,7 +378,7 @@ def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
     ]
 
 
-def _check_staging(blobs: BlobStore, tmp_dir: Path) -> list[Finding]:
+def _check_staging(blobs: BlobBackend, tmp_dir: Path) -> list[Finding]:
     import time
 
     limit = time.time() - LEASE_EXPIRY.total_seconds()

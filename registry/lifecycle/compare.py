@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from registry.lifecycle.results import Comparison, EvalDiff, FieldDiff, ModuleSimilarity
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?:embedding_)?(?P<which>[AB])(?:
 _PREFIX = "base_model.model."
 
 
-def compare_versions(a: AdapterVersion, b: AdapterVersion, blobs: BlobStore) -> Comparison:
+def compare_versions(a: AdapterVersion, b: AdapterVersion, blobs: BlobBackend) -> Comparison:
     similarity, note, unmatched = _similarity(a, b, blobs)
     return Comparison(
         a=a.ref,
@@ -87,7 +87,7 @@ class LoraModule:
 
 
 def _similarity(
-    a: AdapterVersion, b: AdapterVersion, blobs: BlobStore
+    a: AdapterVersion, b: AdapterVersion, blobs: BlobBackend
 ) -> tuple[tuple[ModuleSimilarity, ...], str | None, tuple[str, ...]]:
     if a.method != "lora" or b.method != "lora":
         return (
@@ -115,7 +115,7 @@ def lora_scaling(config: Mapping[str, Any], module: str, rank: int) -> float:
     return module_scaling(config, module, rank)
 
 
-def lora_modules(version: AdapterVersion, blobs: BlobStore) -> dict[str, LoraModule]:
+def lora_modules(version: AdapterVersion, blobs: BlobBackend) -> dict[str, LoraModule]:
     """The A and B factors of every LoRA module of a stored version, with its scaling."""
     from safetensors import safe_open
 

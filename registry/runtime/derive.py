@@ -87,7 +87,7 @@ def parent_tensors(store: Store, version: AdapterVersion) -> AdapterTensors:
     weights = next((f for f in version.files if f.role == "weights"), None)
     if weights is None:
         raise IntegrityError(f"{version.ref} has no weights file")
-    problem = store.blobs.check(weights.sha256, weights.size)
+    problem = store.blobs.check_local(weights.sha256, weights.size)
     if problem is not None:
         raise IntegrityError(f"{version.ref}: {weights.path}: {problem}")
     return load_adapter_tensors(

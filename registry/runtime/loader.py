@@ -160,7 +160,7 @@ def _check_blobs(version: AdapterVersion, store: Store, *, reverify: bool) -> No
             key = None
         if key is not None and key in _verified_blobs and not reverify:
             continue
-        problem = store.blobs.check(entry.sha256, entry.size)
+        problem = store.blobs.check_local(entry.sha256, entry.size)
         if problem is not None:
             raise IntegrityError(
                 f"{version.ref}: {entry.path}: {problem}; run `adapters verify {version.ref}`"

@@ -11,35 +11,51 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from registry.errors import IntegrityError, RegistryError
 from registry.faults import fault_point
+from registry.store.blob_store import DigestHook, StoredBlob
 from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
 
 TMP_PREFIX = ".tmp-"
 
-DigestHook = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    sha256: str
-    size: int
-    created: bool  # False when identical content was already stored
+__all__ = ["TMP_PREFIX", "BlobStore", "DigestHook", "StoredBlob"]
 
 
 class BlobStore:
+    """The local directory store (``BlobBackend``); ``path`` is the blob file itself."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
 
     def path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256[2:]
 
+    def location(self, sha256: str) -> str:
+        return str(self.path(sha256))
+
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def iter_chunks(self, sha256: str) -> Iterator[bytes]:
+        with open(self.path(sha256), "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    def check_local(self, sha256: str, size: int | None = None) -> str | None:
+        return self.check(sha256, size)
 
     def put_file(
         self,

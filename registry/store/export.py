@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from registry.errors import ExportError, IntegrityError
 from registry.progress import NoProgress, Progress
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.hashing import CHUNK_SIZE
 from registry.store.results import AdapterVersion, ExportResult
 from registry.store.verify import check_manifest
@@ -25,7 +25,7 @@ from registry.store.verify import check_manifest
 
 def export_version(
     version: AdapterVersion,
-    blobs: BlobStore,
+    blobs: BlobBackend,
     directory: Path,
     *,
     overwrite: bool = False,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from registry.errors import RegistryError
 from registry.faults import fault_point
 from registry.store.actor import current_actor
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, write_session
 from registry.store.catalog.history import add_event, utcnow
@@ -86,12 +86,13 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
     cutoff = now - LEASE_EXPIRY
     stored = dict(blobs.iter_sizes())
     stale = _stale_temp_files(blobs, tmp_dir)
+    uploads = _stale_uploads(blobs, dry_run=dry_run)
     if dry_run:
         with read_session(catalog.engine) as session:
             keep = protected_digests(session, cutoff)
             leased = live_lease_count(session, cutoff)
         doomed = sorted(set(stored) - keep)
-        return _result(doomed, stored, stale, leased, dry_run=True)
+        return _result(doomed, stored, stale, leased, uploads, dry_run=True)
 
     with write_session(catalog.engine) as session:
         exclude_lease_writers(session)
@@ -114,13 +115,14 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
                 "digests": doomed,
                 "temp_files": len(stale),
                 "expired_leases": expired,
+                "aborted_uploads": uploads,
             },
         )
         fault_point("gc.before-commit")
     for path, _size in stale:
         with contextlib.suppress(FileNotFoundError):
             _remove(path)
-    return _result(doomed, stored, stale, leased, dry_run=False)
+    return _result(doomed, stored, stale, leased, uploads, dry_run=False)
 
 
 def _result(
@@ -128,6 +130,7 @@ def _result(
     stored: dict[str, int],
     stale: list[tuple[Path, int]],
     leased: int,
+    uploads: int,
     *,
     dry_run: bool,
 ) -> GcResult:
@@ -137,10 +140,20 @@ def _result(
         temp_files=tuple(GcFile(str(p), size) for p, size in stale),
         kept=len(stored) - len(doomed),
         leased=leased,
+        uploads=uploads,
     )
 
 
-def _stale_temp_files(blobs: BlobStore, tmp_dir: Path) -> list[tuple[Path, int]]:
+def _stale_uploads(blobs: BlobBackend, *, dry_run: bool) -> int:
+    """Incomplete multipart uploads older than a lease lives: a push killed mid-upload."""
+    from registry.store.object_blobs import ObjectBlobStore, abort_stale_uploads
+
+    if not isinstance(blobs, ObjectBlobStore):
+        return 0
+    return abort_stale_uploads(blobs, LEASE_EXPIRY, dry_run=dry_run)
+
+
+def _stale_temp_files(blobs: BlobBackend, tmp_dir: Path) -> list[tuple[Path, int]]:
     """Temp files and push staging directories untouched for longer than a lease lives.
 
     A write in progress keeps touching its temp file, so age since the last write

@@ -42,6 +42,18 @@ class RegistryHome:
     def sqlite_path(self) -> Path:
         return self.root / "catalog.db"
 
+    def settings(self) -> dict[str, str]:
+        """The string settings in ``registry.json`` (for example ``blob_url``)."""
+        try:
+            data = json.loads((self.root / MARKER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise HomeError(
+                f"cannot read {self.root / MARKER_FILE}: {exc}; fix or restore the file"
+            ) from exc
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
     def database_url(self) -> str:
         """The catalog URL: ``ADAPTERS_DATABASE_URL`` if set, else the home's SQLite file."""
         url = os.environ.get(DATABASE_URL_ENV)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ArgumentError, ExportError
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.export import export_version
 from registry.store.hashing import sha256_file
 from registry.store.results import AdapterVersion
@@ -61,7 +61,7 @@ def cache_path(cache_root: Path, version: AdapterVersion) -> Path:
 
 
 def materialize(
-    version: AdapterVersion, blobs: BlobStore, cache_root: Path, *, rehash: bool = False
+    version: AdapterVersion, blobs: BlobBackend, cache_root: Path, *, rehash: bool = False
 ) -> Path:
     """The read-only cache directory holding ``version``'s files, built if needed."""
     final = cache_path(cache_root, version)

@@ -25,7 +25,7 @@ from registry.errors import (
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
-from registry.store.blobs import BlobStore, DigestHook
+from registry.store.blob_store import BlobBackend, DigestHook
 from registry.store.catalog.catalog import Catalog, NewVersion
 from registry.store.conditions import (
     validate_dataset,
@@ -151,7 +151,7 @@ def push(
 def _push(
     request: PushRequest,
     catalog: Catalog,
-    blobs: BlobStore,
+    blobs: BlobBackend,
     staging_root: Path,
     progress: Progress | None,
     gate: PushGate | None,
@@ -411,7 +411,7 @@ def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
 
 
 def _store_files(
-    source: AdapterSource, blobs: BlobStore, progress: Progress, lease: DigestHook
+    source: AdapterSource, blobs: BlobBackend, progress: Progress, lease: DigestHook
 ) -> tuple[list[FileEntry], int, int]:
     entries: list[FileEntry] = []
     written = written_bytes = 0

@@ -226,6 +226,7 @@ class GcResult:
     temp_files: tuple[GcFile, ...]  # abandoned temp files and staging directories
     kept: int  # blobs kept: referenced by a version or leased by a push
     leased: int  # live leases of pushes in progress
+    uploads: int = 0  # incomplete multipart uploads aborted (object storage)
 
     @property
     def bytes(self) -> int:
@@ -238,6 +239,7 @@ class GcResult:
             "temp_files": [vars(f).copy() for f in self.temp_files],
             "kept": self.kept,
             "leased": self.leased,
+            "uploads": self.uploads,
             "bytes": self.bytes,
         }
 

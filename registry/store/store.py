@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.errors import YankedVersionWarning
-from registry.store.blobs import BlobStore
+from registry.store.blob_config import open_blob_store
+from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.home import RegistryHome
 from registry.store.refs import Ref, parse_ref
@@ -27,10 +28,10 @@ class Store:
 
     home: RegistryHome
     catalog: Catalog
-    blobs: BlobStore = field(init=False)
+    blobs: BlobBackend = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = BlobStore(self.home.objects_dir)
+        self.blobs = open_blob_store(self.home)
 
     @classmethod
     def open(cls, home: RegistryHome, database_url: str | None = None) -> Store:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from registry.check import Check
 from registry.errors import IntegrityError, RegistryError, ValidationError
-from registry.store.blobs import BlobStore
+from registry.store.blob_store import BlobBackend
 from registry.store.results import AdapterVersion, VerifyReport
 
 
@@ -31,7 +31,7 @@ def check_manifest(version: AdapterVersion) -> None:
         )
 
 
-def verify_version(version: AdapterVersion, blobs: BlobStore) -> VerifyReport:
+def verify_version(version: AdapterVersion, blobs: BlobBackend) -> VerifyReport:
     # Re-hashing is I/O and hashlib releases the GIL, as does the value scan: run the
     # format check beside the hashes and keep its result only if every blob is intact.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -86,7 +86,7 @@ def analysis_check(version: AdapterVersion) -> Check:
     return Check("analysis", "pass", _ANALYSIS_DETAIL.get(analysis, analysis))
 
 
-def _format_check(version: AdapterVersion, blobs: BlobStore) -> Check:
+def _format_check(version: AdapterVersion, blobs: BlobBackend) -> Check:
     from registry import formats
 
     files: dict[str, Path] = {entry.path: blobs.path(entry.sha256) for entry in version.files}

@@ -1,0 +1,150 @@
+"""The local read-through cache of blobs from object storage.
+
+Readers (export, load, merge, combine) need local files to mmap or copy; for an
+object store those come from here. Entries are content-addressed like the store
+(``sha256/ab/cdef...``), filled by streaming into a temp file that is hash-checked
+before it is renamed into place, so a reader never sees a partial or wrong copy.
+Several processes on one machine share the cache: a fill holds a per-digest file
+lock (the second process waits, then finds the entry), and renames are atomic.
+The total size is bounded: after each fill the least recently used entries (by
+mtime, touched on every hit) are removed until the cache fits. Removing a file
+another process has open or mapped is safe on POSIX; it keeps its copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry.errors import ArgumentError, IntegrityError
+from registry.faults import fault_point
+
+if TYPE_CHECKING:
+    from registry.store.home import RegistryHome
+
+CACHE_DIR_ENV = "ADAPTERS_CACHE_DIR"
+CACHE_SIZE_ENV = "ADAPTERS_CACHE_SIZE"
+DEFAULT_MAX_BYTES = 20 * 1024**3
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+ChunkSource = Callable[[], Iterable[bytes]]
+
+
+def parse_size(text: str) -> int:
+    """``1073741824``, ``512M``, ``20G`` or ``20GB`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text.upper())
+    if match is None:
+        raise ArgumentError(f"{CACHE_SIZE_ENV}={text!r} is not a size; use bytes or e.g. 20G")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+class BlobCache:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def for_home(cls, home: RegistryHome) -> BlobCache:
+        """``ADAPTERS_CACHE_DIR`` (else the home's ``cache/``), ``ADAPTERS_CACHE_SIZE``."""
+        root = os.environ.get(CACHE_DIR_ENV)
+        size = os.environ.get(CACHE_SIZE_ENV)
+        return cls(
+            Path(root).expanduser() if root else home.root / "cache",
+            parse_size(size) if size else DEFAULT_MAX_BYTES,
+        )
+
+    def path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256[2:]
+
+    def fetch(self, sha256: str, chunks: ChunkSource, label: str) -> Path:
+        """The cached file for ``sha256``, filled from ``chunks()`` when absent."""
+        final = self.path(sha256)
+        if _touch(final):
+            return final
+        from filelock import FileLock
+
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{sha256}.lock")):
+            if not _touch(final):
+                self._fill(sha256, chunks, label, final)
+        self.evict(keep=sha256)
+        return final
+
+    def _fill(self, sha256: str, chunks: ChunkSource, label: str, final: Path) -> None:
+        staging = self.root / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=staging)
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks():
+                    digest.update(chunk)
+                    out.write(chunk)
+                    fault_point("cache.filling")
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != sha256:
+                raise IntegrityError(
+                    f"{label} hashes to {digest.hexdigest()[:16]}..., not {sha256[:16]}...; "
+                    "the stored blob is corrupt: run `adapters doctor --deep`"
+                )
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def discard(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(sha256).unlink()
+
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """Every cached blob with its size and last use, oldest first."""
+        found: list[tuple[Path, int, float]] = []
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return found
+        for prefix in base.iterdir():
+            if len(prefix.name) != 2:
+                continue
+            for entry in prefix.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    stat = entry.stat()
+                    found.append((entry, stat.st_size, stat.st_mtime))
+        return sorted(found, key=lambda item: item[2])
+
+    def evict(self, keep: str | None = None) -> int:
+        """Remove least recently used entries until the cache fits; bytes removed."""
+        entries = self.entries()
+        total = sum(size for _p, size, _t in entries)
+        kept = self.path(keep) if keep is not None else None
+        removed = 0
+        for path, size, _mtime in entries:
+            if total <= self.max_bytes:
+                break
+            if path == kept:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                total -= size
+                removed += size
+        return removed
+
+
+def _touch(path: Path) -> bool:
+    """Mark a hit for LRU; False when the entry is absent."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return path.is_file()  # a shared read-only cache still serves hits
+    return True

@@ -1,0 +1,63 @@
+"""Which blob store a home uses: ``ADAPTERS_BLOB_URL``, else ``blob_url`` in the
+home's ``registry.json``, else the home's ``objects/`` directory.
+
+The URL is a local path (relative paths are taken from the home) or
+``s3://BUCKET/PREFIX``, ``gs://BUCKET/PREFIX``, ``az://CONTAINER/PREFIX``; it never
+carries credentials, which come from each cloud's own environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from registry.errors import ArgumentError
+from registry.store.blob_store import BlobBackend
+from registry.store.home import RegistryHome
+
+BLOB_URL_ENV = "ADAPTERS_BLOB_URL"
+OBJECT_SCHEMES = ("s3://", "gs://", "az://")
+
+
+def blob_url_for(home: RegistryHome) -> str | None:
+    """The configured blob store URL: ``ADAPTERS_BLOB_URL``, else ``registry.json``."""
+    url = os.environ.get(BLOB_URL_ENV)
+    if url:
+        return url
+    return home.settings().get("blob_url") or None
+
+
+def open_blob_backend(url: str | None, home: RegistryHome) -> BlobBackend:
+    """The blob store at ``url``: a local directory (the home's ``objects/`` when None)
+    or object storage."""
+    from registry.store.blobs import BlobStore
+
+    if url is None:
+        return BlobStore(home.objects_dir)
+    if url.startswith(OBJECT_SCHEMES):
+        try:
+            import obstore  # noqa: F401
+        except ImportError:
+            from registry.errors import BlobStoreError
+
+            raise BlobStoreError(
+                "object storage needs the obstore library: "
+                "pip install 'adapter-registry[object-store]'"
+            ) from None
+        from registry.store.blob_cache import BlobCache
+        from registry.store.object_blobs import ObjectBlobStore
+
+        return ObjectBlobStore(url, BlobCache.for_home(home))
+    if "://" in url and not url.startswith("file://"):
+        raise ArgumentError(
+            f"blob store URL {url.split('://')[0]}://... is not supported; use a local path, "
+            "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX"
+        )
+    path = Path(url.removeprefix("file://")).expanduser()
+    if not path.is_absolute():
+        path = home.root / path
+    return BlobStore(path)
+
+
+def open_blob_store(home: RegistryHome) -> BlobBackend:
+    return open_blob_backend(blob_url_for(home), home)

@@ -1,0 +1,84 @@
+"""``BlobBackend``: the one small interface every blob store implements.
+
+Two implementations: the local directory (``blobs.BlobStore``, the default) and
+object storage (``object_blobs.ObjectBlobStore``: ``s3://``, ``gs://``, ``az://``).
+Both keep the same layout (``sha256/ab/cdef...`` under their root or prefix) and the
+same guarantees: a blob is visible only complete and hash-checked, identical content
+is stored once, and ``before_commit`` runs before the store looks for the final blob
+(push takes its gc lease there).
+
+``path(sha256)`` is what readers mmap or copy: the blob file itself for the local
+store, a verified copy in the local read-through cache for object storage.
+``blob_config.open_blob_store`` picks the implementation for a home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from registry.store.hashing import ProgressCallback
+
+DigestHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    created: bool  # False when identical content was already stored
+
+
+class BlobBackend(Protocol):
+    @property
+    def url(self) -> str:
+        """Where the blobs live, for messages (never with credentials)."""
+        ...
+
+    def path(self, sha256: str) -> Path:
+        """A local file holding the blob's bytes (object stores: from the cache)."""
+        ...
+
+    def location(self, sha256: str) -> str:
+        """Where the blob itself lives, for messages."""
+        ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int | None:
+        """The stored size in bytes, or None when the blob is missing."""
+        ...
+
+    def put_file(
+        self,
+        source: Path,
+        expected: str | None = None,
+        progress: ProgressCallback | None = None,
+        before_commit: DigestHook | None = None,
+    ) -> StoredBlob: ...
+
+    def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob: ...
+
+    def iter_chunks(self, sha256: str) -> Iterator[bytes]:
+        """The blob's bytes, streamed from the store itself (FileNotFoundError if missing)."""
+        ...
+
+    def check(self, sha256: str, size: int | None = None) -> str | None:
+        """Re-hash the stored blob by streaming it; a problem sentence, or None."""
+        ...
+
+    def check_local(self, sha256: str, size: int | None = None) -> str | None:
+        """Re-hash the copy ``path()`` gives readers; a problem sentence, or None."""
+        ...
+
+    def iter_digests(self) -> Iterator[str]: ...
+
+    def iter_sizes(self) -> Iterator[tuple[str, int]]: ...
+
+    def staging_files(self) -> Iterator[Path]:
+        """Local temp files of writes in progress, or left behind by a crash."""
+        ...
+
+    def delete(self, sha256: str) -> None: ...

@@ -1,0 +1,469 @@
+"""Blobs on object storage (``s3://BUCKET/PREFIX``, ``gs://...``, ``az://...``).
+
+Built on obstore (the Rust ``object_store`` crate): one library for S3, GCS and
+Azure, synchronous, with retries of 5xx replies (503 SlowDown included) and dropped
+connections built in; docs/architecture.md says why it was chosen.
+
+Same layout and guarantees as the local store:
+
+- keys ``PREFIX/sha256/ab/cdef...``;
+- a put hashes the source first, then takes the gc lease (``before_commit``), then
+  looks for the blob, and only then uploads. An object becomes visible only when its
+  upload completes, so readers never see a partial blob;
+- small blobs go up in one PUT with ``If-None-Match: *`` (conditional create: a
+  concurrent push of the same blob gets 412 and keeps the one stored) and with the
+  server-checked ``x-amz-checksum-sha256`` on S3;
+- large blobs go up as parallel multipart uploads (memory bounded by
+  ``PART_SIZE * PART_CONCURRENCY``) read through a reader that hashes the bytes it
+  hands out and refuses at the end if they are not the hashed content, which aborts
+  the upload before it completes. Conditional create does not apply to multipart
+  uploads, and need not: two pushes of one digest write identical bytes.
+
+Credentials come from each cloud's own chain (``AWS_*`` variables, ``AWS_PROFILE``
+through boto3 when installed, ``GOOGLE_*``, ``AZURE_*``); nothing here stores or
+prints them. Errors become one-line ``BlobStoreError``s with secrets removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn, TypeVar, cast
+
+from registry.errors import ArgumentError, BlobStoreError, IntegrityError
+from registry.faults import fault_point
+from registry.store.blob_cache import BlobCache
+from registry.store.blob_store import DigestHook, StoredBlob
+from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
+
+SINGLE_PUT_LIMIT = 32 * 1024**2  # above this, multipart (a single PUT holds the blob in memory)
+PART_SIZE = 16 * 1024**2
+PART_CONCURRENCY = 8
+READ_CHUNK = 8 * 1024**2
+RETRIES_ENV = "ADAPTERS_BLOB_RETRY_SECONDS"
+_KEY = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{62})")
+_SECRET_VARS = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+)
+
+T = TypeVar("T")
+
+
+def parse_object_url(url: str) -> tuple[str, str, str]:
+    """``s3://bucket/some/prefix`` -> ("s3", "bucket", "some/prefix")."""
+    scheme, _, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket or "@" in rest or "?" in rest or "#" in rest:
+        raise ArgumentError(
+            f"the blob store URL must be {scheme}://BUCKET/PREFIX with "
+            "no credentials or options in it; credentials come from the environment"
+        )
+    return scheme, bucket, prefix.strip("/")
+
+
+def _retry_config() -> Any:
+    seconds = float(os.environ.get(RETRIES_ENV, "120"))
+    return {
+        "max_retries": 10 if seconds > 0 else 0,
+        "retry_timeout": timedelta(seconds=seconds),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "base": 2.0,
+            "max_backoff": timedelta(seconds=15),
+        },
+    }
+
+
+def _make_store(scheme: str, bucket: str) -> Any:
+    from obstore.store import AzureStore, GCSStore, S3Store
+
+    client: Any = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(minutes=10)}
+    if scheme == "gs":
+        return GCSStore(bucket, client_options=client, retry_config=_retry_config())
+    if scheme == "az":
+        return AzureStore(bucket, client_options=client, retry_config=_retry_config())
+    config: dict[str, Any] = {"checksum_algorithm": "sha256"}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        config["endpoint"] = endpoint
+        config["virtual_hosted_style_request"] = False
+        if endpoint.startswith("http://"):
+            client["allow_http"] = True
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    config["region"] = region or "us-east-1"
+    provider = None
+    if os.environ.get("AWS_PROFILE") and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        try:
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError as exc:
+            raise BlobStoreError(
+                "AWS_PROFILE is set but reading profiles needs boto3: pip install boto3, "
+                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from exc
+        provider = Boto3CredentialProvider()
+    return S3Store(
+        bucket,
+        config=config,  # type: ignore[arg-type]
+        client_options=client,
+        retry_config=_retry_config(),
+        credential_provider=provider,
+    )
+
+
+class ObjectBlobStore:
+    """A ``BlobBackend`` on object storage; readers get local files from ``cache``."""
+
+    def __init__(self, url: str, cache: BlobCache) -> None:
+        self.scheme, self.bucket, self.prefix = parse_object_url(url)
+        self.cache = cache
+        self._store: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:  # built on first use: opening a registry stays offline
+            self._store = _make_store(self.scheme, self.bucket)
+        return self._store
+
+    def key(self, sha256: str) -> str:
+        tail = f"sha256/{sha256[:2]}/{sha256[2:]}"
+        return f"{self.prefix}/{tail}" if self.prefix else tail
+
+    def location(self, sha256: str) -> str:
+        return f"{self.url}/sha256/{sha256[:2]}/{sha256[2:]}"
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # obstore raises its own tree; all become one line
+            self._fail(what, exc)
+
+    def _fail(self, what: str, exc: BaseException) -> NoReturn:
+        from obstore import exceptions as obx
+
+        if isinstance(exc, IntegrityError | BlobStoreError):
+            raise exc
+        detail = _one_line(str(exc))
+        full = str(exc)
+        if isinstance(exc, obx.UnauthenticatedError | obx.PermissionDeniedError) or (
+            "403 Forbidden" in full
+            or "InvalidAccessKeyId" in full
+            or "SignatureDoesNotMatch" in full
+        ):
+            raise BlobStoreError(
+                f"{self.url} refused the credentials while trying to {what}: check "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the "
+                "bucket's permissions"
+            ) from None
+        if "NoSuchBucket" in full or (what == "list blobs" and "404 Not Found" in full):
+            raise BlobStoreError(self._no_bucket()) from None
+        raise BlobStoreError(
+            f"{self.url}: could not {what} ({detail}); check that the store is reachable and retry"
+        ) from None
+
+    def _no_bucket(self) -> str:
+        return (
+            f"bucket {self.bucket!r} does not exist at {self.scheme}://; create it or fix "
+            "ADAPTERS_BLOB_URL (or blob_url in registry.json)"
+        )
+
+    def _head(self, sha256: str) -> int | None:
+        import obstore
+
+        try:
+            meta = self._call("look up a blob", lambda: obstore.head(self.store, self.key(sha256)))
+        except FileNotFoundError:
+            return None
+        return int(meta["size"])
+
+    def exists(self, sha256: str) -> bool:
+        return self._head(sha256) is not None
+
+    def size(self, sha256: str) -> int | None:
+        return self._head(sha256)
+
+    def put_file(
+        self,
+        source: Path,
+        expected: str | None = None,
+        progress: ProgressCallback | None = None,
+        before_commit: DigestHook | None = None,
+    ) -> StoredBlob:
+        if expected is not None and before_commit is not None:
+            before_commit(expected)
+        if expected is not None:
+            found = self._head(expected)
+            if found is not None:
+                return StoredBlob(expected, found, created=False)
+        sha256 = sha256_file(source)
+        size = source.stat().st_size
+        if expected is not None and sha256 != expected:
+            raise IntegrityError(
+                f"content changed while it was being stored: expected sha256 {expected}, "
+                f"got {sha256}"
+            )
+        if before_commit is not None and sha256 != expected:
+            before_commit(sha256)
+        found = self._head(sha256)
+        if found is not None:
+            if progress is not None:
+                progress(size)
+            return StoredBlob(sha256, found, created=False)
+        if size <= SINGLE_PUT_LIMIT:
+            data = source.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise IntegrityError(f"{source} changed while it was being stored; push again")
+            created = self._put_small(sha256, data)
+            if progress is not None:
+                progress(size)
+        else:
+            with open(source, "rb") as handle:
+                reader = _CheckedReader(handle, sha256, size, progress, str(source))
+                try:
+                    self._call(
+                        "upload a blob",
+                        lambda: _put_multipart(self.store, self.key(sha256), reader),
+                    )
+                except BlobStoreError:
+                    if reader.failure is not None:  # the upload was aborted for this
+                        raise reader.failure from None
+                    raise
+            created = True
+        fault_point("object.uploaded")
+        return StoredBlob(sha256, size, created=created)
+
+    def _put_small(self, sha256: str, data: bytes) -> bool:
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            self._call(
+                "upload a blob",
+                lambda: obstore.put(self.store, self.key(sha256), data, mode="create"),
+            )
+        except BlobStoreError as exc:
+            if isinstance(exc.__context__, AlreadyExistsError | PreconditionError):
+                return False  # a concurrent push stored the same bytes first
+            raise
+        return True
+
+    def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if before_commit is not None:
+            before_commit(sha256)
+        if self.exists(sha256):
+            return StoredBlob(sha256, len(data), created=False)
+        created = self._put_small(sha256, data)
+        fault_point("object.uploaded")
+        return StoredBlob(sha256, len(data), created=created)
+
+    def iter_chunks(self, sha256: str) -> Iterator[bytes]:
+        import obstore
+
+        result = self._call("read a blob", lambda: obstore.get(self.store, self.key(sha256)))
+        stream = result.stream(min_chunk_size=READ_CHUNK)
+        while True:
+            try:
+                chunk = self._call("read a blob", lambda: next(stream, None))
+            except FileNotFoundError:
+                raise
+            if chunk is None:
+                return
+            # obstore's Bytes is a buffer that hashlib, file writes and join take as is;
+            # copying each chunk into bytes would cost a pass over the data.
+            yield chunk
+            fault_point("object.reading")
+
+    def path(self, sha256: str) -> Path:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from self.iter_chunks(sha256)
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"blob {sha256[:16]}... is missing from {self.url}; push the adapter "
+                    "again or restore the blob, then `adapters verify`"
+                ) from None
+
+        return self.cache.fetch(sha256, chunks, f"blob {sha256[:16]}... from {self.url}")
+
+    def check(self, sha256: str, size: int | None = None) -> str | None:
+        actual_size = self._head(sha256)
+        if actual_size is None:
+            return "blob is missing from the store"
+        if size is not None and actual_size != size:
+            return f"blob has {actual_size} bytes, {size} recorded"
+        digest = hashlib.sha256()
+        try:
+            for chunk in self.iter_chunks(sha256):
+                digest.update(chunk)
+        except FileNotFoundError:
+            return "blob is missing from the store"
+        actual = digest.hexdigest()
+        if actual != sha256:
+            return f"blob content hashes to {actual[:16]}..., not {sha256[:16]}..."
+        return None
+
+    def check_local(self, sha256: str, size: int | None = None) -> str | None:
+        """Fill the cache (hash-checked) if needed, then re-hash the cached copy; a
+        damaged cached copy is dropped and fetched once more."""
+        for _attempt in range(2):
+            try:
+                path = self.path(sha256)
+            except IntegrityError as exc:
+                return str(exc)
+            if size is not None and path.stat().st_size != size:
+                problem: str | None = f"blob has {path.stat().st_size} bytes, {size} recorded"
+            else:
+                actual = sha256_file(path)
+                problem = None if actual == sha256 else "cached copy is corrupt"
+            if problem is None:
+                return None
+            self.cache.discard(sha256)
+        return problem
+
+    def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        import obstore
+
+        root = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
+        stream = self._call("list blobs", lambda: obstore.list(self.store, prefix=root))
+        while True:
+            try:
+                batch = self._call("list blobs", lambda: next(stream, None))
+            except FileNotFoundError:
+                raise BlobStoreError(self._no_bucket()) from None
+            if batch is None:
+                return
+            for meta in batch:
+                match = _KEY.fullmatch(meta["path"][len(root) - len("sha256/") :])
+                if match is not None:
+                    yield match.group(1) + match.group(2), int(meta["size"])
+
+    def iter_digests(self) -> Iterator[str]:
+        for sha256, _size in self.iter_sizes():
+            yield sha256
+
+    def staging_files(self) -> Iterator[Path]:
+        return iter(())  # uploads stage nothing locally
+
+    def delete(self, sha256: str) -> None:
+        import obstore
+
+        with contextlib.suppress(FileNotFoundError):
+            self._call("delete a blob", lambda: obstore.delete(self.store, self.key(sha256)))
+
+
+def abort_stale_uploads(store: ObjectBlobStore, older_than: timedelta, *, dry_run: bool) -> int:
+    """Abort multipart uploads under the store's prefix started before ``older_than`` ago
+    (left by a push killed mid-upload); how many. S3 only, through boto3 when installed:
+    obstore cannot list uploads. Elsewhere a bucket lifecycle rule does this."""
+    if store.scheme != "s3":
+        return 0
+    try:
+        import boto3
+    except ImportError:
+        return 0
+    from datetime import datetime, timezone
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    client = boto3.client("s3", endpoint_url=endpoint or None)
+    root = f"{store.prefix}/sha256/" if store.prefix else "sha256/"
+    cutoff = datetime.now(timezone.utc) - older_than
+    count = 0
+    try:
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=store.bucket, Prefix=root
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] > cutoff:
+                    continue  # may be a push still uploading
+                count += 1
+                if not dry_run:
+                    client.abort_multipart_upload(
+                        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+    except Exception as exc:  # botocore's errors; gc's other work stands
+        raise BlobStoreError(
+            f"{store.url}: could not clean incomplete uploads ({_one_line(str(exc))}); "
+            "add a lifecycle rule that aborts them"
+        ) from None
+    return count
+
+
+def _put_multipart(store: Any, key: str, reader: _CheckedReader) -> None:
+    import obstore
+
+    obstore.put(
+        store,
+        key,
+        cast(Any, reader),  # a file-like object: obstore reads it in parts
+        use_multipart=True,
+        chunk_size=PART_SIZE,
+        max_concurrency=PART_CONCURRENCY,
+    )
+
+
+class _CheckedReader:
+    """Hands a file to the uploader while hashing it; at the end, refuses (and so
+    aborts the upload before it completes) unless the bytes were the hashed ones."""
+
+    def __init__(
+        self,
+        handle: BinaryIO,
+        sha256: str,
+        size: int,
+        progress: ProgressCallback | None,
+        label: str,
+    ) -> None:
+        self.handle, self.sha256, self.size = handle, sha256, size
+        self.progress, self.label = progress, label
+        self.digest = hashlib.sha256()
+        self.seen = 0
+        self.failure: IntegrityError | None = None
+
+    def read(self, count: int = -1) -> bytes:
+        data = self.handle.read(count if count and count > 0 else CHUNK_SIZE)
+        if data:
+            self.digest.update(data)
+            self.seen += len(data)
+            if self.progress is not None:
+                self.progress(len(data))
+            fault_point("object.uploading")
+            return data
+        if self.seen != self.size or self.digest.hexdigest() != self.sha256:
+            self.failure = IntegrityError(
+                f"{self.label} changed while it was being stored; push again"
+            )
+            raise self.failure
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "no detail"
+    for var in _SECRET_VARS:
+        secret = os.environ.get(var)
+        if secret and len(secret) >= 4:
+            first = first.replace(secret, "***")
+    return first[:300]
