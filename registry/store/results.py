@@ -113,6 +113,7 @@ class PushResult:
     skipped: tuple[str, ...] = ()
     blobs_written: int = 0
     bytes_written: int = 0
+    blobs_repaired: int = 0  # stored blobs found corrupt and rewritten from the source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +123,7 @@ class PushResult:
             "skipped": list(self.skipped),
             "blobs_written": self.blobs_written,
             "bytes_written": self.bytes_written,
+            "blobs_repaired": self.blobs_repaired,
             "version": self.version.to_dict(),
         }
 
