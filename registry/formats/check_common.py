@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.formats.dtypes import is_float
 from registry.formats.matching import (
     describe_targets,
     in_modules_to_save,
@@ -82,6 +83,13 @@ def group_peft_tensors(
         suffix = next((s for s in ordered if rest.endswith("." + s)), None)
         if suffix is not None:
             groups.setdefault(rest[: -len(suffix) - 1], {})[suffix] = info
+            if not is_float(info.dtype):
+                # PEFT scales and adds these to float weights: integer or bool factors
+                # fail (or truncate) when the adapter is loaded or merged.
+                result.problems.append(
+                    f"tensor {show(key)}: dtype {info.dtype}; {method} parameters must be "
+                    "floating point (F16, BF16, F32, F64)"
+                )
             continue
         feature = _auxiliary(config, rest, info, bias_mode, result)
         if feature is None:
