@@ -36,9 +36,14 @@ def redacted_url(url: str) -> str:
     """``url`` fit for a message or a log: its password and password-like parameters masked."""
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        # Unparseable (a bad port...): mask whatever sits between "user:" and "@".
-        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url.split("?")[0])
+    except ArgumentError:
+        return "<unparseable URL>"
+    except ValueError:
+        # A URL with a bad port: shown without its query, whatever precedes "@" masked.
+        shown = url.split("?")[0]
+        if "@" in shown:
+            shown = re.sub(r"://.*@", "://***@", shown)
+        return shown
     query = {
         key: "redacted" if key.lower() in _SECRET_QUERY_KEYS else value
         for key, value in parsed.query.items()
