@@ -97,9 +97,12 @@ def test_init_over_blobs_needs_new_catalog_and_gc_then_refuses(home: Path) -> No
         assert "gc refused" in gc.stderr and "adapters doctor" in gc.stderr
         assert "--trust-catalog" in gc.stderr
     assert blob_files(home) == blobs
+    stale = home / "tmp" / "push-left-behind"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 3 * 86400,) * 2)  # a staging entry gc would clear
     doctor = run("doctor")
     assert doctor.exit_code == 1 and "does not look like this blob store's" in doctor.stdout
-    assert "fix: adapters gc" not in doctor.stdout
+    assert "fix: adapters gc" not in doctor.stdout and "only then `adapters gc`" in doctor.stdout
     forced = run("gc", "--trust-catalog")
     assert forced.exit_code == 0 and f"deleted {len(blobs)} blob(s)" in forced.stderr
 

@@ -132,9 +132,19 @@ def diagnose(home: RegistryHome, url: str, *, deep: bool = False) -> DoctorRepor
         else:
             findings += _unreferenced(stored, keep)
         findings += _check_staging(blobs, home.tmp_dir)
+        if mismatch is not None:
+            # gc would act on the wrong catalog: no finding may recommend it.
+            findings = [_without_gc(f) for f in findings]
     finally:
         engine.dispose()
     return report(version)
+
+
+def _without_gc(finding: Finding) -> Finding:
+    if "adapters gc" not in finding.fix:
+        return finding
+    fix = "first restore the right catalog (see the blobs error); only then `adapters gc`"
+    return Finding(finding.check, finding.severity, finding.what, fix)
 
 
 # -- environment --------------------------------------------------------------------------------
