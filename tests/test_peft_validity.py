@@ -76,5 +76,5 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     source = lora_dir(tmp_path / "a", torch.int32, r=4.0, target_modules=[])
     result = run("push", str(source))
     assert result.exit_code == 1 and one_line_error(result)
-    for expected in ("$.r: 4.0", "$.target_modules: []"):
+    for expected in ("$.r: 4.0", "$.target_modules: []", "dtype I32"):
         assert expected in result.stderr

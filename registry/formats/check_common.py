@@ -104,6 +104,23 @@ def group_peft_tensors(
     return groups, result
 
 
+# Names of adapter parameters whatever the method (the config decides which apply).
+_FACTOR_MARKERS = (
+    ".lora_A.", ".lora_B.", ".lora_E", ".lora_embedding_", ".lora_magnitude_vector",
+    ".hada_", ".lokr_", ".ia3_l", ".vera_lambda_",
+)  # fmt: skip
+
+
+def nonfloat_factors(tensors: Mapping[str, TensorInfo]) -> list[str]:
+    """Adapter parameters stored in integer or bool dtypes, checked without a config."""
+    return [
+        f"tensor {show(key)}: dtype {info.dtype}; adapter parameters must be floating point "
+        "(F16, BF16, F32, F64)"
+        for key, info in sorted(tensors.items())
+        if any(marker in key for marker in _FACTOR_MARKERS) and not is_float(info.dtype)
+    ]
+
+
 def _auxiliary(
     config: Mapping[str, Any],
     rest: str,
