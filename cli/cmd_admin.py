@@ -94,6 +94,11 @@ def doctor(state: AppState, deep: bool, repair: bool, write_check: bool, as_json
         if counts:
             click.echo(f"found     {counts}")
         click.echo(f"checked   {', '.join(report.checked)}{' (deep)' if deep else ''}")
+        if not deep and "blobs_referenced" in report.counts:
+            click.echo(
+                f"hashed    a random sample of {report.counts.get('blobs_hashed', 0)} of "
+                f"{report.counts['blobs_referenced']} referenced blobs (--deep: all)"
+            )
         for finding in report.findings:
             click.echo(f"{finding.severity.upper():8}  [{finding.check}] {finding.what}")
             if finding.fix:

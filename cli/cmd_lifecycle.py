@@ -319,17 +319,25 @@ def rm(state: AppState, ref: str, force: bool, reason: str, as_json: bool) -> No
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="List what would be deleted, with sizes.")
+@click.option(
+    "--trust-catalog",
+    is_flag=True,
+    help="Delete even when the catalog does not look like the blob store's own.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_state
-def gc(state: AppState, dry_run: bool, as_json: bool) -> None:
+def gc(state: AppState, dry_run: bool, trust_catalog: bool, as_json: bool) -> None:
     """Delete blobs no version references (never one a push in progress holds).
+
+    Refused when the catalog does not look like the blob store's own (it never
+    recorded anything, or none of its blobs is stored): `adapters doctor` explains.
 
     \b
     Example:
       adapters gc --dry-run
       adapters gc
     """
-    result = state.registry().gc(dry_run=dry_run)
+    result = state.registry().gc(dry_run=dry_run, trust_catalog=trust_catalog)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -65,7 +65,8 @@ def key() -> None:
 def _keyring(state: AppState) -> Keyring:
     from registry.security.keys import Keyring  # cryptography only for the commands that use keys
 
-    return Keyring(state.registry().home.root)
+    registry = state.registry()
+    return Keyring(registry.home.root, registry.catalog)
 
 
 @key.command()
@@ -114,21 +115,34 @@ def trust(state: AppState, name: str, public_key: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_state
 def list_keys(state: AppState, as_json: bool) -> None:
-    """List the trusted keys, and which of them can sign here.
+    """List the keys in the trust store, whether each is trusted, and which can sign here.
+
+    Only keys trusted with `adapters key generate` or `adapters key trust` (recorded in the
+    audit log) count; a file copied into keys/trusted/ is listed as not trusted.
 
     \b
     Example:
       adapters key list --json
     """
-    keys = _keyring(state).trusted()
+    keys = _keyring(state).candidates()
     if as_json:
         echo_json([info.to_dict() for info in keys])
         return
     if not keys:
         click.echo("no trusted keys; make one with `adapters key generate NAME`", err=True)
         return
-    rows = [(k.name, k.key_id[:16], "yes" if k.has_private else "no") for k in keys]
-    click.echo(table(("NAME", "KEY ID", "CAN SIGN HERE"), rows))
+    rows = [
+        (k.name, k.key_id[:16], "yes" if k.recorded else "NO", "yes" if k.has_private else "no")
+        for k in keys
+    ]
+    click.echo(table(("NAME", "KEY ID", "TRUSTED", "CAN SIGN HERE"), rows))
+    for k in keys:
+        if not k.recorded:
+            click.echo(
+                f"note: {k.public_path} was not trusted with `adapters key trust`; its "
+                f"signatures do not count until `adapters key trust {k.name} {k.public_path}`",
+                err=True,
+            )
 
 
 COMMANDS = [sign, key]

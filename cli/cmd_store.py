@@ -6,26 +6,37 @@ from pathlib import Path
 
 import click
 
+from registry import Registry
 from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
 from registry.cli.render import echo_json, human_size
-from registry.store.home import LOCAL_DIRNAME, init_home
+from registry.store.home import LOCAL_DIRNAME
 
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
-def init(path: Path | None) -> None:
+@click.option(
+    "--new-catalog",
+    is_flag=True,
+    help="Start an empty catalog in a home that holds blobs but lost its catalog "
+    "(restoring the catalog from a backup keeps the versions; this does not).",
+)
+def init(path: Path | None, new_catalog: bool) -> None:
     """Create a registry at PATH (default: ./.adapters, found from subdirectories).
+
+    Creates the catalog too. A home whose catalog went missing is refused unless
+    --new-catalog says to start an empty one.
 
     \b
     Example:
       adapters init            # ./.adapters, used from here and below
       adapters init /srv/adapter-registry
     """
-    home = init_home(path if path is not None else Path.cwd() / LOCAL_DIRNAME)
-    click.echo(f"Initialized registry at {home.root}")
+    target = path if path is not None else Path.cwd() / LOCAL_DIRNAME
+    with Registry.open(target, create=True, new_catalog=new_catalog) as registry:
+        click.echo(f"Initialized registry at {registry.home.root}")
 
 
 @click.command()
@@ -140,6 +151,12 @@ def push(
         return
     for note in result.skipped:
         click.echo(f"note: not stored: {note}", err=True)
+    if result.blobs_repaired:
+        click.echo(
+            f"repaired {result.blobs_repaired} stored blob(s) that no longer matched their "
+            "hash, from this directory's files",
+            err=True,
+        )
     if not result.created and result.applied:
         click.echo(f"already stored as {result.version.ref}; applied {result.applied}", err=True)
     elif not result.created:

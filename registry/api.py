@@ -29,7 +29,7 @@ from registry.progress import Progress
 from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
-from registry.store.home import RegistryHome, find_home, init_home
+from registry.store.home import RegistryHome, find_home, init_home, mark_home
 from registry.store.list_query import ListQuery
 from registry.store.push import PushRequest, push
 from registry.store.refs import Ref
@@ -95,14 +95,19 @@ class Registry:
         *,
         database_url: str | None = None,
         create: bool = False,
+        new_catalog: bool = False,
     ) -> Registry:
         """Open the registry at ``path``, or the one found from the environment.
 
-        ``create=True`` makes a new registry at ``path`` when there is none.
-        ``database_url`` overrides ``ADAPTERS_DATABASE_URL``.
+        ``create=True`` makes a new registry at ``path`` when there is none (and its
+        catalog when missing, unless blobs are there: ``new_catalog=True`` to start an
+        empty catalog over them). ``database_url`` overrides ``ADAPTERS_DATABASE_URL``.
+        A home whose catalog is missing or empty is otherwise an error.
         """
         home = init_home(Path(path)) if path is not None and create else find_home(path)
-        return cls(Store.open(home, database_url))
+        store = Store.open(home, database_url, create=create, new_catalog=new_catalog)
+        mark_home(home)
+        return cls(store)
 
     def close(self) -> None:
         self.store.close()
@@ -478,11 +483,14 @@ class Registry:
         unless ``force``. Its blobs are freed by ``gc``."""
         return status.remove(self.catalog, ref, force=force, reason=reason)
 
-    def gc(self, *, dry_run: bool = False) -> GcResult:
-        """Delete blobs that no version references and no push in progress holds."""
+    def gc(self, *, dry_run: bool = False, trust_catalog: bool = False) -> GcResult:
+        """Delete blobs that no version references and no push in progress holds.
+
+        Refused (``CatalogMismatchError``) when the catalog does not look like the blob
+        store's own, unless ``trust_catalog``."""
         from registry.store.gc import collect
 
-        return collect(self.store, dry_run=dry_run)
+        return collect(self.store, dry_run=dry_run, trust_catalog=trust_catalog)
 
     def copy_blobs(
         self,

@@ -20,6 +20,8 @@ turns any of them into a one-line message and exit code 1.
     ├── SignatureError             a signing key that cannot be used, or a version refused
     │                              because a policy requires a trusted signature it lacks
     ├── CatalogError               the database cannot be opened or is at an unknown schema version
+    │   ├── CatalogMissingError    a home whose catalog is gone or empty (never re-created silently)
+    │   └── CatalogMismatchError   gc refused: the catalog does not look like the blob store's
     ├── FingerprintError           base weights that cannot be fingerprinted, or compared
     ├── UnsupportedMethodError     an operation that is not meaningful for an adapter's method
     ├── IncompatibleAdaptersError  adapters that cannot be combined with each other (layouts,
@@ -106,6 +108,14 @@ class SignatureError(RegistryError):
 
 class CatalogError(RegistryError):
     """The catalog database cannot be opened, or its schema is not one we know."""
+
+
+class CatalogMissingError(CatalogError):
+    """A catalog that is not there (or holds no schema) where one is expected."""
+
+
+class CatalogMismatchError(CatalogError):
+    """The catalog does not look like the blob store's own; deleting by it would lose data."""
 
 
 class FingerprintError(RegistryError):

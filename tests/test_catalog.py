@@ -66,7 +66,7 @@ def execute(engine: Engine, sql: str) -> None:
 
 @pytest.fixture
 def catalog(database_url: str) -> Iterator[Catalog]:
-    cat = Catalog(database_url)
+    cat = Catalog(database_url, create=True)
     try:
         yield cat
     finally:
@@ -79,7 +79,7 @@ def reopen(database_url: str) -> Iterator[Callable[..., Catalog]]:
     opened: list[Catalog] = []
 
     def _open(**kwargs: Any) -> Catalog:
-        cat = Catalog(database_url, **kwargs)
+        cat = Catalog(database_url, create=True, **kwargs)
         opened.append(cat)
         return cat
 
@@ -113,7 +113,7 @@ def test_new_database_gets_the_current_schema(raw_engine: Engine, database_url: 
     assert status(raw_engine) == SchemaStatus(None, SCHEMA_VERSION)
     assert not status(raw_engine).up_to_date
     assert table_names(raw_engine) == set()
-    catalog = Catalog(database_url)
+    catalog = Catalog(database_url, create=True)
     catalog.close()
     assert catalog.schema == SchemaStatus(V, V)
     assert status(raw_engine) == SchemaStatus(V, V)
@@ -139,7 +139,8 @@ def add_marker(engine: Engine) -> None:
 def schema_rows(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT key, value FROM schema_info ORDER BY key")).all()
-    return [(row[0], row[1]) for row in rows]
+    # created_at: when the catalog began (a timestamp, checked in test_catalog_safety.py).
+    return [(row[0], row[1]) for row in rows if row[0] != "created_at"]
 
 
 def test_reopening_keeps_data_and_version(catalog: Catalog, reopen: Callable[..., Catalog]) -> None:
@@ -261,7 +262,7 @@ def test_tables_with_our_names_but_no_schema_info_refused(
         execute(raw_engine, f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
         created.add(table)
         with pytest.raises(CatalogError) as info:
-            Catalog(database_url)
+            Catalog(database_url, create=True)
         assert str(info.value) == (
             "the database has tables named like the catalog's but no schema version "
             f"({listed}); point ADAPTERS_DATABASE_URL at an empty database"
@@ -270,7 +271,7 @@ def test_tables_with_our_names_but_no_schema_info_refused(
     # Without the clashing tables, other tables are left alone.
     execute(raw_engine, "DROP TABLE aliases")
     execute(raw_engine, "DROP TABLE adapter_versions")
-    cat = Catalog(database_url)
+    cat = Catalog(database_url, create=True)
     try:
         assert cat.schema == SchemaStatus(V, V)
         with cat.engine.connect() as connection:
@@ -301,7 +302,7 @@ def test_concurrent_first_opens(database_url: str) -> None:
     def open_catalog() -> None:
         try:
             barrier.wait()
-            cat = Catalog(database_url)
+            cat = Catalog(database_url, create=True)
             statuses.append(cat.schema)
             cat.close()
         except BaseException as exc:
@@ -318,7 +319,7 @@ def test_concurrent_first_opens(database_url: str) -> None:
     try:
         with engine.connect() as connection:
             count = connection.execute(text("SELECT count(*) FROM schema_info")).scalar_one()
-        assert count == 1
+        assert count == 2  # schema_version and created_at, once each
     finally:
         engine.dispose()
 
@@ -328,7 +329,7 @@ def test_concurrent_first_opens(database_url: str) -> None:
 
 def test_sqlite_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    cat = Catalog(f"sqlite:///{db}")
+    cat = Catalog(f"sqlite:///{db}", create=True)
     try:
         with cat.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -348,7 +349,7 @@ def test_sqlite_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
 
 def test_sqlite_writer_waits_for_a_lock_instead_of_failing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    cat = Catalog(url)
+    cat = Catalog(url, create=True)
     blocker = sqlite3.connect(tmp_path / "c.db", isolation_level=None, check_same_thread=False)
     try:
         blocker.execute("BEGIN IMMEDIATE")
@@ -488,7 +489,7 @@ def test_concurrent_inserts_get_distinct_versions(catalog: Catalog, database_url
     outcomes: list[InsertOutcome] = []
 
     def work(thread: int) -> None:
-        own = Catalog(database_url)
+        own = Catalog(database_url, create=True)
         try:
             for i in range(5):
                 outcomes.append(insert(own, "x", make_manifest(f"{thread}-{i}")))
@@ -509,7 +510,7 @@ def test_concurrent_inserts_of_one_manifest_store_it_once(
     outcomes: list[InsertOutcome] = []
 
     def work(thread: int) -> None:
-        own = Catalog(database_url)
+        own = Catalog(database_url, create=True)
         try:
             outcomes.append(insert(own, "x", make_manifest("same")))
         finally:

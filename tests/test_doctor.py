@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -61,15 +62,34 @@ def test_missing_blob_names_versions_and_fix(pushed: Registry) -> None:
     assert "fix: push the original adapter directory again" in result.stdout
 
 
-def test_corrupt_blob_same_size_needs_deep(pushed: Registry) -> None:
+def test_corrupt_blob_same_size_is_found_by_plain_doctor(pushed: Registry) -> None:
+    """An in-place edit keeps the size: plain doctor hashes a random sample of blobs
+    (all of them in a registry this small) and says so."""
     path = weights_blob(pushed, "demo@2")
     os.chmod(path, 0o644)
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert findings(pushed) == []
+    assert [(c, s) for c, s, _ in findings(pushed)] == [("blobs", "error")]
+    plain = doctor(pushed)
+    assert plain.exit_code == 1 and "corrupt" in plain.stdout
+    assert "push the original adapter directory again" in plain.stdout
+    sampled = r"hashed    a random sample of (\d+) of \1 referenced blobs \(--deep"
+    assert re.search(sampled, plain.stdout)
     deep = doctor(pushed, "--deep")
-    assert deep.exit_code == 1 and "corrupt" in deep.stdout and f"rm -f {path}" in deep.stdout
+    assert deep.exit_code == 1 and "corrupt" in deep.stdout
+
+
+def test_plain_doctor_hashes_a_bounded_sample(
+    pushed: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.admin import doctor as doctor_module
+
+    monkeypatch.setattr(doctor_module, "SAMPLE_BLOBS", 2)
+    report = diagnose(pushed.home, pushed.catalog.url)
+    assert report.counts["blobs_hashed"] == 2 and report.counts["blobs_referenced"] > 2
+    everything = report.counts["blobs_referenced"]
+    assert diagnose(pushed.home, pushed.catalog.url, deep=True).counts["blobs_hashed"] == everything
 
 
 def test_truncated_blob_is_found_without_deep(pushed: Registry) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
+from registry import Registry
 from registry.errors import HomeError
 from registry.store.home import (
     DATABASE_URL_ENV,
@@ -152,9 +153,12 @@ def test_explicit_path_that_is_not_a_registry(tmp_path: Path, state: str) -> Non
 def test_environment_home_created_on_first_use(hermetic_env: Path) -> None:
     assert not hermetic_env.exists()
     found = find_home()
-    assert found == RegistryHome(root=hermetic_env, found_by="environment")
-    assert_is_fresh_home(hermetic_env)
-    assert find_home() == found
+    assert found == RegistryHome(root=hermetic_env, found_by="environment") and found.new
+    # The marker is written only once the catalog exists: opening does both.
+    assert not is_home(hermetic_env)
+    Registry.open().close()
+    assert is_home(hermetic_env) and (hermetic_env / "catalog.db").is_file()
+    assert find_home() == found and not find_home().new
 
 
 def test_environment_beats_local_directory(
@@ -234,8 +238,9 @@ def test_user_default_created_on_first_use(tmp_path: Path, monkeypatch: pytest.M
     default = tmp_path / "xdg" / "adapter-registry"
     assert not default.exists()
     found = find_home()
-    assert found == RegistryHome(root=default, found_by="user-default")
-    assert_is_fresh_home(default)
+    assert found == RegistryHome(root=default, found_by="user-default") and found.new
+    Registry.open().close()
+    assert is_home(default) and (default / "catalog.db").is_file()
     assert find_home() == found
 
 

@@ -264,5 +264,5 @@ def fresh_url(tmp_path: Path) -> Iterator[str]:
 def test_new_catalog_shape_matches_tables(fresh_url: str) -> None:
     from registry.store.catalog.catalog import Catalog
 
-    Catalog(fresh_url).close()
+    Catalog(fresh_url, create=True).close()
     assert shape(fresh_url) == metadata_shape()

@@ -143,7 +143,7 @@ def test_paged_resolution_agrees_with_the_full_scan(
     # Pre-releases above every final release: a first page can hold nothing else.
     texts += ["4.0a1", "4.0a2", "4.0b1", "4.0rc1", "4.0rc2", "4.1.dev1"]
     rng.shuffle(texts)
-    catalog = Catalog(database_url)
+    catalog = Catalog(database_url, create=True)
     try:
         for i, version in enumerate(texts):
             insert(catalog, "x", manifest(f"v{i}"), version=version)

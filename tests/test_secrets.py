@@ -93,13 +93,14 @@ def test_no_token_or_key_material_anywhere(
     for index, (args, expected) in enumerate(steps):
         if index == 1:
             # A copy of the key outside the home, readable by everyone: refused, not quoted.
-            foreign.write_bytes(Keyring(registry.home.root).private_path("release").read_bytes())
+            ring = Keyring(registry.home.root, registry.catalog)
+            foreign.write_bytes(ring.private_path("release").read_bytes())
             foreign.chmod(0o644)
         result = run(*args)
         assert result.exit_code == expected, (args, result.output)
         results.append(result)
 
-    private = Keyring(registry.home.root).private_path("release")
+    private = Keyring(registry.home.root, registry.catalog).private_path("release")
     secrets = [TOKEN.encode(), *key_material(private)]
     for result in results:
         output = (result.stdout + result.stderr).encode()
@@ -160,7 +161,7 @@ def test_redacted_url_masks_every_credential() -> None:
 
 def test_keys_never_appear_in_key_listings(registry: Registry) -> None:
     made = json.loads(run("key", "generate", "ops", "--json").stdout)
-    private = Keyring(registry.home.root).private_path("ops")
+    private = Keyring(registry.home.root, registry.catalog).private_path("ops")
     listed = run("key", "list", "--json").stdout.encode()
     assert all(secret not in listed for secret in key_material(private))
     assert made["key_id"].encode() in listed

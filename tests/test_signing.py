@@ -105,7 +105,7 @@ def test_generate_writes_a_private_key_only_its_owner_can_read(registry: Registr
     result = run("key", "generate", "release", "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    ring = Keyring(registry.home.root)
+    ring = Keyring(registry.home.root, registry.catalog)
     private = ring.private_path("release")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
@@ -118,10 +118,11 @@ def test_generate_writes_a_private_key_only_its_owner_can_read(registry: Registr
 
 def test_generate_refuses_to_overwrite(registry: Registry) -> None:
     assert run("key", "generate", "release").exit_code == 0
-    before = Keyring(registry.home.root).private_path("release").read_bytes()
+    before = Keyring(registry.home.root, registry.catalog).private_path("release").read_bytes()
     again = run("key", "generate", "release")
     assert again.exit_code == 1 and "already exists" in again.stderr
-    assert Keyring(registry.home.root).private_path("release").read_bytes() == before
+    ring = Keyring(registry.home.root, registry.catalog)
+    assert ring.private_path("release").read_bytes() == before
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "..", "/etc/x", "Upper", "", "x" * 65])

@@ -8,8 +8,10 @@ Checks, in order (a failed step stops the ones that depend on it):
   this release's schema version;
 - the rows: rows of files, evals, tags, training data, aliases, lineage and
   signatures whose version is gone, versions without files, expired blob leases;
-- the blobs: every referenced blob present with its recorded size (``deep``: and
-  hashing to its name), stored blobs nothing references, temp files left in staging.
+- the blobs: every referenced blob present with its recorded size, and hashing to its
+  name (a bounded random sample of them; ``deep``: all), stored blobs nothing
+  references (or, when the catalog does not look like the blob store's own, that
+  evidence: never a deleting command), temp files left in staging.
 
 Unreferenced blobs are listed first and the catalog read second, as ``gc`` does, so
 a push in progress (whose blobs are leased) is never reported.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +32,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
+from registry.store import catalog_match
 from registry.store.blob_config import open_blob_store
 from registry.store.blob_probe import probe_blob_store
 from registry.store.blob_store import BlobBackend
-from registry.store.catalog.engine import make_engine, read_session, redacted_url
+from registry.store.catalog.engine import make_engine, read_session, redacted_url, sqlite_file
 from registry.store.catalog.history import utcnow
 from registry.store.catalog.schema import SCHEMA_VERSION, read_version
 from registry.store.home import HOME_LAYOUT_VERSION, MARKER_FILE, RegistryHome
@@ -40,6 +44,8 @@ from registry.store.leases import LEASE_EXPIRY, protected_digests
 
 Severity = Literal["error", "warning", "info"]
 _SHOWN = 5  # versions named per finding
+SAMPLE_BLOBS = 64  # plain doctor hashes at most this many referenced blobs...
+SAMPLE_BYTES = 256 * 2**20  # ...and about this many bytes (at least one blob)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ def diagnose(
             tuple(findings), store_url,
         )  # fmt: skip
 
+    missing = sqlite_file(url)
+    if missing is not None and not missing.exists():
+        # Connecting would create an empty file: report the loss instead.
+        findings.append(_missing_catalog(home, f"the catalog file {missing} is missing"))
+        return report(None)
     try:
         engine = make_engine(url)
     except RegistryError as exc:
@@ -96,7 +107,7 @@ def diagnose(
             findings.append(_database_finding(" ".join(reason.split())[:300]))
             return report(None)
         checked.append("schema")
-        schema = _check_schema(version)
+        schema = _check_schema(version, home)
         if schema is not None:
             findings.append(schema)
             return report(version)
@@ -117,15 +128,38 @@ def diagnose(
             findings += _check_rows(connection, counts)
             findings += _check_leases(connection, counts)
             referenced = _referenced(connection)
+            evidence = catalog_match.check(session, blobs, set(stored))
             keep = protected_digests(session, utcnow() - LEASE_EXPIRY)
         counts["blobs_stored"] = len(stored)
         counts["blobs_referenced"] = len(referenced)
-        findings += _check_blobs(blobs, stored, referenced, deep)
-        findings += _unreferenced(stored, keep)
+        findings += _check_blobs(blobs, stored, referenced, deep, counts)
+        mismatch = evidence
+        if mismatch is not None:
+            findings.append(
+                Finding(
+                    "blobs",
+                    "error",
+                    f"the catalog does not look like this blob store's: {mismatch}",
+                    "restore the catalog from a backup, or point ADAPTERS_DATABASE_URL at the "
+                    "right one; do not run `adapters gc` (it would delete those blobs)",
+                )
+            )
+        else:
+            findings += _unreferenced(stored, keep)
         findings += _check_staging(blobs, home.tmp_dir)
+        if mismatch is not None:
+            # gc would act on the wrong catalog: no finding may recommend it.
+            findings = [_without_gc(f) for f in findings]
     finally:
         engine.dispose()
     return report(version)
+
+
+def _without_gc(finding: Finding) -> Finding:
+    if "adapters gc" not in finding.fix:
+        return finding
+    fix = "first restore the right catalog (see the blobs error); only then `adapters gc`"
+    return Finding(finding.check, finding.severity, finding.what, fix)
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -190,9 +224,23 @@ def _database_finding(reason: str) -> Finding:
     )
 
 
-def _check_schema(version: int | None) -> Finding | None:
+def _missing_catalog(home: RegistryHome, what: str) -> Finding:
+    blobs = sum(1 for _ in open_blob_store(home).iter_digests())
+    held = f"; the blob store holds {blobs} blobs" if blobs else ""
+    return Finding(
+        "database",
+        "error",
+        what + held,
+        "restore the catalog from a backup (do not run `adapters gc`: it would delete blobs "
+        f"the lost catalog referenced); if this home never had one, `adapters init {home.root}`"
+        + (" --new-catalog" if blobs else ""),
+    )
+
+
+def _check_schema(version: int | None, home: RegistryHome) -> Finding | None:
     if version is None:
-        return Finding("schema", "error", "the database holds no catalog yet", "adapters migrate")
+        finding = _missing_catalog(home, "the database holds no catalog")
+        return Finding("schema", finding.severity, finding.what, finding.fix)
     if version < SCHEMA_VERSION:
         return Finding(
             "schema",
@@ -315,6 +363,7 @@ def _check_blobs(
     stored: dict[str, int],
     referenced: dict[str, tuple[int, list[str]]],
     deep: bool,
+    counts: dict[str, int],
 ) -> list[Finding]:
     found: list[Finding] = []
     to_hash: list[str] = []
@@ -337,8 +386,11 @@ def _check_blobs(
             continue
         if actual != size:
             found.append(_corrupt(blobs, sha256, versions, f"has {actual} bytes, {size} recorded"))
-        elif deep:
+        else:
             to_hash.append(sha256)
+    if not deep:
+        to_hash = _sample(to_hash, referenced)
+    counts["blobs_hashed"] = len(to_hash)
     if to_hash:
         # hashlib releases the GIL on large buffers, so threads use every core.
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
@@ -348,13 +400,28 @@ def _check_blobs(
     return found
 
 
+def _sample(digests: list[str], referenced: dict[str, tuple[int, list[str]]]) -> list[str]:
+    """A bounded random sample: an in-place edit is found over repeated runs without
+    reading the whole store each time (``SAMPLE_BLOBS`` blobs, ``SAMPLE_BYTES`` bytes)."""
+    chosen: list[str] = []
+    total = 0
+    for sha256 in random.sample(digests, len(digests)):
+        size = referenced[sha256][0]
+        if len(chosen) >= SAMPLE_BLOBS or (chosen and total + size > SAMPLE_BYTES):
+            continue
+        chosen.append(sha256)
+        total += size
+    return chosen
+
+
 def _corrupt(blobs: BlobBackend, sha256: str, versions: list[str], problem: str) -> Finding:
     return Finding(
         "blobs",
         "error",
         f"blob {sha256[:16]}... of {_refs(versions)} is corrupt: {problem}",
-        f"{_removal(blobs.location(sha256))}, then push the original adapter directory again "
-        f"(or restore the blob from a backup); then `adapters verify {versions[0]}`",
+        f"push the original adapter directory again (`adapters push DIR --name "
+        f"{versions[0].split('@')[0]}` rewrites a corrupt blob from it), or restore "
+        f"{blobs.location(sha256)} from a backup; then `adapters verify {versions[0]}`",
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.formats.dtypes import is_float
 from registry.formats.matching import (
     describe_targets,
     in_modules_to_save,
@@ -82,6 +83,13 @@ def group_peft_tensors(
         suffix = next((s for s in ordered if rest.endswith("." + s)), None)
         if suffix is not None:
             groups.setdefault(rest[: -len(suffix) - 1], {})[suffix] = info
+            if not is_float(info.dtype):
+                # PEFT scales and adds these to float weights: integer or bool factors
+                # fail (or truncate) when the adapter is loaded or merged.
+                result.problems.append(
+                    f"tensor {show(key)}: dtype {info.dtype}; {method} parameters must be "
+                    "floating point (F16, BF16, F32, F64)"
+                )
             continue
         feature = _auxiliary(config, rest, info, bias_mode, result)
         if feature is None:
@@ -94,6 +102,23 @@ def group_peft_tensors(
             result.features.add(feature)
     _check_targets(method, config, groups, result)
     return groups, result
+
+
+# Names of adapter parameters whatever the method (the config decides which apply).
+_FACTOR_MARKERS = (
+    ".lora_A.", ".lora_B.", ".lora_E", ".lora_embedding_", ".lora_magnitude_vector",
+    ".hada_", ".lokr_", ".ia3_l", ".vera_lambda_",
+)  # fmt: skip
+
+
+def nonfloat_factors(tensors: Mapping[str, TensorInfo]) -> list[str]:
+    """Adapter parameters stored in integer or bool dtypes, checked without a config."""
+    return [
+        f"tensor {show(key)}: dtype {info.dtype}; adapter parameters must be floating point "
+        "(F16, BF16, F32, F64)"
+        for key, info in sorted(tensors.items())
+        if any(marker in key for marker in _FACTOR_MARKERS) and not is_float(info.dtype)
+    ]
 
 
 def _auxiliary(

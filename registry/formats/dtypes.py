@@ -33,3 +33,8 @@ DTYPE_BITS: Mapping[str, int] = MappingProxyType(
         "C64": 64,
     }
 )
+
+
+def is_float(dtype: str) -> bool:
+    """Whether ``dtype`` holds real floating-point values (what PEFT trains and merges)."""
+    return dtype in DTYPE_BITS and (dtype.startswith("F") or dtype == "BF16")

@@ -16,6 +16,7 @@ from typing import Any
 
 from registry import schemas
 from registry.errors import FormatError, UnsafeFormatError, ValidationError
+from registry.formats.check_common import nonfloat_factors
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (
     CONFIG_NAME,
@@ -154,6 +155,10 @@ def _read(
             result = check_tensors(checked.method, checked.config, header.tensors)
             problems.extend(f"{weights_name}: {p}" for p in result.problems)
             features = result.features
+        else:
+            # The config is broken, so the tensors cannot be checked against it; their
+            # dtypes still can, and every problem is reported at once.
+            problems.extend(f"{weights_name}: {p}" for p in nonfloat_factors(header.tensors))
         problems.extend(_nonfinite(weights_name, weights_source))
     if problems:
         raise ValidationError(label, problems)

@@ -1,9 +1,12 @@
 """Turning huggingface_hub and network failures into one-line ``HubError`` messages that
 say what happened and what to do next. Messages are built from the status, the error
-code and the server's message, never from request headers, so no token can leak."""
+code and the server's message, never from request headers; and since a server's message
+may echo them (``Authorization: Bearer hf_...``), every message is redacted: the token
+in use, anything after ``Bearer``, and anything shaped like a Hugging Face token."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,7 +30,21 @@ def hub_errors(
         message = describe(exc, settings, repo_id, revision)
         if message is None:
             raise
-        raise HubError(f"hub {action}: {message}") from exc
+        raise HubError(redact(f"hub {action}: {message}", settings.token)) from None
+
+
+_SECRET_SHAPES = re.compile(
+    r"(?i)(authorization\s*[:=]\s*(?:(?:bearer|basic|token)\s+)?|bearer\s+)[^\s,;\"']+"
+    r"|\bhf_[A-Za-z0-9_-]{6,}"
+)
+REDACTED = "<redacted>"
+
+
+def redact(message: str, token: str | None) -> str:
+    """``message`` with the token and anything that looks like a credential masked."""
+    if token:
+        message = message.replace(token, REDACTED)
+    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + REDACTED, message)
 
 
 def describe(

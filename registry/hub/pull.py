@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,7 +99,12 @@ def pull_repo(
             client_session(settings, progress_bars=progress_bars),
         ):
             folder = download(
-                settings, repo_id, listing.commit, list(wanted.values()), cached_only=cached_only
+                settings,
+                repo_id,
+                listing.commit,
+                list(wanted.values()),
+                cached_only=cached_only,
+                sizes=_listed_sizes(listing, wanted.values()),
             )
             progress.start("checking", sum(listing.files[p].size or 0 for p in wanted.values()))
             try:
@@ -146,6 +152,15 @@ def pull_repo(
         push=pushed,
         notes=notes,
     )
+
+
+def _listed_sizes(listing: RemoteListing, paths: Iterable[str]) -> dict[str, int] | None:
+    """Each file's size as the Hub lists it (None when one is unknown: then the listing
+    cannot bound the downloads, and the client's own size check at the end is all)."""
+    sizes = {path: listing.files[path].size for path in paths}
+    if any(size is None for size in sizes.values()):
+        return None
+    return {path: size for path, size in sizes.items() if size is not None}
 
 
 def _plain_files(listing: RemoteListing) -> dict[str, str]:

@@ -7,6 +7,7 @@ that moves in the meantime cannot mix two states of the repo.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from registry.bases.hub_cache import cached_snapshot
 from registry.errors import FingerprintError, HubError
 from registry.faults import fault_point
 from registry.hub.files import RemoteFile, copy_hashed, evict_cached, mismatch
+from registry.hub.limits import DownloadLimits, bounded_downloads
 from registry.hub.remote_manifest import MANIFEST_PATH, RemoteManifest, parse
 from registry.hub.settings import HubSettings
 from registry.progress import Progress
@@ -60,22 +62,37 @@ def list_cached(settings: HubSettings, repo_id: str, revision: str) -> RemoteLis
 
 
 def download(
-    settings: HubSettings, repo_id: str, revision: str, paths: list[str], *, cached_only: bool
+    settings: HubSettings,
+    repo_id: str,
+    revision: str,
+    paths: list[str],
+    *,
+    cached_only: bool,
+    sizes: Mapping[str, int] | None = None,
 ) -> Path:
-    """Fetch ``paths`` at ``revision`` into the HF cache; the snapshot folder (named by commit)."""
+    """Fetch ``paths`` at ``revision`` into the HF cache; the snapshot folder (named by commit).
+
+    With ``sizes`` (each path's listed size) the downloads run under ``limits``."""
     from huggingface_hub import snapshot_download
 
-    folder = snapshot_download(
-        repo_id,
-        revision=revision,
-        allow_patterns=sorted(paths),
-        cache_dir=settings.cache_dir,
-        endpoint=settings.endpoint,
-        token=settings.token,
-        local_files_only=cached_only,
-        max_workers=4,
-    )
-    return Path(folder)
+    def fetch() -> str:
+        return snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=sorted(paths),
+            cache_dir=settings.cache_dir,
+            endpoint=settings.endpoint,
+            token=settings.token,
+            local_files_only=cached_only,
+            max_workers=4,
+        )
+
+    if cached_only or sizes is None:
+        return Path(fetch())
+    cache_repo = settings.cache_dir / ("models--" + repo_id.replace("/", "--"))
+    where = f"{repo_id}@{revision[:12]}"
+    with bounded_downloads(DownloadLimits.from_environment(), sizes, where, cache_repo):
+        return Path(fetch())
 
 
 def checked_copy(
@@ -112,7 +129,12 @@ def fetch_manifest(
         return None
     where = f"{listing.repo_id}@{listing.commit[:12]}"
     folder = download(
-        settings, listing.repo_id, listing.commit, [MANIFEST_PATH], cached_only=cached_only
+        settings,
+        listing.repo_id,
+        listing.commit,
+        [MANIFEST_PATH],
+        cached_only=cached_only,
+        sizes=None if remote.size is None else {MANIFEST_PATH: remote.size},
     )
     target = staging / MANIFEST_PATH
     checked_copy(folder, remote, target, where)

@@ -4,9 +4,13 @@
     <home>/keys/trusted/NAME.pub   public keys whose signatures count (SubjectPublicKeyInfo PEM)
 
 A key is identified by its *key id*: the hex sha256 of its 32 raw public-key bytes. Making a
-key trusts its public half, and ``adapters key trust NAME FILE.pub`` adds someone else's.
-Names are plain identifiers, never paths, and key bytes never appear in a message: errors
-name the file instead.
+key trusts its public half, and ``adapters key trust NAME FILE.pub`` adds someone else's;
+both record the trust in the catalog's audit log (``trust_records``), and only recorded keys
+count: a ``.pub`` file copied into ``keys/trusted/`` is listed as unrecorded, not trusted.
+As ssh does, key files and directories others could change are refused with the ``chmod``
+that fixes them: the trust store and its files must not be group- or world-writable, private
+keys not readable by others. Names are plain identifiers, never paths, and key bytes never
+appear in a message: errors name the file instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.errors import ConflictError, InvalidNameError, NotFoundError, SignatureError
+from registry.security.trust_records import record_trust, recorded_trust
+from registry.store.actor import current_actor
+from registry.store.catalog.catalog import Catalog
 
 KEYS_DIR = "keys"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -59,6 +66,7 @@ class KeyInfo:
     key_id: str
     public_path: Path
     has_private: bool
+    recorded: bool = True  # False: a file in keys/trusted/ no `key trust` recorded (ignored)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,13 +74,15 @@ class KeyInfo:
             "key_id": self.key_id,
             "public_key": str(self.public_path),
             "private_key_here": self.has_private,
+            "trusted": self.recorded,
         }
 
 
 class Keyring:
-    """The keys of one registry home."""
+    """The keys of one registry home, trusted as its catalog records."""
 
-    def __init__(self, home_root: Path) -> None:
+    def __init__(self, home_root: Path, catalog: Catalog) -> None:
+        self.catalog = catalog
         self.root = home_root / KEYS_DIR
         self.private_dir = self.root / "private"
         self.trusted_dir = self.root / "trusted"
@@ -99,39 +109,62 @@ class Keyring:
         )
         _write_atomic(private_path, pem, mode=0o600)
         _write_atomic(public_path, public_pem(key.public_key()), mode=0o644)
-        return KeyInfo(name, key_id(key.public_key()), public_path, has_private=True)
+        new_id = key_id(key.public_key())
+        record_trust(self.catalog, current_actor(), name, new_id)
+        return KeyInfo(name, new_id, public_path, has_private=True)
 
     def trust(self, name: str, public_file: Path) -> KeyInfo:
         """Trust the ed25519 public key in ``public_file`` (PEM or OpenSSH) under ``name``."""
         validate_key_name(name)
         public = load_public_key(public_file)
         new_id = key_id(public)
-        for info in self.trusted():
+        for info in self.candidates():
             if info.key_id == new_id:
-                if info.name == name:
-                    return info
-                raise ConflictError(f"{public_file} is already trusted as {info.name!r}")
+                if info.name != name:
+                    raise ConflictError(f"{public_file} is already trusted as {info.name!r}")
+                if not info.recorded:  # a file placed by hand: trusting it is this command's job
+                    record_trust(self.catalog, current_actor(), name, new_id)
+                return KeyInfo(name, new_id, info.public_path, info.has_private)
         path = self.public_path(name)
         if path.exists():
             raise ConflictError(
                 f"another key is already trusted as {name!r}; choose another name or remove {path}"
             )
         _write_atomic(path, public_pem(public), mode=0o644)
+        record_trust(self.catalog, current_actor(), name, new_id)
         return KeyInfo(name, new_id, path, self.private_path(name).exists())
 
     # -- reading keys -------------------------------------------------------------------
 
     def trusted(self) -> list[KeyInfo]:
-        """Every trusted key, by name. An unreadable key file is an error, not skipped."""
+        """Every trusted key, by name: the key files whose trust the catalog records."""
+        return [info for info in self.candidates() if info.recorded]
+
+    def candidates(self) -> list[KeyInfo]:
+        """Every key file in the trust store, recorded as trusted or not. An unreadable key
+        file, or one (or its directory) others could change, is an error, not skipped."""
         if not self.trusted_dir.is_dir():
             return []
+        for directory in (self.root, self.trusted_dir):
+            refuse_unsafe(directory, 0o022)
+        recorded = recorded_trust(self.catalog)
         found = []
         for path in sorted(self.trusted_dir.glob("*.pub")):
             name = path.name[: -len(".pub")]
             if not _NAME.fullmatch(name):
                 continue
+            refuse_unsafe(path, 0o022)
             public = load_public_key(path)
-            found.append(KeyInfo(name, key_id(public), path, self.private_path(name).exists()))
+            ident = key_id(public)
+            found.append(
+                KeyInfo(
+                    name,
+                    ident,
+                    path,
+                    self.private_path(name).exists(),
+                    recorded=recorded.get(ident) == name,
+                )
+            )
         return found
 
     def trusted_by_id(self) -> dict[str, KeyInfo]:
@@ -147,12 +180,30 @@ class Keyring:
         else:
             path = self.private_path(name_or_path)
             signer = name_or_path
+            if self.private_dir.is_dir():
+                refuse_unsafe(self.private_dir, 0o077, fix="700")
             if not path.is_file():
                 raise NotFoundError(
                     f"no private key named {name_or_path!r} in {self.private_dir}; "
                     "make one with `adapters key generate NAME` or pass --key PATH"
                 )
         return signer, load_private_key(path)
+
+
+def refuse_unsafe(path: Path, forbidden: int, fix: str = "go-w") -> None:
+    """Refuse a key file or directory whose mode has any ``forbidden`` bit, as ssh does."""
+    if os.name != "posix":
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if mode & forbidden:
+        who = "other users" if mode & forbidden & 0o007 else "its group"
+        raise SignatureError(
+            f"{path} has unsafe permissions (mode {mode:04o}, open to {who}): whoever can "
+            f"change it can change which signatures count; run `chmod {fix} {path}`"
+        )
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

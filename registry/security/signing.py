@@ -89,7 +89,7 @@ def sign(store: Store, version: AdapterVersion, key: str) -> Signature:
     The version is verified first: signing damaged content would vouch for it.
     """
     catalog, blobs, home_root = store.catalog, store.blobs, store.root
-    signer, private = Keyring(home_root).private_key(key)
+    signer, private = Keyring(home_root, catalog).private_key(key)
     report = verify_version(version, blobs)
     if not report.ok:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
@@ -134,7 +134,7 @@ def statuses(catalog: Catalog, home_root: Path, version: AdapterVersion) -> list
     recorded = signatures_of(catalog.engine, version.name, version.digest)
     if not recorded:
         return []  # the keyring is not even read: an unsigned version needs no keys
-    trusted = Keyring(home_root).trusted_by_id()
+    trusted = Keyring(home_root, catalog).trusted_by_id()
     expected = statement(version.name, version.version, version.digest)
     found = []
     for stored in recorded:
@@ -221,9 +221,7 @@ def trusted_signers(
     """
     if manifest_digest(version) != version.digest:
         return []
-    if check_blobs and any(
-        store.blobs.check(f.sha256, f.size) is not None for f in version.files
-    ):
+    if check_blobs and any(store.blobs.check(f.sha256, f.size) is not None for f in version.files):
         return []
     return sorted(
         s.trusted_as

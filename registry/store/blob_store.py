@@ -29,6 +29,7 @@ class StoredBlob:
     sha256: str
     size: int
     created: bool  # False when identical content was already stored
+    repaired: bool = False  # the stored blob did not hash to its name; rewritten
 
 
 class BlobBackend(Protocol):
@@ -74,6 +75,10 @@ class BlobBackend(Protocol):
         ...
 
     def iter_digests(self) -> Iterator[str]: ...
+
+    def holds_any(self) -> bool:
+        """Whether at least one blob is stored."""
+        ...
 
     def iter_sizes(self) -> Iterator[tuple[str, int]]: ...
 

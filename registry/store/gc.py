@@ -33,8 +33,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.errors import RegistryError
+from sqlmodel import Session
+
+from registry.errors import CatalogMismatchError, RegistryError
 from registry.faults import fault_point
+from registry.store import catalog_match
 from registry.store.actor import current_actor
 from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
@@ -79,8 +82,12 @@ class PushLeases:
         self.settled = True
 
 
-def collect(store: Store, *, dry_run: bool = False) -> GcResult:
-    """Delete blobs no version references and no live push holds (``dry_run``: list them)."""
+def collect(store: Store, *, dry_run: bool = False, trust_catalog: bool = False) -> GcResult:
+    """Delete blobs no version references and no live push holds (``dry_run``: list them).
+
+    Refused when the catalog does not look like this blob store's (``catalog_match``)
+    unless ``trust_catalog``.
+    """
     catalog, blobs, tmp_dir = store.catalog, store.blobs, store.tmp_dir
     now = utcnow()
     cutoff = now - LEASE_EXPIRY
@@ -89,6 +96,7 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
     uploads = _stale_uploads(blobs, dry_run=dry_run)
     if dry_run:
         with read_session(catalog.engine) as session:
+            _refuse_mismatch(session, blobs, stored, trust_catalog)
             keep = protected_digests(session, cutoff)
             leased = live_lease_count(session, cutoff)
         doomed = sorted(set(stored) - keep)
@@ -96,6 +104,7 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
 
     with write_session(catalog.engine) as session:
         exclude_lease_writers(session)
+        _refuse_mismatch(session, blobs, stored, trust_catalog)
         keep = protected_digests(session, cutoff)
         leased = live_lease_count(session, cutoff)
         doomed = sorted(set(stored) - keep)
@@ -123,6 +132,20 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
         with contextlib.suppress(FileNotFoundError):
             _remove(path)
     return _result(doomed, stored, stale, leased, uploads, dry_run=False)
+
+
+def _refuse_mismatch(
+    session: Session, blobs: BlobBackend, stored: dict[str, int], trust_catalog: bool
+) -> None:
+    if trust_catalog:
+        return
+    problem = catalog_match.check(session, blobs, set(stored))
+    if problem is not None:
+        raise CatalogMismatchError(
+            f"gc refused: {problem}; run `adapters doctor` and restore the catalog from a "
+            f"backup, or pass {catalog_match.OVERRIDE_FLAG} to delete every blob it does "
+            "not reference"
+        )
 
 
 def _result(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.errors import HomeError
@@ -21,6 +21,8 @@ DATABASE_URL_ENV = "ADAPTERS_DATABASE_URL"
 LOCAL_DIRNAME = ".adapters"
 MARKER_FILE = "registry.json"
 HOME_LAYOUT_VERSION = 1
+# What a home holds before its marker is written (a creation under way, or interrupted).
+_LAYOUT_ENTRIES = frozenset({"objects", "tmp", "catalog.db", "catalog.db-wal", "catalog.db-shm"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class RegistryHome:
 
     root: Path
     found_by: str  # "argument" | "environment" | "directory" | "user-default"
+    # No marker yet: opening it creates the catalog, and only then the marker, so a
+    # home with a marker always had a catalog (a missing one is an error, not a new one).
+    new: bool = field(default=False, compare=False)
 
     @property
     def objects_dir(self) -> Path:
@@ -74,11 +79,26 @@ def is_home(path: Path) -> bool:
 
 
 def init_home(path: Path) -> RegistryHome:
-    """Create (or adopt, if it already is one) a registry home at ``path``."""
+    """Create (or adopt, if it already is one) a registry home at ``path``.
+
+    The catalog is created by whoever opens it next with ``create`` (``adapters
+    init`` and ``Registry.open(path, create=True)`` do both at once).
+    """
+    home = prepare_home(path, "argument")
+    mark_home(home)
+    return home
+
+
+def prepare_home(path: Path, found_by: str) -> RegistryHome:
+    """The directories of a home at ``path``, without its marker when it is new:
+    ``Registry.open`` creates the catalog and then calls ``mark_home``."""
     path = path.expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise HomeError(f"cannot create a registry at {path}: it exists and is not a directory")
-    if path.is_dir() and not is_home(path) and any(path.iterdir()):
+    if path.is_dir() and not is_home(path) and any(
+        entry.name not in _LAYOUT_ENTRIES and not entry.name.startswith(f".{MARKER_FILE}.")
+        for entry in path.iterdir()
+    ):
         raise HomeError(
             f"cannot create a registry at {path}: the directory is not empty "
             "and is not a registry; choose an empty or new directory"
@@ -86,14 +106,22 @@ def init_home(path: Path) -> RegistryHome:
     try:
         for sub in (path, path / "objects", path / "tmp"):
             sub.mkdir(parents=True, exist_ok=True)
-        marker = path / MARKER_FILE
-        if not marker.exists():
-            tmp = path / f".{MARKER_FILE}.tmp"
-            tmp.write_text(json.dumps({"layout": HOME_LAYOUT_VERSION}) + "\n", encoding="utf-8")
-            os.replace(tmp, marker)
     except OSError as exc:
         raise HomeError(f"cannot create a registry at {path}: {exc.strerror or exc}") from exc
-    return RegistryHome(root=path, found_by="argument")
+    return RegistryHome(root=path, found_by=found_by, new=not is_home(path))
+
+
+def mark_home(home: RegistryHome) -> None:
+    """Write the home's marker (after its catalog was created)."""
+    marker = home.root / MARKER_FILE
+    if marker.exists():
+        return
+    tmp = home.root / f".{MARKER_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps({"layout": HOME_LAYOUT_VERSION}) + "\n", encoding="utf-8")
+        os.replace(tmp, marker)
+    except OSError as exc:
+        raise HomeError(f"cannot create a registry at {home.root}: {exc.strerror or exc}") from exc
 
 
 def _nearest_local_home(start: Path) -> Path | None:
@@ -116,7 +144,7 @@ def find_home(explicit: Path | str | None = None, *, create_default: bool = True
         path = Path(env).expanduser().absolute()
         # An explicitly configured home is created on first use, like the default.
         if not is_home(path):
-            init_home(path)
+            return prepare_home(path, "environment")
         return RegistryHome(root=path, found_by="environment")
     local = _nearest_local_home(Path.cwd())
     if local is not None:
@@ -125,5 +153,5 @@ def find_home(explicit: Path | str | None = None, *, create_default: bool = True
     if not is_home(default):
         if not create_default:
             raise HomeError("no registry found; create one with `adapters init`")
-        init_home(default)
+        return prepare_home(default, "user-default")
     return RegistryHome(root=default, found_by="user-default")

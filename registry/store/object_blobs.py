@@ -354,6 +354,9 @@ class ObjectBlobStore:
                 if match is not None:
                     yield match.group(1) + match.group(2), int(meta["size"])
 
+    def holds_any(self) -> bool:
+        return next(self.iter_digests(), None) is not None
+
     def iter_digests(self) -> Iterator[str]:
         for sha256, _size in self.iter_sizes():
             yield sha256

@@ -184,7 +184,8 @@ def _push(
             base_target, base_note = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        entries, written, written_bytes = _store_files(source, blobs, progress, leases.take)
+        files = _store_files(source, blobs, progress, leases.take)
+        entries, written, written_bytes, repaired = files
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     if request.exact_base is not None:
@@ -254,6 +255,7 @@ def _push(
         blobs_written=written if outcome.created else 0,
         bytes_written=written_bytes if outcome.created else 0,
         base_unverified=None if stored.base_model.fingerprint else _unverified(base, base_note),
+        blobs_repaired=repaired,
     )
 
 
@@ -412,9 +414,9 @@ def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
 
 def _store_files(
     source: AdapterSource, blobs: BlobBackend, progress: Progress, lease: DigestHook
-) -> tuple[list[FileEntry], int, int]:
+) -> tuple[list[FileEntry], int, int, int]:
     entries: list[FileEntry] = []
-    written = written_bytes = 0
+    written = written_bytes = repaired = 0
     total = sum(f.source.stat().st_size for f in source.files if f.path != source.config_path)
     progress.start("storing", total)
     try:
@@ -426,9 +428,10 @@ def _store_files(
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
             # The blob is in place (renamed, or found already stored) and leased.
             fault_point("push.blob-committed")
-            if blob.created:
+            if blob.created or blob.repaired:
                 written += 1
                 written_bytes += blob.size
+            repaired += blob.repaired
     finally:
         progress.finish()
-    return entries, written, written_bytes
+    return entries, written, written_bytes, repaired

@@ -136,6 +136,7 @@ class PushResult:
         return ", ".join(parts)
     # Why the base has no fingerprint (no weights found), or None: the base is verified.
     base_unverified: str | None = None
+    blobs_repaired: int = 0  # stored blobs found corrupt and rewritten from the source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +152,7 @@ class PushResult:
             "blobs_written": self.blobs_written,
             "bytes_written": self.bytes_written,
             "base_unverified": self.base_unverified,
+            "blobs_repaired": self.blobs_repaired,
             "version": self.version.to_dict(),
         }
 

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from registry.errors import YankedVersionWarning
+from registry.errors import CatalogMissingError, YankedVersionWarning
 from registry.store.blob_config import open_blob_store
 from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
@@ -34,8 +34,28 @@ class Store:
         self.blobs = open_blob_store(self.home)
 
     @classmethod
-    def open(cls, home: RegistryHome, database_url: str | None = None) -> Store:
-        return cls(home, Catalog(database_url or home.database_url()))
+    def open(
+        cls,
+        home: RegistryHome,
+        database_url: str | None = None,
+        *,
+        create: bool = False,
+        new_catalog: bool = False,
+    ) -> Store:
+        """Open the home's catalog. ``create`` makes one where there is none, but never
+        over blobs without ``new_catalog``: a home that holds blobs and no catalog lost
+        its catalog, and an empty one would make every blob look unreferenced."""
+        url = database_url or home.database_url()
+        if create and not new_catalog and open_blob_store(home).holds_any():
+            try:
+                return cls(home, Catalog(url))
+            except CatalogMissingError as exc:
+                raise CatalogMissingError(
+                    f"{str(exc).split(';')[0]}, yet {home.objects_dir} holds blobs; restore "
+                    "the catalog from a backup (`adapters doctor` explains), or pass "
+                    "--new-catalog to start an empty one over these blobs"
+                ) from None
+        return cls(home, Catalog(url, create=create or home.new))
 
     @property
     def root(self) -> Path:

@@ -20,6 +20,7 @@ from registry.faults import fault_point
 from registry.store.catalog.engine import (
     make_engine,
     read_session,
+    refuse_missing_file,
     wrap_operational,
     write_session,
 )
@@ -93,11 +94,17 @@ class ListFilter:
 
 
 class Catalog:
-    def __init__(self, url: str, *, upgrade: bool = False) -> None:
+    def __init__(self, url: str, *, upgrade: bool = False, create: bool = False) -> None:
+        """Open the catalog at ``url``; only ``create`` makes a new one where there is none
+        (a missing or empty catalog is otherwise an error: see ``Registry.open``)."""
         self.url = url
+        if not create:
+            refuse_missing_file(url)
         self.engine: Engine = make_engine(url)
         with wrap_operational(self.engine):  # an unreachable server is a one-line error
-            self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade)
+            self.schema: SchemaStatus = ensure_schema(
+                self.engine, upgrade=upgrade, create=create
+            )
 
     def close(self) -> None:
         self.engine.dispose()

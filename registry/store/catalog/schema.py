@@ -8,6 +8,7 @@ A catalog newer than this release is refused rather than misread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -16,13 +17,14 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, col
 
-from registry.errors import CatalogError
+from registry.errors import CatalogError, CatalogMissingError
 from registry.store.catalog import tables
-from registry.store.catalog.engine import WRITE_OPTION
+from registry.store.catalog.engine import WRITE_OPTION, redacted_url
 from registry.store.catalog.schema_steps import STEPS, upgrade_one
 
 SCHEMA_VERSION = 2
 VERSION_KEY = "schema_version"
+CREATED_KEY = "created_at"  # seconds since the epoch
 _SCHEMA_LOCK_ID = 7_245_001
 
 # MIGRATIONS[n] upgrades a catalog from schema version n to n + 1.
@@ -61,8 +63,9 @@ def status(engine: Engine) -> SchemaStatus:
         return SchemaStatus(read_version(connection), SCHEMA_VERSION)
 
 
-def ensure_schema(engine: Engine, *, upgrade: bool = False) -> SchemaStatus:
-    """Create a new catalog, or check (and with ``upgrade`` migrate) an existing one."""
+def ensure_schema(engine: Engine, *, upgrade: bool = False, create: bool = True) -> SchemaStatus:
+    """Create a new catalog (only with ``create``), or check (and with ``upgrade``
+    migrate) an existing one."""
     with engine.connect() as connection:
         connection = connection.execution_options(**{WRITE_OPTION: True})
         with connection.begin():
@@ -71,12 +74,23 @@ def ensure_schema(engine: Engine, *, upgrade: bool = False) -> SchemaStatus:
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
             found = read_version(connection)
             if found is None:
+                if not create:
+                    url = redacted_url(engine.url.render_as_string(hide_password=False))
+                    raise CatalogMissingError(
+                        f"the catalog database {url} holds no "
+                        "catalog; restore it from a backup (`adapters doctor` explains), or "
+                        "start an empty one with `adapters init --new-catalog`"
+                    )
                 _refuse_foreign_tables(connection)
                 SQLModel.metadata.create_all(connection)
                 connection.execute(
-                    tables.SchemaInfo.__table__.insert().values(  # type: ignore[attr-defined]
-                        key=VERSION_KEY, value=str(SCHEMA_VERSION)
-                    )
+                    tables.SchemaInfo.__table__.insert(),  # type: ignore[attr-defined]
+                    [
+                        {"key": VERSION_KEY, "value": str(SCHEMA_VERSION)},
+                        # When the catalog began: blobs older than an empty catalog are
+                        # another catalog's (store/catalog_match.py).
+                        {"key": CREATED_KEY, "value": f"{time.time():.3f}"},
+                    ],
                 )
                 return SchemaStatus(SCHEMA_VERSION, SCHEMA_VERSION)
             if found > SCHEMA_VERSION:

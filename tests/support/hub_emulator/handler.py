@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from support.hub_emulator.faults import Hostile
 from support.hub_emulator.store import (
     ApiError,
     Commit,
@@ -112,7 +114,11 @@ class Handler(BaseHTTPRequestHandler):
             self.user = self._user(auth)
             injected = self.emulator.faults.take_error(method, split.path)
             if injected is not None:
-                raise ApiError(injected.status, "injected failure")
+                message = "injected failure"
+                if injected.echo_headers:
+                    echoed = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+                    message += f" (request headers: {echoed})"
+                raise ApiError(injected.status, message)
             for route_method, pattern, name in self.ROUTES:
                 match = pattern.match(split.path) if route_method == method else None
                 if match:
@@ -498,6 +504,10 @@ class Handler(BaseHTTPRequestHandler):
         if start:
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
         body = data[start:]
+        hostile = self.emulator.faults.take_hostile(path) if self.command == "GET" else None
+        if hostile is not None:
+            self._hostile_body(hostile, body, headers)
+            return
         drop = self.emulator.faults.take_drop(path) if self.command == "GET" else None
         if drop is None:
             self._send(206 if start else 200, body, "application/octet-stream", headers)
@@ -515,6 +525,35 @@ class Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _hostile_body(self, hostile: Hostile, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if hostile.mode == "trickle":
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")  # the body ends when the connection does
+        for key, value in headers.items():
+            if key != "Accept-Ranges":
+                self.send_header(key, value)
+        self.end_headers()
+        self.close_connection = True
+        # Bounded here too, so a client that never stops reading cannot keep a test running.
+        deadline = time.monotonic() + 120
+        try:
+            if hostile.mode == "trickle":
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(hostile.interval)
+            else:
+                chunk = (body or b"x") * max(1, 65536 // max(len(body), 1))
+                while time.monotonic() < deadline:
+                    self.wfile.write(chunk)
+        except OSError:
+            pass  # the client hung up: what a bounded download does
+
     def _range_start(self, size: int) -> int:
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("range", ""))
         if not match:
@@ -528,4 +567,3 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: HubEmulator
-

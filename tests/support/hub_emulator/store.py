@@ -31,8 +31,6 @@ GITATTRIBUTES = (
 )
 
 
-
-
 def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
