@@ -49,6 +49,8 @@ class RegistryHome:
 
     def settings(self) -> dict[str, str]:
         """The string settings in ``registry.json`` (for example ``blob_url``)."""
+        if self.new and not (self.root / MARKER_FILE).exists():
+            return {}  # being created: the marker is written once its catalog exists
         try:
             data = json.loads((self.root / MARKER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
