@@ -39,6 +39,7 @@ from registry.lifecycle.results import (
     StatusChange,
 )
 from registry.release import __version__
+from registry.remote import RemoteRegistry
 from registry.store.list_query import ListQuery
 from registry.store.results import (
     AdapterVersion,
@@ -75,6 +76,7 @@ __all__ = [
     "PushResult",
     "Registry",
     "RegistryError",
+    "RemoteRegistry",
     "Removal",
     "StatusChange",
     "UnsafeFormatError",

@@ -34,11 +34,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("hub",),
     ("admin",),
     ("api",),
-    ("cli",),
+    ("remote",),
+    ("server", "cli"),
 ]
 # The facade's own package file re-exports it; nothing below the CLI imports either.
 FACADE = {"registry", "registry.api"}
-FACADE_CLIENTS = ("registry.cli", "registry.admin.demo")
+FACADE_CLIENTS = ("registry.cli", "registry.admin.demo", "registry.remote", "registry.server")
 
 
 def _modules() -> dict[str, Path]:
