@@ -13,6 +13,7 @@ from __future__ import annotations
 from registry.api import Registry
 from registry.check import Check
 from registry.errors import (
+    AccessError,
     ArgumentError,
     CatalogError,
     ConflictError,
@@ -24,6 +25,7 @@ from registry.errors import (
     InvalidNameError,
     NotFoundError,
     RegistryError,
+    ServerError,
     UnsafeFormatError,
     ValidationError,
     YankedVersionWarning,
@@ -51,6 +53,7 @@ from registry.store.results import (
 )
 
 __all__ = [
+    "AccessError",
     "AdapterVersion",
     "AliasChange",
     "ArgumentError",
@@ -78,6 +81,7 @@ __all__ = [
     "RegistryError",
     "RemoteRegistry",
     "Removal",
+    "ServerError",
     "StatusChange",
     "UnsafeFormatError",
     "ValidationError",

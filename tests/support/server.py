@@ -77,3 +77,42 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class ServedRegistry:
+    """A server over a registry home of its own, with one token per role."""
+
+    server: RunningServer
+    home: Path
+    database_url: str
+    tokens: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextmanager
+def served_registry(
+    home: Path, database_url: str, args: tuple[str, ...] = ()
+) -> Iterator[ServedRegistry]:
+    """A new registry at ``home`` on ``database_url``, tokens ``reader``, ``writer``,
+    ``maintainer``, ``admin`` (and ``team-writer``, ``team-maintainer`` limited to the
+    namespace ``team``), served on a free port."""
+    from registry import Registry
+
+    local = Registry.open(home, create=True, database_url=database_url)
+    try:
+        tokens = {
+            role: local.create_token(role, role).secret
+            for role in ("reader", "writer", "maintainer", "admin")
+        }
+        for role in ("reader", "writer", "maintainer", "admin"):
+            tokens[f"team-{role}"] = local.create_token(
+                f"team-{role}", role, namespace="team"
+            ).secret
+    finally:
+        local.close()
+    with running_server(home, {"ADAPTERS_DATABASE_URL": database_url}, args) as server:
+        yield ServedRegistry(server, home, database_url, tokens)
