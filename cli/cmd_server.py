@@ -24,9 +24,29 @@ from registry.errors import ArgumentError
     show_default=True,
     help="Largest file a push may upload.",
 )
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a request body may stall before the request is refused (408).",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds a JSON request body may take to arrive in whole (408 after).",
+)
 @pass_state
 def server(
-    state: AppState, host: str, port: int, anonymous_read: bool, max_upload_bytes: int
+    state: AppState,
+    host: str,
+    port: int,
+    anonymous_read: bool,
+    max_upload_bytes: int,
+    body_timeout: float,
+    request_timeout: float,
 ) -> None:
     """Serve this registry over HTTP: the JSON API /api/v1 with access tokens.
 
@@ -45,7 +65,11 @@ def server(
     registry = state.registry()
     if state.is_remote():
         raise ArgumentError("serve a local registry: --registry must be a path here, not a URL")
-    settings = ServerSettings(host, port, anonymous_read, max_upload_bytes=max_upload_bytes)
+    settings = ServerSettings(
+        host, port, anonymous_read, max_upload_bytes=max_upload_bytes,
+        idle_seconds=body_timeout,
+        request_seconds=request_timeout,
+    )
     click.echo(f"serving {registry.home.root} on http://{host}:{port}", err=True)
     serve(registry, settings)
 
