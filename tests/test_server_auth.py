@@ -104,7 +104,7 @@ def test_no_valid_token_is_refused_everywhere(
     inside = targets["inside"]
     for make in _requests(inside.ref, inside.files[0].sha256).values():
         method, path, kwargs = make()
-        response = httpx2.request(method, served.url + path, headers=header, **kwargs)
+        response = httpx2.request(method, served.url + path, headers=header, timeout=60, **kwargs)
         assert response.status_code == 401, (credential, method, path, response.text)
         assert response.json()["error"]["code"] == "unauthenticated"
         assert inside.digest not in response.text and "team/" not in response.text
@@ -122,7 +122,9 @@ def test_roles_and_namespaces(served: ServedRegistry, targets: dict[str, Any], t
         for key, make in _requests(version.ref, version.files[0].sha256).items():
             endpoint = endpoints[key]
             method, path, kwargs = make()
-            response = httpx2.request(method, served.url + path, headers=headers, **kwargs)
+            response = httpx2.request(
+                method, served.url + path, headers=headers, timeout=60, **kwargs
+            )
             enough = ROLES.index(role) >= ROLES.index(endpoint.role)
             # Lists are filtered to the namespace rather than refused (asserted empty below).
             scoped = endpoint.global_only or key[1] in (f"{API}/bases", f"{API}/versions")
