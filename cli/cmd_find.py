@@ -119,7 +119,9 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
     """
     registry = state.registry()
     version = registry.get(ref)
-    links = links_for_version(registry.catalog, version.name, version.version)
+    # Hub links live in the catalog, which a server does not expose (yet).
+    remote = state.is_remote()
+    links = [] if remote else links_for_version(registry.catalog, version.name, version.version)
     if as_json:
         echo_json({**version.to_dict(), "hub": [link.to_dict() for link in links]})
         return

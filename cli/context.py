@@ -12,7 +12,7 @@ from registry import Registry
 
 @dataclass
 class AppState:
-    registry_path: Path | None
+    registry_path: Path | str | None  # a home directory, or a server URL (http://...)
     _registry: Registry | None = field(default=None, repr=False)
 
     def registry(self) -> Registry:
@@ -20,6 +20,11 @@ class AppState:
             self._registry = Registry.open(self.registry_path)
             click.get_current_context().call_on_close(self._registry.close)
         return self._registry
+
+    def is_remote(self) -> bool:
+        from registry.remote import RemoteRegistry
+
+        return isinstance(self.registry(), RemoteRegistry)
 
 
 pass_state = click.make_pass_decorator(AppState)

@@ -53,12 +53,13 @@ class RegistryGroup(click.Group):
 @click.option(
     "--registry",
     "registry_path",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Registry home to use (default: $ADAPTERS_HOME, nearest .adapters/, user data dir).",
+    metavar="PATH|URL",
+    help="Registry home to use (default: $ADAPTERS_HOME, nearest .adapters/, user data dir), "
+    "or a server URL http://HOST:PORT (token in $ADAPTERS_TOKEN; default $ADAPTERS_URL).",
 )
 @click.version_option(__version__, prog_name="adapters")
 @click.pass_context
-def main(ctx: click.Context, registry_path: Path | None) -> None:
+def main(ctx: click.Context, registry_path: str | None) -> None:
     """Registry and lifecycle tool for PEFT adapters.
 
     \b
@@ -67,7 +68,8 @@ def main(ctx: click.Context, registry_path: Path | None) -> None:
       adapters list
       adapters verify my-lora@1 --base ./Llama-3.1-8B
     """
-    ctx.obj = AppState(registry_path)
+    remote = registry_path is not None and "://" in registry_path
+    ctx.obj = AppState(registry_path if remote or registry_path is None else Path(registry_path))
 
 
 def _register() -> None:
@@ -82,12 +84,13 @@ def _register() -> None:
         cmd_lifecycle,
         cmd_materialize,
         cmd_ops,
+        cmd_server,
         cmd_sign,
         cmd_store,
     )
 
     modules = (cmd_store, cmd_find, cmd_check, cmd_lifecycle, cmd_ops, cmd_base, cmd_demo)
-    for module in (*modules, cmd_hub, cmd_sign, cmd_admin, cmd_materialize, cmd_blobs):
+    for module in (*modules, cmd_hub, cmd_sign, cmd_admin, cmd_materialize, cmd_blobs, cmd_server):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from registry.api import Registry
 from registry.check import Check
 from registry.errors import (
+    AccessError,
     ArgumentError,
     CatalogError,
     ConflictError,
@@ -24,6 +25,7 @@ from registry.errors import (
     InvalidNameError,
     NotFoundError,
     RegistryError,
+    ServerError,
     UnsafeFormatError,
     ValidationError,
     YankedVersionWarning,
@@ -39,6 +41,7 @@ from registry.lifecycle.results import (
     StatusChange,
 )
 from registry.release import __version__
+from registry.remote import RemoteRegistry
 from registry.store.list_query import ListQuery
 from registry.store.results import (
     AdapterVersion,
@@ -50,6 +53,7 @@ from registry.store.results import (
 )
 
 __all__ = [
+    "AccessError",
     "AdapterVersion",
     "AliasChange",
     "ArgumentError",
@@ -75,7 +79,9 @@ __all__ = [
     "PushResult",
     "Registry",
     "RegistryError",
+    "RemoteRegistry",
     "Removal",
+    "ServerError",
     "StatusChange",
     "UnsafeFormatError",
     "ValidationError",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -54,8 +55,13 @@ if TYPE_CHECKING:
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.runtime.merge_into_base import MergeResult
     from registry.security.signing import Signature
+    from registry.security.tokens import NewToken, TokenInfo
     from registry.store.blob_copy import BlobCopyResult
     from registry.store.materialize import Materialized
+
+# Openers of registry URLs by scheme (http, https), installed by ``registry.remote`` when the
+# package is imported: the remote client builds on this class, so this module cannot import it.
+URL_OPENERS: dict[str, Callable[..., Registry]] = {}
 
 
 class Registry:
@@ -96,14 +102,23 @@ class Registry:
         database_url: str | None = None,
         create: bool = False,
         new_catalog: bool = False,
+        token: str | None = None,
     ) -> Registry:
         """Open the registry at ``path``, or the one found from the environment.
 
         ``create=True`` makes a new registry at ``path`` when there is none (and its
         catalog when missing, unless blobs are there: ``new_catalog=True`` to start an
         empty catalog over them). ``database_url`` overrides ``ADAPTERS_DATABASE_URL``.
-        A home whose catalog is missing or empty is otherwise an error.
+        A home whose catalog is missing or empty is otherwise an error. A URL
+        ``http(s)://HOST:PORT`` (or ``ADAPTERS_URL`` when no path is given) opens a registry
+        server with ``token`` (default ``ADAPTERS_TOKEN``): the same methods, run through its
+        HTTP API.
         """
+
+        target = str(path) if path is not None else os.environ.get("ADAPTERS_URL", "")
+        scheme = target.partition("://")[0] if "://" in target else ""
+        if scheme in URL_OPENERS:
+            return URL_OPENERS[scheme](target, token=token)
         home = init_home(Path(path)) if path is not None and create else find_home(path)
         store = Store.open(home, database_url, create=create, new_catalog=new_catalog)
         mark_home(home)
@@ -270,6 +285,37 @@ class Registry:
         from registry.security.signing import sign
 
         return sign(self.store, self.get(ref), key)
+
+    # -- server access tokens ---------------------------------------------------------
+
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        namespace: str | None = None,
+        expires: str | None = None,
+    ) -> NewToken:
+        """A new access token for ``adapters server``; its secret is in the result only.
+
+        ``role``: reader, writer, maintainer or admin; ``namespace`` limits it to NS/*
+        names; ``expires``: 30d, 12h, 2w or an ISO date (default: never)."""
+        from registry.security.tokens import create_token, parse_expiry
+
+        return create_token(
+            self.catalog.engine, name, role, namespace=namespace, expires_at=parse_expiry(expires)
+        )
+
+    def tokens(self) -> builtins.list[TokenInfo]:
+        """Every access token, without secrets."""
+        from registry.security.tokens import list_tokens
+
+        return list_tokens(self.catalog.engine)
+
+    def revoke_token(self, name: str) -> TokenInfo:
+        from registry.security.tokens import revoke_token
+
+        return revoke_token(self.catalog.engine, name)
 
     # -- base models ----------------------------------------------------------------
 

@@ -32,7 +32,11 @@ turns any of them into a one-line message and exit code 1.
     ├── HubError                   a Hugging Face Hub push, pull or status that failed (missing
     │                              repo or revision, a concurrent push, a file that does not
     │                              match the Hub's hash, a lost connection); nothing half-done
-    └── ExportError                an export target that cannot be written
+    ├── ExportError                an export target that cannot be written
+    ├── AccessError                a registry server refused the token: missing, unknown,
+    │                              expired or revoked, or its role or namespace too narrow
+    └── ServerError                a registry server that cannot be reached, or answered
+                                   with something that is not the registry's API
 
 Warnings (not errors): ``YankedVersionWarning`` when a reference lands on a yanked
 version, which still resolves because it was pinned exactly (PEP 592).
@@ -159,6 +163,14 @@ class BlobStoreError(RegistryError):
 
 class HubError(RegistryError):
     """A sync with the Hugging Face Hub failed; nothing was half-imported or half-pushed."""
+
+
+class AccessError(RegistryError):
+    """A registry server refused the request's token (authentication or authorisation)."""
+
+
+class ServerError(RegistryError):
+    """A registry server cannot be reached, or did not answer as the registry's API does."""
 
 
 class YankedVersionWarning(UserWarning):

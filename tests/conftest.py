@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.server import ServedRegistry, served_registry
 
 from registry import Registry
 
@@ -48,6 +49,9 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("ADAPTERS_CACHE_DIR", str(tmp_path / "remote-cache"))
+    monkeypatch.delenv("ADAPTERS_URL", raising=False)
+    monkeypatch.delenv("ADAPTERS_TOKEN", raising=False)
     return home
 
 
@@ -158,3 +162,24 @@ def blob_registry(
         yield reg
     finally:
         reg.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedRegistry]:
+    """A real ``adapters server`` process (one per test module and backend) over a registry
+    of its own, with a token per role (``served.tokens``); see tests/support/server.py."""
+    root = tmp_path_factory.mktemp("served")
+    databases = (
+        iter([f"sqlite:///{root / 'catalog.db'}"])
+        if request.param == "sqlite"
+        else _postgres_database()
+    )
+    url = next(databases)
+    try:
+        with served_registry(root / "home", url) as running:
+            yield running
+    finally:
+        for _ in databases:  # drops the PostgreSQL database
+            pass

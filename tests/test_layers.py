@@ -34,12 +34,19 @@ LAYERS: list[tuple[str, ...]] = [
     ("hub",),
     ("admin",),
     ("api",),
+    ("remote",),
     ("integrations",),
-    ("cli",),
+    ("server", "cli"),
 ]
 # The facade's own package file re-exports it; nothing below the CLI imports either.
 FACADE = {"registry", "registry.api"}
-FACADE_CLIENTS = ("registry.cli", "registry.admin.demo", "registry.integrations")
+FACADE_CLIENTS = (
+    "registry.cli",
+    "registry.admin.demo",
+    "registry.integrations",
+    "registry.remote",
+    "registry.server",
+)
 
 
 def _modules() -> dict[str, Path]:

@@ -354,8 +354,30 @@ _STEPS_1_TO_2: list[Callable[[str], Step]] = [
     _append_only,
 ]
 
+
+# -- access tokens of the server -----------------------------------------------------------
+
+
+def _create_api_tokens(dialect: str) -> Step:
+    time = _TIME[dialect]
+    return _sql(
+        "create table api_tokens (server access tokens, stored hashed)",
+        [
+            f"CREATE TABLE api_tokens (id {_PK[dialect]}, name VARCHAR(64) NOT NULL, "
+            "role VARCHAR(16) NOT NULL, namespace VARCHAR(96), "
+            f"secret_sha256 VARCHAR(64) NOT NULL, created_at {time} NOT NULL, "
+            f"created_by VARCHAR(256) NOT NULL, expires_at {time}, revoked_at {time}, "
+            "PRIMARY KEY (id), UNIQUE (name), UNIQUE (secret_sha256))",
+        ],
+    )
+
+
+# Kept as a list of its own so that it can be renumbered without edits when another
+# upgrade lands before it.
+_STEPS_TOKENS: list[Callable[[str], Step]] = [_create_api_tokens]
+
 # STEPS[n]: the steps that take a catalog from schema n to n + 1, per dialect.
-STEPS: dict[int, list[Callable[[str], Step]]] = {1: _STEPS_1_TO_2}
+STEPS: dict[int, list[Callable[[str], Step]]] = {1: _STEPS_1_TO_2, 2: _STEPS_TOKENS}
 
 
 def plan(found: int, target: int, dialect: str) -> list[tuple[int, Step]]:

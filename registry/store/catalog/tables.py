@@ -303,3 +303,19 @@ def _append_only_ddl(table: str) -> list[Any]:
 for _table in _APPEND_ONLY:
     for _statement in _append_only_ddl(_table):
         event.listen(SQLModel.metadata.tables[_table], "after_create", _statement)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A server access token: only the sha256 of its secret is kept (``security/tokens.py``)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    namespace: str | None = Field(default=None, max_length=96)
+    secret_sha256: str = Field(unique=True, max_length=64)
+    created_at: datetime
+    created_by: str = Field(max_length=256)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None

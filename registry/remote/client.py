@@ -1,0 +1,545 @@
+"""``RemoteRegistry``: the ``Registry`` surface over a registry server's HTTP API.
+
+``Registry.open("http://host:8321", token=...)`` (or ``ADAPTERS_URL`` and
+``ADAPTERS_TOKEN``) returns one. Reading and annotating run in the server, where its
+gates, policies and roles are checked; every result is the library's own typed value.
+Files come down into a local content-addressed cache (a registry home of its own) and are
+kept only when their sha256 matches the manifest; ``export`` and ``load`` then run here on
+those verified blobs, as heavy tensor work always runs on the client.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from registry import errors
+from registry.api import Registry
+from registry.errors import ArgumentError, ServerError, YankedVersionWarning
+from registry.lifecycle.results import (
+    AliasChange,
+    AuditEvent,
+    Comparison,
+    EvalRecord,
+    GateReport,
+    LineageReport,
+    Removal,
+    StatusChange,
+)
+from registry.progress import Progress
+from registry.remote import wire
+from registry.remote.codec import decode, encode
+from registry.store.blobs import BlobStore
+from registry.store.catalog.catalog import Catalog
+from registry.store.export import export_version
+from registry.store.home import RegistryHome, init_home, is_home
+from registry.store.list_query import ListQuery
+from registry.store.push import default_name
+from registry.store.refs import Ref
+from registry.store.results import (
+    AdapterVersion,
+    BaseModelRecord,
+    ExportResult,
+    GcResult,
+    PushResult,
+    VerifyReport,
+)
+from registry.store.store import Store
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from registry.runtime.loader import LoadedAdapter, LoadMode
+    from registry.security.signing import Signature
+    from registry.security.tokens import NewToken, TokenInfo
+
+TOKEN_ENV = "ADAPTERS_TOKEN"
+CACHE_ENV = "ADAPTERS_CACHE_DIR"
+T = TypeVar("T")
+_CODES = {code: kind for kind, code, _status in wire.ERROR_CODES}
+_CHUNK = 1 << 20
+
+
+def _local_only(what: str) -> NoReturn:
+    raise ArgumentError(
+        f"{what} is not available through a registry server yet; run it against a local "
+        "registry (--registry PATH), or on the server's machine"
+    )
+
+
+class RemoteRegistry(Registry):
+    """A registry server, used through the same methods as a local ``Registry``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        cache_dir: str | Path | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        import httpx2
+
+        self.url = url.rstrip("/")
+        secret = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._http = httpx2.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(url)
+        self._cache: Store | None = None
+
+    @classmethod
+    def connect(cls, url: str, *, token: str | None = None) -> Registry:
+        return cls(url, token=token)
+
+    # -- what only a local registry has -------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        _local_only("the local store")
+
+    @store.setter
+    def store(self, _value: Store) -> None:
+        _local_only("the local store")
+
+    @property
+    def home(self) -> RegistryHome:
+        _local_only("the registry home")
+
+    @property
+    def catalog(self) -> Catalog:
+        _local_only("the catalog")
+
+    @property
+    def blobs(self) -> BlobStore:
+        _local_only("the blob store")
+
+    @property
+    def hub(self) -> Any:
+        _local_only("Hub sync")
+
+    def close(self) -> None:
+        self._http.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        import httpx2
+
+        try:
+            response = self._http.request(method, wire.API + path, **kwargs)
+        except httpx2.HTTPError as exc:
+            raise ServerError(f"cannot reach the registry server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            _raise(response)
+        return response
+
+    def _get(self, path: str, kind: type[T], **params: Any) -> T:
+        clean = {k: v for k, v in params.items() if v is not None and v != []}
+        return decode(kind, self._send("GET", path, params=clean).json())
+
+    def _post(self, path: str, kind: type[T], body: Any) -> T:
+        return decode(kind, self._send("POST", path, json=encode(body)).json())
+
+    # -- storing ------------------------------------------------------------------------
+
+    def push(
+        self,
+        directory: str | Path,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        base: str | None = None,
+        data: Sequence[str | Path] = (),
+        data_hashes: Sequence[str] = (),
+        evals: Mapping[str, float] | None = None,
+        eval_dataset: str = "",
+        eval_split: str = "",
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        convert_pickle: bool = False,
+        base_path: str | Path | None = None,
+        base_quantization: str | None = None,
+        requires: Mapping[str, str] | None = None,
+        base_module: Any = None,
+        progress: Progress | None = None,
+        exhaustive_base: bool = False,
+    ) -> PushResult:
+        """Upload the directory's files (each checked by its sha256 in the server), then
+        store them as a version with every check of a local push run in the server."""
+        if convert_pickle or base_path is not None or base_module is not None or exhaustive_base:
+            _local_only("converting pickle weights or fingerprinting a base during push")
+        from registry.store.hashing import data_digest
+
+        root = Path(directory)
+        if not root.is_dir():
+            raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
+        files: dict[str, str] = {}
+        for path in _regular_files(root):
+            digest = _sha256(path)
+            with path.open("rb") as handle:
+                self._send("PUT", f"/uploads/{digest}", content=_stream(handle),
+                           headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
+            files[path.relative_to(root).as_posix()] = digest
+        hashes = list(data_hashes) + [data_digest(Path(p)).sha256 for p in data]
+        body = wire.PushBody(
+            files=files,
+            name=name or default_name(root),
+            version=version,
+            base=base,
+            data_hashes=hashes,
+            evals=dict(evals or {}),
+            eval_dataset=eval_dataset,
+            eval_split=eval_split,
+            tags=dict(tags or {}),
+            alias=alias,
+            base_quantization=base_quantization,
+            requires=dict(requires or {}),
+        )
+        return self._post("/push", PushResult, body)
+
+    # -- finding ------------------------------------------------------------------------
+
+    def get(self, ref: str | Ref) -> AdapterVersion:
+        version = self._get("/resolve", AdapterVersion, ref=str(ref))
+        if version.yanked:
+            warnings.warn(
+                f"{version.ref} is yanked ({version.status_reason}); it resolved only because "
+                "it was pinned exactly",
+                YankedVersionWarning,
+                stacklevel=2,
+            )
+        return version
+
+    def list(self, query: ListQuery | None = None, /, **fields: Any) -> list[AdapterVersion]:
+        chosen = ListQuery.of(query, fields)
+        compiled = chosen.compile()  # every problem reported here, before a request
+        params: dict[str, Any] = {
+            "name": compiled.name_glob,
+            "base": compiled.base,
+            "method": compiled.method,
+            "alias": compiled.alias,
+            "status": compiled.status,
+            "data": compiled.data_sha256,
+            "sort": compiled.sort,
+            "reverse": "true" if compiled.reverse else None,
+            "limit": compiled.limit,
+            "where": [str(c) for c in chosen.where],
+            "tag": [k if v is None else f"{k}={v}" for k, v in compiled.tags],
+            "page_size": 1000,
+        }
+        found: list[AdapterVersion] = []
+        while True:
+            page = self._get("/versions", _Page, **params)
+            found += page.items
+            if page.next_page_token is None:
+                return found
+            params["page_token"] = page.next_page_token
+
+    # -- checking and getting back ------------------------------------------------------
+
+    def verify(
+        self,
+        ref: str | Ref,
+        *,
+        base: str | None = None,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> VerifyReport:
+        if base is not None:
+            _local_only("checking a base during verify")
+        return self._post("/verify", VerifyReport, wire.RefBody(str(ref)))
+
+    def sign(self, ref: str | Ref, key: str) -> Signature:
+        from registry.security.signing import Signature
+
+        return self._post("/sign", Signature, wire.SignBody(str(ref), key))
+
+    def export(
+        self,
+        ref: str | Ref,
+        directory: str | Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> ExportResult:
+        version = self.get(ref)
+        cache = self._fetch(version)
+        return export_version(
+            version, cache.blobs, Path(directory), overwrite=overwrite, progress=progress
+        )
+
+    def load(
+        self,
+        ref: str | Ref,
+        model: Any,
+        *,
+        strict: bool = True,
+        mode: LoadMode = "auto",
+        reverify: bool = False,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> LoadedAdapter:
+        """Apply a version to ``model`` here, from verified blobs in the local cache."""
+        from registry.runtime.loader import load
+
+        version = self.get(ref)
+        return load(
+            self._fetch(version),
+            version,
+            model,
+            strict=strict,
+            mode=mode,
+            reverify=reverify,
+            allow_unverified_base=allow_unverified_base,
+            exhaustive=exhaustive,
+        )
+
+    def _fetch(self, version: AdapterVersion) -> Store:
+        """Bring the version's files into the local cache, each kept only when its bytes
+        hash to the manifest's sha256."""
+        cache = self._cache_store()
+        for entry in version.files:
+            if cache.blobs.exists(entry.sha256):
+                continue
+            staging = cache.tmp_dir
+            staging.mkdir(parents=True, exist_ok=True)
+            hasher = hashlib.sha256()
+            with tempfile.NamedTemporaryFile(dir=staging, delete=False) as out:
+                try:
+                    self._download(version.ref, entry.sha256, out, hasher)
+                except BaseException:
+                    os.unlink(out.name)
+                    raise
+            try:
+                if hasher.hexdigest() != entry.sha256:
+                    raise errors.IntegrityError(
+                        f"{version.ref}: the server sent {entry.path} with another sha256; "
+                        "nothing was kept, try again or run `adapters verify` on the server"
+                    )
+                cache.blobs.put_file(Path(out.name), expected=entry.sha256)
+            finally:
+                os.unlink(out.name)
+        return cache
+
+    def _download(self, ref: str, sha256: str, out: Any, hasher: Any) -> None:
+        import httpx2
+
+        path = f"{wire.API}/blobs/{sha256}"
+        try:
+            with self._http.stream("GET", path, params={"ref": ref}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise(response)
+                for chunk in response.iter_bytes(_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+        except httpx2.HTTPError as exc:
+            raise ServerError(f"download from {self.url} failed: {exc}; try again") from None
+
+    def _cache_store(self) -> Store:
+        if self._cache is None:
+            root = self._cache_root
+            home = RegistryHome(root, "argument") if is_home(root) else init_home(root)
+            self._cache = Store.open(home, create=True)
+        return self._cache
+
+    # -- base models ----------------------------------------------------------------------
+
+    def bases(self) -> builtins.list[BaseModelRecord]:
+        return self._get("/bases", builtins.list[BaseModelRecord])
+
+    def add_base(self, source: str | Path, **_kw: Any) -> BaseModelRecord:
+        _local_only("fingerprinting a base")
+
+    def link_bases(self, source: str, target: str, relation: str) -> Any:
+        _local_only("linking bases")
+
+    def check_compat(
+        self,
+        ref: str | Ref,
+        base: Any,
+        *,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> Any:
+        _local_only("a compatibility check")
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def record_eval(
+        self,
+        ref: str | Ref,
+        scores: Mapping[str, float],
+        *,
+        dataset: str = "",
+        split: str = "",
+        notes: str = "",
+    ) -> EvalRecord:
+        body = wire.EvalBody(str(ref), dict(scores), dataset, split, notes)
+        return self._post("/evals", EvalRecord, body)
+
+    def set_alias(
+        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = (), note: str = ""
+    ) -> AliasChange:
+        body = wire.AliasBody(str(ref), alias, list(requires), note)
+        return self._post("/aliases", AliasChange, body)
+
+    def check_alias(
+        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = ()
+    ) -> GateReport:
+        body = wire.AliasBody(str(ref), alias, list(requires))
+        return self._post("/aliases/check", GateReport, body)
+
+    def remove_alias(self, name: str, alias: str, *, note: str = "") -> AliasChange:
+        return self._post("/aliases/remove", AliasChange, wire.AliasRemoveBody(name, alias, note))
+
+    def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasChange]:
+        return self._get("/aliases/history", builtins.list[AliasChange], name=name, alias=alias)
+
+    def yank(self, ref: str | Ref, reason: str) -> StatusChange:
+        return self._post("/yank", StatusChange, wire.YankBody(str(ref), reason))
+
+    def unyank(self, ref: str | Ref) -> StatusChange:
+        return self._post("/unyank", StatusChange, wire.RefBody(str(ref)))
+
+    def remove(self, ref: str | Ref, *, force: bool = False, reason: str = "") -> Removal:
+        return self._post("/remove", Removal, wire.RemoveBody(str(ref), force, reason))
+
+    def gc(self, *, dry_run: bool = False, trust_catalog: bool = False) -> GcResult:
+        if trust_catalog:
+            _local_only("gc over a catalog that does not match its blob store")
+        return self._post("/gc", GcResult, wire.GcBody(dry_run))
+
+    def log(
+        self,
+        ref: str | Ref | None = None,
+        *,
+        actions: Sequence[str] = (),
+        actor: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[AuditEvent]:
+        return self._get(
+            "/log",
+            builtins.list[AuditEvent],
+            ref=None if ref is None else str(ref),
+            action=list(actions),
+            actor=actor,
+            limit=limit,
+        )
+
+    def record_event(self, action: str, *_args: Any, **_kw: Any) -> None:
+        _local_only("recording an outside event")
+
+    def lineage(self, ref: str | Ref, *, depth: int = 64) -> LineageReport:
+        return self._get("/lineage", LineageReport, ref=str(ref), depth=depth)
+
+    def compare(self, a: str | Ref, b: str | Ref) -> Comparison:
+        return self._get("/compare", Comparison, a=str(a), b=str(b))
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        namespace: str | None = None,
+        expires: str | None = None,
+    ) -> NewToken:
+        from registry.security.tokens import NewToken
+
+        return self._post("/tokens", NewToken, wire.TokenBody(name, role, namespace, expires))
+
+    def tokens(self) -> builtins.list[TokenInfo]:
+        from registry.security.tokens import TokenInfo
+
+        return self._get("/tokens", builtins.list[TokenInfo])
+
+    def revoke_token(self, name: str) -> TokenInfo:
+        from registry.security.tokens import TokenInfo
+
+        return self._post("/tokens/revoke", TokenInfo, wire.TokenNameBody(name))
+
+    # -- heavy work not yet wired to a server ------------------------------------------------
+
+    def combine(self, *_args: Any, **_kw: Any) -> Any:
+        _local_only("combine")
+
+    def merge_into_base(self, *_args: Any, **_kw: Any) -> Any:
+        _local_only("merge into base")
+
+    def resize(self, *_args: Any, **_kw: Any) -> Any:
+        _local_only("resize")
+
+    def extract(self, *_args: Any, **_kw: Any) -> Any:
+        _local_only("extract")
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of ``GET /versions``."""
+
+    items: builtins.list[AdapterVersion]
+    next_page_token: str | None
+
+
+def _raise(response: httpx2.Response) -> NoReturn:
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        raise ServerError(
+            f"the server answered {response.status_code} without a registry error; "
+            "is the URL a registry server?"
+        ) from None
+    if code == "gate_unmet":
+        raise errors.GateError(message, [str(u) for u in error.get("unmet", [])])
+    if code == "validation_error":
+        raise errors.ValidationError(str(error.get("subject", "")), error.get("problems", []))
+    if response.status_code in (401, 403):
+        raise errors.AccessError(message)
+    kind = _CODES.get(code, ServerError)
+    if kind is errors.BaseModelMismatchError:
+        raise errors.BaseModelMismatchError(message, None)
+    raise kind(message)
+
+
+def _regular_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise errors.UnsafeFormatError(f"{path} is a symlink; push a directory of files")
+        if path.is_file():
+            yield path
+
+
+def _stream(handle: Any) -> Iterator[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in _stream(handle):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _default_cache(url: str) -> Path:
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    import platformdirs
+
+    host = re.sub(r"[^A-Za-z0-9._-]+", "_", url.partition("://")[2].rstrip("/"))
+    return Path(platformdirs.user_cache_dir("adapters")) / "remote" / host

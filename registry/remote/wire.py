@@ -1,0 +1,144 @@
+"""The request bodies of the HTTP API, shared by the server and the remote client.
+
+Each is decoded with ``codec.decode``: a body of the wrong shape or with unknown keys is
+an ``ArgumentError`` (400), never half-applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from registry import errors
+from registry.errors import ArgumentError
+from registry.remote.codec import decode
+
+API = "/api/v1"
+T = TypeVar("T")
+
+# Most specific first: the first class an error is an instance of decides.
+ERROR_CODES: list[tuple[type[errors.RegistryError], str, int]] = [
+    (errors.InvalidNameError, "invalid_name", 400),
+    (errors.ArgumentError, "invalid_argument", 400),
+    (errors.NotFoundError, "not_found", 404),
+    (errors.ConflictError, "conflict", 409),
+    (errors.GateError, "gate_unmet", 409),
+    (errors.UnsafeFormatError, "unsafe_format", 422),
+    (errors.FormatError, "format_error", 422),
+    (errors.ValidationError, "validation_error", 422),
+    (errors.IntegrityError, "integrity_error", 422),
+    (errors.SignatureError, "signature_error", 422),
+    (errors.FingerprintError, "fingerprint_error", 422),
+    (errors.UnsupportedMethodError, "unsupported_method", 422),
+    (errors.IncompatibleAdaptersError, "incompatible_adapters", 422),
+    (errors.BaseModelMismatchError, "base_model_mismatch", 422),
+    (errors.CatalogError, "catalog_unavailable", 503),
+    (errors.HubError, "hub_error", 502),
+    (errors.ExportError, "export_error", 500),
+    (errors.AccessError, "forbidden", 403),
+    (errors.ServerError, "server_error", 502),
+    (errors.HomeError, "home_error", 500),
+    (errors.RegistryError, "registry_error", 500),
+]
+
+
+def parse_body(kind: type[T], data: dict[str, Any]) -> T:
+    known = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ArgumentError(f"unknown field(s) {', '.join(unknown)}; expected {sorted(known)}")
+    missing = sorted(
+        f.name
+        for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in data
+    )
+    if missing:
+        raise ArgumentError(f"missing field(s) {', '.join(missing)}")
+    return decode(kind, data)
+
+
+@dataclass(frozen=True)
+class RefBody:
+    ref: str
+
+
+@dataclass(frozen=True)
+class EvalBody:
+    ref: str
+    scores: dict[str, float]
+    dataset: str = ""
+    split: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class AliasBody:
+    ref: str
+    alias: str
+    requires: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AliasRemoveBody:
+    name: str
+    alias: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class YankBody:
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoveBody:
+    ref: str
+    force: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GcBody:
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SignBody:
+    ref: str
+    key: str
+
+
+@dataclass(frozen=True)
+class TokenBody:
+    name: str
+    role: str
+    namespace: str | None = None
+    expires: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenNameBody:
+    name: str
+
+
+@dataclass(frozen=True)
+class PushBody:
+    """A push of files uploaded before (``PUT /uploads/SHA256``): relative path -> sha256."""
+
+    files: dict[str, str]
+    name: str | None = None
+    version: str | None = None
+    base: str | None = None
+    data_hashes: list[str] = field(default_factory=list)
+    evals: dict[str, float] = field(default_factory=dict)
+    eval_dataset: str = ""
+    eval_split: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    alias: str | None = None
+    base_quantization: str | None = None
+    requires: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,53 @@
+"""What every endpoint works with: the open registry, the settings, and the table entry
+that routes it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from registry.api import Registry
+from registry.remote.codec import encode
+from registry.server.auth import Caller
+from registry.server.settings import ServerSettings
+from registry.store.actor import acting_as
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    registry: Registry
+    settings: ServerSettings
+
+    async def call(self, caller: Caller, work: Callable[[], T]) -> T:
+        """Run blocking library work in a worker thread, recorded as done by ``caller``."""
+
+        def run() -> T:
+            with acting_as(caller.name):
+                return work()
+
+        return await anyio.to_thread.run_sync(run)
+
+
+Handler = Callable[[Context, Request, Caller], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    role: str
+    summary: str
+    handler: Handler
+    global_only: bool = False  # refused to namespaced tokens (acts on the whole registry)
+
+
+def ok(value: Any, status: int = 200, etag: str | None = None) -> JSONResponse:
+    headers = {"ETag": etag} if etag else None
+    return JSONResponse(encode(value), status, headers=headers)

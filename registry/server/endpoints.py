@@ -1,0 +1,326 @@
+"""The JSON endpoints of ``/api/v1``: each checks the caller's namespace, calls one
+``Registry`` method in a worker thread as the caller, and returns the typed result encoded
+by ``registry.remote.codec`` (roles are checked from the table in ``routes``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from registry.errors import ArgumentError, NotFoundError
+from registry.lifecycle.results import LineageNode, LineageReport
+from registry.remote import wire
+from registry.remote.codec import encode
+from registry.server.auth import Caller
+from registry.server.body import read_json
+from registry.server.context import Context, ok
+from registry.store.list_query import ListQuery
+from registry.store.refs import validate_name
+
+T = TypeVar("T")
+
+
+def _param(request: Request, key: str, required: bool = True) -> str | None:
+    value = request.query_params.get(key)
+    if value is None and required:
+        raise ArgumentError(f"missing query parameter {key!r}")
+    if value is not None and ("\x00" in value or len(value) > 1024):
+        raise ArgumentError(f"query parameter {key!r} holds a NUL byte or is too long")
+    return value
+
+
+def _required(request: Request, key: str) -> str:
+    value = _param(request, key)
+    assert value is not None
+    return value
+
+
+def _int_param(request: Request, key: str, default: int | None) -> int | None:
+    text = _param(request, key, required=False)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 9:
+        raise ArgumentError(f"query parameter {key!r} must be a whole number, not {text!r}")
+    return int(text)
+
+
+def _etag(payload: Any) -> str:
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+def _cached(request: Request, payload: Any, etag: str) -> Response:
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(payload, headers={"ETag": etag})
+
+
+async def _body(ctx: Context, request: Request, kind: type[T]) -> T:
+    return wire.parse_body(kind, await read_json(request, ctx.settings))
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+async def resolve(ctx: Context, request: Request, caller: Caller) -> Response:
+    ref = _required(request, "ref")
+    caller.require_ref(ref)
+    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
+    payload = encode(version)
+    return _cached(request, payload, _etag(payload))
+
+
+async def manifest(ctx: Context, request: Request, caller: Caller) -> Response:
+    ref = _required(request, "ref")
+    caller.require_ref(ref)
+    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
+    # The manifest is immutable: its digest is its ETag.
+    return _cached(request, version.manifest.to_dict(), f'"{version.digest}"')
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _page_offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind != "o" or not number.isdigit():
+            raise ValueError(text)
+        return int(number)
+    except ValueError:
+        raise ArgumentError("page_token is not one this server gave out") from None
+
+
+def _query(request: Request) -> ListQuery:
+    tags: dict[str, str | None] = {}
+    for item in request.query_params.getlist("tag"):
+        key, sep, value = item.partition("=")
+        tags[key] = value if sep else None
+    reverse = _param(request, "reverse", required=False)
+    return ListQuery(
+        name=_param(request, "name", required=False),
+        base=_param(request, "base", required=False),
+        method=_param(request, "method", required=False),
+        alias=_param(request, "alias", required=False),
+        tags=tags or None,
+        data=_param(request, "data", required=False),
+        where=tuple(request.query_params.getlist("where")),
+        status=_param(request, "status", required=False),
+        sort=_param(request, "sort", required=False) or "name",
+        reverse=reverse in ("1", "true"),
+        limit=_int_param(request, "limit", None),
+    )
+
+
+async def list_versions(ctx: Context, request: Request, caller: Caller) -> Response:
+    query = _query(request)
+    if query.data is not None and not str(query.data).lower().startswith("sha256:"):
+        raise ArgumentError("data must be a digest sha256:HEX on a server (digest files locally)")
+    size = _int_param(request, "page_size", ctx.settings.page_size) or ctx.settings.page_size
+    if not 1 <= size <= ctx.settings.max_page_size:
+        raise ArgumentError(f"page_size must be between 1 and {ctx.settings.max_page_size}")
+    offset = _page_offset(_param(request, "page_token", required=False))
+    limit = query.limit
+    unlimited = replace(query, limit=None) if caller.namespace else query
+    found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
+    found = [v for v in found if caller.covers(v.name)]
+    if limit is not None:
+        found = found[:limit]
+    page = found[offset : offset + size]
+    following = offset + size if offset + size < len(found) else None
+    return JSONResponse(
+        {
+            "items": encode(page),
+            "next_page_token": None if following is None else _page_token(following),
+        }
+    )
+
+
+async def download_blob(ctx: Context, request: Request, caller: Caller) -> Response:
+    ref = _required(request, "ref")
+    caller.require_ref(ref)
+    sha256 = request.path_params["sha256"]
+    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
+    if sha256 not in {f.sha256 for f in version.files}:
+        raise NotFoundError(f"{version.ref} has no file with sha256 {sha256[:16]}...")
+    path = ctx.registry.blobs.path(sha256)
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"ETag": f'"{sha256}"'})  # fmt: skip
+
+
+async def verify(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.RefBody)
+    caller.require_ref(body.ref)
+    return ok(await ctx.call(caller, lambda: ctx.registry.verify(body.ref)))
+
+
+async def log(ctx: Context, request: Request, caller: Caller) -> Response:
+    ref = _param(request, "ref", required=False)
+    if ref is not None:
+        caller.require_ref(ref)
+    actions = request.query_params.getlist("action")
+    actor = _param(request, "actor", required=False)
+    limit = _int_param(request, "limit", None)
+
+    def events() -> list[Any]:
+        found = ctx.registry.log(ref, actions=actions, actor=actor,
+                                 limit=None if caller.namespace else limit)  # fmt: skip
+        if caller.namespace:
+            found = [e for e in found if e.name is not None and caller.covers(e.name)]
+            found = found[-limit:] if limit else found
+        return found
+
+    return ok(await ctx.call(caller, events))
+
+
+def _prune(nodes: tuple[LineageNode, ...], caller: Caller) -> tuple[LineageNode, ...]:
+    return tuple(
+        replace(node, links=_prune(node.links, caller))
+        for node in nodes
+        if caller.covers(node.name)
+    )
+
+
+async def lineage(ctx: Context, request: Request, caller: Caller) -> Response:
+    ref = _required(request, "ref")
+    caller.require_ref(ref)
+    depth = _int_param(request, "depth", 64) or 64
+    report: LineageReport = await ctx.call(caller, lambda: ctx.registry.lineage(ref, depth=depth))
+    # Relatives outside the token's namespace are left out, not named.
+    report = replace(report, ancestors=_prune(report.ancestors, caller),
+                     descendants=_prune(report.descendants, caller))  # fmt: skip
+    return ok(report)
+
+
+async def compare(ctx: Context, request: Request, caller: Caller) -> Response:
+    a, b = _required(request, "a"), _required(request, "b")
+    caller.require_ref(a)
+    caller.require_ref(b)
+    return ok(await ctx.call(caller, lambda: ctx.registry.compare(a, b)))
+
+
+async def bases(ctx: Context, request: Request, caller: Caller) -> Response:
+    return ok(await ctx.call(caller, ctx.registry.bases))
+
+
+async def alias_history(ctx: Context, request: Request, caller: Caller) -> Response:
+    name = _required(request, "name")
+    validate_name(name)
+    caller.require_name(name)
+    alias = _param(request, "alias", required=False)
+    return ok(await ctx.call(caller, lambda: ctx.registry.alias_history(name, alias)))
+
+
+async def check_alias(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.AliasBody)
+    caller.require_ref(body.ref)
+    return ok(
+        await ctx.call(
+            caller, lambda: ctx.registry.check_alias(body.ref, body.alias, requires=body.requires)
+        )
+    )
+
+
+# -- annotating -------------------------------------------------------------------------
+
+
+async def record_eval(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.EvalBody)
+    caller.require_ref(body.ref)
+    record = await ctx.call(
+        caller,
+        lambda: ctx.registry.record_eval(
+            body.ref, body.scores, dataset=body.dataset, split=body.split, notes=body.notes
+        ),
+    )
+    return ok(record, 201)
+
+
+async def set_alias(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.AliasBody)
+    caller.require_ref(body.ref)
+    return ok(
+        await ctx.call(
+            caller,
+            lambda: ctx.registry.set_alias(
+                body.ref, body.alias, requires=body.requires, note=body.note
+            ),
+        )
+    )
+
+
+async def remove_alias(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.AliasRemoveBody)
+    validate_name(body.name)
+    caller.require_name(body.name)
+    return ok(
+        await ctx.call(
+            caller, lambda: ctx.registry.remove_alias(body.name, body.alias, note=body.note)
+        )
+    )
+
+
+async def yank(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.YankBody)
+    caller.require_ref(body.ref)
+    return ok(await ctx.call(caller, lambda: ctx.registry.yank(body.ref, body.reason)))
+
+
+async def unyank(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.RefBody)
+    caller.require_ref(body.ref)
+    return ok(await ctx.call(caller, lambda: ctx.registry.unyank(body.ref)))
+
+
+async def remove(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.RemoveBody)
+    caller.require_ref(body.ref)
+    return ok(
+        await ctx.call(
+            caller, lambda: ctx.registry.remove(body.ref, force=body.force, reason=body.reason)
+        )
+    )
+
+
+async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.SignBody)
+    caller.require_ref(body.ref)
+    return ok(await ctx.call(caller, lambda: ctx.registry.sign(body.ref, body.key)), 201)
+
+
+# -- administering ----------------------------------------------------------------------
+
+
+async def gc(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.GcBody)
+    return ok(await ctx.call(caller, lambda: ctx.registry.gc(dry_run=body.dry_run)))
+
+
+async def list_tokens(ctx: Context, request: Request, caller: Caller) -> Response:
+    return ok(await ctx.call(caller, ctx.registry.tokens))
+
+
+async def create_token(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.TokenBody)
+    created = await ctx.call(
+        caller,
+        lambda: ctx.registry.create_token(
+            body.name, body.role, namespace=body.namespace, expires=body.expires
+        ),
+    )
+    return ok(created, 201)
+
+
+async def revoke_token(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await _body(ctx, request, wire.TokenNameBody)
+    return ok(await ctx.call(caller, lambda: ctx.registry.revoke_token(body.name)))

@@ -1,0 +1,45 @@
+"""Errors as JSON: each ``RegistryError`` class has a stable code and an HTTP status.
+
+Body: ``{"error": {"code": "not_found", "message": "one line"}}``, plus ``unmet`` for a
+gate and ``subject``/``problems`` for a validation error. The remote client maps the code
+back to the same exception class (the table is in ``registry.remote.wire``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from registry import errors
+from registry.remote.wire import ERROR_CODES
+
+
+class HttpProblem(Exception):
+    """A refusal of the HTTP layer itself (auth, limits, routing)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
+
+
+def from_registry_error(exc: errors.RegistryError) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.GateError):
+        extra["unmet"] = list(exc.unmet)
+    if isinstance(exc, errors.ValidationError):
+        extra["subject"] = exc.subject
+        extra["problems"] = list(exc.problems)
+    for kind, code, status in ERROR_CODES:
+        if isinstance(exc, kind):
+            return problem(status, code, _one_line(str(exc)), **extra)
+    raise AssertionError("unreachable: RegistryError is the last entry")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())[:2000]

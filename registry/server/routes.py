@@ -1,0 +1,41 @@
+"""The table of ``/api/v1`` endpoints: method, path, the least role, what it does.
+
+The app routes from it and the OpenAPI document is built from it, so the two agree.
+"""
+
+from __future__ import annotations
+
+from registry.remote.wire import API
+from registry.server import endpoints as e
+from registry.server import uploads
+from registry.server.context import Endpoint
+
+
+def table() -> list[Endpoint]:
+    a = API
+    return [
+        Endpoint("GET", f"{a}/versions", "reader", "List versions (paged)", e.list_versions),
+        Endpoint("GET", f"{a}/resolve", "reader", "Resolve a reference (ETag)", e.resolve),
+        Endpoint("GET", f"{a}/manifest", "reader", "A version's manifest (ETag)", e.manifest),
+        Endpoint("GET", f"{a}/blobs/{{sha256:str}}", "reader", "Download a file", e.download_blob),
+        Endpoint("POST", f"{a}/verify", "reader", "Re-hash and re-check a version", e.verify),
+        Endpoint("GET", f"{a}/log", "reader", "Audit events", e.log),
+        Endpoint("GET", f"{a}/lineage", "reader", "Ancestors and descendants", e.lineage),
+        Endpoint("GET", f"{a}/compare", "reader", "Compare two versions", e.compare),
+        Endpoint("GET", f"{a}/bases", "reader", "Base model records", e.bases),
+        Endpoint("GET", f"{a}/aliases/history", "reader", "Alias moves", e.alias_history),
+        Endpoint("POST", f"{a}/aliases/check", "reader", "Evaluate alias gates", e.check_alias),
+        Endpoint("PUT", f"{a}/uploads/{{sha256:str}}", "writer", "Upload a file", uploads.put),
+        Endpoint("POST", f"{a}/push", "writer", "Store uploaded files as a version", uploads.push),
+        Endpoint("POST", f"{a}/evals", "writer", "Record eval scores", e.record_eval),
+        Endpoint("POST", f"{a}/sign", "admin", "Sign with a server key", e.sign),
+        Endpoint("POST", f"{a}/aliases", "maintainer", "Move an alias (gated)", e.set_alias),
+        Endpoint("POST", f"{a}/aliases/remove", "maintainer", "Remove an alias", e.remove_alias),
+        Endpoint("POST", f"{a}/yank", "maintainer", "Yank a version", e.yank),
+        Endpoint("POST", f"{a}/unyank", "maintainer", "Unyank a version", e.unyank),
+        Endpoint("POST", f"{a}/remove", "maintainer", "Delete a version", e.remove),
+        Endpoint("POST", f"{a}/gc", "admin", "Collect unreferenced blobs", e.gc, True),
+        Endpoint("GET", f"{a}/tokens", "admin", "List tokens", e.list_tokens, True),
+        Endpoint("POST", f"{a}/tokens", "admin", "Create a token", e.create_token, True),
+        Endpoint("POST", f"{a}/tokens/revoke", "admin", "Revoke a token", e.revoke_token, True),
+    ]

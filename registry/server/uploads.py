@@ -1,0 +1,137 @@
+"""Pushes over HTTP: files are uploaded one by one, hashed as they stream in, then
+pushed together as one version by the library's own ``push``.
+
+``PUT /uploads/SHA256`` streams a file into the server's staging area and keeps it only
+when its sha256 is the one named (else 422, nothing kept). ``POST /push`` lays the named
+uploads out as an adapter directory (hard links) and runs ``Registry.push`` on it, so
+every check of a local push (formats, tensors, gates, policy) runs in the server; the
+catalog row is written last, so a server stopped mid-push leaves no partial version and
+the retried push completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.errors import ArgumentError
+from registry.remote import wire
+from registry.server.auth import Caller
+from registry.server.body import chunks, read_json
+from registry.server.context import Context, ok
+from registry.server.problems import HttpProblem
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MAX_FILES = 10_000
+
+
+def _uploads_dir(ctx: Context) -> Path:
+    directory = ctx.registry.store.tmp_dir / "uploads"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _checked_sha(text: str) -> str:
+    if not _SHA256.match(text):
+        raise ArgumentError("an upload is named by the sha256 of its bytes: 64 lowercase hex")
+    return text
+
+
+async def put(ctx: Context, request: Request, caller: Caller) -> Response:
+    sha256 = _checked_sha(request.path_params["sha256"])
+    if request.headers.get("content-length") is None:
+        raise HttpProblem(411, "length_required", "send Content-Length with an upload")
+    directory = _uploads_dir(ctx)
+    final = directory / sha256
+    if final.exists():
+        # Already staged (a retry): drain nothing, say so.
+        return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
+    handle, name = tempfile.mkstemp(prefix=".part-", dir=directory)
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(handle, "wb") as out:
+            async for chunk in chunks(request, ctx.settings.max_upload_bytes, ctx.settings):
+                hasher.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if hasher.hexdigest() != sha256:
+            message = "the uploaded bytes do not hash to the sha256 named; send again"
+            raise HttpProblem(422, "integrity_error", message)
+        os.replace(name, final)
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
+    return ok({"sha256": sha256, "size": size, "stored": True}, 201)
+
+
+def _relative(path: str) -> PurePosixPath:
+    """A file path inside the adapter directory: relative, no '..', no NUL, no backslash."""
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or len(path) > 512
+        or "\x00" in path
+        or "\\" in path
+        or pure.is_absolute()
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise ArgumentError(f"file path {path[:100]!r} must be relative, without '..'")
+    return pure
+
+
+async def push(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
+    if body.name is not None:
+        caller.require_name(body.name)
+    if body.alias is not None:
+        caller.require("maintainer")  # pushing with an alias moves it
+    if not body.files or len(body.files) > _MAX_FILES:
+        raise ArgumentError(f"a push names between 1 and {_MAX_FILES} files")
+    layout = {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    uploads = _uploads_dir(ctx)
+    missing = sorted(str(p) for p, sha in layout.items() if not (uploads / sha).is_file())
+    if missing:
+        raise ArgumentError(f"upload these files first (PUT /uploads/SHA256): {missing[:5]}")
+
+    def run() -> object:
+        staging = Path(tempfile.mkdtemp(prefix="push-", dir=ctx.registry.store.tmp_dir))
+        try:
+            directory = staging / "adapter"
+            for relative, sha in layout.items():
+                target = directory / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(uploads / sha, target)
+                except OSError:
+                    shutil.copyfile(uploads / sha, target)
+            if body.name is None:
+                raise ArgumentError("name the version: a pushed directory has no name here")
+            return ctx.registry.push(
+                directory,
+                name=body.name,
+                version=body.version,
+                base=body.base,
+                data_hashes=body.data_hashes,
+                evals=body.evals,
+                eval_dataset=body.eval_dataset,
+                eval_split=body.eval_split,
+                tags=body.tags,
+                alias=body.alias,
+                base_quantization=body.base_quantization,
+                requires=body.requires,
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    result = await ctx.call(caller, run)
+    return ok(result, 201)

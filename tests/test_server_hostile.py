@@ -1,0 +1,206 @@
+"""Hostile HTTP input: each a clean 4xx/408 with nothing written, while the server keeps
+serving everyone else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx2
+import pytest
+from support.handmade import write_adapter
+from support.server import ServedRegistry, served_registry
+
+from registry import Registry
+
+API = "/api/v1"
+LIMIT = 16384
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRegistry]:
+    root = tmp_path_factory.mktemp("hostile")
+    args = ("--max-upload-bytes", str(LIMIT), "--body-timeout", "1.5", "--request-timeout", "4")
+    with served_registry(root / "home", f"sqlite:///{root / 'c.db'}", args) as running:
+        yield running
+
+
+def _auth(served: ServedRegistry, role: str = "admin") -> dict[str, str]:
+    return {"Authorization": f"Bearer {served.tokens[role]}"}
+
+
+def _state(served: ServedRegistry) -> tuple[list[str], list[str], list[str]]:
+    """What is stored: versions, audit actions, staged uploads."""
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        versions = [v.ref for v in local.list()]
+        actions = [e.action for e in local.log()]
+    uploads = served.home / "tmp" / "uploads"
+    staged = sorted(p.name for p in uploads.iterdir()) if uploads.is_dir() else []
+    return versions, actions, staged
+
+
+def _raw(served: ServedRegistry, request: bytes, pause: float = 0.0) -> bytes:
+    parts = urlsplit(served.url)
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
+        sock.sendall(request)
+        if pause:
+            time.sleep(pause)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def test_bad_json_bodies_are_400(hostile: ServedRegistry) -> None:
+    before = _state(hostile)
+    url = f"{hostile.url}{API}/evals"
+    h = {**_auth(hostile), "Content-Type": "application/json"}
+    cases = {
+        "malformed": b'{"ref": "x@1", "scores": {',
+        "not an object": b"[1, 2, 3]",
+        "deeply nested": b'{"ref": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "wrong types": json.dumps({"ref": 3, "scores": {"f1": "high"}}).encode(),
+        "unknown field": json.dumps({"ref": "x@1", "scores": {}, "admin": True}).encode(),
+        "bool as number": json.dumps({"ref": "x@1", "scores": {"f1": True}}).encode(),
+        "nul in ref": json.dumps({"ref": "x\u0000@1", "scores": {"f1": 1}}).encode(),
+    }
+    for label, body in cases.items():
+        response = httpx2.post(url, content=body, headers=h)
+        assert response.status_code == 400, (label, response.text)
+        assert response.json()["error"]["code"] in ("bad_json", "invalid_argument",
+                                                    "invalid_name"), label  # fmt: skip
+    big = b'{"ref": "' + b"a" * (2 << 20) + b'"}'
+    response = httpx2.post(url, content=big, headers=h)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert _state(hostile) == before
+
+
+def test_names_with_path_tricks_are_refused(hostile: ServedRegistry) -> None:
+    before = _state(hostile)
+    h = _auth(hostile)
+    for ref in ("../../etc/passwd", "..%2F..%2Fetc", "a/../b", "x\x00y", "%00", "a/b/c",
+                "/abs", "a\\b", "NAME", ""):  # fmt: skip
+        response = httpx2.get(f"{hostile.url}{API}/resolve", params={"ref": ref}, headers=h)
+        assert response.status_code == 400, (ref, response.text)
+    # Encoded traversal in the path itself never reaches a file.
+    paths = (f"{API}/blobs/..%2F..%2Fcatalog.db", f"{API}/blobs/%2e%2e%2f%2e%2e",
+             f"{API}/uploads/..%2Fx", f"{API}/uploads/%00", f"{API}/../healthz%00")  # fmt: skip
+    for path in paths:
+        response = httpx2.request(
+            "PUT" if "uploads" in path else "GET", f"{hostile.url}{path}", headers=h,
+            params={"ref": "x@1"}, content=b"" if "uploads" in path else None,
+        )  # fmt: skip
+        assert 400 <= response.status_code < 500, (path, response.text)
+    # File paths of a push stay inside the staged directory.
+    data = b"payload"
+    sha = hashlib.sha256(data).hexdigest()
+    put = httpx2.put(f"{hostile.url}{API}/uploads/{sha}", content=data, headers=h)
+    assert put.status_code in (200, 201)
+    for path in ("../escape.json", "/etc/x", "a/../../b", "a\x00b", "a\\..\\b", "./x", ""):
+        response = httpx2.post(
+            f"{hostile.url}{API}/push", json={"files": {path: sha}, "name": "trick"}, headers=h
+        )
+        assert response.status_code == 400, (path, response.text)
+    versions, actions, _ = _state(hostile)
+    assert (versions, actions) == before[:2]
+    assert not list((hostile.home / "tmp").glob("push-*"))
+
+
+def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None:
+    before = _state(hostile)
+    h = _auth(hostile, "writer")
+    big = b"x" * (LIMIT + 1)
+    sha = hashlib.sha256(big).hexdigest()
+    response = httpx2.put(f"{hostile.url}{API}/uploads/{sha}", content=big, headers=h)
+    assert response.status_code == 413
+    # Bytes that do not hash to the name given.
+    response = httpx2.put(f"{hostile.url}{API}/uploads/{'a' * 64}", content=b"abc", headers=h)
+    assert response.status_code == 422
+    # More bytes than declared: the declared part does not hash to the name, and the rest
+    # is not a request.
+    body = b"y" * 100
+    sha = hashlib.sha256(body).hexdigest().encode()
+    token = hostile.tokens["writer"].encode()
+    raw = _raw(
+        hostile,
+        b"PUT " + API.encode() + b"/uploads/" + sha + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + token + b"\r\nContent-Length: 50\r\n\r\n" + body,
+    )
+    assert 400 <= _status(raw) < 500
+    # Fewer bytes than declared, then the client goes away.
+    _raw(
+        hostile,
+        b"PUT " + API.encode() + b"/uploads/" + sha + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + token + b"\r\nContent-Length: 200\r\n\r\n" + body[:10],
+        pause=0.2,
+    )
+    # Without a length.
+    response = httpx2.put(
+        f"{hostile.url}{API}/uploads/{sha.decode()}", content=iter([body]), headers=h
+    )
+    assert response.status_code == 411
+    time.sleep(2)  # the abandoned request times out
+    assert _state(hostile) == before
+    assert not list((hostile.home / "tmp" / "uploads").glob(".part-*"))
+
+
+def test_a_slow_client_gets_408_while_others_are_served(
+    hostile: ServedRegistry, tmp_path: Path
+) -> None:
+    before = _state(hostile)
+    token = hostile.tokens["writer"].encode()
+    outcome: dict[str, bytes] = {}
+
+    def trickle() -> None:
+        parts = urlsplit(hostile.url)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=30) as s:
+            s.sendall(
+                b"POST " + API.encode() + b"/evals HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer " + token + b"\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 64\r\n\r\n"
+            )
+            try:
+                for byte in b'{"ref": "x@1", "scores"':
+                    s.sendall(bytes([byte]))
+                    time.sleep(1.0)  # one byte a second
+            except OSError:
+                pass
+            outcome["response"] = s.recv(65536)
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    # Meanwhile everyone else is served at once.
+    reader = Registry.open(hostile.url, token=hostile.tokens["reader"])
+    for _ in range(5):
+        started = time.monotonic()
+        reader.list()
+        assert time.monotonic() - started < 2
+        assert httpx2.get(f"{hostile.url}/healthz").status_code == 200
+        time.sleep(0.2)
+    reader.close()
+    thread.join(60)
+    assert _status(outcome["response"]) == 408
+    assert _state(hostile) == before
+
+
+def test_the_server_still_works_after_all_that(hostile: ServedRegistry, tmp_path: Path) -> None:
+    reg = Registry.open(hostile.url, token=hostile.tokens["writer"])
+    result = reg.push(write_adapter(tmp_path / "after-lora", seed=9))
+    assert result.created and reg.verify(result.version.ref).ok
+    reg.close()
