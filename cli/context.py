@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from registry import Registry
+if TYPE_CHECKING:
+    from registry.api import Registry
 
 
 @dataclass
@@ -15,10 +17,25 @@ class AppState:
     registry_path: Path | None
     _registry: Registry | None = field(default=None, repr=False)
 
+    @property
+    def explicit_registry(self) -> bool:
+        return self.registry_path is not None
+
     def registry(self) -> Registry:
         if self._registry is None:
+            # Imported on use: the catalog pulls SQLAlchemy, which --help never needs.
+            from registry.api import Registry
+
             self._registry = Registry.open(self.registry_path)
             click.get_current_context().call_on_close(self._registry.close)
+            home = self._registry.home
+            if home.found_by == "user-default":
+                # Outside a project the user data dir is used silently otherwise.
+                click.echo(
+                    f"using registry {home.root} (user default; choose another with "
+                    "--registry, ADAPTERS_HOME or `adapters init`)",
+                    err=True,
+                )
         return self._registry
 
 
