@@ -58,7 +58,7 @@ def push(
         repo_id,
         private=private,
         branch=branch,
-        progress=progress_for_terminal(),
+        progress=progress_for_terminal("uploading"),
         progress_bars=_bars(),
     )
     if as_json:

@@ -10,21 +10,25 @@ from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
-from registry.cli.render import echo_json, human_size
+from registry.cli.render import echo_json, human_size, plural
 from registry.store.home import LOCAL_DIRNAME, init_home
 
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
-def init(path: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the registry's path as JSON.")
+def init(path: Path | None, as_json: bool) -> None:
     """Create a registry at PATH (default: ./.adapters, found from subdirectories).
 
     \b
     Example:
       adapters init            # ./.adapters, used from here and below
-      adapters init /srv/adapter-registry
+      adapters init /srv/adapter-registry --json
     """
     home = init_home(path if path is not None else Path.cwd() / LOCAL_DIRNAME)
+    if as_json:
+        echo_json({"path": str(home.root)})
+        return
     click.echo(f"Initialized registry at {home.root}")
 
 
@@ -129,7 +133,8 @@ def push(
         click.echo("note: identical content is already stored; nothing was written", err=True)
     else:
         click.echo(
-            f"stored {result.blobs_written} new blob(s), {human_size(result.bytes_written)}",
+            f"stored {plural(result.blobs_written, 'new blob')}, "
+            f"{human_size(result.bytes_written)}",
             err=True,
         )
     click.echo(f"{result.version.ref} {result.version.digest}")

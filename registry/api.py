@@ -184,8 +184,15 @@ class Registry:
 
         Raises ``ArgumentError`` (``InvalidNameError`` when only names are wrong) naming
         every bad filter, and ``TypeError`` for an unknown keyword.
+
+        Without ``limit`` every match is returned (the CLI pages, this does not); with
+        one, only about that many rows are read, however large the catalog.
         """
         return self.catalog.list_versions(ListQuery.of(query, fields).compile())
+
+    def count(self, query: ListQuery | None = None, /, **fields: Any) -> int:
+        """How many versions ``list`` with the same filters would return without a limit."""
+        return self.catalog.count_matching(ListQuery.of(query, fields).compile())
 
     # -- checking and getting back -------------------------------------------------
 

@@ -253,7 +253,8 @@ def delete_version(
         if aliases and not force:
             shown = ", ".join(f"{row.name}@{a}" for a in aliases)
             raise ConflictError(
-                f"{row.name}@{row.version} is what {shown} point(s) at; move or remove the "
+                f"{row.name}@{row.version} is what {shown} "
+                f"{'points' if len(aliases) == 1 else 'point'} at; move or remove the "
                 f"alias first (adapters alias --rm {row.name} {aliases[0]}) or pass --force"
             )
         for alias in aliases:

@@ -31,7 +31,14 @@ from registry.store.catalog.history import (
     utcnow,
 )
 from registry.store.catalog.lineage_edges import record_lineage
-from registry.store.catalog.listing import id_query, ordered_ids, ordered_rows
+from registry.store.catalog.listing import (
+    filter_clauses,
+    id_query,
+    name_ordered_prefix,
+    ordered_ids,
+    ordered_rows,
+    parse_sort,
+)
 from registry.store.catalog.resolve import choose
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
 from registry.store.catalog.tables import (
@@ -324,8 +331,21 @@ class Catalog:
                 return self._load(
                     session, [_VersionColumns._make(r) for r in ordered_rows(rows, flt)]
                 )
-            rows = connection.execute(id_query(flt)).all()
+            query = id_query(flt, dialect=connection.dialect.name)
+            if parse_sort(flt.sort).kind == "name":
+                # Streamed: only the first names' rows are read, not every match.
+                result = connection.execution_options(yield_per=1000).execute(query)
+                rows = name_ordered_prefix(result, flt.limit)
+                result.close()
+            else:
+                rows = list(connection.execute(query).all())
             return self._load_ids(session, ordered_ids(rows, flt))
+
+    def count_matching(self, flt: ListFilter) -> int:
+        """How many versions match ``flt``'s filters (its order and limit aside)."""
+        query = select(func.count()).select_from(AdapterVersionRow).where(*filter_clauses(flt))
+        with read_session(self.engine) as session:
+            return int(session.exec(query).one())
 
     def get_many(self, ids: Sequence[int]) -> list[AdapterVersion]:
         """The versions with these ids, in this order (unknown ids are skipped)."""

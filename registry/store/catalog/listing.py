@@ -3,14 +3,16 @@
 Listing runs in two steps. The first selects only ids (plus what the order needs)
 of the matching versions, so filters and ``LIMIT`` run in the database on indexes;
 the second loads the chosen rows with their annotations. PEP 440 order cannot be
-expressed in SQL, so ``name`` and ``version`` orders sort the small id tuples in
-Python before the limit is applied.
+expressed in SQL, so ``version`` order sorts the small id tuples in Python before
+the limit is applied. ``name`` order with a limit reads rows by name in byte order
+and stops at the first name boundary after the limit (``name_ordered_prefix``), so a
+page of a huge catalog reads about a page of rows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -178,7 +180,24 @@ def filter_clauses(flt: ListFilter) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def id_query(flt: ListFilter, *, whole_rows: bool = False) -> Select[Any]:
+def byte_order(column: Any, dialect: str) -> Any:
+    """``column`` compared by code points, as Python compares ``str`` (PostgreSQL's
+    default collation is the locale's; SQLite's BINARY already is)."""
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def name_ordered_prefix(rows: Iterable[Any], limit: int) -> list[Any]:
+    """From rows ordered by name, the rows of the first names covering ``limit`` rows:
+    every version of each name read, so PEP 440 order within a name stays exact."""
+    taken: list[Any] = []
+    for row in rows:
+        if len(taken) >= limit and row[1] != taken[-1][1]:
+            break
+        taken.append(row)
+    return taken
+
+
+def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Select[Any]:
     """Step one: the matching ids (and sort keys), ordered and limited where SQL can.
 
     ``whole_rows`` selects every column instead (id, name and version stay first),
@@ -203,6 +222,9 @@ def id_query(flt: ListFilter, *, whole_rows: bool = False) -> Select[Any]:
         best = value.asc() if flt.reverse else value.desc()
         # Versions without the metric come last in either direction.
         query = query.order_by(best.nulls_last(), col(v.name), col(v.id))
+    elif order.kind == "name" and flt.limit is not None:
+        name = byte_order(col(v.name), dialect)
+        query = query.order_by(name.desc() if flt.reverse else name.asc())
     if order.kind in ("created", "metric") and flt.limit is not None:
         query = query.limit(flt.limit)
     return query
