@@ -191,6 +191,8 @@ def show(state: AppState, ref: str, show_config: bool, as_json: bool) -> None:
         lines.append(f"  aliases      {', '.join(version.aliases)}")
     if version.tags:
         lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in version.tags.items()))
+    if version.description:
+        lines.append("  description  " + version.description.replace("\n", "\n               "))
     click.echo("\n".join(lines))
     click.echo("\nfiles")
     click.echo(

@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Run the main job end to end on tiny generated models, narrating each step.",
     ),
+    "describe": (
+        "cmd_annotate",
+        "describe",
+        'Set the description of the version REF resolves to ("" clears it); audited.',
+    ),
     "doctor": (
         "cmd_admin",
         "doctor",
@@ -144,6 +149,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cmd_sign",
         "sign",
         "Sign a version's digest with an ed25519 key, after verifying it.",
+    ),
+    "tag": (
+        "cmd_annotate",
+        "tag",
+        "Set or remove tags on the version REF resolves to; recorded in the audit log.",
     ),
     "unyank": (
         "cmd_lifecycle",

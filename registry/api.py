@@ -9,18 +9,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
-from registry.lifecycle import aliases, audit, evals, status
+from registry.lifecycle import aliases, annotate, audit, evals, status
 from registry.lifecycle.aliases import push_gate
 from registry.lifecycle.policy import parse_requirement
 from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
     Comparison,
+    DescriptionChange,
     EvalRecord,
     GateReport,
     LineageReport,
     Removal,
     StatusChange,
+    TagChange,
 )
 from registry.progress import Progress
 from registry.store.blobs import BlobStore
@@ -318,6 +320,21 @@ class Registry:
         return evals.record_eval(
             self.catalog, ref, scores, dataset=dataset, split=split, notes=notes
         )
+
+    def set_tags(
+        self,
+        ref: str | Ref,
+        tags: Mapping[str, str] | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> TagChange:
+        """Set tags (new keys added, existing values replaced) and remove the keys in
+        ``remove`` on the version ``ref`` resolves to; audited, all or nothing."""
+        return annotate.set_tags(self.catalog, ref, tags, remove=remove)
+
+    def describe(self, ref: str | Ref, text: str) -> DescriptionChange:
+        """Set the description of the version ``ref`` resolves to ("" clears it); audited."""
+        return annotate.describe(self.catalog, ref, text)
 
     def set_alias(
         self, ref: str | Ref, alias: str, *, requires: Sequence[str] = (), note: str = ""

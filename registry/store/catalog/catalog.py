@@ -426,6 +426,7 @@ class Catalog:
                     evals=tuple(evals.get(row.id, ())),
                     aliases=tuple(aliases.get(row.id, ())),
                     tags=tags.get(row.id, {}),
+                    description=row.description,
                 )
             )
         return results

@@ -21,7 +21,7 @@ from registry.store.catalog import tables
 from registry.store.catalog.engine import WRITE_OPTION
 from registry.store.catalog.schema_steps import STEPS, upgrade_one
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = "schema_version"
 _SCHEMA_LOCK_ID = 7_245_001
 
