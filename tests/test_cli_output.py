@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 from support.lifecycle import insert, manifest, run
@@ -121,3 +122,30 @@ def test_init_prints_json_when_asked(tmp_path: object) -> None:
     result = CliRunner().invoke(main, ["init", str(tmp_path) + "/reg", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["path"].endswith("/reg")
+
+
+def _leaf_commands() -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+
+    def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
+        ctx = click.Context(command, info_name=path[-1], parent=parent)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name], ctx)
+        else:
+            found.append((" ".join(path[1:]), command))
+
+    walk(main, ["adapters"], None)
+    return found
+
+
+def test_every_command_has_an_example_and_json_where_it_prints_data() -> None:
+    leaves = _leaf_commands()
+    assert {"tag", "describe", "base link", "init"} <= {name for name, _ in leaves}
+    for name, command in leaves:
+        assert "Example:" in (command.help or ""), f"adapters {name} --help has no example"
+        if name != "demo":  # a narrated tour, not data
+            options = {opt for param in command.params for opt in param.opts}
+            assert "--json" in options, f"adapters {name} has no --json"
