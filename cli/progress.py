@@ -11,17 +11,28 @@ import os
 import sys
 from typing import Any
 
+import click
+
 from registry.progress import NoProgress, Progress
 
 
 class TerminalProgress:
-    def __init__(self, label: str | None = None) -> None:
+    """``label`` replaces the library's labels (e.g. "uploading" for hub push); with
+    ``single`` every step reuses one bar, closed by ``close``, so a command made of
+    several steps (hub pull: checking, storing) draws one line, not a stack of them."""
+
+    def __init__(self, label: str | None = None, *, single: bool = False) -> None:
         self._bar: Any = None
-        self._label = label  # replaces the library's label, e.g. "uploading" for hub push
+        self._label = label
+        self._single = single
 
     def start(self, label: str, total_bytes: int) -> None:
         from tqdm.auto import tqdm
 
+        if self._single and self._bar is not None:
+            self._bar.reset(total=max(total_bytes, 1))
+            self._bar.set_description(self._label or label)
+            return
         self.finish()
         self._bar = tqdm(
             total=max(total_bytes, 1),
@@ -40,10 +51,26 @@ class TerminalProgress:
             self._bar.update(count)
 
     def finish(self) -> None:
+        if not self._single:
+            self.close()
+
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
 
-def progress_for_terminal(label: str | None = None) -> Progress:
-    return TerminalProgress(label) if sys.stderr.isatty() else NoProgress()
+def progress_for_terminal(label: str | None = None, *, single: bool = False) -> Progress:
+    """A bar on a terminal, nothing otherwise; a ``single`` bar closes with the command."""
+    if not sys.stderr.isatty():
+        return NoProgress()
+    bar = TerminalProgress(label, single=single)
+    if single:
+        click.get_current_context().call_on_close(bar.close)
+    return bar
+
+
+def close_progress(progress: Progress) -> None:
+    """Close a ``single`` bar now, before the command prints its result."""
+    if isinstance(progress, TerminalProgress):
+        progress.close()
