@@ -10,6 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from registry.api import Registry
+    from registry.store.home import RegistryHome
 
 
 @dataclass
@@ -28,15 +29,19 @@ class AppState:
 
             self._registry = Registry.open(self.registry_path)
             click.get_current_context().call_on_close(self._registry.close)
-            home = self._registry.home
-            if home.found_by == "user-default":
-                # Outside a project the user data dir is used silently otherwise.
-                click.echo(
-                    f"using registry {home.root} (user default; choose another with "
-                    "--registry, ADAPTERS_HOME or `adapters init`)",
-                    err=True,
-                )
+            announce_home(self._registry.home)
         return self._registry
+
+
+def announce_home(home: RegistryHome) -> None:
+    """Name the registry on stderr when it is the implicit user-data one: outside a
+    project it would otherwise be used silently."""
+    if home.found_by == "user-default":
+        click.echo(
+            f"using registry {home.root} (user default; choose another with "
+            "--registry, ADAPTERS_HOME or `adapters init`)",
+            err=True,
+        )
 
 
 pass_state = click.make_pass_decorator(AppState)

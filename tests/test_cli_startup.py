@@ -122,6 +122,8 @@ def test_the_implicit_user_registry_is_named_on_stderr(
     assert json.loads(result.stdout) == []
     assert "using registry " in result.stderr and "(user default;" in result.stderr
     assert str(tmp_path / "xdg") in result.stderr
+    doctor = CliRunner().invoke(main, ["doctor"])
+    assert "using registry " in doctor.stderr and "(user default;" in doctor.stderr
 
 
 def test_an_explicit_registry_is_not_announced(hermetic_env: Path) -> None:
