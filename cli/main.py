@@ -177,7 +177,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def _yanked_as_one_line(previous: ShowWarning) -> ShowWarning:
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         if issubclass(category, YankedVersionWarning):
-            click.echo(f"warning: {message}", err=True)
+            from registry.cli.render import style
+
+            click.echo(f"{style('warning:', err=True, fg='yellow')} {message}", err=True)
         else:
             previous(message, category, *args, **kwargs)
 
@@ -254,7 +256,9 @@ class RegistryGroup(click.Group):
         except RegistryError as exc:
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
-            click.echo(f"error: {exc}", err=True)
+            from registry.cli.render import style
+
+            click.echo(f"{style('error:', err=True, fg='red', bold=True)} {exc}", err=True)
             ctx.exit(1)
 
 

@@ -12,7 +12,7 @@ from support.lifecycle import insert, manifest, run
 
 from registry import Registry
 from registry.cli import main
-from registry.cli.render import table
+from registry.cli.render import style, table
 
 
 @pytest.fixture
@@ -101,10 +101,14 @@ def test_no_colour_for_pipes_or_with_no_color(monkeypatch: pytest.MonkeyPatch) -
             return True
 
     monkeypatch.setattr(sys, "stdout", Terminal())
+    monkeypatch.setattr(sys, "stderr", Terminal())
     monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.delenv("NO_COLOR", raising=False)
     assert "\x1b[1m" in table(("A",), [("x",)])
+    assert "\x1b[31m" in style("error:", err=True, fg="red")
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in table(("A",), [("x",)])
+    assert style("error:", err=True, fg="red") == "error:"
     monkeypatch.undo()
     assert "\x1b[" not in run("list").stdout
 
