@@ -91,14 +91,9 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="Another checkout to time side by side.")
     args = parser.parse_args()
 
-    from registry import Registry
-
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
-        home = work / "home"
-        with Registry.open(home, create=True, database_url=f"sqlite:///{home}/catalog.db") as reg:
-            for index, directory in enumerate(write_adapters(work / "src")):
-                reg.push(directory, name=f"demo/a{index}", evals={"accuracy": 0.9})
+        sources = write_adapters(work / "src")
         commands = {
             "--help": ["--help"],
             "--version": ["--version"],
@@ -109,12 +104,29 @@ def main() -> None:
         if args.compare is not None:
             trees["compare"] = args.compare.resolve()
         base_env = {k: v for k, v in os.environ.items() if k != "ADAPTERS_DATABASE_URL"}
-        base_env["ADAPTERS_HOME"] = str(home)
+        homes = {}
+        for tree, root in trees.items():
+            # Each tree's registry is made by its own code (their schemas may differ).
+            home = work / f"home-{tree}"
+            env = {**base_env, "PYTHONPATH": str(root), "ADAPTERS_HOME": str(home)}
+            cli = [sys.executable, "-m", "registry.cli"]
+            subprocess.run(
+                [*cli, "init", str(home)], env=env, check=True, capture_output=True, cwd=CWD
+            )
+            for index, directory in enumerate(sources):
+                push = [*cli, "push", str(directory), "--name", f"demo/a{index}"]
+                subprocess.run(
+                    [*push, "--eval", "accuracy=0.9"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    cwd=CWD,
+                )
+            homes[tree] = env
         t_pass = median_ms([sys.executable, "-c", "pass"], base_env, args.repeat)
         rows = []
         results: dict[str, object] = {"python_pass_ms": round(t_pass, 1)}
-        for tree, root in trees.items():
-            env = {**base_env, "PYTHONPATH": str(root)}
+        for tree, env in homes.items():
             for label, extra in commands.items():
                 command = [sys.executable, "-m", "registry.cli", *extra]
                 ms = median_ms(command, env, args.repeat)
