@@ -16,6 +16,7 @@ from registry import Registry
 from registry.admin.doctor import diagnose
 from registry.cli import main
 from registry.store.catalog.history import utcnow
+from registry.store.catalog.schema import SCHEMA_VERSION
 from registry.store.leases import LEASE_EXPIRY, take_lease
 
 
@@ -48,7 +49,7 @@ def test_a_healthy_registry_is_clean(pushed: Registry) -> None:
     assert "no problems found" in result.stdout and "versions 2" in result.stdout
     as_json = json.loads(doctor(pushed, "--json").stdout)
     assert as_json["clean"] is True and as_json["findings"] == []
-    assert as_json["schema_version"] == 2 and as_json["counts"]["blobs_stored"] == 3
+    assert as_json["schema_version"] == SCHEMA_VERSION and as_json["counts"]["blobs_stored"] == 3
 
 
 def test_missing_blob_names_versions_and_fix(pushed: Registry) -> None:
