@@ -296,6 +296,8 @@ def main() -> None:
             "typical": lambda: registry.get(f"{typical}>=1.0,<2"),
             "hot": lambda: registry.get(f"{HOT_NAME}>=1.0,<2"),
             "hot_latest": lambda: registry.get(HOT_NAME),
+            "page": lambda: registry.list(limit=51),
+            "count": lambda: registry.count(),
         }
         wall = {k: median_ms(q, args.repeat) for k, q in queries.items()}
         cpu = {k: median_cpu_ms(q, args.repeat) for k, q in queries.items()}
@@ -329,6 +331,8 @@ def main() -> None:
         "typical": f"resolve {typical}>=1.0,<2 ({TYPICAL_VERSIONS} versions)",
         "hot": f"resolve {HOT_NAME}>=1.0,<2 ({hot_count:,} versions)",
         "hot_latest": f"resolve {HOT_NAME} (latest of {hot_count:,})",
+        "page": f"list(limit=51), name order: the CLI's default page of {args.versions:,}",
+        "count": "count(): the CLI's 'N more' note",
     }
     print(
         f"catalog: {counts['versions']:,} versions in {counts['names']:,} names, "
