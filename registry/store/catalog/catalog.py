@@ -34,10 +34,8 @@ from registry.store.catalog.lineage_edges import record_lineage
 from registry.store.catalog.listing import (
     filter_clauses,
     id_query,
-    name_ordered_prefix,
     ordered_ids,
     ordered_rows,
-    parse_sort,
 )
 from registry.store.catalog.resolve import choose
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
@@ -331,14 +329,7 @@ class Catalog:
                 return self._load(
                     session, [_VersionColumns._make(r) for r in ordered_rows(rows, flt)]
                 )
-            query = id_query(flt, dialect=connection.dialect.name)
-            if parse_sort(flt.sort).kind == "name":
-                # Streamed: only the first names' rows are read, not every match.
-                result = connection.execution_options(yield_per=1000).execute(query)
-                rows = name_ordered_prefix(result, flt.limit)
-                result.close()
-            else:
-                rows = list(connection.execute(query).all())
+            rows = connection.execute(id_query(flt, dialect=connection.dialect.name)).all()
             return self._load_ids(session, ordered_ids(rows, flt))
 
     def count_matching(self, flt: ListFilter) -> int:

@@ -4,15 +4,15 @@ Listing runs in two steps. The first selects only ids (plus what the order needs
 of the matching versions, so filters and ``LIMIT`` run in the database on indexes;
 the second loads the chosen rows with their annotations. PEP 440 order cannot be
 expressed in SQL, so ``version`` order sorts the small id tuples in Python before
-the limit is applied. ``name`` order with a limit reads rows by name in byte order
-and stops at the first name boundary after the limit (``name_ordered_prefix``), so a
-page of a huge catalog reads about a page of rows.
+the limit is applied. ``name`` order with a limit runs in SQL on the
+``(name, version_key)`` index (``version_key`` is PEP 440 order as a byte-ordered
+string), so a page of a huge catalog reads a page of rows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -186,17 +186,6 @@ def byte_order(column: Any, dialect: str) -> Any:
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def name_ordered_prefix(rows: Iterable[Any], limit: int) -> list[Any]:
-    """From rows ordered by name, the rows of the first names covering ``limit`` rows:
-    every version of each name read, so PEP 440 order within a name stays exact."""
-    taken: list[Any] = []
-    for row in rows:
-        if len(taken) >= limit and row[1] != taken[-1][1]:
-            break
-        taken.append(row)
-    return taken
-
-
 def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Select[Any]:
     """Step one: the matching ids (and sort keys), ordered and limited where SQL can.
 
@@ -223,9 +212,10 @@ def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") ->
         # Versions without the metric come last in either direction.
         query = query.order_by(best.nulls_last(), col(v.name), col(v.id))
     elif order.kind == "name" and flt.limit is not None:
-        name = byte_order(col(v.name), dialect)
-        query = query.order_by(name.desc() if flt.reverse else name.asc())
-    if order.kind in ("created", "metric") and flt.limit is not None:
+        # Python's order (name by code point, then PEP 440), so SQL can apply the limit.
+        keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
+        query = query.order_by(*(key.desc() if flt.reverse else key.asc() for key in keys))
+    if order.kind in ("created", "metric", "name") and flt.limit is not None:
         query = query.limit(flt.limit)
     return query
 
