@@ -45,9 +45,11 @@ def test_a_limited_listing_reads_a_page_not_the_whole_catalog(many: Registry) ->
     from sqlalchemy import event
 
     fetched: list[int] = []
+    statements: list[str] = []
 
     def count_rows(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         fetched.append(statement.count("?"))
+        statements.append(statement)
 
     # A limited name-ordered listing is exact however the limit falls within a name.
     for limit in (1, 19, 20, 21, 45):
@@ -63,7 +65,10 @@ def test_a_limited_listing_reads_a_page_not_the_whole_catalog(many: Registry) ->
         many.list(limit=3)
     finally:
         event.remove(many.catalog.engine, "before_cursor_execute", count_rows)
-    # Only the page's versions are loaded (3 ids bound), not all 100 or a whole name's 20.
+    # The database applies the limit (in PEP 440 order), and only the page's versions are
+    # loaded (3 ids bound), not all 100 or a whole name's 20.
+    first = statements[0]
+    assert "ORDER BY" in first and "version_key" in first and "LIMIT" in first, first
     assert max(fetched) <= 3
 
 
