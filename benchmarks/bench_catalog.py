@@ -14,7 +14,10 @@ clock and this process's CPU time, the latter being what matters on a busy machi
 - ``list(base=X, where=["accuracy>=0.9"])``, typed results included, and its top 20;
 - resolving ``NAME>=1.0,<2`` for a typical name and for the hot name, and the hot
   name's latest version;
-- the same listing through the ``adapters`` CLI in a new process (startup included).
+- the same listing through the ``adapters`` CLI in a new process (startup included);
+- a plain ``adapters list`` (paged: the first 50 of every version) and ``adapters list
+  --all`` (every version, what ``list`` printed before it paged), each in a new process
+  with its peak memory (max RSS).
 
 Every SELECT the listing and the hot resolution run is captured and its SQLite plan
 printed, to show that each step is an index search.
@@ -239,6 +242,34 @@ def executed_plans(engine: Any, action: Callable[[], object]) -> list[str]:
     return lines
 
 
+_MEASURED = (
+    "import atexit, resource, runpy, sys\n"
+    "atexit.register(lambda: sys.stderr.write("
+    "'MAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+    "sys.argv = ['adapters', *sys.argv[1:]]\n"
+    "runpy.run_module('registry.cli', run_name='__main__')\n"
+)
+
+
+def cli_with_memory(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, max RSS in MB) of one CLI run in a new process: the median of three."""
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURED, *command[3:]],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
+        wall = (time.perf_counter() - started) * 1000
+        rss_kb = int(done.stderr.rsplit("MAXRSS ", 1)[1].split()[0])
+        runs.append((wall, rss_kb / 1024))
+    return sorted(runs)[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--versions", type=int, default=100_000)
@@ -265,6 +296,8 @@ def main() -> None:
             "typical": lambda: registry.get(f"{typical}>=1.0,<2"),
             "hot": lambda: registry.get(f"{HOT_NAME}>=1.0,<2"),
             "hot_latest": lambda: registry.get(HOT_NAME),
+            "page": lambda: registry.list(limit=51),
+            "count": lambda: registry.count(),
         }
         wall = {k: median_ms(q, args.repeat) for k, q in queries.items()}
         cpu = {k: median_cpu_ms(q, args.repeat) for k, q in queries.items()}
@@ -274,13 +307,15 @@ def main() -> None:
         resolve_plans = executed_plans(engine, queries["hot"])
         registry.close()
 
-        cli = [sys.executable, "-m", "cli", "--registry", str(home)]
+        cli = [sys.executable, "-m", "registry.cli", "--registry", str(home)]
         env = {**os.environ, "ADAPTERS_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
         command = [*cli, "list", "--base", LIST_BASE, "--where", where[0], "--json"]
         cli_repeat = max(3, args.repeat // 4)
         t_cli = median_ms(
             lambda: subprocess.run(command, check=True, capture_output=True, env=env), cli_repeat
         )
+        paged = cli_with_memory([*cli, "list"], env)
+        everything = cli_with_memory([*cli, "list", "--all"], env)
         t_cli_help = median_ms(
             lambda: subprocess.run([*cli, "--help"], check=True, capture_output=True, env=env),
             cli_repeat,
@@ -296,6 +331,8 @@ def main() -> None:
         "typical": f"resolve {typical}>=1.0,<2 ({TYPICAL_VERSIONS} versions)",
         "hot": f"resolve {HOT_NAME}>=1.0,<2 ({hot_count:,} versions)",
         "hot_latest": f"resolve {HOT_NAME} (latest of {hot_count:,})",
+        "page": f"list(limit=51), name order: the CLI's default page of {args.versions:,}",
+        "count": "count(): the CLI's 'N more' note",
     }
     print(
         f"catalog: {counts['versions']:,} versions in {counts['names']:,} names, "
@@ -311,6 +348,16 @@ def main() -> None:
         print(f"| {label} | {wall[key]:.1f} | {cpu[key]:.1f} |")
     print(f"| `adapters list --base ... --where ... --json`, new process | {t_cli:.0f} | - |")
     print(f"| `adapters --help`, new process (interpreter and imports) | {t_cli_help:.0f} | - |")
+    print(
+        f"\n| `adapters list` at {counts['versions']:,} versions, new process "
+        "| wall ms | max RSS MB |"
+    )
+    print("|---|---|---|")
+    print(f"| `adapters list` (first 50, note on the rest) | {paged[0]:.0f} | {paged[1]:.0f} |")
+    print(f"| `adapters list --all` (every version) | {everything[0]:.0f} | {everything[1]:.0f} |")
+    print(
+        f"| ratio paged / all | {paged[0] / everything[0]:.3f} | {paged[1] / everything[1]:.3f} |"
+    )
     print(f"\nplans of the statements list(base={LIST_BASE}, where=accuracy>=0.9) runs:")
     print("\n".join(f"  {line}" for line in list_plans))
     print(f"plans of the statements resolving {HOT_NAME}>=1.0,<2 runs:")
@@ -324,6 +371,8 @@ def main() -> None:
         "resolved": resolved,
         "cli_list_ms": round(t_cli),
         "cli_help_ms": round(t_cli_help),
+        "cli_list_paged": {"ms": round(paged[0]), "max_rss_mb": round(paged[1])},
+        "cli_list_all": {"ms": round(everything[0]), "max_rss_mb": round(everything[1])},
         "load_average": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(results))

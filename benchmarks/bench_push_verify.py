@@ -130,7 +130,7 @@ def main() -> None:
         state["reg"].close()
 
         env_home = work / "cli-home"
-        cli = [sys.executable, "-m", "cli", "--registry", str(env_home)]
+        cli = [sys.executable, "-m", "registry.cli", "--registry", str(env_home)]
 
         def cli_push() -> None:
             subprocess.run(

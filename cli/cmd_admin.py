@@ -10,13 +10,15 @@ from dataclasses import asdict
 
 import click
 
-from registry.cli.context import AppState, pass_state
+from registry.cli.context import AppState, announce_home, pass_state
 from registry.cli.render import echo_json
 from registry.store.home import RegistryHome, find_home
 
 
 def _home(state: AppState) -> RegistryHome:
-    return find_home(state.registry_path)
+    home = find_home(state.registry_path)
+    announce_home(home)
+    return home
 
 
 @click.command()

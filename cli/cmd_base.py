@@ -51,6 +51,11 @@ def add(
 
     Versions pushed before, naming the base as --name gives it, are then checked
     against these weights. --exhaustive adds digests that catch a single changed value.
+
+    \b
+    Example:
+      adapters base add ./Llama-3.1-8B --name meta-llama/Llama-3.1-8B@main
+      adapters base add meta-llama/Llama-3.1-8B@main      # from the local HF cache
     """
     record = state.registry().add_base(
         source, name=name, version=version, quantization=quantization, exhaustive=exhaustive
@@ -70,7 +75,13 @@ def add(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_state
 def list_(state: AppState, as_json: bool) -> None:
-    """List recorded base models and their relations."""
+    """List recorded base models and their relations.
+
+    \b
+    Example:
+      adapters base list
+      adapters base list --json
+    """
     reg = state.registry()
     records = reg.bases()
     links = relations(reg.catalog)
@@ -96,10 +107,19 @@ def list_(state: AppState, as_json: bool) -> None:
 @click.argument("source")
 @click.argument("target")
 @click.option("--relation", type=click.Choice(RELATIONS), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the relation as JSON.")
 @pass_state
-def link(state: AppState, source: str, target: str, relation: str) -> None:
-    """Record that base SOURCE is RELATION to base TARGET (e.g. a 4-bit copy of it)."""
+def link(state: AppState, source: str, target: str, relation: str, as_json: bool) -> None:
+    """Record that base SOURCE is RELATION to base TARGET (e.g. a 4-bit copy of it).
+
+    \b
+    Example:
+      adapters base link my-llama-nf4 meta-llama/Llama-3.1-8B --relation quantized-from
+    """
     found = state.registry().link_bases(source, target, relation)
+    if as_json:
+        echo_json(vars(found))
+        return
     click.echo(f"{found.source} {found.relation} {found.target}")
 
 

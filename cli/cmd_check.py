@@ -8,7 +8,7 @@ import click
 
 from registry.cli.context import AppState, pass_state
 from registry.cli.progress import progress_for_terminal
-from registry.cli.render import echo_json, table
+from registry.cli.render import echo_json, plural, table
 
 
 @click.command()
@@ -62,7 +62,8 @@ def verify(
             )
         )
         failed = len(report.failures)
-        click.echo("all checks passed" if report.ok else f"{failed} check(s) failed", err=True)
+        summary = "all checks passed" if report.ok else f"{plural(failed, 'check')} failed"
+        click.echo(summary, err=True)
     if not report.ok:
         raise SystemExit(1)
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from registry.cli.context import AppState, pass_state
-from registry.cli.render import echo_json, human_size, table
+from registry.cli.render import echo_json, human_size, output_width, table
 from registry.hub.links import links_for_version
 from registry.store.catalog.listing import STATUSES
 from registry.store.list_query import ListQuery
 from registry.store.manifest import Lineage
-from registry.store.results import AdapterVersion, iso_utc
+from registry.store.results import AdapterVersion, EvalScore, iso_utc
+
+DEFAULT_LIMIT = 50
 
 
 def _base_text(version: AdapterVersion) -> str:
@@ -25,11 +29,20 @@ def _base_text(version: AdapterVersion) -> str:
     return text if version.base_verified else f"{text} (unverified)"
 
 
-def _evals_text(version: AdapterVersion) -> str:
-    return ", ".join(
-        f"{s.metric}={s.value:.4g}" + (f" ({s.dataset})" if s.dataset else "")
-        for s in version.latest_evals()
-    )
+def _eval_label(score: EvalScore) -> str:
+    where = "/".join(part for part in (score.dataset, score.split) if part)
+    return f"{score.metric}@{where}" if where else score.metric
+
+
+def _eval_columns(versions: Sequence[AdapterVersion]) -> tuple[list[str], list[dict[str, float]]]:
+    """One column per metric (with its dataset/split), holding each version's latest."""
+    labels: dict[str, None] = {}
+    values: list[dict[str, float]] = []
+    for version in versions:
+        row = {_eval_label(s): s.value for s in version.latest_evals()}
+        labels.update(dict.fromkeys(row))
+        values.append(row)
+    return sorted(labels), values
 
 
 @click.command(name="list")
@@ -63,11 +76,29 @@ def _evals_text(version: AdapterVersion) -> str:
     help="name, version, created (newest first) or METRIC[@DATASET] (best first).",
 )
 @click.option("--reverse", is_flag=True, help="Reverse the sort order.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N versions.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="At most N versions.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every matching version, no limit.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (all columns).")
 @pass_state
-def list_(state: AppState, /, tags: tuple[str, ...], as_json: bool, **filters: Any) -> None:
+def list_(
+    state: AppState,
+    /,
+    tags: tuple[str, ...],
+    limit: int,
+    show_all: bool,
+    as_json: bool,
+    **filters: Any,
+) -> None:
     """List adapter versions; every filter given must hold.
+
+    Shows the first --limit versions (a note on stderr says how many more match);
+    --all shows them all. Tables are cut to the terminal width; --json has it all.
 
     \b
     Example:
@@ -80,13 +111,30 @@ def list_(state: AppState, /, tags: tuple[str, ...], as_json: bool, **filters: A
         for key, sep, value in (t.partition("=") for t in tags)
     }
     # The other options are named after the query's fields, so they pass through as is.
-    versions = state.registry().list(ListQuery(tags=tag_filter, **filters))
+    query = ListQuery(tags=tag_filter, **filters)
+    registry = state.registry()
+    # One row more than shown tells whether to count the rest; only a page is read.
+    page = registry.list(replace(query, limit=None if show_all else limit + 1))
+    more = 0
+    if not show_all and len(page) > limit:
+        page = page[:limit]
+        more = registry.count(query) - limit
     if as_json:
-        echo_json([v.to_dict() for v in versions])
-        return
-    if not versions:
+        echo_json([v.to_dict() for v in page])
+    elif not page:
         click.echo("no adapters match", err=True)
-        return
+    else:
+        _print_versions(page)
+    if more > 0:
+        click.echo(
+            f"{more:,} more {'version matches' if more == 1 else 'versions match'}; "
+            f"show them with --limit {limit + more} or --all",
+            err=True,
+        )
+
+
+def _print_versions(versions: Sequence[AdapterVersion]) -> None:
+    metrics, scores = _eval_columns(versions)
     rows = [
         (
             v.name,
@@ -94,27 +142,35 @@ def list_(state: AppState, /, tags: tuple[str, ...], as_json: bool, **filters: A
             v.method,
             _base_text(v),
             ",".join(v.aliases) or None,
-            _evals_text(v) or None,
+            *(row.get(metric) for metric in metrics),
             human_size(v.size_bytes),
             v.digest[7:19],
         )
-        for v in versions
+        for v, row in zip(versions, scores, strict=True)
     ]
+    headers = ("NAME", "VERSION", "METHOD", "BASE", "ALIASES", *metrics, "SIZE", "DIGEST")
     click.echo(
-        table(("NAME", "VERSION", "METHOD", "BASE", "ALIASES", "EVALS", "SIZE", "DIGEST"), rows)
+        table(
+            headers,
+            rows,
+            width=output_width(),
+            row_style=lambda i: {"dim": True} if versions[i].yanked else {},
+        )
     )
 
 
 @click.command()
 @click.argument("ref")
+@click.option("--config", "show_config", is_flag=True, help="Print the adapter's whole config.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest and annotations.")
 @pass_state
-def show(state: AppState, ref: str, as_json: bool) -> None:
+def show(state: AppState, ref: str, show_config: bool, as_json: bool) -> None:
     """Show one adapter version: manifest, files, data, evals, aliases.
 
     \b
     Example:
       adapters show my-lora@prod
+      adapters show my-lora@prod --config
       adapters show 'my-lora>=1,<2' --json
     """
     registry = state.registry()
@@ -141,6 +197,8 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
         lines.append(f"  aliases      {', '.join(version.aliases)}")
     if version.tags:
         lines.append("  tags         " + ", ".join(f"{k}={v}" for k, v in version.tags.items()))
+    if version.description:
+        lines.append("  description  " + version.description.replace("\n", "\n               "))
     click.echo("\n".join(lines))
     click.echo("\nfiles")
     click.echo(
@@ -187,8 +245,12 @@ def show(state: AppState, ref: str, as_json: bool) -> None:
                 ],
             )
         )
-    click.echo("\nconfig")
-    click.echo(json.dumps(m.config, indent=2, sort_keys=True))
+    if show_config:
+        click.echo("\nconfig")
+        click.echo(json.dumps(m.config, indent=2, sort_keys=True))
+    else:
+        keys = len(m.config)
+        click.echo(f"\nconfig: {keys} key{'' if keys == 1 else 's'} (shown with --config)")
 
 
 def _analysis_text(analysis: str) -> str:

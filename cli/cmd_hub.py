@@ -7,7 +7,7 @@ import sys
 import click
 
 from registry.cli.context import AppState, pass_state
-from registry.cli.progress import progress_for_terminal
+from registry.cli.progress import close_progress, progress_for_terminal
 from registry.cli.render import echo_json, table
 
 
@@ -58,7 +58,7 @@ def push(
         repo_id,
         private=private,
         branch=branch,
-        progress=progress_for_terminal(),
+        progress=progress_for_terminal("uploading"),
         progress_bars=_bars(),
     )
     if as_json:
@@ -91,13 +91,12 @@ def pull(state: AppState, target: str, name: str | None, base: str | None, as_js
       adapters hub pull acme/my-lora@v3
       adapters hub pull someone/their-lora --name their-lora --base meta-llama/Llama-3.1-8B
     """
+    # One bar of ours for every step; the client's own bars would stack up beside it.
+    progress = progress_for_terminal(single=True)
     result = state.registry().hub.pull(
-        target,
-        name=name,
-        base=base,
-        progress=progress_for_terminal(),
-        progress_bars=_bars(),
+        target, name=name, base=base, progress=progress, progress_bars=False
     )
+    close_progress(progress)
     if as_json:
         echo_json(result.to_dict())
         return

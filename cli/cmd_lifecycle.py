@@ -10,7 +10,7 @@ import click
 from registry.check import Check
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_scores
-from registry.cli.render import echo_json, human_size, table
+from registry.cli.render import echo_json, human_size, plural, table
 from registry.lifecycle.results import AliasChange, LineageNode
 from registry.store.results import iso_utc
 
@@ -104,12 +104,12 @@ def compare(state: AppState, first: str, second: str, as_json: bool) -> None:
         known = [s.cosine for s in result.similarity if s.cosine is not None]
         if known:
             click.echo(
-                f"mean cosine {sum(known) / len(known):.4g} over {len(known)} module(s), "
+                f"mean cosine {sum(known) / len(known):.4g} over {plural(len(known), 'module')}, "
                 f"min {min(known):.4g}"
             )
     if result.unmatched_modules:
         click.echo(
-            f"{len(result.unmatched_modules)} module(s) not compared (in one adapter only, "
+            f"{plural(len(result.unmatched_modules), 'module')} not compared (in one adapter only, "
             "or of different shapes)"
         )
     if result.similarity_note:
@@ -349,11 +349,11 @@ def gc(state: AppState, dry_run: bool, trust_catalog: bool, as_json: bool) -> No
         click.echo(table(("WOULD DELETE", "SIZE"), rows))
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"{verb} {len(result.blobs)} blob(s) and {len(result.temp_files)} temp file(s), "
-        f"{human_size(result.bytes)}; kept {result.kept} blob(s)"
+        f"{verb} {plural(len(result.blobs), 'blob')} and "
+        f"{plural(len(result.temp_files), 'temp file')}, "
+        f"{human_size(result.bytes)}; kept {plural(result.kept, 'blob')}"
         + (f", {result.leased} held by pushes in progress" if result.leased else "")
-        + (f"; {verb} {result.uploads} incomplete upload(s)" if result.uploads else ""),
-        err=not dry_run,
+        + (f"; {verb} {plural(result.uploads, 'incomplete upload')}" if result.uploads else "")
     )
 
 

@@ -12,7 +12,7 @@ import click
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs
 from registry.cli.progress import progress_for_terminal
-from registry.cli.render import echo_json, human_size
+from registry.cli.render import echo_json, human_size, plural
 from registry.ops.methods import (
     COMBINE_METHODS,
     DEFAULT_MAJORITY_SIGN,
@@ -248,7 +248,7 @@ def merge(
     merged = result.merged
     click.echo(
         f"merged {result.ref} into {base} -> {merged.directory}: {merged.tensors_changed} of "
-        f"{merged.tensors} tensors changed, {merged.shards} shard(s), "
+        f"{merged.tensors} tensors changed, {plural(merged.shards, 'shard')}, "
         f"{human_size(merged.bytes_written)} in {merged.seconds:.1f}s"
     )
 

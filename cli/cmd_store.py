@@ -11,7 +11,7 @@ from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
-from registry.cli.render import echo_json, human_size
+from registry.cli.render import echo_json, human_size, plural
 from registry.store.home import LOCAL_DIRNAME
 
 
@@ -23,7 +23,8 @@ from registry.store.home import LOCAL_DIRNAME
     help="Start an empty catalog in a home that holds blobs but lost its catalog "
     "(restoring the catalog from a backup keeps the versions; this does not).",
 )
-def init(path: Path | None, new_catalog: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the registry's path as JSON.")
+def init(path: Path | None, new_catalog: bool, as_json: bool) -> None:
     """Create a registry at PATH (default: ./.adapters, found from subdirectories).
 
     Creates the catalog too. A home whose catalog went missing is refused unless
@@ -32,11 +33,15 @@ def init(path: Path | None, new_catalog: bool) -> None:
     \b
     Example:
       adapters init            # ./.adapters, used from here and below
-      adapters init /srv/adapter-registry
+      adapters init /srv/adapter-registry --json
     """
     target = path if path is not None else Path.cwd() / LOCAL_DIRNAME
     with Registry.open(target, create=True, new_catalog=new_catalog) as registry:
-        click.echo(f"Initialized registry at {registry.home.root}")
+        root = registry.home.root
+    if as_json:
+        echo_json({"path": str(root)})
+        return
+    click.echo(f"Initialized registry at {root}")
 
 
 @click.command()
@@ -163,7 +168,8 @@ def push(
         click.echo("note: identical content is already stored; nothing was written", err=True)
     else:
         click.echo(
-            f"stored {result.blobs_written} new blob(s), {human_size(result.bytes_written)}",
+            f"stored {plural(result.blobs_written, 'new blob')}, "
+            f"{human_size(result.bytes_written)}",
             err=True,
         )
     click.echo(f"{result.version.ref} {result.version.digest}")

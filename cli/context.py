@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from registry import Registry
+if TYPE_CHECKING:
+    from registry.api import Registry
+    from registry.store.home import RegistryHome
 
 
 @dataclass
@@ -15,16 +19,38 @@ class AppState:
     registry_path: Path | str | None  # a home directory, or a server URL (http://...)
     _registry: Registry | None = field(default=None, repr=False)
 
+    @property
+    def explicit_registry(self) -> bool:
+        return self.registry_path is not None
+
     def registry(self) -> Registry:
         if self._registry is None:
+            # Imported on use: the catalog pulls SQLAlchemy, which --help never needs.
+            from registry.api import Registry
+
             self._registry = Registry.open(self.registry_path)
             click.get_current_context().call_on_close(self._registry.close)
+            if not self.is_remote():
+                announce_home(self._registry.home)
         return self._registry
 
     def is_remote(self) -> bool:
-        from registry.remote import RemoteRegistry
+        """A server URL, given with --registry or ADAPTERS_URL (as Registry.open reads it)."""
+        target = self.registry_path
+        if target is None:
+            target = os.environ.get("ADAPTERS_URL", "")
+        return "://" in str(target)
 
-        return isinstance(self.registry(), RemoteRegistry)
+
+def announce_home(home: RegistryHome) -> None:
+    """Name the registry on stderr when it is the implicit user-data one: outside a
+    project it would otherwise be used silently."""
+    if home.found_by == "user-default":
+        click.echo(
+            f"using registry {home.root} (user default; choose another with "
+            "--registry, ADAPTERS_HOME or `adapters init`)",
+            err=True,
+        )
 
 
 pass_state = click.make_pass_decorator(AppState)

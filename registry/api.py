@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -12,18 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
 from registry.errors import ArgumentError
-from registry.lifecycle import aliases, audit, evals, status
+from registry.lifecycle import aliases, annotate, audit, evals, status
 from registry.lifecycle.aliases import push_gate
 from registry.lifecycle.policy import parse_requirement
 from registry.lifecycle.results import (
     AliasChange,
     AuditEvent,
     Comparison,
+    DescriptionChange,
     EvalRecord,
     GateReport,
     LineageReport,
     Removal,
     StatusChange,
+    TagChange,
 )
 from registry.lifecycle.selection import row_id
 from registry.progress import Progress
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 # Openers of registry URLs by scheme (http, https), installed by ``registry.remote`` when the
 # package is imported: the remote client builds on this class, so this module cannot import it.
 URL_OPENERS: dict[str, Callable[..., Registry]] = {}
+URL_OPENER_MODULES = {"http": "registry.remote", "https": "registry.remote"}
 
 
 class Registry:
@@ -117,6 +121,9 @@ class Registry:
 
         target = str(path) if path is not None else os.environ.get("ADAPTERS_URL", "")
         scheme = target.partition("://")[0] if "://" in target else ""
+        if scheme in URL_OPENER_MODULES and scheme not in URL_OPENERS:
+            # The remote client builds on this class, so it is found by name, not imported.
+            importlib.import_module(URL_OPENER_MODULES[scheme])
         if scheme in URL_OPENERS:
             return URL_OPENERS[scheme](target, token=token)
         home = init_home(Path(path)) if path is not None and create else find_home(path)
@@ -239,8 +246,15 @@ class Registry:
 
         Raises ``ArgumentError`` (``InvalidNameError`` when only names are wrong) naming
         every bad filter, and ``TypeError`` for an unknown keyword.
+
+        Without ``limit`` every match is returned (the CLI pages, this does not); with
+        one, only about that many rows are read, however large the catalog.
         """
         return self.catalog.list_versions(ListQuery.of(query, fields).compile())
+
+    def count(self, query: ListQuery | None = None, /, **fields: Any) -> int:
+        """How many versions ``list`` with the same filters would return without a limit."""
+        return self.catalog.count_matching(ListQuery.of(query, fields).compile())
 
     # -- checking and getting back -------------------------------------------------
 
@@ -482,6 +496,21 @@ class Registry:
         return evals.record_eval(
             self.catalog, ref, scores, dataset=dataset, split=split, notes=notes
         )
+
+    def set_tags(
+        self,
+        ref: str | Ref,
+        tags: Mapping[str, str] | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> TagChange:
+        """Set tags (new keys added, existing values replaced) and remove the keys in
+        ``remove`` on the version ``ref`` resolves to; audited, all or nothing."""
+        return annotate.set_tags(self.catalog, ref, tags, remove=remove)
+
+    def describe(self, ref: str | Ref, text: str) -> DescriptionChange:
+        """Set the description of the version ``ref`` resolves to ("" clears it); audited."""
+        return annotate.describe(self.catalog, ref, text)
 
     def set_alias(
         self, ref: str | Ref, alias: str, *, requires: Sequence[str] = (), note: str = ""

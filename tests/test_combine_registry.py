@@ -198,3 +198,15 @@ def test_help_does_not_import_torch(command: str, hermetic_env: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Example:" in done.stdout and done.stdout.strip().endswith("False")
+
+
+def test_combining_one_version_twice_is_flagged(registry: Registry, pushed: Path) -> None:
+    registry.set_alias("a@1", "prod")
+    done = run("combine", "a@1", "a@prod", "b", "--method", "cat", "--name", "twice")
+    assert done.exit_code == 0, done.output
+    assert (
+        "note: the same version is combined more than once: a@1 (given as a@1, a@prod)"
+        in done.stderr
+    )
+    once = run("combine", "a", "b", "--method", "cat", "--name", "once", "--json")
+    assert json.loads(once.stdout)["notes"] == []

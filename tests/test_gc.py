@@ -40,7 +40,7 @@ def test_dry_run_lists_and_deletes_nothing(registry: Registry, tmp_path: Path) -
     shown = run("gc", "--dry-run")
     assert shown.exit_code == 0
     assert f"sha256:{orphan.sha256}" in shown.stdout and "12 B" in shown.stdout
-    assert "would delete 1 blob(s)" in shown.stdout
+    assert "would delete 1 blob and 0 temp files" in shown.stdout
     as_json = json.loads(run("gc", "--dry-run", "--json").stdout)
     assert as_json["blobs"] == [{"sha256": orphan.sha256, "size": 12}]
     assert registry.blobs.exists(orphan.sha256)
@@ -52,7 +52,7 @@ def test_gc_deletes_only_unreferenced_blobs(registry: Registry, tmp_path: Path) 
     registry.push(write_lora(tmp_path / "b", 2), name="y")
     orphans = [registry.blobs.put_bytes(f"orphan {i}".encode()).sha256 for i in range(3)]
     done = run("gc")
-    assert done.exit_code == 0 and "deleted 3 blob(s)" in done.stderr
+    assert done.exit_code == 0 and "deleted 3 blobs" in done.stdout  # the summary is data: stdout
     assert not any(registry.blobs.exists(o) for o in orphans)
     assert all(registry.verify(v.ref).ok for v in registry.list())
     assert registry.gc().blobs == ()

@@ -209,7 +209,7 @@ def test_compare_reports_evals_config_and_unmatched(registry: Registry, tmp_path
     shown = run("compare", "x", "y")
     assert shown.exit_code == 0, shown.output
     assert "config.r" in shown.stdout and "+0.1" in shown.stdout
-    assert "4 module(s) not compared" in shown.stdout
+    assert "4 modules not compared" in shown.stdout
     as_json = json.loads(run("compare", "x", "y", "--json").stdout)
     assert as_json["similarity"][0]["shape"] == [16, 16]
 

@@ -269,3 +269,43 @@ class Comparison:
             "similarity_note": self.similarity_note,
             "unmatched_modules": list(self.unmatched_modules),
         }
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """A version's tags before and after ``set_tags``."""
+
+    ref: str
+    digest: str
+    tags: dict[str, str]
+    previous: dict[str, str]
+
+    @property
+    def changed(self) -> bool:
+        return self.tags != self.previous
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "digest": self.digest,
+            "tags": dict(self.tags),
+            "previous": dict(self.previous),
+            "changed": self.changed,
+        }
+
+
+@dataclass(frozen=True)
+class DescriptionChange:
+    """A version's description before and after ``describe`` (None: none)."""
+
+    ref: str
+    digest: str
+    description: str | None
+    previous: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.description != self.previous
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "changed": self.changed}

@@ -253,7 +253,8 @@ def delete_version(
         if aliases and not force:
             shown = ", ".join(f"{row.name}@{a}" for a in aliases)
             raise ConflictError(
-                f"{row.name}@{row.version} is what {shown} point(s) at; move or remove the "
+                f"{row.name}@{row.version} is what {shown} "
+                f"{'points' if len(aliases) == 1 else 'point'} at; move or remove the "
                 f"alias first (adapters alias --rm {row.name} {aliases[0]}) or pass --force"
             )
         for alias in aliases:
@@ -336,3 +337,75 @@ def events(
 def event_count(engine: Engine) -> int:
     with read_session(engine) as session:
         return int(session.exec(select(func.count()).select_from(AuditEventRow)).one())
+
+
+# -- tags and description --------------------------------------------------------------
+
+
+def change_tags(
+    engine: Engine,
+    version_id: int,
+    tags: dict[str, str],
+    remove: Sequence[str],
+    actor: str,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Set ``tags`` and drop the keys in ``remove``; return (before, after). A key to
+    remove that the version lacks is a ``NotFoundError`` and nothing changes."""
+    with write_session(engine) as session:
+        row = _lock_version(session, version_id, exclusive=True)
+        current = {
+            t.key: t.value
+            for t in session.exec(select(TagRow).where(TagRow.version_id == version_id))
+        }
+        absent = sorted(set(remove) - set(current))
+        if absent:
+            keys = ", ".join(sorted(current)) or "none"
+            raise NotFoundError(
+                f"{row.name}@{row.version} has no tag {', '.join(absent)}; its tags: {keys}"
+            )
+        after = {k: v for k, v in current.items() if k not in remove} | tags
+        if after == current:
+            return current, after  # nothing changes, so nothing is recorded
+        for key in remove:
+            session.exec(
+                delete(TagRow).where(col(TagRow.version_id) == version_id, col(TagRow.key) == key)
+            )
+        for key, value in tags.items():
+            existing = session.get(TagRow, (version_id, key))
+            if existing is None:
+                session.add(TagRow(version_id=version_id, key=key, value=value))
+            else:
+                existing.value = value
+                session.add(existing)
+        changed = {k: v for k, v in tags.items() if current.get(k) != v}
+        add_event(
+            session,
+            actor,
+            "tag",
+            row.name,
+            row.version,
+            {"digest": row.digest, "set": changed, "removed": sorted(remove), "previous": current},
+        )
+        return current, after
+
+
+def set_description(
+    engine: Engine, version_id: int, description: str | None, actor: str
+) -> str | None:
+    """Set (None: clear) the description; return the previous one."""
+    with write_session(engine) as session:
+        row = _lock_version(session, version_id, exclusive=True)
+        previous = row.description
+        if previous == description:
+            return previous
+        row.description = description
+        session.add(row)
+        add_event(
+            session,
+            actor,
+            "describe",
+            row.name,
+            row.version,
+            {"digest": row.digest, "description": description, "previous": previous},
+        )
+        return previous

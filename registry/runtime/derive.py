@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +177,19 @@ def _base_text(base: BaseModelRef) -> str:
     return f"{base.name}@{base.revision}" if base.revision else base.name
 
 
+def _repeated_note(refs: Sequence[str], versions: Sequence[AdapterVersion]) -> str | None:
+    """Combining one version with itself is allowed (its weights add up) but is more often
+    a slip, such as my-lora@prod next to the version prod points at."""
+    given: dict[str, list[str]] = {}
+    for ref, version in zip(refs, versions, strict=True):
+        given.setdefault(version.ref, []).append(ref)
+    twice = {ref: names for ref, names in given.items() if len(names) > 1}
+    if not twice:
+        return None
+    shown = "; ".join(f"{ref} (given as {', '.join(names)})" for ref, names in twice.items())
+    return f"the same version is combined more than once: {shown}; its weights add up"
+
+
 def combine_versions(
     store: Store,
     refs: Sequence[str],
@@ -201,6 +214,9 @@ def combine_versions(
         progress=progress,
     )
     fault_point("combine.computed")
+    repeated = _repeated_note(refs, versions)
+    if repeated:
+        produced = replace(produced, notes=(repeated, *produced.notes))
     parameters = dict(produced.parameters)
     if differences:
         parameters["different_bases"] = differences

@@ -52,6 +52,7 @@ class AdapterVersion:
     evals: tuple[EvalScore, ...] = ()
     aliases: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
 
     @property
     def ref(self) -> str:
@@ -102,6 +103,7 @@ class AdapterVersion:
             "created_by": self.created_by,
             "aliases": list(self.aliases),
             "tags": dict(self.tags),
+            "description": self.description,
             "evals": [
                 {**vars(s), "recorded_at": iso_utc(s.recorded_at)} for s in self.latest_evals()
             ],

@@ -32,7 +32,12 @@ from registry.store.catalog.history import (
     utcnow,
 )
 from registry.store.catalog.lineage_edges import record_lineage
-from registry.store.catalog.listing import id_query, ordered_ids, ordered_rows
+from registry.store.catalog.listing import (
+    filter_clauses,
+    id_query,
+    ordered_ids,
+    ordered_rows,
+)
 from registry.store.catalog.resolve import choose
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
 from registry.store.catalog.tables import (
@@ -331,8 +336,14 @@ class Catalog:
                 return self._load(
                     session, [_VersionColumns._make(r) for r in ordered_rows(rows, flt)]
                 )
-            rows = connection.execute(id_query(flt)).all()
+            rows = connection.execute(id_query(flt, dialect=connection.dialect.name)).all()
             return self._load_ids(session, ordered_ids(rows, flt))
+
+    def count_matching(self, flt: ListFilter) -> int:
+        """How many versions match ``flt``'s filters (its order and limit aside)."""
+        query = select(func.count()).select_from(AdapterVersionRow).where(*filter_clauses(flt))
+        with read_session(self.engine) as session:
+            return int(session.exec(query).one())
 
     def get_many(self, ids: Sequence[int]) -> list[AdapterVersion]:
         """The versions with these ids, in this order (unknown ids are skipped)."""
@@ -413,6 +424,7 @@ class Catalog:
                     evals=tuple(evals.get(row.id, ())),
                     aliases=tuple(aliases.get(row.id, ())),
                     tags=tags.get(row.id, {}),
+                    description=row.description,
                 )
             )
         return results

@@ -3,8 +3,10 @@
 Listing runs in two steps. The first selects only ids (plus what the order needs)
 of the matching versions, so filters and ``LIMIT`` run in the database on indexes;
 the second loads the chosen rows with their annotations. PEP 440 order cannot be
-expressed in SQL, so ``name`` and ``version`` orders sort the small id tuples in
-Python before the limit is applied.
+expressed in SQL, so ``version`` order sorts the small id tuples in Python before
+the limit is applied. ``name`` order with a limit runs in SQL on the
+``(name, version_key)`` index (``version_key`` is PEP 440 order as a byte-ordered
+string), so a page of a huge catalog reads a page of rows.
 """
 
 from __future__ import annotations
@@ -178,7 +180,13 @@ def filter_clauses(flt: ListFilter) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def id_query(flt: ListFilter, *, whole_rows: bool = False) -> Select[Any]:
+def byte_order(column: Any, dialect: str) -> Any:
+    """``column`` compared by code points, as Python compares ``str`` (PostgreSQL's
+    default collation is the locale's; SQLite's BINARY already is)."""
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Select[Any]:
     """Step one: the matching ids (and sort keys), ordered and limited where SQL can.
 
     ``whole_rows`` selects every column instead (id, name and version stay first),
@@ -203,7 +211,11 @@ def id_query(flt: ListFilter, *, whole_rows: bool = False) -> Select[Any]:
         best = value.asc() if flt.reverse else value.desc()
         # Versions without the metric come last in either direction.
         query = query.order_by(best.nulls_last(), col(v.name), col(v.id))
-    if order.kind in ("created", "metric") and flt.limit is not None:
+    elif order.kind == "name" and flt.limit is not None:
+        # Python's order (name by code point, then PEP 440), so SQL can apply the limit.
+        keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
+        query = query.order_by(*(key.desc() if flt.reverse else key.asc() for key in keys))
+    if order.kind in ("created", "metric", "name") and flt.limit is not None:
         query = query.limit(flt.limit)
     return query
 

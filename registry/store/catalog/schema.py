@@ -22,7 +22,7 @@ from registry.store.catalog import tables
 from registry.store.catalog.engine import WRITE_OPTION, redacted_url
 from registry.store.catalog.schema_steps import STEPS, upgrade_one
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_KEY = "schema_version"
 CREATED_KEY = "created_at"  # seconds since the epoch
 _SCHEMA_LOCK_ID = 7_245_001

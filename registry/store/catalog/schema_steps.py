@@ -12,7 +12,8 @@ aliases, tags, audit events and base models. Schema 2 adds the tables of lifecyc
 (alias history, blob leases), lineage, the Hub, base relations and signatures; the
 ``version_key`` and ``base_fingerprint`` columns (backfilled from each version's
 string and manifest); the indexes listing and resolution read; append-only triggers on
-the history tables; and, on PostgreSQL, time-zone-aware timestamps.
+the history tables; and, on PostgreSQL, time-zone-aware timestamps. Schema 3 adds
+``adapter_versions.description``, the text `adapters describe` sets.
 """
 
 from __future__ import annotations
@@ -354,6 +355,14 @@ _STEPS_1_TO_2: list[Callable[[str], Step]] = [
     _append_only,
 ]
 
+def _add_description(_dialect: str) -> Step:
+    return _sql(
+        "add adapter_versions.description (set by `adapters describe`)",
+        ["ALTER TABLE adapter_versions ADD COLUMN description TEXT"],
+    )
+
+
+_STEPS_2_TO_3: list[Callable[[str], Step]] = [_add_description]
 
 # -- access tokens of the server -----------------------------------------------------------
 
@@ -377,7 +386,11 @@ def _create_api_tokens(dialect: str) -> Step:
 _STEPS_TOKENS: list[Callable[[str], Step]] = [_create_api_tokens]
 
 # STEPS[n]: the steps that take a catalog from schema n to n + 1, per dialect.
-STEPS: dict[int, list[Callable[[str], Step]]] = {1: _STEPS_1_TO_2, 2: _STEPS_TOKENS}
+STEPS: dict[int, list[Callable[[str], Step]]] = {
+    1: _STEPS_1_TO_2,
+    2: _STEPS_2_TO_3,
+    3: _STEPS_TOKENS,
+}
 
 
 def plan(found: int, target: int, dialect: str) -> list[tuple[int, Step]]:

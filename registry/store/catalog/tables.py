@@ -86,6 +86,8 @@ class AdapterVersionRow(SQLModel, table=True):
     status_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime
     created_by: str = Field(max_length=256)
+    # Free text people set after the push (`adapters describe`); schema 3.
+    description: str | None = Field(default=None, sa_column=Column(Text))
 
 
 @event.listens_for(AdapterVersionRow, "before_insert")
