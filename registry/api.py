@@ -13,27 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
 from registry.errors import ArgumentError
-from registry.lifecycle import aliases, annotate, audit, evals, status
+from registry.facade.lifecycle_methods import LifecycleMethods
+from registry.facade.operator_methods import OperatorMethods
 from registry.lifecycle.aliases import push_gate
-from registry.lifecycle.policy import parse_requirement
-from registry.lifecycle.results import (
-    AliasChange,
-    AuditEvent,
-    Comparison,
-    DescriptionChange,
-    EvalRecord,
-    GateReport,
-    LineageReport,
-    Removal,
-    StatusChange,
-    TagChange,
-)
 from registry.lifecycle.selection import row_id
 from registry.progress import Progress
 from registry.store.blob_store import BlobBackend
-from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
-from registry.store.home import RegistryHome, find_home, init_home, mark_home
+from registry.store.home import find_home, init_home, mark_home
 from registry.store.list_query import ListQuery
 from registry.store.push import PushRequest, push
 from registry.store.refs import Ref
@@ -53,10 +40,7 @@ if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
     from registry.bases.target import BaseTarget
     from registry.hub import HubSync
-    from registry.ops.methods import CombineSpec
-    from registry.runtime.derive import DeriveResult
     from registry.runtime.loader import LoadedAdapter, LoadMode
-    from registry.runtime.merge_into_base import MergeResult
     from registry.security.signing import Signature
     from registry.security.tokens import NewToken, TokenInfo
     from registry.store.blob_copy import BlobCopyResult
@@ -68,27 +52,12 @@ URL_OPENERS: dict[str, Callable[..., Registry]] = {}
 URL_OPENER_MODULES = {"http": "registry.remote", "https": "registry.remote"}
 
 
-class Registry:
+class Registry(LifecycleMethods, OperatorMethods):
     """An open registry: a catalog plus a blob store, found like git finds a repo.
 
     >>> reg = Registry.open()                       # doctest: +SKIP
     >>> reg.push("out/my-lora", evals={"accuracy": 0.93})  # doctest: +SKIP
     """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    @property
-    def home(self) -> RegistryHome:
-        return self.store.home
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.store.catalog
-
-    @property
-    def blobs(self) -> BlobBackend:
-        return self.store.blobs
 
     @property
     def hub(self) -> HubSync:
@@ -223,14 +192,6 @@ class Registry:
         )
 
     # -- finding -----------------------------------------------------------------
-
-    def get(self, ref: str | Ref) -> AdapterVersion:
-        """Resolve a reference (see ``registry.store.refs``) to one version.
-
-        A yanked version resolves only when pinned exactly (or through an alias), and
-        then with a ``YankedVersionWarning``.
-        """
-        return self.store.resolve(ref)
 
     def list(self, query: ListQuery | None = None, /, **fields: Any) -> list[AdapterVersion]:
         """Versions matching every given filter: a ``ListQuery``, or its fields as keywords
@@ -481,82 +442,6 @@ class Registry:
         versions = [(folder, self.get(ref)) for folder, ref in pairs]
         return materialize_versions(self.store, versions, Path(into), copy=copy, rehash=rehash)
 
-    # -- lifecycle ------------------------------------------------------------------
-
-    def record_eval(
-        self,
-        ref: str | Ref,
-        scores: Mapping[str, float],
-        *,
-        dataset: str = "",
-        split: str = "",
-        notes: str = "",
-    ) -> EvalRecord:
-        """Append eval scores to a version (earlier records are kept, never overwritten)."""
-        return evals.record_eval(
-            self.catalog, ref, scores, dataset=dataset, split=split, notes=notes
-        )
-
-    def set_tags(
-        self,
-        ref: str | Ref,
-        tags: Mapping[str, str] | None = None,
-        *,
-        remove: Sequence[str] = (),
-    ) -> TagChange:
-        """Set tags (new keys added, existing values replaced) and remove the keys in
-        ``remove`` on the version ``ref`` resolves to; audited, all or nothing."""
-        return annotate.set_tags(self.catalog, ref, tags, remove=remove)
-
-    def describe(self, ref: str | Ref, text: str) -> DescriptionChange:
-        """Set the description of the version ``ref`` resolves to ("" clears it); audited."""
-        return annotate.describe(self.catalog, ref, text)
-
-    def set_alias(
-        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = (), note: str = ""
-    ) -> AliasChange:
-        """Move ``alias`` to ``ref`` atomically, once the policy's gates and ``requires``
-        (``"accuracy@gsm8k>=0.93"``, ``"verify"``, ``"base-fingerprint"``) are met.
-
-        Raises ``GateError`` naming every unmet requirement.
-        """
-        return aliases.set_alias(
-            self.store,
-            ref,
-            alias,
-            requires=[parse_requirement(r) for r in requires],
-            note=note,
-        )
-
-    def check_alias(
-        self, ref: str | Ref, alias: str, *, requires: Sequence[str] = ()
-    ) -> GateReport:
-        """The gates ``set_alias`` would check, evaluated without moving the alias."""
-        return aliases.check_alias(
-            self.store,
-            ref,
-            alias,
-            [parse_requirement(r) for r in requires],
-        )
-
-    def remove_alias(self, name: str, alias: str, *, note: str = "") -> AliasChange:
-        return aliases.remove_alias(self.catalog, name, alias, note=note)
-
-    def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasChange]:
-        """Every move of the aliases of ``name`` (or of one alias), oldest first."""
-        return aliases.alias_history(self.catalog, name, alias)
-
-    def yank(self, ref: str | Ref, reason: str) -> StatusChange:
-        """Yank an exact version (PEP 592): skipped by bare names and specifiers."""
-        return status.yank(self.catalog, ref, reason)
-
-    def unyank(self, ref: str | Ref) -> StatusChange:
-        return status.unyank(self.catalog, ref)
-
-    def remove(self, ref: str | Ref, *, force: bool = False, reason: str = "") -> Removal:
-        """Delete an exact version from the catalog; refused while an alias points at it
-        unless ``force``. Its blobs are freed by ``gc``."""
-        return status.remove(self.catalog, ref, force=force, reason=reason)
 
     def gc(self, *, dry_run: bool = False, trust_catalog: bool = False) -> GcResult:
         """Delete blobs that no version references and no push in progress holds.
@@ -583,165 +468,6 @@ class Registry:
             return self.blobs if url is None else open_blob_backend(url, self.home)
 
         return copy_blobs(store(source), store(target), self.store.tmp_dir, progress)
-
-    def log(
-        self,
-        ref: str | Ref | None = None,
-        *,
-        actions: Sequence[str] = (),
-        actor: str | None = None,
-        limit: int | None = None,
-    ) -> builtins.list[AuditEvent]:
-        """Audit events, oldest first (``limit``: the newest ``limit`` of them)."""
-        return audit.audit_log(self.catalog, ref, actions=actions, actor=actor, limit=limit)
-
-    def record_event(
-        self,
-        action: str,
-        name: str | None = None,
-        version: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Append an audit event for a change made outside the catalog (e.g. hub sync)."""
-        from registry.lifecycle.transactions import record_event
-        from registry.store.actor import current_actor
-
-        record_event(
-            self.catalog.engine, current_actor(), action, name, version, dict(details or {})
-        )
-
-    def lineage(self, ref: str | Ref, *, depth: int = 64) -> LineageReport:
-        """Ancestors and descendants of a version through combine/merge/extract lineage."""
-        from registry.lifecycle.lineage import lineage
-
-        return lineage(self.catalog, self.get(ref), depth=depth)
-
-    def compare(self, a: str | Ref, b: str | Ref) -> Comparison:
-        """Evals side by side, manifest and config differences and, for two LoRA
-        adapters, the cosine similarity of their weight updates per module."""
-        from registry.lifecycle.compare import compare_versions
-
-        return compare_versions(self.get(a), self.get(b), self.blobs)
-
-    # -- operators: combine, merge into base, resize, extract ---------------------------
-
-    def combine(
-        self,
-        refs: Sequence[str | Ref],
-        spec: CombineSpec | None = None,
-        *,
-        name: str,
-        allow_different_bases: bool = False,
-        version: str | None = None,
-        alias: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
-        **parameters: Any,
-    ) -> DeriveResult:
-        """Combine versions into a new one, recorded with its lineage; see ``registry.ops``.
-
-        ``spec`` is a ``registry.ops.methods.CombineSpec``; or give its fields as keywords:
-        ``method`` ``cat`` (exact), ``svd`` (exact sum truncated to ``rank``), or ``linear``,
-        ``ties``, ``dare_linear``, ``dare_ties``, ``magnitude_prune`` (dense per module, then
-        rank ``rank``), ``weights`` (default 1 each), ``rank``, ``density``, ``seed``,
-        ``majority_sign``. IA3 adapters combine with ``linear``.
-        """
-        from registry.ops.methods import CombineSpec
-        from registry.runtime.derive import Destination, combine_versions
-
-        if spec is None:
-            spec = CombineSpec.build(count=len(refs), **parameters)
-        elif parameters:
-            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
-        return combine_versions(
-            self.store,
-            [str(r) for r in refs],
-            spec,
-            Destination(name, version, alias, dict(tags or {})),
-            allow_different_bases=allow_different_bases,
-            progress=progress,
-        )
-
-    def merge_into_base(
-        self,
-        ref: str | Ref,
-        base: str | Path,
-        out: str | Path,
-        *,
-        force: bool = False,
-        max_shard_bytes: int | None = None,
-        overwrite: bool = False,
-        progress: Progress | None = None,
-    ) -> MergeResult:
-        """Write the base checkpoint in ``base`` with the version folded in to ``out``,
-        streaming tensor by tensor; refuses a base that does not fit unless ``force``."""
-        from registry.runtime.merge_into_base import merge_version
-
-        return merge_version(
-            self.store,
-            str(ref),
-            Path(base),
-            Path(out),
-            force=force,
-            max_shard_bytes=max_shard_bytes,
-            overwrite=overwrite,
-            progress=progress,
-        )
-
-    def resize(
-        self,
-        ref: str | Ref,
-        rank: int,
-        *,
-        name: str,
-        version: str | None = None,
-        alias: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
-    ) -> DeriveResult:
-        """A new version holding the best rank-``rank`` approximation of ``ref``."""
-        from registry.runtime.derive import Destination, resize_version
-
-        return resize_version(
-            self.store,
-            str(ref),
-            rank,
-            Destination(name, version, alias, dict(tags or {})),
-            progress=progress,
-        )
-
-    def extract(
-        self,
-        base: str | Path,
-        tuned: str | Path,
-        rank: int,
-        *,
-        name: str,
-        targets: Sequence[str] = (),
-        include_embeddings: bool = False,
-        base_name: str | None = None,
-        seed: int = 0,
-        version: str | None = None,
-        alias: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
-    ) -> DeriveResult:
-        """A LoRA of rank ``rank`` approximating ``tuned - base`` (two model directories)."""
-        from registry.runtime.derive import Destination, extract_version
-
-        return extract_version(
-            self.store,
-            Path(base),
-            Path(tuned),
-            rank,
-            Destination(name, version, alias, dict(tags or {})),
-            targets=targets,
-            include_embeddings=include_embeddings,
-            base_name=base_name,
-            seed=seed,
-            progress=progress,
-        )
-
 
 def _module_target(module: Any) -> BaseTarget:
     from registry.bases.target import target_from_module
