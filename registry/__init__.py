@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from registry.api import Registry
     from registry.check import Check
     from registry.errors import (
+        AccessError,
         ArgumentError,
         CatalogError,
         ConflictError,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         InvalidNameError,
         NotFoundError,
         RegistryError,
+        ServerError,
         UnsafeFormatError,
         ValidationError,
         YankedVersionWarning,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         StatusChange,
     )
     from registry.release import __version__
+    from registry.remote import RemoteRegistry
     from registry.store.list_query import ListQuery
     from registry.store.results import (
         AdapterVersion,
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "Registry": "registry.api",
     "Check": "registry.check",
+    "AccessError": "registry.errors",
     "ArgumentError": "registry.errors",
     "CatalogError": "registry.errors",
     "ConflictError": "registry.errors",
@@ -68,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidNameError": "registry.errors",
     "NotFoundError": "registry.errors",
     "RegistryError": "registry.errors",
+    "ServerError": "registry.errors",
     "UnsafeFormatError": "registry.errors",
     "ValidationError": "registry.errors",
     "YankedVersionWarning": "registry.errors",
@@ -80,6 +85,7 @@ _EXPORTS: dict[str, str] = {
     "Removal": "registry.lifecycle.results",
     "StatusChange": "registry.lifecycle.results",
     "__version__": "registry.release",
+    "RemoteRegistry": "registry.remote",
     "ListQuery": "registry.store.list_query",
     "AdapterVersion": "registry.store.results",
     "EvalScore": "registry.store.results",
