@@ -144,15 +144,19 @@ def token_list(state: AppState, as_json: bool) -> None:
 
 @token.command("revoke")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the revoked token as JSON.")
 @pass_state
-def token_revoke(state: AppState, name: str) -> None:
+def token_revoke(state: AppState, name: str, as_json: bool) -> None:
     """Revoke a token at once.
 
     \b
     Example:
       adapters token revoke ci
     """
-    state.registry().revoke_token(name)
+    revoked = state.registry().revoke_token(name)
+    if as_json:
+        echo_json(revoked.to_dict())
+        return
     click.echo(f"revoked token {name!r}")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import (
     ArgumentError,
     DatabaseError,
     DBAPIError,
+    IntegrityError,
     NoSuchModuleError,
     SAWarning,
 )
@@ -170,6 +171,10 @@ def wrap_operational(engine: Engine) -> Iterator[None]:
     """Turn a database that cannot be reached or used into a ``CatalogError``."""
     try:
         yield
+    except IntegrityError:
+        # A constraint deciding a race (two writers of one version or alias): the callers
+        # that expect it retry, so it passes through unchanged.
+        raise
     except DatabaseError as exc:
         # One line: driver messages carry newlines and hints of their own.
         raise CatalogError(_failure(engine, _one_line(exc.orig))) from exc

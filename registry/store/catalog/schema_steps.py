@@ -376,7 +376,8 @@ def _create_api_tokens(dialect: str) -> Step:
             "role VARCHAR(16) NOT NULL, namespace VARCHAR(96), "
             f"secret_sha256 VARCHAR(64) NOT NULL, created_at {time} NOT NULL, "
             f"created_by VARCHAR(256) NOT NULL, expires_at {time}, revoked_at {time}, "
-            "PRIMARY KEY (id), UNIQUE (name), UNIQUE (secret_sha256))",
+            "PRIMARY KEY (id), CONSTRAINT uq_api_tokens_name UNIQUE (name), "
+            "CONSTRAINT uq_api_tokens_secret_sha256 UNIQUE (secret_sha256))",
         ],
     )
 

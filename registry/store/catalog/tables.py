@@ -311,12 +311,17 @@ class ApiTokenRow(SQLModel, table=True):
     """A server access token: only the sha256 of its secret is kept (``security/tokens.py``)."""
 
     __tablename__ = "api_tokens"
+    # Named, so that a created catalog and an upgraded one have the same constraints.
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_api_tokens_name"),
+        UniqueConstraint("secret_sha256", name="uq_api_tokens_secret_sha256"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=64)
     role: str = Field(max_length=16)
     namespace: str | None = Field(default=None, max_length=96)
-    secret_sha256: str = Field(unique=True, max_length=64)
+    secret_sha256: str = Field(max_length=64)
     created_at: datetime
     created_by: str = Field(max_length=256)
     expires_at: datetime | None = None
