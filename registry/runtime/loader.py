@@ -32,6 +32,7 @@ from registry.formats.lora_init import base_rewriting_init, base_rewriting_messa
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
+from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.store.base_records import adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
@@ -70,6 +71,7 @@ class LoadedAdapter:
     model: Any
     base: torch.nn.Module
     _originals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _snapshot: ModuleSnapshot | None = field(default=None, repr=False)  # peft mode
     active: bool = True
 
     def unload(self, *, keep_buffers: bool = True) -> torch.nn.Module:
@@ -93,11 +95,10 @@ class LoadedAdapter:
                 _buffers(self.base).update(merged)
             else:
                 release_buffers(self.base)
-        else:
-            restored = self.model.unload() if hasattr(self.model, "unload") else None
-            if restored is None:
-                restored = self.model.get_base_model()
-            self.base = restored
+        elif self._snapshot is not None:
+            # PEFT's own unload leaves modules_to_save wrappers and rewritten weights behind.
+            self.base = restore_snapshot(self._snapshot)
+            self._snapshot = None
         if getattr(self.base, _MARKER, None) == self.digest:
             delattr(self.base, _MARKER)
         self.active = False
@@ -247,10 +248,22 @@ def load(
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
     if chosen == "peft":
-        peft_model = _load_with_peft(store, version, model)
+        snapshot = take_snapshot(model, copy_values=rewrites_base is not None)
+        try:
+            peft_model = _load_with_peft(store, version, model)
+        except BaseException:
+            restore_snapshot(snapshot)
+            raise
         setattr(model, _MARKER, version.digest)
         return LoadedAdapter(
-            version.ref, version.digest, version.method, "peft", report, peft_model, model
+            version.ref,
+            version.digest,
+            version.method,
+            "peft",
+            report,
+            peft_model,
+            model,
+            _snapshot=snapshot,
         )
     originals = _apply_native(store, version, model)
     setattr(model, _MARKER, version.digest)
