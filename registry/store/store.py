@@ -10,7 +10,7 @@ travels further down.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import CatalogMissingError, YankedVersionWarning
@@ -28,10 +28,7 @@ class Store:
 
     home: RegistryHome
     catalog: Catalog
-    blobs: BlobBackend = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.blobs = open_blob_store(self.home)
+    blobs: BlobBackend
 
     @classmethod
     def open(
@@ -46,16 +43,17 @@ class Store:
         over blobs without ``new_catalog``: a home that holds blobs and no catalog lost
         its catalog, and an empty one would make every blob look unreferenced."""
         url = database_url or home.database_url()
-        if create and not new_catalog and open_blob_store(home).holds_any():
+        blobs = open_blob_store(home)
+        if create and not new_catalog and blobs.holds_any():
             try:
-                return cls(home, Catalog(url))
+                return cls(home, Catalog(url), blobs)
             except CatalogMissingError as exc:
                 raise CatalogMissingError(
                     f"{str(exc).split(';')[0]}, yet {home.objects_dir} holds blobs; restore "
                     "the catalog from a backup (`adapters doctor` explains), or pass "
                     "--new-catalog to start an empty one over these blobs"
                 ) from None
-        return cls(home, Catalog(url, create=create or home.new))
+        return cls(home, Catalog(url, create=create or home.new), blobs)
 
     @property
     def root(self) -> Path:
