@@ -11,7 +11,6 @@ import click
 
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, human_size, output_width, table
-from registry.hub.links import links_for_version
 from registry.store.catalog.listing import STATUSES
 from registry.store.list_query import ListQuery
 from registry.store.manifest import Lineage
@@ -112,7 +111,7 @@ def list_(
     }
     # The other options are named after the query's fields, so they pass through as is.
     query = ListQuery(tags=tag_filter, **filters)
-    registry = state.registry()
+    registry = state.reader()
     # One row more than shown tells whether to count the rest; only a page is read.
     page = registry.list(replace(query, limit=None if show_all else limit + 1))
     more = 0
@@ -177,6 +176,8 @@ def show(state: AppState, ref: str, show_config: bool, as_json: bool) -> None:
     version = registry.get(ref)
     # Hub links live in the catalog, which a server does not expose (yet).
     remote = state.is_remote()
+    from registry.hub.links import links_for_version
+
     links = [] if remote else links_for_version(registry.catalog, version.name, version.version)
     if as_json:
         echo_json({**version.to_dict(), "hub": [link.to_dict() for link in links]})

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from registry.api import Registry
+    from registry.facade.reader import CatalogReader
     from registry.store.home import RegistryHome
 
 
@@ -33,6 +34,19 @@ class AppState:
             if not self.is_remote():
                 announce_home(self._registry.home)
         return self._registry
+
+    def reader(self) -> Registry | CatalogReader:
+        """For commands that only list: a local SQLite catalog read without SQLAlchemy
+        (much faster to start), else the registry itself."""
+        if self._registry is None:
+            from registry.facade.reader import CatalogReader
+
+            reader = CatalogReader.open(self.registry_path)
+            if reader is not None:
+                click.get_current_context().call_on_close(reader.close)
+                announce_home(reader.home)
+                return reader
+        return self.registry()
 
     def is_remote(self) -> bool:
         """A server URL, given with --registry or ADAPTERS_URL (as Registry.open reads it)."""

@@ -14,8 +14,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from registry.errors import CatalogError, ConflictError, NotFoundError
 from registry.store.catalog import schema
-from registry.store.catalog.catalog import Catalog, InsertOutcome, ListFilter, NewVersion
+from registry.store.catalog.catalog import Catalog, InsertOutcome, NewVersion
 from registry.store.catalog.engine import BUSY_TIMEOUT_MS, make_engine
+from registry.store.catalog.listing import ListFilter
 from registry.store.catalog.schema import SCHEMA_VERSION, SchemaStatus, ensure_schema, status
 from registry.store.manifest import BaseModelRef, FileEntry, Manifest
 from registry.store.refs import next_version, parse_ref

@@ -46,9 +46,18 @@ def test_help_and_version_import_no_heavy_library(args: list[str], hermetic_env:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def test_list_imports_neither_torch_nor_numpy(hermetic_env: Path) -> None:
+def test_list_imports_no_heavy_library(hermetic_env: Path) -> None:
+    Registry.open(hermetic_env, create=True).close()
+    # A SQLite catalog is read with the standard library's sqlite3.
+    loaded = _imported_after(["list", "--json"], hermetic_env)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_list_of_a_registry_not_created_yet_opens_it_through_the_catalog(
+    hermetic_env: Path,
+) -> None:
     loaded = _imported_after(["list"], hermetic_env)
-    assert "sqlalchemy" in loaded  # it did open the catalog
+    assert "sqlalchemy" in loaded  # it created the catalog
     assert not loaded & {"torch", "numpy", "safetensors", "huggingface_hub", "peft"}
 
 

@@ -33,7 +33,7 @@ from registry import Registry
 from registry.cli import main
 from registry.faults import ENV_VAR
 from registry.store.blobs import TMP_PREFIX
-from registry.store.catalog.catalog import ListFilter
+from registry.store.catalog.listing import ListFilter
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")

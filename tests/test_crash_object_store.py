@@ -24,7 +24,7 @@ from registry import Registry
 from registry.admin.doctor import diagnose
 from registry.cli import main
 from registry.faults import ENV_VAR
-from registry.store.catalog.catalog import ListFilter
+from registry.store.catalog.listing import ListFilter
 from registry.store.object_blobs import ObjectBlobStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,7 @@ from support.lifecycle import insert, manifest, one_line_error, run
 
 from registry import Registry
 from registry.errors import ArgumentError, InvalidNameError
-from registry.store.catalog.catalog import ListFilter
-from registry.store.catalog.listing import explain
+from registry.store.catalog.listing import ListFilter, explain
 from registry.store.conditions import Condition, parse_condition
 from registry.store.list_query import ListQuery
 
@@ -346,3 +345,77 @@ def test_a_list_query_or_its_fields(catalog_reg: Registry) -> None:
     # Checking happens when the query runs, with every problem in one error.
     with pytest.raises(ArgumentError, match=r"unknown status.*limit must be"):
         ListQuery(status="gone", limit=0).compile()
+
+
+# -- the read path without SQLAlchemy ----------------------------------------------------
+
+
+PARITY_QUERIES: list[dict[str, object]] = [
+    {},
+    {"limit": 2},
+    {"limit": 3, "reverse": True},
+    {"name": "s*"},
+    {"name": "C?AT"},
+    {"base": "other/base"},
+    {"base": "other/base@r2"},
+    {"base": FP_A[:19]},
+    {"base": FP_B},
+    {"method": "ia3"},
+    {"alias": "prod"},
+    {"tags": {"team": "nlp"}},
+    {"tags": {"team": None, "stage": "rc"}},
+    {"data": "sha256:" + DATA_2[:16]},
+    {"where": ["accuracy>=0.9"]},
+    {"where": ["accuracy@spider<0.95", "latency!=1"]},
+    {"status": "yanked"},
+    {"status": "active", "limit": 1},
+    {"sort": "version"},
+    {"sort": "version", "reverse": True, "limit": 2},
+    {"sort": "created"},
+    {"sort": "created", "reverse": True, "limit": 4},
+    {"sort": "accuracy@spider"},
+    {"sort": "accuracy", "reverse": True, "limit": 3},
+]
+
+
+def test_the_sqlite_reader_lists_what_the_catalog_lists(catalog_reg: Registry) -> None:
+    from registry.facade.reader import CatalogReader
+
+    catalog_reg.yank("sql@1.9", reason="broken")
+    catalog_reg.record_eval("chat@1", {"accuracy": 0.5}, dataset="mmlu", split="test")
+    reader = CatalogReader.open(catalog_reg.home.root)
+    if catalog_reg.catalog.engine.dialect.name != "sqlite":
+        assert reader is None  # PostgreSQL catalogs are read through SQLAlchemy
+        return
+    assert reader is not None
+    try:
+        for query in PARITY_QUERIES:
+            expected = catalog_reg.list(**query)  # type: ignore[arg-type]
+            assert reader.list(**query) == expected, query  # type: ignore[arg-type]
+            assert reader.count(**query) == catalog_reg.count(**query), query  # type: ignore[arg-type]
+        assert any(v.yanked for v in reader.list()) and any(v.evals for v in reader.list())
+        assert any(v.aliases for v in reader.list()) and any(v.tags for v in reader.list())
+        with pytest.raises(ArgumentError, match="limit"):
+            reader.list(limit=0)
+    finally:
+        reader.close()
+
+
+def test_the_sqlite_reader_leaves_other_schema_versions_to_the_catalog(
+    registry: Registry,
+) -> None:
+    import sqlite3
+
+    from registry.store.catalog.sqlite_reader import SqliteReader
+
+    if registry.catalog.engine.dialect.name != "sqlite":
+        return
+    path = Path(str(registry.catalog.engine.url.database))
+    reader = SqliteReader.open(path)
+    assert reader is not None
+    reader.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE schema_info SET value = '999' WHERE key = 'schema_version'")
+    assert SqliteReader.open(path) is None
+    assert SqliteReader.open(path.with_name("missing.db")) is None
+    assert not path.with_name("missing.db").exists()

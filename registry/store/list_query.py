@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ArgumentError, InvalidNameError, RegistryError, combined_error
-from registry.store.catalog.catalog import ListFilter
-from registry.store.catalog.listing import STATUSES, digest_prefix, parse_sort
+from registry.store.catalog.listing import STATUSES, ListFilter, digest_prefix, parse_sort
 from registry.store.conditions import Condition, parse_condition
 from registry.store.hashing import data_digest
 from registry.store.refs import validate_alias

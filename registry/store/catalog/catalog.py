@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, func, text, type_coerce
-from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlmodel import Session, col, select
 
@@ -32,12 +28,7 @@ from registry.store.catalog.history import (
     utcnow,
 )
 from registry.store.catalog.lineage_edges import record_lineage
-from registry.store.catalog.listing import (
-    filter_clauses,
-    id_query,
-    ordered_ids,
-    ordered_rows,
-)
+from registry.store.catalog.listing import ListFilter, count_matching, list_versions
 from registry.store.catalog.resolve import choose
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
 from registry.store.catalog.tables import (
@@ -49,11 +40,11 @@ from registry.store.catalog.tables import (
     TrainingDataRow,
     VersionFileRow,
 )
-from registry.store.conditions import Condition
+from registry.store.catalog.version_rows import VERSION_COLUMNS, Execute, load_ids, load_rows
 from registry.store.leases import release_leases
 from registry.store.manifest import Manifest
 from registry.store.refs import Ref
-from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
+from registry.store.results import AdapterVersion, TrainingDataInfo
 from registry.store.scores import NewScore
 
 
@@ -77,25 +68,6 @@ class NewVersion:
 class InsertOutcome:
     row_id: int
     created: bool
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """What ``list`` selects, compiled from a ``ListQuery`` (``store/list_query.py``);
-    every given filter must hold (see ``catalog/listing.py``)."""
-
-    name_glob: str | None = None
-    base: str | None = None  # NAME[@REVISION], or a base fingerprint sha256:HEX (12+ digits)
-    method: str | None = None
-    include_yanked: bool = True
-    status: str | None = None  # "active" | "yanked"
-    alias: str | None = None
-    tags: tuple[tuple[str, str | None], ...] = ()  # (key, value); value None: key present
-    data_sha256: str | None = None  # training data digest, sha256:HEX (12+ digits)
-    where: tuple[Condition, ...] = ()
-    sort: str = "name"  # name | version | created | METRIC[@DATASET]
-    reverse: bool = False
-    limit: int | None = None
 
 
 class Catalog:
@@ -330,104 +302,26 @@ class Catalog:
         """Versions matching every filter of ``flt``, in its order (see ``listing.py``)."""
         with read_session(self.engine) as session:
             connection = session.connection()
-            if flt.limit is None:
-                # Every match is loaded anyway: read whole rows in one go.
-                rows = connection.execute(id_query(flt, whole_rows=True)).all()
-                return self._load(
-                    session, [_VersionColumns._make(r) for r in ordered_rows(rows, flt)]
-                )
-            rows = connection.execute(id_query(flt, dialect=connection.dialect.name)).all()
-            return self._load_ids(session, ordered_ids(rows, flt))
+            return list_versions(_executor(connection), flt, connection.dialect.name)
 
     def count_matching(self, flt: ListFilter) -> int:
         """How many versions match ``flt``'s filters (its order and limit aside)."""
-        query = select(func.count()).select_from(AdapterVersionRow).where(*filter_clauses(flt))
         with read_session(self.engine) as session:
-            return int(session.exec(query).one())
+            return count_matching(_executor(session.connection()), flt)
 
     def get_many(self, ids: Sequence[int]) -> list[AdapterVersion]:
         """The versions with these ids, in this order (unknown ids are skipped)."""
         with read_session(self.engine) as session:
-            return self._load_ids(session, ids)
-
-    def _load_ids(self, session: Session, ids: Sequence[int]) -> list[AdapterVersion]:
-        # Plain column tuples, not ORM objects: building thousands of mapped instances
-        # would cost more than the query itself.
-        table = AdapterVersionRow.__table__  # type: ignore[attr-defined]
-        by_id: dict[int, Any] = {}
-        for chunk in _chunks(ids):
-            for row in session.connection().execute(sa_select(table).where(table.c.id.in_(chunk))):
-                by_id[row[0]] = _VersionColumns._make(row)
-        return self._load(session, [by_id[i] for i in ids if i in by_id])
+            return load_ids(_executor(session.connection()), ids)
 
     def count_versions(self) -> int:
         with read_session(self.engine) as session:
             return int(session.exec(select(func.count()).select_from(AdapterVersionRow)).one())
 
-    def _load(self, session: Session, rows: Sequence[Any]) -> list[AdapterVersion]:
-        """Rows (mapped or plain, with the adapter_versions columns as attributes) to typed
-        results, with annotations fetched in one query per table and chunk."""
-        ids = [row.id for row in rows if row.id is not None]
-        if not ids:
-            return []
-        evals: dict[int, list[EvalScore]] = {}
-        aliases: dict[int, list[str]] = {}
-        tags: dict[int, dict[str, str]] = {}
-        data: dict[int, list[TrainingDataInfo]] = {}
-        # Core statements on the connection: the ORM layer would add per-row overhead.
-        connection = session.connection()
-        recorded_at, to_datetime = _fast_timestamps(connection.dialect.name, EvalRow.recorded_at)
-        # In chunks: backends cap the number of bound parameters in one statement.
-        for chunk in _chunks(ids):
-            for ev in connection.execute(
-                _columns(EvalRow, "version_id", "metric", "value", "dataset", "split", "notes")
-                .add_columns(recorded_at, col(EvalRow.actor))
-                .where(col(EvalRow.version_id).in_(chunk))
-                .order_by(col(EvalRow.id))
-            ):
-                evals.setdefault(ev[0], []).append(
-                    EvalScore(ev[1], ev[2], ev[3], ev[4], ev[5], to_datetime(ev[6]), ev[7])
-                )
-            for al in connection.execute(
-                _columns(AliasRow, "version_id", "alias")
-                .where(col(AliasRow.version_id).in_(chunk))
-                .order_by(col(AliasRow.alias))
-            ):
-                aliases.setdefault(al[0], []).append(al[1])
-            for tag in connection.execute(
-                _columns(TagRow, "version_id", "key", "value")
-                .where(col(TagRow.version_id).in_(chunk))
-                .order_by(col(TagRow.key))
-            ):
-                tags.setdefault(tag[0], {})[tag[1]] = tag[2]
-            for td in connection.execute(
-                _columns(TrainingDataRow, "version_id", "sha256", "kind", "source", "files", "size")
-                .where(col(TrainingDataRow.version_id).in_(chunk))
-                .order_by(col(TrainingDataRow.id))
-            ):
-                data.setdefault(td[0], []).append(TrainingDataInfo(*td[1:]))
-        results = []
-        for row in rows:
-            assert row.id is not None
-            results.append(
-                AdapterVersion(
-                    name=row.name,
-                    version=row.version,
-                    digest=row.digest,
-                    manifest=Manifest.from_json(row.manifest),
-                    size_bytes=row.size_bytes,
-                    status=row.status,
-                    status_reason=row.status_reason,
-                    created_at=row.created_at,
-                    created_by=row.created_by,
-                    training_data=tuple(data.get(row.id, ())),
-                    evals=tuple(evals.get(row.id, ())),
-                    aliases=tuple(aliases.get(row.id, ())),
-                    tags=tags.get(row.id, {}),
-                    description=row.description,
-                )
-            )
-        return results
+    def _load(self, session: Session, rows: Sequence[AdapterVersionRow]) -> list[AdapterVersion]:
+        """Mapped rows to typed results, with their annotations (``version_rows``)."""
+        plain = [tuple(getattr(row, column) for column in VERSION_COLUMNS) for row in rows]
+        return load_rows(_executor(session.connection()), plain)
 
     def referenced_blobs(self) -> set[str]:
         with read_session(self.engine) as session:
@@ -458,40 +352,10 @@ def _queue_writers_of(session: Session, name: str) -> None:
 
 _VERSION_LOCK_SPACE = 7_245_002  # advisory lock keys: (space, hash of the name)
 
-# Bound parameters per IN list: SQLite before 3.32 allowed 999 per statement.
-_CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
+def _executor(connection: Connection) -> Execute:
+    """Plain SQL statements of ``listing`` and ``version_rows`` run through SQLAlchemy."""
 
+    def execute(sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+        return connection.execute(text(sql), dict(params)).all()
 
-def _fast_timestamps(dialect: str, column: Any) -> tuple[Any, Callable[[Any], datetime]]:
-    """A timestamp column and its converter to an aware UTC datetime.
-
-    SQLite stores text; parsing it with ``datetime.fromisoformat`` is several times
-    faster than the generic type processing, which shows on thousands of evals.
-    """
-    if dialect != "sqlite":
-        return col(column), _as_utc
-    return type_coerce(column, String), _parse_utc
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _parse_utc(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
-# adapter_versions columns as a namedtuple: attribute access on SQLAlchemy rows is
-# slow enough to show in listings of thousands of versions.
-_VersionColumns = namedtuple(  # type: ignore[misc]
-    "_VersionColumns",
-    [c.name for c in AdapterVersionRow.__table__.columns],  # type: ignore[attr-defined]
-)
-
-
-def _columns(model: Any, *names: str) -> Any:
-    return sa_select(*(getattr(model.__table__.c, name) for name in names))
-
-
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+    return execute

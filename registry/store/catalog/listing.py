@@ -2,11 +2,16 @@
 
 Listing runs in two steps. The first selects only ids (plus what the order needs)
 of the matching versions, so filters and ``LIMIT`` run in the database on indexes;
-the second loads the chosen rows with their annotations. PEP 440 order cannot be
-expressed in SQL, so ``version`` order sorts the small id tuples in Python before
-the limit is applied. ``name`` order with a limit runs in SQL on the
+the second loads the chosen rows with their annotations (``version_rows``). PEP 440
+order cannot be expressed in SQL, so ``version`` order sorts the small id tuples in
+Python before the limit is applied. ``name`` order with a limit runs in SQL on the
 ``(name, version_key)`` index (``version_key`` is PEP 440 order as a byte-ordered
 string), so a page of a huge catalog reads a page of rows.
+
+The statements are plain SQL text with named parameters, run by whatever executes
+them: SQLAlchemy on every backend (``Catalog``), or the standard library's
+``sqlite3`` for commands that only read a SQLite catalog (``sqlite_reader``), which
+then never import SQLAlchemy. This module is the one place the query is written.
 """
 
 from __future__ import annotations
@@ -14,29 +19,46 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from packaging.version import Version
-from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import aliased
-from sqlmodel import col
 
 from registry.errors import ArgumentError, InvalidNameError
-from registry.store.catalog.tables import (
-    AdapterVersionRow,
-    AliasRow,
-    EvalRow,
-    TagRow,
-    TrainingDataRow,
-)
+from registry.store.catalog.version_rows import VERSION_COLUMNS, Execute, load_ids, load_rows
 from registry.store.conditions import Condition, validate_dataset, validate_metric
 
 if TYPE_CHECKING:
-    from registry.store.catalog.catalog import ListFilter
+    from sqlalchemy.engine import Engine
+
+    from registry.store.results import AdapterVersion
 
 STATUSES = ("active", "yanked")
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{12,64}$")
+_V = "adapter_versions"
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What ``list`` selects, compiled from a ``ListQuery`` (``store/list_query.py``);
+    every given filter must hold."""
+
+    name_glob: str | None = None
+    base: str | None = None  # NAME[@REVISION], or a base fingerprint sha256:HEX (12+ digits)
+    method: str | None = None
+    include_yanked: bool = True
+    status: str | None = None  # "active" | "yanked"
+    alias: str | None = None
+    tags: tuple[tuple[str, str | None], ...] = ()  # (key, value); value None: key present
+    data_sha256: str | None = None  # training data digest, sha256:HEX (12+ digits)
+    where: tuple[Condition, ...] = ()
+    sort: str = "name"  # name | version | created | METRIC[@DATASET]
+    reverse: bool = False
+    limit: int | None = None
+
+
+class Statement(NamedTuple):
+    sql: str
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -72,50 +94,55 @@ def digest_prefix(text: str, what: str) -> str:
     return value
 
 
-def _hex_match(column: Any, hex_value: str, *, prefixed: bool) -> ColumnElement[bool]:
+class SqlParams:
+    """Bound parameters of one statement, named ``:p0``, ``:p1``...: the placeholder style
+    both ``sqlite3`` and SQLAlchemy's ``text()`` (on every backend) accept."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> str:
+        key = f"p{len(self.values)}"
+        self.values[key] = value
+        return ":" + key
+
+
+def _hex_match(column: str, hex_value: str, bind: SqlParams, *, prefixed: bool) -> str:
     full = ("sha256:" if prefixed else "") + hex_value
     if len(hex_value) == 64:
-        return column == full  # type: ignore[no-any-return]
+        return f"{column} = {bind(full)}"
     # A half-open range instead of LIKE: it uses the index on every backend, and
     # SQLite's LIKE ignores case (so it never uses a plain index).
-    return and_(column >= full, column < full + "g")
+    return f"{column} >= {bind(full)} AND {column} < {bind(full + 'g')}"
 
 
 def latest_eval_value(
-    metric: str, dataset: str | None = None, split: str | None = None
-) -> ScalarSelect[float]:
+    bind: SqlParams, metric: str, dataset: str | None = None, split: str | None = None
+) -> str:
     """The value of the last recorded eval of ``metric`` for the outer version row.
 
     Served by ix_evals_version_metric_id / ix_evals_version_metric_dataset_id:
     one index seek per version, reading backwards from the highest id.
     """
-    ev = aliased(EvalRow)
-    query = select(col(ev.value)).where(
-        col(ev.version_id) == col(AdapterVersionRow.id), col(ev.metric) == metric
-    )
+    where = [f"ev.version_id = {_V}.id", f"ev.metric = {bind(metric)}"]
     if dataset is not None:
-        query = query.where(col(ev.dataset) == dataset)
+        where.append(f"ev.dataset = {bind(dataset)}")
     if split is not None:
-        query = query.where(col(ev.split) == split)
-    latest: ScalarSelect[float] = (
-        query.order_by(col(ev.id).desc()).limit(1).correlate(AdapterVersionRow).scalar_subquery()
+        where.append(f"ev.split = {bind(split)}")
+    return (
+        f"(SELECT ev.value FROM evals AS ev WHERE {' AND '.join(where)} "
+        "ORDER BY ev.id DESC LIMIT 1)"
     )
-    return latest
 
 
-def condition_clause(condition: Condition) -> ColumnElement[bool]:
-    value = latest_eval_value(condition.metric, condition.dataset, condition.split)
+_SQL_OPERATORS = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "==": "=", "!=": "!="}
+
+
+def condition_clause(condition: Condition, bind: SqlParams) -> str:
+    value = latest_eval_value(bind, condition.metric, condition.dataset, condition.split)
     # A missing eval makes the subquery NULL, and NULL compares as unknown, so a
     # version without the eval never matches, for every operator including !=.
-    comparisons = {
-        ">=": value >= condition.value,
-        ">": value > condition.value,
-        "<=": value <= condition.value,
-        "<": value < condition.value,
-        "==": value == condition.value,
-        "!=": value != condition.value,
-    }
-    return comparisons[condition.op]
+    return f"{value} {_SQL_OPERATORS[condition.op]} {bind(condition.value)}"
 
 
 def glob_to_like(glob: str) -> str:
@@ -132,92 +159,100 @@ def glob_to_like(glob: str) -> str:
     return "".join(out)
 
 
-def filter_clauses(flt: ListFilter) -> list[ColumnElement[bool]]:
+def filter_clauses(flt: ListFilter, bind: SqlParams) -> list[str]:
     """Every filter of ``flt`` as a SQL condition on adapter_versions (ANDed)."""
-    v = AdapterVersionRow
-    clauses: list[ColumnElement[bool]] = []
+    v = _V
+    clauses: list[str] = []
     if flt.name_glob:
         # Names are lowercase, so matching the lowered glob is case-insensitive on
         # every backend (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
-        clauses.append(col(v.name).like(glob_to_like(flt.name_glob.lower()), escape="\\"))
+        pattern = bind(glob_to_like(flt.name_glob.lower()))
+        clauses.append(f"{v}.name LIKE {pattern} ESCAPE '\\'")
     if flt.base:
         base = flt.base.strip()
         if base.lower().startswith("sha256:"):
             fingerprint = digest_prefix(base, "base fingerprint")
-            clauses.append(_hex_match(col(v.base_fingerprint), fingerprint, prefixed=True))
+            clauses.append(_hex_match(f"{v}.base_fingerprint", fingerprint, bind, prefixed=True))
         else:
             name, _, revision = base.partition("@")
-            clauses.append(col(v.base_name) == name)
+            clauses.append(f"{v}.base_name = {bind(name)}")
             if revision:
-                clauses.append(col(v.base_revision) == revision)
+                clauses.append(f"{v}.base_revision = {bind(revision)}")
     if flt.method:
-        clauses.append(col(v.method) == flt.method.lower())
+        clauses.append(f"{v}.method = {bind(flt.method.lower())}")
     if not flt.include_yanked:
-        clauses.append(col(v.status) != "yanked")
+        clauses.append(f"{v}.status != {bind('yanked')}")
     if flt.status is not None:
         if flt.status not in STATUSES:
             raise ArgumentError(f"unknown status {flt.status!r}; use one of {STATUSES}")
-        clauses.append(col(v.status) == flt.status)
+        clauses.append(f"{v}.status = {bind(flt.status)}")
     if flt.alias:
         clauses.append(
-            col(v.id).in_(select(col(AliasRow.version_id)).where(col(AliasRow.alias) == flt.alias))
+            f"{v}.id IN (SELECT aliases.version_id FROM aliases "
+            f"WHERE aliases.alias = {bind(flt.alias)})"
         )
     for key, value in flt.tags:
-        tagged = select(col(TagRow.version_id)).where(col(TagRow.key) == key)
+        tagged = f"SELECT tags.version_id FROM tags WHERE tags.key = {bind(key)}"
         if value is not None:
-            tagged = tagged.where(col(TagRow.value) == value)
-        clauses.append(col(v.id).in_(tagged))
+            tagged += f" AND tags.value = {bind(value)}"
+        clauses.append(f"{v}.id IN ({tagged})")
     if flt.data_sha256:
         data = digest_prefix(flt.data_sha256, "training data digest")
+        match = _hex_match("training_data.sha256", data, bind, prefixed=False)
         clauses.append(
-            col(v.id).in_(
-                select(col(TrainingDataRow.version_id)).where(
-                    _hex_match(col(TrainingDataRow.sha256), data, prefixed=False)
-                )
-            )
+            f"{v}.id IN (SELECT training_data.version_id FROM training_data WHERE {match})"
         )
-    clauses.extend(condition_clause(c) for c in flt.where)
+    clauses.extend(condition_clause(c, bind) for c in flt.where)
     return clauses
 
 
-def byte_order(column: Any, dialect: str) -> Any:
+def _where(flt: ListFilter, bind: SqlParams) -> str:
+    clauses = filter_clauses(flt, bind)
+    return f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def byte_order(column: str, dialect: str) -> str:
     """``column`` compared by code points, as Python compares ``str`` (PostgreSQL's
     default collation is the locale's; SQLite's BINARY already is)."""
-    return column.collate("C") if dialect == "postgresql" else column
+    return f'{column} COLLATE "C"' if dialect == "postgresql" else column
 
 
-def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Select[Any]:
+def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Statement:
     """Step one: the matching ids (and sort keys), ordered and limited where SQL can.
 
     ``whole_rows`` selects every column instead (id, name and version stay first),
     for listings without a limit, which load every match anyway.
     """
-    v = AdapterVersionRow
+    v = _V
     order = parse_sort(flt.sort)
-    table = AdapterVersionRow.__table__  # type: ignore[attr-defined]
-    columns: list[Any] = (
-        list(table.columns) if whole_rows else [col(v.id), col(v.name), col(v.version)]
-    )
-    query = select(*columns).where(*filter_clauses(flt))
+    bind = SqlParams()
+    columns = VERSION_COLUMNS if whole_rows else ("id", "name", "version")
+    sql = f"SELECT {', '.join(f'{v}.{c}' for c in columns)} FROM {v}" + _where(flt, bind)
+    keys: list[str] = []
     if order.kind == "created":
-        created, row_id = col(v.created_at), col(v.id)
-        if flt.reverse:
-            query = query.order_by(created.asc(), row_id.asc())
-        else:
-            query = query.order_by(created.desc(), row_id.desc())
+        keys = [f"{v}.created_at {'ASC' if flt.reverse else 'DESC'}"]
+        keys.append(f"{v}.id {'ASC' if flt.reverse else 'DESC'}")
     elif order.kind == "metric":
         assert order.metric is not None
-        value = latest_eval_value(order.metric, order.dataset)
-        best = value.asc() if flt.reverse else value.desc()
+        value = latest_eval_value(bind, order.metric, order.dataset)
         # Versions without the metric come last in either direction.
-        query = query.order_by(best.nulls_last(), col(v.name), col(v.id))
+        keys = [f"{value} {'ASC' if flt.reverse else 'DESC'} NULLS LAST", f"{v}.name", f"{v}.id"]
     elif order.kind == "name" and flt.limit is not None:
         # Python's order (name by code point, then PEP 440), so SQL can apply the limit.
-        keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
-        query = query.order_by(*(key.desc() if flt.reverse else key.asc() for key in keys))
+        direction = "DESC" if flt.reverse else "ASC"
+        names = (byte_order(f"{v}.name", dialect), f"{v}.version_key", f"{v}.id")
+        keys = [f"{key} {direction}" for key in names]
+    if keys:
+        sql += " ORDER BY " + ", ".join(keys)
     if order.kind in ("created", "metric", "name") and flt.limit is not None:
-        query = query.limit(flt.limit)
-    return query
+        sql += f" LIMIT {bind(flt.limit)}"
+    return Statement(sql, bind.values)
+
+
+def count_query(flt: ListFilter) -> Statement:
+    """How many versions match ``flt``'s filters (its order and limit aside)."""
+    bind = SqlParams()
+    return Statement(f"SELECT count(*) FROM {_V}" + _where(flt, bind), bind.values)
 
 
 def ordered_rows(rows: Sequence[Any], flt: ListFilter) -> list[Any]:
@@ -237,14 +272,28 @@ def ordered_ids(rows: Sequence[Any], flt: ListFilter) -> list[int]:
     return [int(r[0]) for r in ordered_rows(rows, flt)]
 
 
+def list_versions(execute: Execute, flt: ListFilter, dialect: str) -> list[AdapterVersion]:
+    """Versions matching every filter of ``flt``, in its order."""
+    if flt.limit is None:
+        # Every match is loaded anyway: read whole rows in one go.
+        rows = execute(*id_query(flt, whole_rows=True))
+        return load_rows(execute, ordered_rows(list(rows), flt))
+    rows = execute(*id_query(flt, dialect=dialect))
+    return load_ids(execute, ordered_ids(list(rows), flt))
+
+
+def count_matching(execute: Execute, flt: ListFilter) -> int:
+    return int(next(iter(execute(*count_query(flt))))[0])
+
+
 def explain(engine: Engine, flt: ListFilter) -> list[str]:
     """The database's plan for step one of this listing, one line per step."""
-    query = id_query(flt)
-    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-    sql = str(compiled)
+    from sqlalchemy import text
+
+    sql, params = id_query(flt, dialect=engine.dialect.name)
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     with engine.connect() as connection:
-        rows = connection.exec_driver_sql(prefix + sql).all()
+        rows = connection.execute(text(prefix + sql), params).all()
     if engine.dialect.name != "sqlite":
         return [str(row[0]) for row in rows]
     # SQLite rows are (id, parent, _, detail): indent each step under its parent.

@@ -21,9 +21,9 @@ from registry.errors import CatalogError, CatalogMissingError
 from registry.store.catalog import tables
 from registry.store.catalog.engine import WRITE_OPTION, redacted_url
 from registry.store.catalog.schema_steps import STEPS, upgrade_one
+from registry.store.catalog.schema_version import SCHEMA_VERSION as SCHEMA_VERSION
+from registry.store.catalog.schema_version import VERSION_KEY
 
-SCHEMA_VERSION = 4
-VERSION_KEY = "schema_version"
 CREATED_KEY = "created_at"  # seconds since the epoch
 _SCHEMA_LOCK_ID = 7_245_001
 

@@ -1,0 +1,137 @@
+"""Version rows to typed results: ``adapter_versions`` rows with their annotations
+(evals, aliases, tags, training data) read as plain rows, one query per table and
+chunk, and built into ``AdapterVersion``.
+
+Plain SQL over an ``Execute`` callable, so that SQLAlchemy (every backend, in
+``Catalog``) and the standard library's ``sqlite3`` (``sqlite_reader``) run the same
+statements and the same mapping.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from registry.store.manifest import Manifest
+from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
+
+# Runs one statement (SQL text with :name parameters) and returns its rows as tuples.
+Execute = Callable[[str, Mapping[str, Any]], Iterable[Sequence[Any]]]
+
+# Every column of adapter_versions, in the order rows are read (id, name, version
+# first); a test holds it equal to the table definition.
+VERSION_COLUMNS = (
+    "id",
+    "name",
+    "version",
+    "digest",
+    "version_key",
+    "method",
+    "source_format",
+    "base_model_id",
+    "base_name",
+    "base_revision",
+    "base_fingerprint",
+    "manifest",
+    "size_bytes",
+    "status",
+    "status_reason",
+    "created_at",
+    "created_by",
+    "description",
+)
+_COLUMN = {name: index for index, name in enumerate(VERSION_COLUMNS)}
+
+# Bound parameters per IN list: SQLite before 3.32 allowed 999 per statement.
+CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
+
+
+def _in_list(ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
+    params = {f"i{n}": value for n, value in enumerate(ids)}
+    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+
+
+def chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def load_ids(execute: Execute, ids: Sequence[int]) -> list[AdapterVersion]:
+    """The versions with these ids, in this order (unknown ids are skipped)."""
+    by_id: dict[int, Sequence[Any]] = {}
+    columns = ", ".join(VERSION_COLUMNS)
+    for chunk in chunks(ids):
+        members, params = _in_list(chunk)
+        for row in execute(f"SELECT {columns} FROM adapter_versions WHERE id IN {members}", params):
+            by_id[row[0]] = row
+    return load_rows(execute, [by_id[i] for i in ids if i in by_id])
+
+
+def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVersion]:
+    """Rows of ``VERSION_COLUMNS`` to typed results, with their annotations."""
+    ids = [row[0] for row in rows]
+    if not ids:
+        return []
+    evals: dict[int, list[EvalScore]] = {}
+    aliases: dict[int, list[str]] = {}
+    tags: dict[int, dict[str, str]] = {}
+    data: dict[int, list[TrainingDataInfo]] = {}
+    # In chunks: backends cap the number of bound parameters in one statement.
+    for chunk in chunks(ids):
+        members, params = _in_list(chunk)
+        for ev in execute(
+            "SELECT version_id, metric, value, dataset, split, notes, recorded_at, actor "
+            f"FROM evals WHERE version_id IN {members} ORDER BY id",
+            params,
+        ):
+            evals.setdefault(ev[0], []).append(
+                EvalScore(ev[1], ev[2], ev[3], ev[4], ev[5], _aware(ev[6]), ev[7])
+            )
+        for al in execute(
+            f"SELECT version_id, alias FROM aliases WHERE version_id IN {members} ORDER BY alias",
+            params,
+        ):
+            aliases.setdefault(al[0], []).append(al[1])
+        for tag in execute(
+            f"SELECT version_id, key, value FROM tags WHERE version_id IN {members} ORDER BY key",
+            params,
+        ):
+            tags.setdefault(tag[0], {})[tag[1]] = tag[2]
+        for td in execute(
+            "SELECT version_id, sha256, kind, source, files, size FROM training_data "
+            f"WHERE version_id IN {members} ORDER BY id",
+            params,
+        ):
+            data.setdefault(td[0], []).append(TrainingDataInfo(*td[1:]))
+    c = _COLUMN
+    return [
+        AdapterVersion(
+            name=row[c["name"]],
+            version=row[c["version"]],
+            digest=row[c["digest"]],
+            manifest=Manifest.from_json(row[c["manifest"]]),
+            size_bytes=row[c["size_bytes"]],
+            status=row[c["status"]],
+            status_reason=row[c["status_reason"]],
+            created_at=_naive(row[c["created_at"]]),
+            created_by=row[c["created_by"]],
+            training_data=tuple(data.get(row[0], ())),
+            evals=tuple(evals.get(row[0], ())),
+            aliases=tuple(aliases.get(row[0], ())),
+            tags=tags.get(row[0], {}),
+            description=row[c["description"]],
+        )
+        for row in rows
+    ]
+
+
+# SQLite stores timestamps as text, which plain statements return as is; PostgreSQL's
+# driver returns datetimes. Both become what the table's DateTime type gives.
+def _naive(value: str | datetime) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _aware(value: str | datetime) -> datetime:
+    parsed = _naive(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
