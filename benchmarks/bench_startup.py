@@ -99,6 +99,7 @@ def main() -> None:
             "--version": ["--version"],
             "list": ["list"],
             "show": ["show", "demo/a1@1"],
+            "verify": ["verify", "demo/a1@1"],
         }
         trees = {"this": ROOT}
         if args.compare is not None:
