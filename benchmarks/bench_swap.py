@@ -62,7 +62,10 @@ def main() -> None:
         model = build_model(args.hidden, args.intermediate, args.layers)
         dirs = [save_lora(model, work / f"lora-{i}", args.rank, seed=i) for i in range(2)]
         reg = Registry.open(work / "registry", create=True)
-        refs = [reg.push(d, name=f"swap-{i}").version.ref for i, d in enumerate(dirs)]
+        refs = [
+            reg.push(d, name=f"swap-{i}", base_module=model).version.ref
+            for i, d in enumerate(dirs)
+        ]
         inputs = torch.randint(0, 1024, (1, 64))
 
         # Each side gets its own copy of the same model, and the swaps alternate (ours,

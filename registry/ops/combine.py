@@ -37,6 +37,7 @@ from registry.ops.produced import (
 from registry.ops.task_merge import merge_dense
 from registry.ops.tensors import PEFT_PREFIX, AdapterTensors, group_by_module
 from registry.ops.terms import ADDITIVE_METHODS, Term, module_groups, module_term, term_tensors
+from registry.ops.threads import with_operator_threads
 from registry.progress import NoProgress, Progress
 
 DORA_REFUSAL = (
@@ -47,6 +48,7 @@ DORA_REFUSAL = (
 )
 
 
+@with_operator_threads
 def combine(
     parents: Sequence[AdapterTensors],
     spec: CombineSpec,

@@ -36,6 +36,7 @@ from registry.ops.shards import (
     read_tensor,
 )
 from registry.ops.terms import Term, term_tensors
+from registry.ops.threads import with_operator_threads
 from registry.ops.updates import Layout
 from registry.progress import NoProgress, Progress
 
@@ -147,6 +148,7 @@ class _Found:
         return {r.module: r.rank for r in self.results}
 
 
+@with_operator_threads
 def extract(
     base: Path,
     tuned: Path,

@@ -38,6 +38,7 @@ from registry.ops.shards import (
     write_index,
 )
 from registry.ops.tensors import AdapterTensors
+from registry.ops.threads import with_operator_threads
 from registry.ops.updates import WeightUpdate, apply_update
 from registry.progress import NoProgress, Progress
 
@@ -166,6 +167,7 @@ def output_layout(
     ]
 
 
+@with_operator_threads
 def merge_checkpoint(
     adapter: AdapterTensors,
     base: Path,

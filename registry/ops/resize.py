@@ -14,9 +14,11 @@ from registry.ops.peft_config import lora_config
 from registry.ops.produced import ModuleResult, Produced, energy_parameters
 from registry.ops.tensors import AdapterTensors
 from registry.ops.terms import Term, module_groups, module_term, term_tensors
+from registry.ops.threads import with_operator_threads
 from registry.progress import NoProgress, Progress
 
 
+@with_operator_threads
 def resize(
     adapter: AdapterTensors,
     rank: int,

@@ -47,6 +47,10 @@ _MARKER = "_adapter_registry_loaded"
 # tensors by shape: the next load writes into them instead of allocating (see unload()).
 _BUFFERS = "_adapter_registry_buffers"
 _SCRATCH = "_adapter_registry_scratch"
+# The weight updates of recently loaded versions, by (digest, the model's parameter
+# shapes): a swap back to one of them skips reading and preparing its tensors again.
+_UPDATES = "_adapter_registry_updates"
+_UPDATES_KEPT = 4
 # Blobs hashed intact by this process: (path, sha256, size, mtime_ns, inode). A rewritten
 # or replaced file changes the stat, and is hashed again.
 _verified_blobs: set[tuple[str, str, int, int, int]] = set()
@@ -124,7 +128,7 @@ def _tensors_by_name(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def release_buffers(model: torch.nn.Module) -> None:
     """Free the tensors kept on ``model`` for fast swaps (see ``LoadedAdapter.unload``)."""
-    for attribute in (_BUFFERS, _SCRATCH):
+    for attribute in (_BUFFERS, _SCRATCH, _UPDATES):
         if hasattr(model, attribute):
             delattr(model, attribute)
 
@@ -314,12 +318,8 @@ def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
 def _apply_native(
     store: Store, version: AdapterVersion, model: torch.nn.Module
 ) -> dict[str, torch.Tensor]:
-    weights = next(f for f in version.files if f.role == "weights")
-    adapter = load_adapter_tensors(
-        version.method, version.manifest.config, store.blobs.path(weights.sha256)
-    )
     params = _tensors_by_name(model)
-    updates = weight_updates(adapter, {name: t.shape for name, t in params.items()})
+    updates = _updates_for(store, version, model, params)
     # Compute every new value before touching the model, so a failure leaves it unchanged.
     # New values go into the buffers the last unload left (never the model's own tensors).
     spare = _buffers(model)
@@ -344,6 +344,33 @@ def _apply_native(
             originals[name] = params[name].data
             params[name].data = value.to(device=params[name].device)
     return originals
+
+
+def _updates_for(
+    store: Store, version: AdapterVersion, model: torch.nn.Module, params: dict[str, torch.Tensor]
+) -> list[WeightUpdate]:
+    """The version's weight updates for this model, prepared once per (version, shapes).
+
+    The digest names the content (its blobs were checked just before), so a kept entry is
+    exact; its tensors are only read, never written, by the merge.
+    """
+    shapes = {name: t.shape for name, t in params.items()}
+    key = (version.digest, tuple(shapes.items()))
+    kept: dict[Any, list[WeightUpdate]] | None = getattr(model, _UPDATES, None)
+    if kept is None:
+        kept = {}
+        object.__setattr__(model, _UPDATES, kept)
+    found = kept.pop(key, None)
+    if found is None:
+        weights = next(f for f in version.files if f.role == "weights")
+        adapter = load_adapter_tensors(
+            version.method, version.manifest.config, store.blobs.path(weights.sha256)
+        )
+        found = weight_updates(adapter, shapes)
+    kept[key] = found  # most recent last
+    while len(kept) > _UPDATES_KEPT:
+        del kept[next(iter(kept))]
+    return found
 
 
 def _spare_for(spare: dict[str, torch.Tensor], name: str, like: torch.Tensor) -> torch.Tensor:
