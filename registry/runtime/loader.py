@@ -31,6 +31,7 @@ from registry.errors import (
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
+from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.store.base_records import adapter_shapes, compat_for_target
@@ -323,6 +324,22 @@ def _apply_native(
     # Compute every new value before touching the model, so a failure leaves it unchanged.
     # New values go into the buffers the last unload left (never the model's own tensors).
     spare = _buffers(model)
+    with torch_threads():  # the merge's matmuls, on as many cores as are idle
+        new_values = _merged_values(model, params, updates, spare)
+    originals: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, value in new_values.items():
+            originals[name] = params[name].data
+            params[name].data = value.to(device=params[name].device)
+    return originals
+
+
+def _merged_values(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    updates: list[WeightUpdate],
+    spare: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
     new_values: dict[str, torch.Tensor] = {}
     for update in updates:
         if update.target not in params:
@@ -338,12 +355,7 @@ def _apply_native(
                 new_values[update.target] = out
                 continue
         new_values[update.target] = _checked(apply_update(current, update), update, current)
-    originals: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for name, value in new_values.items():
-            originals[name] = params[name].data
-            params[name].data = value.to(device=params[name].device)
-    return originals
+    return new_values
 
 
 def _updates_for(
