@@ -470,6 +470,8 @@ class Registry(LifecycleMethods, OperatorMethods):
         return copy_blobs(store(source), store(target), self.store.tmp_dir, progress)
 
 def _module_target(module: Any) -> BaseTarget:
-    from registry.bases.target import target_from_module
+    from registry.bases.target import BaseTarget, target_from_module
 
+    if isinstance(module, BaseTarget):
+        return module  # read already (a client's fingerprint, checked by the server)
     return target_from_module(module)

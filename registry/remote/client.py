@@ -37,6 +37,7 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.codec import decode, encode
+from registry.remote.operators import RemoteOperators, client_base, pushed_base_name
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
@@ -75,7 +76,7 @@ def _local_only(what: str) -> NoReturn:
     )
 
 
-class RemoteRegistry(Registry):
+class RemoteRegistry(RemoteOperators):
     """A registry server, used through the same methods as a local ``Registry``."""
 
     def __init__(
@@ -176,8 +177,16 @@ class RemoteRegistry(Registry):
     ) -> PushResult:
         """Upload the directory's files (each checked by its sha256 in the server), then
         store them as a version with every check of a local push run in the server."""
-        if convert_pickle or base_path is not None or base_module is not None or exhaustive_base:
-            _local_only("converting pickle weights or fingerprinting a base during push")
+        if convert_pickle:
+            _local_only("converting pickle weights during push")
+        if exhaustive_base and base_path is None and base_module is None:
+            _local_only("finding a base by name to hash in full (give base_path)")
+        record = None
+        if base_path is not None or base_module is not None:
+            # Fingerprinted here; the server checks the record and names it the client's.
+            record = client_base(base_path=base_path, base_module=base_module,
+                                 exhaustive=exhaustive_base)  # fmt: skip
+            base = base or pushed_base_name(Path(directory), base_path)
         from registry.store.hashing import data_digest
 
         root = Path(directory)
@@ -204,6 +213,7 @@ class RemoteRegistry(Registry):
             alias=alias,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
+            base_record=record,
         )
         return self._post("/push", PushResult, body)
 
@@ -469,20 +479,6 @@ class RemoteRegistry(Registry):
         from registry.security.tokens import TokenInfo
 
         return self._post("/tokens/revoke", TokenInfo, wire.TokenNameBody(name))
-
-    # -- heavy work not yet wired to a server ------------------------------------------------
-
-    def combine(self, *_args: Any, **_kw: Any) -> Any:
-        _local_only("combine")
-
-    def merge_into_base(self, *_args: Any, **_kw: Any) -> Any:
-        _local_only("merge into base")
-
-    def resize(self, *_args: Any, **_kw: Any) -> Any:
-        _local_only("resize")
-
-    def extract(self, *_args: Any, **_kw: Any) -> Any:
-        _local_only("extract")
 
 
 @dataclass(frozen=True)

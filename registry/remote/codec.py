@@ -7,9 +7,11 @@ dataclasses, tuples, lists, dicts, unions with None, datetimes, paths).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -30,8 +32,10 @@ def encode(value: Any) -> Any:
         return str(value)
     if isinstance(value, list | tuple):
         return [encode(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or a read-only view (a fingerprint's tensors)
         return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, bytes):  # a fingerprint's sampled bytes
+        return base64.b64encode(value).decode("ascii")
     return value
 
 
@@ -88,7 +92,7 @@ def _decode(kind: Any, data: Any) -> Any:
         if not isinstance(data, list):
             raise TypeError(f"expected a list, got {type(data).__name__}")
         return [_decode(item, v) for v in data]
-    if origin is dict or kind is dict:
+    if origin in (dict, Mapping) or kind is dict:
         _key, item = typing.get_args(kind) or (str, Any)
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
@@ -109,6 +113,10 @@ def _decode(kind: Any, data: Any) -> Any:
         return datetime.fromisoformat(data)
     if kind is Path:
         return Path(data)
+    if kind is bytes:
+        if not isinstance(data, str):
+            raise TypeError("expected base64 text")
+        return base64.b64decode(data, validate=True)
     if kind is float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             raise TypeError(f"expected a number, got {data!r}")

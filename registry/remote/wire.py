@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from registry import errors
 from registry.errors import ArgumentError
 from registry.remote.codec import decode
+from registry.store.manifest import BaseModelRef, Lineage
 
 API = "/api/v1"
 T = TypeVar("T")
@@ -127,6 +128,18 @@ class TokenNameBody:
 
 
 @dataclass(frozen=True)
+class ClientBase:
+    """Base weights fingerprinted by the client (``push --base-path``, ``base add``): the
+    server checks that the fingerprint is well formed and recomputes its own digests from
+    its samples, but cannot see the weights, so it records the source as the client's."""
+
+    label: str
+    fingerprint: dict[str, Any]
+    quantization: str = "none"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PushBody:
     """A push of files uploaded before (``PUT /uploads/SHA256``): relative path -> sha256."""
 
@@ -142,3 +155,9 @@ class PushBody:
     alias: str | None = None
     base_quantization: str | None = None
     requires: dict[str, str] = field(default_factory=dict)
+    # A version an operator made on the client (combine, resize, extract): its lineage,
+    # whose parents the server checks exist and are the caller's to see, and the base as
+    # the parents recorded it, or weights fingerprinted by the client.
+    lineage: Lineage | None = None
+    exact_base: BaseModelRef | None = None
+    base_record: ClientBase | None = None

@@ -24,9 +24,10 @@ from registry.progress import Progress
 from registry.store.manifest import BaseModelRef, Lineage, ParentRef
 from registry.store.push import PushRequest, push
 from registry.store.refs import normalize_version, validate_alias, validate_name
-from registry.store.results import AdapterVersion
+from registry.store.results import AdapterVersion, PushResult
 
 if TYPE_CHECKING:
+    from registry.bases.target import BaseTarget
     from registry.ops.methods import CombineSpec
     from registry.ops.produced import Produced
     from registry.ops.tensors import AdapterTensors
@@ -69,6 +70,18 @@ class Destination:
             normalize_version(self.version)
         if self.alias is not None:
             validate_alias(self.alias)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What an operator computed, before it is stored: the adapter, its lineage, and the
+    base to record (the parents' base as they recorded it, or ``base_path`` weights to
+    fingerprint). A local registry stores it through push; a remote client uploads it."""
+
+    produced: Produced
+    lineage: Lineage
+    base: BaseModelRef
+    base_path: Path | None = None
 
 
 def _tool_version() -> str:
@@ -144,32 +157,61 @@ def store_produced(
     ``base`` is recorded exactly as given (the parents' base); ``base_path`` instead names
     base weights to fingerprint and record, as ``push --base-path`` does.
     """
-    from registry.formats import write_peft_adapter
-    from registry.lifecycle.aliases import push_gate
-
+    derived = Derived(produced, lineage, base or BaseModelRef(None), base_path)
     staging_root = store.tmp_dir
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="derive-", dir=staging_root))
     try:
-        directory = staging / "adapter"
-        write_peft_adapter(directory, produced.config, produced.tensors)
-        request = PushRequest(
-            directory=directory,
-            name=destination.name,
-            version=destination.version,
-            alias=destination.alias,
-            tags=dict(destination.tags),
-            lineage=lineage,
-            # The parents' base as they recorded it; or base weights to fingerprint.
-            exact_base=base if base_path is None and base is not None and base.name else None,
-            base=_base_text(base) if base_path is not None and base is not None else None,
-            base_path=base_path,
-        )
-        gate = push_gate(store.root, destination.alias) if destination.alias else None
-        result = push(store, request, progress, gate)
+        directory = write_derived(derived, staging / "adapter")
+        result = push_derived(
+            store, directory, lineage, destination, base=derived.base, base_path=base_path,
+            progress=progress,
+        )  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return DeriveResult(result.version, result.created, lineage, produced.notes)
+
+
+def write_derived(derived: Derived, directory: Path) -> Path:
+    from registry.formats import write_peft_adapter
+
+    write_peft_adapter(directory, derived.produced.config, derived.produced.tensors)
+    return directory
+
+
+def push_derived(
+    store: Store,
+    directory: Path,
+    lineage: Lineage,
+    destination: Destination,
+    *,
+    base: BaseModelRef,
+    base_path: Path | None = None,
+    base_target: BaseTarget | None = None,
+    progress: Progress | None = None,
+) -> PushResult:
+    """Push a derived adapter ``directory`` with its lineage, behind the alias's push gate.
+
+    ``base_target``: base weights already read elsewhere (a client's fingerprint of
+    ``base_path``), recorded in place of reading ``base_path`` here."""
+    from registry.lifecycle.aliases import push_gate
+
+    weights = base_path is not None or base_target is not None
+    request = PushRequest(
+        directory=directory,
+        name=destination.name,
+        version=destination.version,
+        alias=destination.alias,
+        tags=dict(destination.tags),
+        lineage=lineage,
+        # The parents' base as they recorded it; or base weights to fingerprint.
+        exact_base=base if not weights and base.name else None,
+        base=_base_text(base) if weights and base.name else None,
+        base_path=base_path if base_target is None else None,
+        base_target=base_target,
+    )
+    gate = push_gate(store.root, destination.alias) if destination.alias else None
+    return push(store, request, progress, gate)
 
 
 def _base_text(base: BaseModelRef) -> str:
@@ -199,9 +241,26 @@ def combine_versions(
     allow_different_bases: bool = False,
     progress: Progress | None = None,
 ) -> DeriveResult:
+    versions = [store.resolve(ref) for ref in refs]
+    derived = derive_combine(
+        store, refs, versions, spec, allow_different_bases=allow_different_bases,
+        progress=progress,
+    )  # fmt: skip
+    return _store(store, derived, destination, progress)
+
+
+def derive_combine(
+    store: Store,
+    refs: Sequence[str],
+    versions: Sequence[AdapterVersion],
+    spec: CombineSpec,
+    *,
+    allow_different_bases: bool = False,
+    progress: Progress | None = None,
+) -> Derived:
+    """Combine resolved ``versions`` (given as ``refs``) whose blobs ``store`` holds."""
     from registry.ops.combine import combine
 
-    versions = [store.resolve(ref) for ref in refs]
     base, differences = (
         shared_base(versions, allow_different_bases) if versions else (BaseModelRef(None), [])
     )
@@ -229,7 +288,7 @@ def combine_versions(
         parameters=parameters,
         tool_version=_tool_version(),
     )
-    return store_produced(store, produced, lineage, destination, base=base, progress=progress)
+    return Derived(produced, lineage, base)
 
 
 def resize_version(
@@ -240,9 +299,15 @@ def resize_version(
     *,
     progress: Progress | None = None,
 ) -> DeriveResult:
+    derived = derive_resize(store, store.resolve(ref), rank, progress=progress)
+    return _store(store, derived, destination, progress)
+
+
+def derive_resize(
+    store: Store, version: AdapterVersion, rank: int, *, progress: Progress | None = None
+) -> Derived:
     from registry.ops.resize import resize
 
-    version = store.resolve(ref)
     base = version.base_model
     produced = resize(
         parent_tensors(store, version),
@@ -257,7 +322,7 @@ def resize_version(
         parameters=produced.parameters,
         tool_version=_tool_version(),
     )
-    return store_produced(store, produced, lineage, destination, base=base, progress=progress)
+    return Derived(produced, lineage, base)
 
 
 def extract_version(
@@ -273,6 +338,25 @@ def extract_version(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DeriveResult:
+    derived = derive_extract(
+        base, tuned, rank, targets=targets, include_embeddings=include_embeddings,
+        base_name=base_name, seed=seed, progress=progress,
+    )  # fmt: skip
+    return _store(store, derived, destination, progress)
+
+
+def derive_extract(
+    base: Path,
+    tuned: Path,
+    rank: int,
+    *,
+    targets: Sequence[str] = (),
+    include_embeddings: bool = False,
+    base_name: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Derived:
+    """A LoRA approximating ``tuned - base``; recorded on the ``base`` weights (``base_path``)."""
     from registry.bases.file_source import fingerprint_directory
     from registry.ops.extract import ExtractSpec, default_base_name, extract
 
@@ -287,12 +371,18 @@ def extract_version(
         parameters=parameters,
         tool_version=_tool_version(),
     )
+    return Derived(produced, lineage, BaseModelRef(name), Path(base))
+
+
+def _store(
+    store: Store, derived: Derived, destination: Destination, progress: Progress | None
+) -> DeriveResult:
     return store_produced(
         store,
-        produced,
-        lineage,
+        derived.produced,
+        derived.lineage,
         destination,
-        base=BaseModelRef(name),
-        base_path=Path(base),
+        base=derived.base,
+        base_path=derived.base_path,
         progress=progress,
     )

@@ -19,6 +19,7 @@ from registry.progress import Progress
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
     from registry.ops.merge import MergeReport
+    from registry.store.results import AdapterVersion
     from registry.store.store import Store
 
 
@@ -53,13 +54,30 @@ def merge_version(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> MergeResult:
+    return merge_resolved(
+        store, store.resolve(ref), base, out, force=force, max_shard_bytes=max_shard_bytes,
+        overwrite=overwrite, progress=progress,
+    )  # fmt: skip
+
+
+def merge_resolved(
+    store: Store,
+    version: AdapterVersion,
+    base: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    max_shard_bytes: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge ``version``, whose blobs ``store`` holds, into the checkpoint in ``base``."""
     from registry.bases.target import target_from_directory
     from registry.ops.fold import require_foldable
     from registry.ops.merge import merge_checkpoint
     from registry.runtime.derive import parent_tensors
     from registry.store.base_records import compat_for_target
 
-    version = store.resolve(ref)
     require_foldable(version.method)
     report = compat_for_target(store, version, target_from_directory(Path(base)))
     if not report.ok:
@@ -69,7 +87,7 @@ def merge_version(
         )
         if not force:
             raise BaseModelMismatchError(message, report)
-        warnings.warn(message, MergeCompatibilityWarning, stacklevel=3)
+        warnings.warn(message, MergeCompatibilityWarning, stacklevel=4)
     merged = merge_checkpoint(
         parent_tensors(store, version),
         Path(base),

@@ -26,6 +26,7 @@ from registry.remote import wire
 from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
+from registry.server.derived import client_target, push_client_derived
 from registry.server.problems import HttpProblem
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -116,6 +117,8 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                     shutil.copyfile(uploads / sha, target)
             if body.name is None:
                 raise ArgumentError("name the version: a pushed directory has no name here")
+            if body.lineage is not None or body.exact_base is not None:
+                return push_client_derived(ctx.registry.store, caller, body, directory)
             return ctx.registry.push(
                 directory,
                 name=body.name,
@@ -129,6 +132,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                 alias=body.alias,
                 base_quantization=body.base_quantization,
                 requires=body.requires,
+                base_module=client_target(body.base_record, caller) if body.base_record else None,
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

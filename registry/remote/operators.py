@@ -1,0 +1,266 @@
+"""Operators through a registry server: the tensor work runs here, on verified blobs from
+the local cache, and new versions go back to the server with their lineage.
+
+``combine``, ``resize`` and ``extract`` compute exactly what a local run computes (the same
+``registry.runtime.derive`` functions), write the PEFT directory into the cache's staging
+area and push it with the lineage and base a local run would record; the server checks the
+parents and records the same manifest, so the digest is the same as a local run's.
+``merge_into_base`` writes a merged model here and pushes nothing. Base weights named by
+``base_path`` (or a live ``base_module``) are fingerprinted here and sent as a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry import errors
+from registry.api import Registry
+from registry.progress import Progress
+from registry.remote import wire
+from registry.store.refs import Ref
+from registry.store.results import AdapterVersion, PushResult
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from registry.bases.target import BaseTarget
+    from registry.ops.methods import CombineSpec
+    from registry.runtime.derive import Derived, DeriveResult, Destination
+    from registry.runtime.merge_into_base import MergeResult
+    from registry.store.store import Store
+
+_CHUNK = 1 << 20
+
+
+class RemoteOperators(Registry):
+    """The operator methods of ``RemoteRegistry`` (transport in ``registry.remote.client``)."""
+
+    # -- provided by the client ---------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        raise NotImplementedError
+
+    def _fetch(self, version: AdapterVersion) -> Store:
+        raise NotImplementedError
+
+    def _cache_store(self) -> Store:
+        raise NotImplementedError
+
+    def _resolve(self, ref: str | Ref) -> AdapterVersion:
+        """A version as the server resolves it, without the yanked warning of ``get`` (as
+        a local operator resolves its inputs)."""
+        from registry.remote.codec import decode
+
+        found = self._send("GET", "/resolve", params={"ref": str(ref)})
+        return decode(AdapterVersion, found.json())
+
+    # -- operators ------------------------------------------------------------------------
+
+    def combine(
+        self,
+        refs: Sequence[str | Ref],
+        spec: CombineSpec | None = None,
+        *,
+        name: str,
+        allow_different_bases: bool = False,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+        **parameters: Any,
+    ) -> DeriveResult:
+        from registry.ops.methods import CombineSpec
+        from registry.runtime.derive import Destination, derive_combine
+
+        if spec is None:
+            spec = CombineSpec.build(count=len(refs), **parameters)
+        elif parameters:
+            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
+        destination = Destination(name, version, alias, dict(tags or {}))
+        texts = [str(r) for r in refs]
+        versions = [self._resolve(r) for r in texts]
+        cache = self._fetch_all(versions)
+        derived = derive_combine(
+            cache, texts, versions, spec, allow_different_bases=allow_different_bases,
+            progress=progress,
+        )  # fmt: skip
+        return self._store_derived(derived, destination, progress)
+
+    def resize(
+        self,
+        ref: str | Ref,
+        rank: int,
+        *,
+        name: str,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> DeriveResult:
+        from registry.runtime.derive import Destination, derive_resize
+
+        destination = Destination(name, version, alias, dict(tags or {}))
+        parent = self._resolve(ref)
+        derived = derive_resize(self._fetch(parent), parent, rank, progress=progress)
+        return self._store_derived(derived, destination, progress)
+
+    def extract(
+        self,
+        base: str | Path,
+        tuned: str | Path,
+        rank: int,
+        *,
+        name: str,
+        targets: Sequence[str] = (),
+        include_embeddings: bool = False,
+        base_name: str | None = None,
+        seed: int = 0,
+        version: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> DeriveResult:
+        from registry.runtime.derive import Destination, derive_extract
+
+        destination = Destination(name, version, alias, dict(tags or {}))
+        derived = derive_extract(
+            Path(base), Path(tuned), rank, targets=targets,
+            include_embeddings=include_embeddings, base_name=base_name, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        return self._store_derived(derived, destination, progress)
+
+    def merge_into_base(
+        self,
+        ref: str | Ref,
+        base: str | Path,
+        out: str | Path,
+        *,
+        force: bool = False,
+        max_shard_bytes: int | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> MergeResult:
+        """Merge the version into the base checkpoint here; nothing goes to the server."""
+        from registry.runtime.merge_into_base import merge_resolved
+
+        version = self._resolve(ref)
+        return merge_resolved(
+            self._fetch(version), version, Path(base), Path(out), force=force,
+            max_shard_bytes=max_shard_bytes, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+
+    # -- pushing what was made here ----------------------------------------------------------
+
+    def _fetch_all(self, versions: Sequence[AdapterVersion]) -> Store:
+        cache = self._cache_store()
+        for version in versions:
+            cache = self._fetch(version)
+        return cache
+
+    def _store_derived(
+        self, derived: Derived, destination: Destination, progress: Progress | None
+    ) -> DeriveResult:
+        from registry.runtime.derive import DeriveResult, write_derived
+
+        staging_root = self._cache_store().tmp_dir
+        staging_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="derive-", dir=staging_root))
+        try:
+            directory = write_derived(derived, staging / "adapter")
+            base = derived.base
+            record = (
+                client_base(base_path=derived.base_path)
+                if derived.base_path is not None
+                else None
+            )
+            body = wire.PushBody(
+                files=self._upload_directory(directory),
+                name=destination.name,
+                version=destination.version,
+                tags=dict(destination.tags),
+                alias=destination.alias,
+                lineage=derived.lineage,
+                exact_base=base if record is None and base.name else None,
+                base=_base_text(base.name, base.revision) if record and base.name else None,
+                base_record=record,
+            )
+            result = self._post_push(body)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return DeriveResult(result.version, result.created, derived.lineage, derived.produced.notes)
+
+    def _post_push(self, body: wire.PushBody) -> PushResult:
+        from registry.remote.codec import decode, encode
+
+        return decode(PushResult, self._send("POST", "/push", json=encode(body)).json())
+
+    def _upload_directory(self, root: Path) -> dict[str, str]:
+        """Upload each file of ``root`` (checked by its sha256 in the server): path -> sha256."""
+        files: dict[str, str] = {}
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest = _sha256(path)
+            with path.open("rb") as handle:
+                self._send("PUT", f"/uploads/{digest}", content=_chunks(handle),
+                           headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
+            files[path.relative_to(root).as_posix()] = digest
+        return files
+
+
+def client_base(
+    *, base_path: str | Path | None = None, base_module: Any = None, exhaustive: bool = False
+) -> wire.ClientBase:
+    """Base weights fingerprinted here (a directory, or a live module) as the record a push
+    or ``base add`` sends to the server."""
+    from registry.bases.fingerprint_json import fingerprint_to_json
+    from registry.bases.target import target_from_directory, target_from_module
+
+    target: BaseTarget
+    if base_path is not None:
+        path = Path(base_path)
+        if not path.is_dir():
+            raise errors.RegistryError(f"base model directory {path} does not exist")
+        target = target_from_directory(path, exhaustive=exhaustive)
+    else:
+        target = target_from_module(base_module, digest=exhaustive)
+    # A module's config may hold values JSON has no form for; they are kept as text.
+    config = json.loads(json.dumps(dict(target.config), default=str))
+    return wire.ClientBase(
+        target.label, fingerprint_to_json(target.fingerprint), target.quantization, config
+    )
+
+
+def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | None:
+    """The base name a local push with ``base_path`` records when the adapter's config names
+    none (the weights directory's name); None when the config names one."""
+    try:
+        config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the server reads the directory and reports what is wrong with it
+    named = isinstance(config, dict) and config.get("base_model_name_or_path")
+    if named or base_path is None:
+        return None
+    return Path(base_path).absolute().name
+
+
+def _base_text(name: str, revision: str | None) -> str:
+    return f"{name}@{revision}" if revision else name
+
+
+def _chunks(handle: Any) -> Iterator[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in _chunks(handle):
+            hasher.update(chunk)
+    return hasher.hexdigest()
