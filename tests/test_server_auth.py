@@ -68,6 +68,17 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
             "POST", f"{API}/tokens", j({"name": f"made-{next(_counter)}", "role": "reader"})),
         ("POST", f"{API}/tokens/revoke"): lambda: (
             "POST", f"{API}/tokens/revoke", j({"name": "absent"})),
+        ("GET", f"{API}/load-policy"): lambda: (
+            "GET", f"{API}/load-policy", {"params": {"ref": ref}}),
+        ("POST", f"{API}/tags"): lambda: (
+            "POST", f"{API}/tags", j({"ref": ref, "tags": {"matrix": "1"}})),
+        ("POST", f"{API}/describe"): lambda: (
+            "POST", f"{API}/describe", j({"ref": ref, "text": "matrix"})),
+        ("POST", f"{API}/bases"): lambda: (
+            "POST", f"{API}/bases", j({"record": {"label": "m", "fingerprint": {}}, "name": "m"})),
+        ("POST", f"{API}/bases/link"): lambda: (
+            "POST", f"{API}/bases/link",
+            j({"source": "absent", "target": "absent-too", "relation": "equivalent"})),
     }  # fmt: skip
 
 

@@ -37,7 +37,8 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.codec import decode, encode
-from registry.remote.operators import RemoteOperators, client_base, pushed_base_name
+from registry.remote.operators import client_base, pushed_base_name
+from registry.remote.records import RemoteRecords
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
@@ -58,7 +59,6 @@ from registry.store.store import Store
 if TYPE_CHECKING:
     import httpx2
 
-    from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.security.signing import Signature
     from registry.security.tokens import NewToken, TokenInfo
 
@@ -76,7 +76,7 @@ def _local_only(what: str) -> NoReturn:
     )
 
 
-class RemoteRegistry(RemoteOperators):
+class RemoteRegistry(RemoteRecords):
     """A registry server, used through the same methods as a local ``Registry``."""
 
     def __init__(
@@ -288,32 +288,6 @@ class RemoteRegistry(RemoteOperators):
             version, cache.blobs, Path(directory), overwrite=overwrite, progress=progress
         )
 
-    def load(
-        self,
-        ref: str | Ref,
-        model: Any,
-        *,
-        strict: bool = True,
-        mode: LoadMode = "auto",
-        reverify: bool = False,
-        allow_unverified_base: bool = False,
-        exhaustive: bool = False,
-    ) -> LoadedAdapter:
-        """Apply a version to ``model`` here, from verified blobs in the local cache."""
-        from registry.runtime.loader import load
-
-        version = self.get(ref)
-        return load(
-            self._fetch(version),
-            version,
-            model,
-            strict=strict,
-            mode=mode,
-            reverify=reverify,
-            allow_unverified_base=allow_unverified_base,
-            exhaustive=exhaustive,
-        )
-
     def _fetch(self, version: AdapterVersion) -> Store:
         """Bring the version's files into the local cache, each kept only when its bytes
         hash to the manifest's sha256."""
@@ -367,12 +341,6 @@ class RemoteRegistry(RemoteOperators):
 
     def bases(self) -> builtins.list[BaseModelRecord]:
         return self._get("/bases", builtins.list[BaseModelRecord])
-
-    def add_base(self, source: str | Path, **_kw: Any) -> BaseModelRecord:
-        _local_only("fingerprinting a base")
-
-    def link_bases(self, source: str, target: str, relation: str) -> Any:
-        _local_only("linking bases")
 
     def check_compat(
         self,

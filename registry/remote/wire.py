@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from registry import errors
 from registry.errors import ArgumentError
 from registry.remote.codec import decode
+from registry.security.signature_rows import StoredSignature
 from registry.store.manifest import BaseModelRef, Lineage
 
 API = "/api/v1"
@@ -137,6 +138,46 @@ class ClientBase:
     fingerprint: dict[str, Any]
     quantization: str = "none"
     config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """What a client needs to apply ``load.require_signature`` to one version."""
+
+    require_signature: bool
+    trusted: dict[str, str]  # key id -> the name the server trusts it as
+    signatures: list[StoredSignature]
+
+
+@dataclass(frozen=True)
+class TagsBody:
+    ref: str
+    tags: dict[str, str] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DescribeBody:
+    ref: str
+    text: str
+
+
+@dataclass(frozen=True)
+class BaseBody:
+    """``base add`` of weights the client fingerprinted, recorded as ``name``."""
+
+    record: ClientBase
+    name: str
+    revision: str | None = None
+    version: str | None = None
+    quantization: str | None = None
+
+
+@dataclass(frozen=True)
+class BaseLinkBody:
+    source: str
+    target: str
+    relation: str
 
 
 @dataclass(frozen=True)

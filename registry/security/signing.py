@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -240,12 +241,28 @@ def require_trusted_signature(
     """The trusted signers of ``version``; ``SignatureError`` when there are none."""
     signers = trusted_signers(store, version, check_blobs=check_blobs)
     if not signers:
-        raise SignatureError(
-            f"{version.ref} has no valid signature by a trusted key, and the policy requires "
-            f"one {purpose}; sign it with `adapters sign {version.ref} --key NAME` (and trust "
-            "the key with `adapters key trust`), or run `adapters verify` to see why not"
-        )
+        raise unsigned_error(version, purpose)
     return signers
+
+
+def unsigned_error(version: AdapterVersion, purpose: str) -> SignatureError:
+    return SignatureError(
+        f"{version.ref} has no valid signature by a trusted key, and the policy requires "
+        f"one {purpose}; sign it with `adapters sign {version.ref} --key NAME` (and trust "
+        "the key with `adapters key trust`), or run `adapters verify` to see why not"
+    )
+
+
+def valid_signers(
+    recorded: Sequence[StoredSignature], trusted: Mapping[str, str], version: AdapterVersion
+) -> list[str]:
+    """Names (``trusted`` maps key ids to names) of the trusted keys among ``recorded`` that
+    validly sign ``version``, checked against the statement rebuilt from it; the caller has
+    re-hashed its files and digest."""
+    expected = statement(version.name, version.version, version.digest)
+    return sorted(
+        trusted[s.key_id] for s in recorded if s.key_id in trusted and _valid(s, expected)
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from registry.remote.wire import API
 from registry.server import endpoints as e
-from registry.server import uploads
+from registry.server import records, uploads
 from registry.server.context import Endpoint
 
 
@@ -38,4 +38,17 @@ def table() -> list[Endpoint]:
         Endpoint("GET", f"{a}/tokens", "admin", "List tokens", e.list_tokens, True),
         Endpoint("POST", f"{a}/tokens", "admin", "Create a token", e.create_token, True),
         Endpoint("POST", f"{a}/tokens/revoke", "admin", "Revoke a token", e.revoke_token, True),
+        *_records(a),
+    ]
+
+
+def _records(a: str) -> list[Endpoint]:
+    """Tags, descriptions, base records, and the load policy a client applies."""
+    r = records
+    return [
+        Endpoint("GET", f"{a}/load-policy", "reader", "Signature policy for a load", r.load_policy),
+        Endpoint("POST", f"{a}/tags", "writer", "Set or remove tags", r.set_tags),
+        Endpoint("POST", f"{a}/describe", "writer", "Set a description", r.describe),
+        Endpoint("POST", f"{a}/bases", "writer", "Record a client's base", r.add_base, True),
+        Endpoint("POST", f"{a}/bases/link", "maintainer", "Relate two bases", r.link_bases, True),
     ]

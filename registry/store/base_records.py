@@ -45,10 +45,26 @@ def add_base(
 ) -> BaseModelRecord:
     """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it;
     ``exhaustive`` records every tensor's full-content digest as well."""
+    check_quantization(quantization)
+    target, default_name, revision = read_base_source(source, exhaustive=exhaustive)
+    return record_target(
+        catalog, target, name or default_name, revision=revision, version=version,
+        quantization=quantization, source=str(source),
+    )  # fmt: skip
+
+
+def check_quantization(quantization: str | None) -> None:
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ArgumentError(
             f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
         )
+
+
+def read_base_source(
+    source: str, *, exhaustive: bool = False
+) -> tuple[BaseTarget, str, str | None]:
+    """The weights ``source`` names (a directory, or HUB_ID[@REV] in the local HF cache),
+    with the name and revision a record of them gets by default."""
     path = Path(source).expanduser()
     revision: str | None = None
     if path.is_dir():
@@ -58,7 +74,21 @@ def add_base(
         target = target_from_hub_cache(source, exhaustive=exhaustive)
         default_name, _, revision = source.partition("@")
         revision = revision or target.label.partition("@")[2]
-    record_name, _, record_revision = (name or default_name).partition("@")
+    return target, default_name, revision
+
+
+def record_target(
+    catalog: Catalog,
+    target: BaseTarget,
+    name: str,
+    *,
+    revision: str | None = None,
+    version: str | None = None,
+    quantization: str | None = None,
+    source: str,
+) -> BaseModelRecord:
+    """Record the weights ``target`` read as base ``name`` (``NAME@REV`` names a revision)."""
+    record_name, _, record_revision = name.partition("@")
     record, _created = record_base(
         catalog,
         name=record_name,
@@ -67,7 +97,7 @@ def add_base(
         quantization=quantization or target.quantization,
         fingerprint=target.fingerprint,
         config=dict(target.config),
-        source=str(source),
+        source=source,
         actor=current_actor(),
     )
     return record

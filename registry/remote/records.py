@@ -1,0 +1,76 @@
+"""Annotations and base records through a registry server: tags and descriptions are
+set in the server; a base is fingerprinted here (its weights are on this machine) and the
+record sent, which the server checks and labels as the client's (docs/server.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry.remote import wire
+from registry.remote.codec import decode, encode
+from registry.remote.loading import RemoteLoading
+from registry.store.refs import Ref
+from registry.store.results import BaseModelRecord, BaseRelation
+
+if TYPE_CHECKING:
+    from registry.lifecycle.results import DescriptionChange, TagChange
+
+
+class RemoteRecords(RemoteLoading):
+    """Tags, descriptions and base records of ``RemoteRegistry``."""
+
+    def set_tags(
+        self,
+        ref: str | Ref,
+        tags: Mapping[str, str] | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> TagChange:
+        from registry.lifecycle.results import TagChange
+
+        body = wire.TagsBody(str(ref), dict(tags or {}), list(remove))
+        return decode(TagChange, self._send_json("/tags", body))
+
+    def describe(self, ref: str | Ref, text: str) -> DescriptionChange:
+        from registry.lifecycle.results import DescriptionChange
+
+        body = wire.DescribeBody(str(ref), text)
+        return decode(DescriptionChange, self._send_json("/describe", body))
+
+    def add_base(
+        self,
+        source: str | Path,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        quantization: str | None = None,
+        exhaustive: bool = False,
+    ) -> BaseModelRecord:
+        """Fingerprint ``source`` here (a directory, or a Hub id in this machine's HF cache)
+        and record it in the server."""
+        from registry.bases.fingerprint_json import fingerprint_to_json
+        from registry.store.base_records import check_quantization, read_base_source
+
+        check_quantization(quantization)
+        target, default_name, revision = read_base_source(str(source), exhaustive=exhaustive)
+        record = wire.ClientBase(
+            str(source), fingerprint_to_json(target.fingerprint), target.quantization,
+            _json_safe(target.config),
+        )  # fmt: skip
+        body = wire.BaseBody(record, name or default_name, revision or None, version, quantization)
+        return decode(BaseModelRecord, self._send_json("/bases", body))
+
+    def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
+        body = wire.BaseLinkBody(source, target, relation)
+        return decode(BaseRelation, self._send_json("/bases/link", body))
+
+    def _send_json(self, path: str, body: object) -> object:
+        return self._send("POST", path, json=encode(body)).json()
+
+
+def _json_safe(config: Mapping[str, object]) -> dict[str, object]:
+    import json
+
+    return dict(json.loads(json.dumps(dict(config), default=str)))
