@@ -7,7 +7,7 @@ import click
 from registry.bases.target import QUANTIZATIONS
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, table
-from registry.store.catalog.base_rows import RELATIONS, relations
+from registry.store.catalog.base_rows import RELATIONS
 
 
 @click.group()
@@ -84,7 +84,7 @@ def list_(state: AppState, as_json: bool) -> None:
     """
     reg = state.registry()
     records = reg.bases()
-    links = relations(reg.catalog)
+    links = reg.base_relations()
     if as_json:
         echo_json({"bases": [r.to_dict() for r in records], "relations": [vars(x) for x in links]})
         return

@@ -322,6 +322,12 @@ class Registry(LifecycleMethods, OperatorMethods):
 
         return list_bases(self.catalog)
 
+    def base_relations(self) -> builtins.list[BaseRelation]:
+        """Every recorded relation between base models (``quantized-from``, ``equivalent``)."""
+        from registry.store.catalog.base_rows import relations
+
+        return relations(self.catalog)
+
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         """Record that base ``source`` is ``quantized-from`` or ``equivalent`` to ``target``."""
         from registry.store.actor import current_actor

@@ -94,6 +94,7 @@ def test_tags_descriptions_and_base_records(server: ServedRegistry, tmp_path: Pa
             writer.link_bases(other.ref, theirs.ref, "equivalent")
         relation = maintainer.link_bases(other.ref, theirs.ref, "equivalent")
         assert (relation.source, relation.target) == (other.ref, theirs.ref)
+        assert relation in writer.base_relations()
         # a version named after the recorded base is checked against its weights
         named = writer.push(write_adapter(tmp_path / "n", seed=5), name="onbase",
                             base="tiny/base@main")  # fmt: skip
@@ -104,3 +105,27 @@ def test_tags_descriptions_and_base_records(server: ServedRegistry, tmp_path: Pa
     finally:
         for reg in (local, writer, maintainer):
             reg.close()
+
+
+def test_compat_load_and_merge_use_what_the_server_knows_of_the_base(
+    server: ServedRegistry, tmp_path: Path
+) -> None:
+    from support.ops_adapters import save_adapter
+
+    base_dir = save_base(base_model(), tmp_path / "base")
+    with _client(server, "maintainer") as remote:
+        pushed = remote.push(save_adapter("lora", tmp_path / "a", 1), name="late",
+                             base="later/base")  # fmt: skip
+        assert pushed.base_unverified is not None
+        assert not remote.check_compat("late", base_dir).ok  # nothing recorded yet
+        # recorded after the push, under the name the version gives: the server knows it
+        remote.add_base(base_dir, name="later/base")
+        report = remote.check_compat("late", base_dir)
+        assert report.ok, report.summary()
+        assert remote.check_compat("late", "later/base").ok  # the server's record as the base
+        wrong = save_base(base_model(seed=7), tmp_path / "wrong")
+        assert not remote.check_compat("late", wrong).ok
+        with remote.load("late", base_model()):  # no allow_unverified_base needed
+            pass
+        merged = remote.merge_into_base("late", base_dir, tmp_path / "merged")
+        assert merged.compat.ok

@@ -70,12 +70,15 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
             "POST", f"{API}/tokens/revoke", j({"name": "absent"})),
         ("GET", f"{API}/load-policy"): lambda: (
             "GET", f"{API}/load-policy", {"params": {"ref": ref}}),
+        ("GET", f"{API}/known-base"): lambda: (
+            "GET", f"{API}/known-base", {"params": {"ref": ref}}),
         ("POST", f"{API}/tags"): lambda: (
             "POST", f"{API}/tags", j({"ref": ref, "tags": {"matrix": "1"}})),
         ("POST", f"{API}/describe"): lambda: (
             "POST", f"{API}/describe", j({"ref": ref, "text": "matrix"})),
         ("POST", f"{API}/bases"): lambda: (
             "POST", f"{API}/bases", j({"record": {"label": "m", "fingerprint": {}}, "name": "m"})),
+        ("GET", f"{API}/bases/relations"): lambda: ("GET", f"{API}/bases/relations", {}),
         ("POST", f"{API}/bases/link"): lambda: (
             "POST", f"{API}/bases/link",
             j({"source": "absent", "target": "absent-too", "relation": "equivalent"})),
@@ -138,7 +141,9 @@ def test_roles_and_namespaces(served: ServedRegistry, targets: dict[str, Any], t
             )
             enough = ROLES.index(role) >= ROLES.index(endpoint.role)
             # Lists are filtered to the namespace rather than refused (asserted empty below).
-            scoped = endpoint.global_only or key[1] in (f"{API}/bases", f"{API}/versions")
+            scoped = endpoint.global_only or key[1] in (
+                f"{API}/bases", f"{API}/bases/relations", f"{API}/versions"
+            )
             names_target = not scoped and key[1] not in (f"{API}/uploads/{{sha256:str}}",)
             allowed = enough and not (namespaced and endpoint.global_only) and not (
                 namespaced and where == "outside" and names_target

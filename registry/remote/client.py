@@ -342,16 +342,6 @@ class RemoteRegistry(RemoteRecords):
     def bases(self) -> builtins.list[BaseModelRecord]:
         return self._get("/bases", builtins.list[BaseModelRecord])
 
-    def check_compat(
-        self,
-        ref: str | Ref,
-        base: Any,
-        *,
-        allow_unverified_base: bool = False,
-        exhaustive: bool = False,
-    ) -> Any:
-        _local_only("a compatibility check")
-
     # -- lifecycle ----------------------------------------------------------------------
 
     def record_eval(

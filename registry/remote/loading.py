@@ -22,6 +22,8 @@ from registry.store.refs import Ref
 from registry.store.results import AdapterVersion
 
 if TYPE_CHECKING:
+    from registry.bases.compat import CompatReport
+    from registry.bases.target import BaseTarget
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.store.materialize import Materialized
     from registry.store.store import Store
@@ -60,7 +62,52 @@ class RemoteLoading(RemoteOperators):
             reverify=reverify,
             allow_unverified_base=allow_unverified_base,
             exhaustive=exhaustive,
+            known_base=self._known_base(version),
         )
+
+    def check_compat(
+        self,
+        ref: str | Ref,
+        base: Any,
+        *,
+        allow_unverified_base: bool = False,
+        exhaustive: bool = False,
+    ) -> CompatReport:
+        """Compatibility of a version with a base on this machine (a torch module, a
+        directory, a Hub id in the local cache) or a base recorded in the server, checked
+        here with what the server knows of the base it was trained on."""
+        from registry.bases.target import BaseTarget, target_from_module
+        from registry.store.base_records import compat_for_target
+
+        version = self.get(ref)
+        cache = self._fetch(version)
+        if isinstance(base, BaseTarget):
+            target = base
+        elif isinstance(base, str | Path):
+            target = self._base_target(str(base), exhaustive=exhaustive)
+        else:
+            target = target_from_module(base, digest=exhaustive)
+        return compat_for_target(
+            cache, version, target, allow_unverified_base=allow_unverified_base,
+            known=self._known_base(version),
+        )  # fmt: skip
+
+    def _base_target(self, text: str, *, exhaustive: bool) -> BaseTarget:
+        """As a local registry reads a base: a directory, else a record (of the server),
+        else a Hub id in this machine's HF cache."""
+        from registry.bases.target import target_from_record
+        from registry.store.base_records import resolve_target
+
+        if not Path(text).expanduser().exists():
+            name, _, revision = text.partition("@")
+            named = sorted((r for r in self.bases() if r.name == name), key=lambda r: r.id)
+            if revision:
+                named = [r for r in named if r.revision == revision][:1]
+            else:  # as find_base: the one recorded without a revision, else the newest
+                named = [r for r in named if not r.revision][:1] or named[-1:]
+            if named and named[0].fingerprint is not None:
+                return target_from_record(named[0])
+        return resolve_target(text, None, exhaustive=exhaustive)
 
     def materialize(self, ref: str | Ref, *, rehash: bool = False) -> Path:
         """A verified, read-only PEFT directory for the version in the local cache."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from registry.ops.methods import CombineSpec
     from registry.runtime.derive import Derived, DeriveResult, Destination
     from registry.runtime.merge_into_base import MergeResult
+    from registry.store.base_records import KnownBase
     from registry.store.store import Store
 
 _CHUNK = 1 << 20
@@ -51,6 +52,15 @@ class RemoteOperators(Registry):
 
     def _cache_store(self) -> Store:
         raise NotImplementedError
+
+    def _known_base(self, version: AdapterVersion) -> KnownBase:
+        """What the server's catalog knows of the base ``version`` was trained on, for the
+        compatibility checks run here (the local cache has no base records)."""
+        from registry.remote.codec import decode
+        from registry.store.base_records import KnownBase
+
+        answer = self._send("GET", "/known-base", params={"ref": version.ref})
+        return decode(KnownBase, answer.json())
 
     def _resolve(self, ref: str | Ref) -> AdapterVersion:
         """A version as the server resolves it, without the yanked warning of ``get`` (as
@@ -154,6 +164,7 @@ class RemoteOperators(Registry):
         return merge_resolved(
             self._fetch(version), version, Path(base), Path(out), force=force,
             max_shard_bytes=max_shard_bytes, overwrite=overwrite, progress=progress,
+            known_base=self._known_base(version),
         )  # fmt: skip
 
     # -- pushing what was made here ----------------------------------------------------------

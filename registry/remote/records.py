@@ -62,6 +62,9 @@ class RemoteRecords(RemoteLoading):
         body = wire.BaseBody(record, name or default_name, revision or None, version, quantization)
         return decode(BaseModelRecord, self._send_json("/bases", body))
 
+    def base_relations(self) -> list[BaseRelation]:
+        return decode(list[BaseRelation], self._send("GET", "/bases/relations").json())
+
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         body = wire.BaseLinkBody(source, target, relation)
         return decode(BaseRelation, self._send_json("/bases/link", body))

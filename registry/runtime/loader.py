@@ -34,7 +34,7 @@ from registry.ops.tensors import load_adapter_tensors
 from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
-from registry.store.base_records import adapter_shapes, compat_for_target
+from registry.store.base_records import KnownBase, adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
@@ -199,6 +199,7 @@ def load(
     reverify: bool = False,
     allow_unverified_base: bool = False,
     exhaustive: bool = False,
+    known_base: KnownBase | None = None,
 ) -> LoadedAdapter:
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
@@ -235,7 +236,9 @@ def load(
     target = target_from_module(
         model, digest=_bound_parameters(store, version) if exhaustive else False
     )
-    report = compat_for_target(store, version, target, allow_unverified_base=allow_unverified_base)
+    report = compat_for_target(
+        store, version, target, allow_unverified_base=allow_unverified_base, known=known_base
+    )
     if not report.ok:
         hints = ["pass strict=False to load anyway"]
         if any(is_unverified(c) for c in report.failures):

@@ -19,6 +19,7 @@ from registry.progress import Progress
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
     from registry.ops.merge import MergeReport
+    from registry.store.base_records import KnownBase
     from registry.store.results import AdapterVersion
     from registry.store.store import Store
 
@@ -70,8 +71,10 @@ def merge_resolved(
     max_shard_bytes: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    known_base: KnownBase | None = None,
 ) -> MergeResult:
-    """Merge ``version``, whose blobs ``store`` holds, into the checkpoint in ``base``."""
+    """Merge ``version``, whose blobs ``store`` holds, into the checkpoint in ``base``
+    (``known_base``: what a server's catalog knows of the base it was trained on)."""
     from registry.bases.target import target_from_directory
     from registry.ops.fold import require_foldable
     from registry.ops.merge import merge_checkpoint
@@ -79,7 +82,8 @@ def merge_resolved(
     from registry.store.base_records import compat_for_target
 
     require_foldable(version.method)
-    report = compat_for_target(store, version, target_from_directory(Path(base)))
+    target = target_from_directory(Path(base))
+    report = compat_for_target(store, version, target, known=known_base)
     if not report.ok:
         message = (
             f"refusing to merge: {report.summary()}. To proceed: pass force=True (--force) "

@@ -1,6 +1,6 @@
 """Endpoints for annotations and records made after a push: tags and descriptions, base
 model records a client fingerprinted and the relations between them, and the signature
-policy a client applies before it loads or materialises a version.
+policy and the base knowledge a client applies before it loads, merges or materialises.
 
 The load policy is enforced where the files are used: the server sends whether
 ``policy.json`` requires a trusted signature, which key ids it trusts, and the version's
@@ -40,6 +40,17 @@ async def load_policy(ctx: Context, request: Request, caller: Caller) -> Respons
     return ok(await ctx.call(caller, policy))
 
 
+async def known_base(ctx: Context, request: Request, caller: Caller) -> Response:
+    """What the catalog knows of the base a version was trained on, for the compatibility
+    checks a client runs before it loads or merges (base records are no secret: ``/bases``)."""
+    from registry.store.base_records import known_base as find_known
+
+    ref = request.query_params.get("ref") or ""
+    caller.require_ref(ref)
+    catalog = ctx.registry.store.catalog
+    return ok(await ctx.call(caller, lambda: find_known(catalog, ctx.registry.get(ref))))
+
+
 async def set_tags(ctx: Context, request: Request, caller: Caller) -> Response:
     body = wire.parse_body(wire.TagsBody, await read_json(request, ctx.settings))
     caller.require_ref(body.ref)
@@ -71,6 +82,10 @@ async def add_base(ctx: Context, request: Request, caller: Caller) -> Response:
         ),
     )  # fmt: skip
     return ok(record, 201)
+
+
+async def base_relations(ctx: Context, request: Request, caller: Caller) -> Response:
+    return ok(await ctx.call(caller, ctx.registry.base_relations))
 
 
 async def link_bases(ctx: Context, request: Request, caller: Caller) -> Response:

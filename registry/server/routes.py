@@ -47,8 +47,10 @@ def _records(a: str) -> list[Endpoint]:
     r = records
     return [
         Endpoint("GET", f"{a}/load-policy", "reader", "Signature policy for a load", r.load_policy),
+        Endpoint("GET", f"{a}/known-base", "reader", "The base trained on", r.known_base),
         Endpoint("POST", f"{a}/tags", "writer", "Set or remove tags", r.set_tags),
         Endpoint("POST", f"{a}/describe", "writer", "Set a description", r.describe),
         Endpoint("POST", f"{a}/bases", "writer", "Record a client's base", r.add_base, True),
+        Endpoint("GET", f"{a}/bases/relations", "reader", "Base relations", r.base_relations),
         Endpoint("POST", f"{a}/bases/link", "maintainer", "Relate two bases", r.link_bases, True),
     ]

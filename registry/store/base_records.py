@@ -6,6 +6,7 @@ checks: what ``adapters base add`` and ``verify --base`` and the loader share.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,40 +112,60 @@ def adapter_shapes(store: Store, version: AdapterVersion) -> dict[str, tuple[int
     return {name: tuple(info.shape) for name, info in tensors.items()}
 
 
+@dataclass(frozen=True)
+class KnownBase:
+    """What a catalog knows of the base a version was trained on: its record (with the
+    samples that tell a dtype cast from other weights, and its quantization), and the
+    contents related to it by recorded relations (content digest -> relation)."""
+
+    trained_on: BaseModelRecord | None
+    related: dict[str, str]
+
+
+def known_base(catalog: Catalog, version: AdapterVersion) -> KnownBase:
+    """The record of the base ``version`` was trained on, and what relates to it.
+
+    A version pushed without a base fingerprint is matched with the base recorded later
+    under exactly the name and revision it gives (``adapters base add ... --name``)."""
+    trained_on = None
+    related: dict[str, str] = {}
+    recorded = version.base_model.fingerprint
+    if recorded is not None:
+        matches = find_by_content(catalog, recorded)
+        trained_on = matches[0] if matches else None
+    elif version.base_model.name:
+        named = find_base(
+            catalog, version.base_model.name, version.base_model.revision, exact=True
+        )
+        trained_on = named if named is not None and named.fingerprint is not None else None
+        recorded = trained_on.content_digest if trained_on is not None else None
+    if recorded is not None:
+        related = related_contents(catalog, recorded)
+    return KnownBase(trained_on, related)
+
+
 def compat_for_target(
     store: Store,
     version: AdapterVersion,
     target: BaseTarget,
     *,
     allow_unverified_base: bool = False,
+    known: KnownBase | None = None,
 ) -> CompatReport:
     """Every compatibility check of ``version`` against ``target``, with what the catalog
-    knows of the base the adapter was trained on and of recorded relations.
+    knows of the base the adapter was trained on and of recorded relations (``known``:
+    that knowledge from elsewhere, a registry server's catalog).
 
-    A version pushed without a base fingerprint is checked against the base recorded later
-    under exactly the name and revision it gives (``adapters base add ... --name``); with
-    neither, the weights check fails unless ``allow_unverified_base``.
+    With no fingerprint of the base trained on, the weights check fails unless
+    ``allow_unverified_base``.
     """
-    trained_on = None
-    related: dict[str, str] = {}
-    recorded = version.base_model.fingerprint
-    if recorded is not None:
-        matches = find_by_content(store.catalog, recorded)
-        trained_on = matches[0] if matches else None
-    elif version.base_model.name:
-        named = find_base(
-            store.catalog, version.base_model.name, version.base_model.revision, exact=True
-        )
-        trained_on = named if named is not None and named.fingerprint is not None else None
-        recorded = trained_on.content_digest if trained_on is not None else None
-    if recorded is not None:
-        related = related_contents(store.catalog, recorded)
+    known = known if known is not None else known_base(store.catalog, version)
     return check(
         version,
         adapter_shapes(store, version),
         target,
-        trained_on=trained_on,
-        related=related,
+        trained_on=known.trained_on,
+        related=known.related,
         requires=version.manifest.requires,
         allow_unverified_base=allow_unverified_base,
     )
