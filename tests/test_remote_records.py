@@ -125,6 +125,9 @@ def test_compat_load_and_merge_use_what_the_server_knows_of_the_base(
         assert remote.check_compat("late", "later/base").ok  # the server's record as the base
         wrong = save_base(base_model(seed=7), tmp_path / "wrong")
         assert not remote.check_compat("late", wrong).ok
+        checked = remote.verify("late", base=str(base_dir))
+        assert checked.ok and any(c.name == "base weights" for c in checked.checks)
+        assert not remote.verify("late", base=str(wrong)).ok
         with remote.load("late", base_model()):  # no allow_unverified_base needed
             pass
         merged = remote.merge_into_base("late", base_dir, tmp_path / "merged")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from registry import errors
 from registry.api import Registry
+from registry.check import Check
 from registry.errors import ArgumentError, ServerError, YankedVersionWarning
 from registry.lifecycle.results import (
     AliasChange,
@@ -265,9 +266,14 @@ class RemoteRegistry(RemoteRecords):
         allow_unverified_base: bool = False,
         exhaustive: bool = False,
     ) -> VerifyReport:
-        if base is not None:
-            _local_only("checking a base during verify")
-        return self._post("/verify", VerifyReport, wire.RefBody(str(ref)))
+        report = self._post("/verify", VerifyReport, wire.RefBody(str(ref)))
+        if base is None:
+            return report
+        # The base is on this machine (or recorded in the server): checked here, as load does.
+        compat = self.check_compat(report.ref, base, allow_unverified_base=allow_unverified_base,
+                                   exhaustive=exhaustive)  # fmt: skip
+        checks = tuple(Check(f"base {c.name}", c.status, c.detail) for c in compat.checks)
+        return VerifyReport(report.ref, report.digest, report.checks + checks)
 
     def sign(self, ref: str | Ref, key: str) -> Signature:
         from registry.security.signing import Signature
