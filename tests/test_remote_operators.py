@@ -160,3 +160,42 @@ def test_the_server_checks_a_pushed_lineage(
     plain = Registry.open(server.url, token=server.tokens["writer"])
     with plain, pytest.raises(RegistryError, match="does not exist"):  # as a local push says
         plain.push(tmp_path / "c", name=f"{prefix}/x", base_path=tmp_path / "absent")
+
+
+def test_the_cli_runs_operators_and_annotations_against_the_server(
+    server: ServedRegistry, prefix: str, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support.server import ROOT
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "ADAPTERS_URL": server.url,
+               "ADAPTERS_TOKEN": server.tokens["maintainer"]}  # fmt: skip
+        return subprocess.run([sys.executable, "-m", "registry.cli", *args],
+                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+
+    base_dir = save_base(base_model(), tmp_path / "base")
+    added = cli("base", "add", str(base_dir), "--name", f"{prefix}/base", "--json")
+    assert added.returncode == 0, added.stderr
+    a = save_adapter("lora", tmp_path / "a", 1)
+    pushed = cli("push", str(a), "--name", f"{prefix}/a", "--base", f"{prefix}/base")
+    assert pushed.returncode == 0, pushed.stderr
+    resized = cli("resize", f"{prefix}/a", "--rank", "2", "--name", f"{prefix}/r", "--json")
+    assert resized.returncode == 0, resized.stderr
+    assert json.loads(resized.stdout)["lineage"]["operation"] == "resize"
+    assert cli("tag", f"{prefix}/r", "stage=dev").returncode == 0
+    assert cli("describe", f"{prefix}/r", "smaller").returncode == 0
+    listed = cli("base", "list")
+    assert listed.returncode == 0 and f"{prefix}/base" in listed.stdout, listed.stderr
+    into = tmp_path / "served"
+    laid = cli("materialize", f"{prefix}/r", "--into", str(into))
+    assert laid.returncode == 0, laid.stderr
+    with Registry.open(server.url, token=server.tokens["reader"]) as reader:
+        version = reader.get(f"{prefix}/r")
+        assert version.tags == {"stage": "dev"} and version.base_model.fingerprint
+        assert reader.lineage(version.ref).ancestors[0].ref == f"{prefix}/a@1"
+    assert (into / f"{prefix}--r" / "adapter_config.json").is_file()
