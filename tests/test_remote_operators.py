@@ -4,6 +4,8 @@ the same calls on a local registry; the server checks what a client pushes with 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,9 +150,15 @@ def test_the_server_checks_a_pushed_lineage(
     claimed = body(Lineage("resize", (ref,)), exact_base=not_theirs)
     refused = _raw_push(server, "writer", claimed)
     assert refused.status_code == 400 and "exact_base" in refused.json()["error"]["message"]
-    forged = wire.ClientBase("here", {"algorithm": "afp-1", "content": "nope"})
+    document = json.dumps({"algorithm": "afp-1", "content": "nope"}).encode()
+    sha = hashlib.sha256(document).hexdigest()
+    writer._send("PUT", f"/uploads/{sha}", content=document)  # type: ignore[attr-defined]
+    forged = wire.ClientBase("here", sha)
     bad = _raw_push(server, "writer", body(Lineage("extract", ()), base="b", base_record=forged))
     assert bad.status_code == 422
+    absent = wire.ClientBase("here", "f" * 64)  # never uploaded
+    unsent = _raw_push(server, "writer", body(Lineage("extract", ()), base="b", base_record=absent))
+    assert unsent.status_code == 400 and "upload the fingerprint" in unsent.text
     assert writer.list(name=f"{prefix}/*") == []  # nothing recorded by any of them
     writer.close()
 
@@ -165,7 +173,6 @@ def test_the_server_checks_a_pushed_lineage(
 def test_the_cli_runs_operators_and_annotations_against_the_server(
     server: ServedRegistry, prefix: str, tmp_path: Path
 ) -> None:
-    import json
     import os
     import subprocess
     import sys

@@ -77,7 +77,8 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
         ("POST", f"{API}/describe"): lambda: (
             "POST", f"{API}/describe", j({"ref": ref, "text": "matrix"})),
         ("POST", f"{API}/bases"): lambda: (
-            "POST", f"{API}/bases", j({"record": {"label": "m", "fingerprint": {}}, "name": "m"})),
+            "POST", f"{API}/bases",
+            j({"record": {"label": "m", "fingerprint_sha256": "0" * 64}, "name": "m"})),
         ("GET", f"{API}/bases/relations"): lambda: ("GET", f"{API}/bases/relations", {}),
         ("POST", f"{API}/bases/link"): lambda: (
             "POST", f"{API}/bases/link",

@@ -38,7 +38,7 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.codec import decode, encode
-from registry.remote.operators import client_base, pushed_base_name
+from registry.remote.operators import pushed_base_name
 from registry.remote.records import RemoteRecords
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -185,8 +185,8 @@ class RemoteRegistry(RemoteRecords):
         record = None
         if base_path is not None or base_module is not None:
             # Fingerprinted here; the server checks the record and names it the client's.
-            record = client_base(base_path=base_path, base_module=base_module,
-                                 exhaustive=exhaustive_base)  # fmt: skip
+            record = self._client_base(base_path=base_path, base_module=base_module,
+                                       exhaustive=exhaustive_base)  # fmt: skip
             base = base or pushed_base_name(Path(directory), base_path)
         from registry.store.hashing import data_digest
 

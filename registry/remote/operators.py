@@ -187,7 +187,7 @@ class RemoteOperators(Registry):
             directory = write_derived(derived, staging / "adapter")
             base = derived.base
             record = (
-                client_base(base_path=derived.base_path)
+                self._client_base(base_path=derived.base_path)
                 if derived.base_path is not None
                 else None
             )
@@ -207,6 +207,34 @@ class RemoteOperators(Registry):
             shutil.rmtree(staging, ignore_errors=True)
         return DeriveResult(result.version, result.created, derived.lineage, derived.produced.notes)
 
+    def _client_base(
+        self, *, base_path: str | Path | None = None, base_module: Any = None,
+        exhaustive: bool = False,
+    ) -> wire.ClientBase:  # fmt: skip
+        """Base weights fingerprinted here (a directory, or a live module), the fingerprint
+        uploaded as a document, as the record a push sends to the server."""
+        from registry.bases.target import target_from_directory, target_from_module
+
+        target: BaseTarget
+        if base_path is not None:
+            path = Path(base_path)
+            if not path.is_dir():
+                raise errors.RegistryError(f"base model directory {path} does not exist")
+            target = target_from_directory(path, exhaustive=exhaustive)
+        else:
+            target = target_from_module(base_module, digest=exhaustive)
+        return self._base_record(target, target.label)
+
+    def _base_record(self, target: BaseTarget, label: str) -> wire.ClientBase:
+        from registry.bases.fingerprint_json import fingerprint_to_json
+
+        document = json.dumps(fingerprint_to_json(target.fingerprint)).encode()
+        digest = hashlib.sha256(document).hexdigest()
+        self._send("PUT", f"/uploads/{digest}", content=document)
+        # A module's config may hold values JSON has no form for; they are kept as text.
+        config = json.loads(json.dumps(dict(target.config), default=str))
+        return wire.ClientBase(label, digest, target.quantization, config)
+
     def _post_push(self, body: wire.PushBody) -> PushResult:
         from registry.remote.codec import decode, encode
 
@@ -222,29 +250,6 @@ class RemoteOperators(Registry):
                            headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
             files[path.relative_to(root).as_posix()] = digest
         return files
-
-
-def client_base(
-    *, base_path: str | Path | None = None, base_module: Any = None, exhaustive: bool = False
-) -> wire.ClientBase:
-    """Base weights fingerprinted here (a directory, or a live module) as the record a push
-    or ``base add`` sends to the server."""
-    from registry.bases.fingerprint_json import fingerprint_to_json
-    from registry.bases.target import target_from_directory, target_from_module
-
-    target: BaseTarget
-    if base_path is not None:
-        path = Path(base_path)
-        if not path.is_dir():
-            raise errors.RegistryError(f"base model directory {path} does not exist")
-        target = target_from_directory(path, exhaustive=exhaustive)
-    else:
-        target = target_from_module(base_module, digest=exhaustive)
-    # A module's config may hold values JSON has no form for; they are kept as text.
-    config = json.loads(json.dumps(dict(target.config), default=str))
-    return wire.ClientBase(
-        target.label, fingerprint_to_json(target.fingerprint), target.quantization, config
-    )
 
 
 def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | None:

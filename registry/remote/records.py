@@ -50,15 +50,11 @@ class RemoteRecords(RemoteLoading):
     ) -> BaseModelRecord:
         """Fingerprint ``source`` here (a directory, or a Hub id in this machine's HF cache)
         and record it in the server."""
-        from registry.bases.fingerprint_json import fingerprint_to_json
         from registry.store.base_records import check_quantization, read_base_source
 
         check_quantization(quantization)
         target, default_name, revision = read_base_source(str(source), exhaustive=exhaustive)
-        record = wire.ClientBase(
-            str(source), fingerprint_to_json(target.fingerprint), target.quantization,
-            _json_safe(target.config),
-        )  # fmt: skip
+        record = self._base_record(target, str(source))
         body = wire.BaseBody(record, name or default_name, revision or None, version, quantization)
         return decode(BaseModelRecord, self._send_json("/bases", body))
 
@@ -72,8 +68,3 @@ class RemoteRecords(RemoteLoading):
     def _send_json(self, path: str, body: object) -> object:
         return self._send("POST", path, json=encode(body)).json()
 
-
-def _json_safe(config: Mapping[str, object]) -> dict[str, object]:
-    import json
-
-    return dict(json.loads(json.dumps(dict(config), default=str)))

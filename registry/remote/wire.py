@@ -130,12 +130,14 @@ class TokenNameBody:
 
 @dataclass(frozen=True)
 class ClientBase:
-    """Base weights fingerprinted by the client (``push --base-path``, ``base add``): the
-    server checks that the fingerprint is well formed and recomputes its own digests from
-    its samples, but cannot see the weights, so it records the source as the client's."""
+    """Base weights fingerprinted by the client (``push --base-path``, ``base add``). The
+    fingerprint document (``fingerprint_to_json``; a model of many tensors outgrows a JSON
+    body) is uploaded first like a file and named by its sha256. The server checks that it
+    is well formed and recomputes its digests from its samples, but cannot see the
+    weights, so it records the source as the client's."""
 
     label: str
-    fingerprint: dict[str, Any]
+    fingerprint_sha256: str
     quantization: str = "none"
     config: dict[str, Any] = field(default_factory=dict)
 

@@ -11,10 +11,13 @@ well formed and recompute its own digests. The version is then pushed through th
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 from registry.bases.target import QUANTIZATIONS, BaseTarget
-from registry.errors import ArgumentError, NotFoundError
+from registry.errors import ArgumentError, FingerprintError, NotFoundError
 from registry.remote import wire
 from registry.runtime.derive import Destination, push_derived
 from registry.server.auth import Caller
@@ -25,19 +28,21 @@ from registry.store.results import AdapterVersion, PushResult
 from registry.store.store import Store
 
 _LABEL_MAX = 200
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FINGERPRINT_MAX = 256 << 20  # some 500,000 tensors' samples
 CLIENT_NOTE = "fingerprinted by a client of"
 
 
-def client_target(record: wire.ClientBase, caller: Caller) -> BaseTarget:
-    """The client's fingerprint as a base target; its source names the token, not a path
-    the server could read."""
+def client_target(store: Store, record: wire.ClientBase, caller: Caller) -> BaseTarget:
+    """The client's fingerprint (uploaded as a document) as a base target; its source
+    names the token, not a path the server could read."""
     from registry.bases.fingerprint_json import fingerprint_from_json
 
     if record.quantization not in QUANTIZATIONS:
         raise ArgumentError(
             f"unknown quantization {record.quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
         )
-    fingerprint = fingerprint_from_json(record.fingerprint)
+    fingerprint = fingerprint_from_json(_fingerprint_document(store, record.fingerprint_sha256))
     label = record.label.replace("\x00", "")[:_LABEL_MAX]
     return BaseTarget(
         f"{label} ({CLIENT_NOTE} {caller.name}; weights not seen by the server)",
@@ -45,6 +50,31 @@ def client_target(record: wire.ClientBase, caller: Caller) -> BaseTarget:
         record.quantization,
         record.config,
     )
+
+
+def pushed_base(store: Store, body: wire.PushBody, caller: Caller) -> BaseTarget | None:
+    """The base weights a client fingerprinted for a push, if it sent them."""
+    record = body.base_record
+    return None if record is None else client_target(store, record, caller)
+
+
+def _fingerprint_document(store: Store, sha256: str) -> Any:
+    # The directory PUT /uploads/SHA256 stages files in (registry.server.uploads).
+    if not _SHA256.fullmatch(sha256):
+        raise ArgumentError("fingerprint_sha256 must be the sha256 of an uploaded document")
+    path = store.tmp_dir / "uploads" / sha256
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ArgumentError(
+            "upload the fingerprint document first (PUT /uploads/SHA256)"
+        ) from None
+    if size > _FINGERPRINT_MAX:
+        raise ArgumentError(f"a fingerprint document is at most {_FINGERPRINT_MAX} bytes")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        raise FingerprintError("the uploaded fingerprint document is not JSON") from None
 
 
 def _parents(store: Store, caller: Caller, lineage: Lineage) -> list[AdapterVersion]:
@@ -89,7 +119,7 @@ def push_client_derived(
         raise ArgumentError("give exact_base or base_record, not both")
     assert body.name is not None
     base = body.exact_base or (parse_base(body.base) if body.base else BaseModelRef(None))
-    target = client_target(body.base_record, caller) if body.base_record else None
+    target = pushed_base(store, body, caller)
     return push_derived(
         store,
         directory,

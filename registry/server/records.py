@@ -72,8 +72,8 @@ async def add_base(ctx: Context, request: Request, caller: Caller) -> Response:
 
     body = wire.parse_body(wire.BaseBody, await read_json(request, ctx.settings))
     check_quantization(body.quantization)
-    target = client_target(body.record, caller)
     catalog = ctx.registry.store.catalog
+    target = await ctx.call(caller, lambda: client_target(ctx.registry.store, body.record, caller))
     record = await ctx.call(
         caller,
         lambda: record_target(

@@ -26,7 +26,7 @@ from registry.remote import wire
 from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
-from registry.server.derived import client_target, push_client_derived
+from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -132,7 +132,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                 alias=body.alias,
                 base_quantization=body.base_quantization,
                 requires=body.requires,
-                base_module=client_target(body.base_record, caller) if body.base_record else None,
+                base_module=pushed_base(ctx.registry.store, body, caller),
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
