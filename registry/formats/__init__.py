@@ -9,6 +9,7 @@ from __future__ import annotations
 from registry.formats.config_file import CONFIG_NAME, config_bytes, normalise_peft_config
 from registry.formats.model import (
     FILE_ROLES,
+    FOREIGN_METHODS,
     METHODS,
     SOURCE_FORMATS,
     AdapterFile,
@@ -37,6 +38,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_ANALYSIS",
     "FILE_ROLES",
+    "FOREIGN_METHODS",
     "KNOWN_TYPES",
     "METHODS",
     "PEFT_TYPES",

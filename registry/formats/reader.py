@@ -16,6 +16,7 @@ from typing import Any
 
 from registry import schemas
 from registry.errors import FormatError, UnsafeFormatError, ValidationError
+from registry.formats.check_adapterhub import adapterhub_method
 from registry.formats.check_common import nonfloat_factors
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (
@@ -269,19 +270,20 @@ def _label_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
 def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
     config = canonical_order(document)
     architecture = config["config"].get("architecture")
-    if architecture not in (None, "bottleneck"):
+    method = adapterhub_method(config["config"])
+    if method is None:
         return _Config(
             None,
             config,
             [
-                f"{CONFIG_NAME}: $.config.architecture: AdapterHub {architecture!r} adapters are "
-                "not supported; only bottleneck adapters are read from AdapterHub directories"
+                f"{CONFIG_NAME}: $.config.architecture: AdapterHub {architecture!r} adapters "
+                "are not supported; bottleneck, LoRA, IA3 and prefix tuning adapters are read"
             ],
         )
     lines = schemas.validate(config, "adapterhub_config")
     if not lines:
         lines = _label_problems(config, ("model_name",))
-    return _Config("bottleneck", config, [f"{CONFIG_NAME}: {line}" for line in lines])
+    return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
 
 
 def _nonfinite(weights_name: str, path: Path) -> list[str]:

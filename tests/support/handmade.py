@@ -125,6 +125,93 @@ def _bottleneck() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     return config, shapes
 
 
+def _hub_document(architecture: dict[str, Any]) -> dict[str, Any]:
+    # What the adapters library's save_adapter writes: model facts beside the architecture.
+    return {
+        "config": architecture,
+        "hidden_size": HIDDEN,
+        "model_class": "BertAdapterModel",
+        "model_name": "bert-base-uncased",
+        "model_type": "bert",
+        "name": "sst-2",
+        "version": "adapters.1.2.0",
+    }
+
+
+def _hub_lora_config(**changes: Any) -> dict[str, Any]:
+    # LoRAConfig().to_dict() of adapters 1.2 (IA3Config is the same class, other defaults).
+    architecture = {
+        "alpha": 8,
+        "architecture": "lora",
+        "attn_matrices": ["q", "v"],
+        "composition_mode": "add",
+        "dropout": 0.0,
+        "dtype": None,
+        "init_weights": "lora",
+        "init_weights_seed": None,
+        "intermediate_lora": False,
+        "leave_out": [],
+        "output_lora": False,
+        "r": 8,
+        "selfattn_lora": True,
+        "use_gating": False,
+        "vera_b": None,
+        "vera_d": None,
+    }
+    architecture.update(changes)
+    return _hub_document(architecture)
+
+
+def _hub_lora() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(LAYERS):
+        for module in ("query", "value"):
+            key = f"bert.encoder.layer.{layer}.attention.self.{module}.loras.sst-2"
+            shapes[f"{key}.lora_A"] = (8, HIDDEN)
+            shapes[f"{key}.lora_B"] = (HIDDEN, 8)
+    return _hub_lora_config(), shapes
+
+
+def _hub_ia3() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = _hub_lora_config(
+        alpha=1, attn_matrices=["k", "v"], composition_mode="scale", init_weights="ia3",
+        intermediate_lora=True, r=1,
+    )
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(LAYERS):
+        for module in ("attention.self.key", "attention.self.value", "intermediate.dense"):
+            out = INTER if module == "intermediate.dense" else HIDDEN
+            shapes[f"bert.encoder.layer.{layer}.{module}.loras.sst-2.lora_B"] = (out, 1)
+    return config, shapes
+
+
+def _hub_prefix() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    # PrefixTuningConfig().to_dict() with a short prefix and small bottleneck.
+    architecture = {
+        "architecture": "prefix_tuning",
+        "bottleneck_size": 16,
+        "cross_prefix": True,
+        "dropout": 0.0,
+        "encoder_prefix": True,
+        "flat": False,
+        "init_weights_seed": None,
+        "leave_out": [],
+        "non_linearity": "tanh",
+        "prefix_length": 5,
+        "shared_gating": True,
+        "use_gating": False,
+    }
+    key = "bert.prefix_tuning.prefix_tunings.sst-2.self_prefix"
+    shapes = {
+        f"{key}.wte.weight": (5, HIDDEN),
+        f"{key}.control_trans.0.weight": (16, HIDDEN),
+        f"{key}.control_trans.0.bias": (16,),
+        f"{key}.control_trans.2.weight": (LAYERS * 2 * HIDDEN, 16),
+        f"{key}.control_trans.2.bias": (LAYERS * 2 * HIDDEN,),
+    }
+    return _hub_document(architecture), shapes
+
+
 KINDS = {
     "lora": _lora,
     "ia3": _ia3,
@@ -132,8 +219,12 @@ KINDS = {
     "prompt_tuning": _prompt_tuning,
     "prefix_tuning": _prefix_tuning,
     "bottleneck": _bottleneck,
+    "adapterhub_lora": _hub_lora,
+    "adapterhub_ia3": _hub_ia3,
+    "adapterhub_prefix_tuning": _hub_prefix,
 }
-WEIGHTS_FILE = {"bottleneck": "adapter.safetensors"}
+_HUB_KINDS = ("adapterhub", "bottleneck")
+WEIGHTS_FILE = {kind: "adapter.safetensors" for kind in KINDS if kind.startswith(_HUB_KINDS)}
 
 
 def safetensors_bytes(
