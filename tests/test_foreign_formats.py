@@ -1,4 +1,5 @@
-"""Adapters of other libraries' formats: AdapterHub LoRA, IA3 and prefix tuning.
+"""Adapters of other libraries' formats: AdapterHub LoRA, IA3 and prefix tuning; diffusers and
+kohya single-file LoRAs.
 
 The ``adapters`` library is not installed in the test environment (it pins transformers 4),
 so its saves are written by hand in support/handmade.py exactly as its ``save_adapter`` writes
@@ -14,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from support.handmade import adapter_files, write_adapter
+from support.handmade import adapter_files, single_file_lora, write_adapter, write_diffusion_base
 
 from registry import Registry
-from registry.errors import UnsafeFormatError, ValidationError
+from registry.errors import FormatError, RegistryError, UnsafeFormatError, ValidationError
 from registry.formats import read_adapter_dir
 
 HUB_KINDS = ("adapterhub_lora", "adapterhub_ia3", "adapterhub_prefix_tuning")
@@ -147,3 +148,135 @@ def test_adapterhub_unknown_architecture_is_named(tmp_path: Path) -> None:
     (problem,) = [p for p in _problems(directory) if "architecture" in p]
     assert "AdapterHub 'reft' adapters are not supported" in problem
     assert "bottleneck, LoRA, IA3 and prefix tuning adapters are read" in problem
+
+
+# ---------------------------------------------------------------------------------------------
+# diffusers / kohya single-file LoRAs (neither library installed: written as they write them)
+
+SINGLE_KINDS = {"diffusers": "diffusers", "diffusers-old": "diffusers", "kohya": "kohya"}
+
+
+@pytest.mark.parametrize("kind", sorted(SINGLE_KINDS))
+def test_single_file_lora_read_from_file_and_directory(kind: str, tmp_path: Path) -> None:
+    data = single_file_lora(kind)
+    lone = tmp_path / "style.safetensors"
+    lone.write_bytes(data)
+    source = read_adapter_dir(lone)
+    source_format = SINGLE_KINDS[kind]
+    assert (source.source_format, source.method) == (source_format, f"{source_format}_lora")
+    assert source.analysis == "structural"
+    assert [f.path for f in source.files] == ["style.safetensors"]
+    assert source.config["rank"] == 4
+    assert source.config["components"] == ["text_encoder", "unet"]
+    assert source.config["modules"] == 8
+    assert source.config["targets"] == [
+        "conv1",
+        "proj_in",
+        "q_proj",
+        "to_k",
+        "to_q",
+        "to_v",
+        "v_proj",
+    ]
+    if kind == "kohya":
+        assert source.config["alpha"] == 2.0
+        assert source.base_model_name == "tiny/sd"
+        # Kept: what says how it was trained; left out: tag counts and the like.
+        assert source.config["metadata"]["ss_network_dim"] == "4"
+        assert "ss_tag_frequency" not in source.config["metadata"]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "pytorch_lora_weights.safetensors").write_bytes(data)
+    (saved / "README.md").write_text("# style\n")
+    source = read_adapter_dir(saved)
+    assert {f.path: f.role for f in source.files} == {
+        "README.md": "card",
+        "pytorch_lora_weights.safetensors": "weights",
+    }
+
+
+def test_single_file_lora_push_verify_export_exactly(
+    tmp_path: Path, sqlite_registry: Registry
+) -> None:
+    lone = tmp_path / "style.safetensors"
+    lone.write_bytes(single_file_lora("kohya"))
+    pushed = sqlite_registry.push(lone)
+    version = pushed.version
+    assert (version.name, version.method) == ("style", "kohya_lora")
+    assert version.manifest.source_format == "kohya"
+    assert version.manifest.analysis == "structural"
+    assert "not fingerprinted" in (pushed.base_unverified or "")
+    report = sqlite_registry.verify(version.ref)
+    assert report.ok
+    analysis = next(c for c in report.checks if c.name == "analysis")
+    assert "kohya LoRA" in analysis.detail
+    out = tmp_path / "out"
+    sqlite_registry.export(version.ref, out)
+    # Its own format: the one file, no adapter_config.json made up.
+    assert [p.name for p in out.iterdir()] == ["style.safetensors"]
+    assert (out / "style.safetensors").read_bytes() == lone.read_bytes()
+    method = next(
+        c
+        for c in sqlite_registry.check_compat(version.ref, torch.nn.Linear(2, 2)).checks
+        if c.name == "method"
+    )
+    assert method.status == "fail" and "diffusers" in method.detail
+
+
+def test_single_file_lora_binds_to_the_checkpoint_given(
+    tmp_path: Path, sqlite_registry: Registry
+) -> None:
+    saved = tmp_path / "my-style"
+    saved.mkdir()
+    (saved / "pytorch_lora_weights.safetensors").write_bytes(single_file_lora("diffusers"))
+    pipeline = write_diffusion_base(tmp_path / "sd")
+    pushed = sqlite_registry.push(saved, base="tiny/sd", base_path=pipeline)
+    assert pushed.version.name == "my-style"
+    assert pushed.version.manifest.analysis == "full"
+    assert "all 8 modules fit" in (pushed.base_unverified or "")
+    # A UNet alone checks the UNet's modules; the text encoder's are left unchecked.
+    unet = write_diffusion_base(tmp_path / "unet", pipeline=False)
+    kohya = tmp_path / "k.safetensors"
+    kohya.write_bytes(single_file_lora("kohya"))
+    pushed = sqlite_registry.push(kohya, base_path=unet / "diffusion_pytorch_model.safetensors")
+    assert pushed.version.manifest.analysis == "structural"
+    assert "not checked: text_encoder" in (pushed.base_unverified or "")
+    # Another model's UNet (wider layers): refused, naming the modules, nothing stored.
+    wide = write_diffusion_base(tmp_path / "wide", hidden=64)
+    before = sqlite_registry.count()
+    with pytest.raises(RegistryError, match=r"of 8 LoRA modules do not fit .*to_q: down \[4, 32\]"):
+        sqlite_registry.push(kohya, name="wrong", base_path=wide)
+    assert sqlite_registry.count() == before
+
+
+def test_unknown_safetensors_says_format_not_supported(tmp_path: Path) -> None:
+    lycoris = tmp_path / "loha"
+    lycoris.mkdir()
+    tensors = {
+        "lora_unet_x.hada_w1_a": torch.zeros(2, 2),
+        "lora_unet_x.hada_w2_a": torch.zeros(2, 2),
+    }
+    save_file(tensors, str(lycoris / "loha.safetensors"))
+    with pytest.raises(FormatError) as caught:
+        read_adapter_dir(lycoris)
+    message = str(caught.value)
+    assert "this format is not supported" in message
+    assert "recognised as LyCORIS LoHa" in message
+    assert "has no adapter_config.json" not in message
+
+
+def test_single_file_lora_problems_reported_together(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    tensors = {
+        "lora_unet_a.lora_down.weight": torch.zeros(4, 8),
+        "lora_unet_a.lora_up.weight": torch.zeros(8, 2),
+        "lora_unet_b.lora_down.weight": torch.zeros(4, 8),
+        "lora_unet_c.lora_down.weight": torch.zeros(4, 8),
+        "lora_unet_c.lora_up.weight": torch.zeros(8, 4),
+        "lora_unet_c.alpha": torch.zeros(2),
+    }
+    save_file(tensors, str(bad))
+    text = "\n".join(_problems(bad))
+    assert "unet a: down [4, 8] and up [8, 2] do not make a low-rank pair" in text
+    assert "unet b: expected a down and an up factor" in text
+    assert "unet c: alpha has shape [2]" in text

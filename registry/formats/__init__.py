@@ -31,6 +31,7 @@ from registry.formats.reader import (
     read_adapter_files,
 )
 from registry.formats.safetensors_header import read_safetensors_header
+from registry.formats.single_file import SINGLE_FILE_FORMATS
 from registry.formats.writer import write_peft_adapter
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "KNOWN_TYPES",
     "METHODS",
     "PEFT_TYPES",
+    "SINGLE_FILE_FORMATS",
     "SOURCE_FORMATS",
     "WEIGHTS_NAMES",
     "AdapterFile",

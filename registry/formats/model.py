@@ -25,6 +25,8 @@ METHODS: tuple[str, ...] = (
     "adapterhub_lora",
     "adapterhub_ia3",
     "adapterhub_prefix_tuning",
+    "diffusers_lora",
+    "kohya_lora",
 )
 # Methods of other libraries' formats: stored and checked here, applied by their own library.
 FOREIGN_METHODS: dict[str, str] = {
@@ -32,9 +34,11 @@ FOREIGN_METHODS: dict[str, str] = {
     "adapterhub_lora": "the AdapterHub library (adapters)",
     "adapterhub_ia3": "the AdapterHub library (adapters)",
     "adapterhub_prefix_tuning": "the AdapterHub library (adapters)",
+    "diffusers_lora": "diffusers (pipeline.load_lora_weights)",
+    "kohya_lora": "diffusers (pipeline.load_lora_weights) or the tool that trained it",
 }
 
-SOURCE_FORMATS: tuple[str, ...] = ("peft", "adapterhub")
+SOURCE_FORMATS: tuple[str, ...] = ("peft", "adapterhub", "diffusers", "kohya")
 FILE_ROLES: tuple[str, ...] = ("config", "weights", "card", "extra")
 
 

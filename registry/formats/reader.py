@@ -39,6 +39,14 @@ from registry.formats.pickle_convert import (
     pickle_refusal,
 )
 from registry.formats.safetensors_header import inspect_safetensors_header
+from registry.formats.single_file import (
+    DIFFUSERS_FILE,
+    SINGLE_FILE_FORMATS,
+    base_model_of,
+    describe_unknown,
+    read_single_file,
+    single_file_format,
+)
 from registry.formats.text import show
 
 # The PEFT types whose tensors are checked against their config (analysis "full").
@@ -86,8 +94,13 @@ def read_adapter_dir(
     converted file is what the result's weights entry points at.
     """
     directory = Path(directory)
+    if directory.is_file() and directory.suffix == ".safetensors":
+        return _read_single({directory.name: directory}, [], str(directory), single=True)
     listing = list_directory(directory)
     if CONFIG_NAME not in listing.files:
+        lone = _lone_safetensors(listing.files)
+        if lone is not None:
+            return _read_single(listing.files, listing.skipped, str(directory), single=False)
         raise FormatError(_no_config(directory, listing.nested_adapters))
     inputs = _Inputs(listing.files, listing.pickles, list(listing.skipped))
     return _read(inputs, str(directory), convert_pickle=convert_pickle, work_dir=work_dir)
@@ -104,8 +117,69 @@ def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSourc
             raise UnsafeFormatError(f"{label}: " + pickle_refusal(show(relative)))
         inputs.files[relative] = Path(path)
     if CONFIG_NAME not in inputs.files:
+        if _lone_safetensors(inputs.files) is not None:
+            return _read_single(inputs.files, [], label, single=len(inputs.files) == 1)
         raise FormatError(f"{label}: no {CONFIG_NAME} among its files")
     return _read(inputs, label, convert_pickle=False, work_dir=None)
+
+
+def _lone_safetensors(files: Mapping[str, Path]) -> str | None:
+    """The one safetensors file of a directory without a config (a single-file LoRA's)."""
+    found = [name for name in files if name.endswith(".safetensors")]
+    if DIFFUSERS_FILE in found:
+        return DIFFUSERS_FILE
+    return found[0] if len(found) == 1 else None
+
+
+def _read_single(
+    files: Mapping[str, Path], skipped: list[str], label: str, *, single: bool
+) -> AdapterSource:
+    """A diffusers or kohya LoRA: one safetensors file, no config (see formats/single_file)."""
+    name = _lone_safetensors(files)
+    assert name is not None
+    path = files[name]
+    header = inspect_safetensors_header(path)
+    if header.problems:
+        raise ValidationError(label, [f"{show(name)}: {p}" for p in header.problems])
+    source_format = single_file_format(header.tensors)
+    if source_format is None:
+        raise FormatError(
+            f"{label}: this format is not supported: {show(name)} is neither a PEFT or "
+            f"AdapterHub adapter (no {CONFIG_NAME}) nor a diffusers or kohya LoRA; "
+            f"{describe_unknown(header.tensors)}"
+        )
+    read = read_single_file(source_format, path, header.tensors, header.metadata)
+    problems = [f"{show(name)}: {p}" for p in read.problems]
+    problems.extend(f"{show(name)}: {p}" for p in nonfloat_factors(header.tensors))
+    if not problems:
+        problems.extend(_nonfinite(name, path))
+    if problems:
+        raise ValidationError(label, problems)
+    stored = [AdapterFile(name, path, "weights")]
+    notes = list(skipped)
+    for other, other_path in sorted(files.items()):
+        if other == name or single:
+            continue
+        role, reason = _classify(other, other_path, "single")
+        if role is not None:
+            stored.append(AdapterFile(other, other_path, role))
+        else:
+            notes.append(f"{show(other)}: {reason}")
+    return AdapterSource(
+        source_format=source_format,
+        method=SINGLE_FILE_FORMATS[source_format],
+        config=canonical_order(read.config),
+        config_path="",
+        config_bytes=b"",
+        weights_path=name,
+        files=tuple(sorted(stored, key=lambda f: f.path)),
+        tensors=dict(sorted(header.tensors.items())),
+        base_model_name=base_model_of(header.metadata),
+        base_model_revision=None,
+        skipped=tuple(sorted(notes)),
+        features=(),
+        analysis="structural",
+    )
 
 
 def _no_config(directory: Path, nested: list[str]) -> str:

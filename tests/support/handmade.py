@@ -174,8 +174,12 @@ def _hub_lora() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
 
 def _hub_ia3() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     config = _hub_lora_config(
-        alpha=1, attn_matrices=["k", "v"], composition_mode="scale", init_weights="ia3",
-        intermediate_lora=True, r=1,
+        alpha=1,
+        attn_matrices=["k", "v"],
+        composition_mode="scale",
+        init_weights="ia3",
+        intermediate_lora=True,
+        r=1,
     )
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(LAYERS):
@@ -331,3 +335,81 @@ def tiny_model() -> Any:
         return node(self_attn=node(q_proj=q_proj, v_proj=v_proj))
 
     return node(model=node(layers=nn.ModuleList([layer() for _ in range(LAYERS)])))
+
+
+# Single-file LoRAs of image-generation tools, written as diffusers' save_lora_weights and kohya's
+# sd-scripts write them (neither library is installed), for a tiny UNet and text encoder.
+UNET_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "down_blocks.0.attentions.0.proj_in.weight": (HIDDEN, HIDDEN, 1, 1),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_v.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight": (HIDDEN, KV),
+    "down_blocks.0.resnets.0.conv1.weight": (HIDDEN, HIDDEN, 3, 3),
+}
+TEXT_ENCODER_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "text_model.encoder.layers.0.self_attn.q_proj.weight": (KV, KV),
+    "text_model.encoder.layers.0.self_attn.v_proj.weight": (KV, KV),
+}
+KOHYA_METADATA = {
+    "ss_network_module": "networks.lora",
+    "ss_network_dim": "4",
+    "ss_network_alpha": "2.0",
+    "ss_sd_model_name": "tiny/sd",
+    "ss_tag_frequency": json.dumps({"a": {"cat": 3}}),
+}
+
+
+def _lora_factors(shape: tuple[int, ...], rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if len(shape) == 4:
+        return (rank, shape[1], *shape[2:]), (shape[0], rank, 1, 1)
+    return (rank, shape[1]), (shape[0], rank)
+
+
+def single_file_lora(kind: str, rank: int = 4, seed: int = 0) -> bytes:
+    """A ``diffusers`` (PEFT key names), ``diffusers-old`` or ``kohya`` LoRA file's bytes."""
+    rng = np.random.default_rng(seed)
+    tensors: dict[str, np.ndarray] = {}
+    for component, weights in (("unet", UNET_WEIGHTS), ("text_encoder", TEXT_ENCODER_WEIGHTS)):
+        for name, shape in weights.items():
+            module = name[: -len(".weight")]
+            down, up = _lora_factors(shape, rank)
+            if kind == "kohya":
+                prefix = {"unet": "lora_unet", "text_encoder": "lora_te"}[component]
+                key = f"{prefix}_{module.replace('.', '_')}"
+                parts = (f"{key}.lora_down.weight", f"{key}.lora_up.weight")
+                tensors[f"{key}.alpha"] = np.array(2.0, dtype="<f4")
+            elif kind == "diffusers-old":
+                parts = (
+                    f"{component}.{module}.lora.down.weight",
+                    f"{component}.{module}.lora.up.weight",
+                )
+            else:
+                parts = (
+                    f"{component}.{module}.lora_A.weight",
+                    f"{component}.{module}.lora_B.weight",
+                )
+            tensors[parts[0]] = (rng.standard_normal(down) * 0.05).astype("<f4")
+            tensors[parts[1]] = (rng.standard_normal(up) * 0.05).astype("<f4")
+    metadata = KOHYA_METADATA if kind == "kohya" else {"format": "pt"}
+    return safetensors_bytes(tensors, metadata)
+
+
+def write_diffusion_base(directory: Path, *, pipeline: bool = True, hidden: int = HIDDEN) -> Path:
+    """A base with the tiny UNet (and text encoder): a pipeline directory or a UNet's own."""
+
+    def zeros(weights: dict[str, tuple[int, ...]]) -> bytes:
+        return safetensors_bytes(
+            {
+                name: np.zeros(tuple(hidden if d == HIDDEN else d for d in shape), "<f4")
+                for name, shape in weights.items()
+            }
+        )
+
+    unet = directory / "unet" if pipeline else directory
+    unet.mkdir(parents=True, exist_ok=True)
+    (unet / "diffusion_pytorch_model.safetensors").write_bytes(zeros(UNET_WEIGHTS))
+    if pipeline:
+        (directory / "text_encoder").mkdir()
+        (directory / "text_encoder" / "model.safetensors").write_bytes(zeros(TEXT_ENCODER_WEIGHTS))
+    return directory
