@@ -125,7 +125,9 @@ def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSourc
 
 def _lone_safetensors(files: Mapping[str, Path]) -> str | None:
     """The one safetensors file of a directory without a config (a single-file LoRA's)."""
-    found = [name for name in files if name.endswith(".safetensors")]
+    # A PEFT or AdapterHub weights file without its config is that format missing its config.
+    adapter_weights = {names[0] for names in WEIGHTS_NAMES.values()}
+    found = [n for n in files if n.endswith(".safetensors") and n not in adapter_weights]
     if DIFFUSERS_FILE in found:
         return DIFFUSERS_FILE
     return found[0] if len(found) == 1 else None

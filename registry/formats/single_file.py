@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.formats.config_file import CONFIG_NAME
 from registry.formats.model import TensorInfo
 from registry.formats.text import show, show_shape
 
@@ -54,6 +55,7 @@ _KEPT_METADATA = re.compile(
 _MAX_METADATA_VALUE = 4096
 # Names of the families of other single-file formats, to say what a file was recognised as.
 _OTHER_FAMILIES = (
+    (re.compile(r"^base_model\.model\."), f"PEFT adapter weights without their {CONFIG_NAME}"),
     (re.compile(r"\.(hada_w1_a|hada_w2_a)$"), "LyCORIS LoHa"),
     (re.compile(r"\.(lokr_w1|lokr_w2|lokr_w1_a)$"), "LyCORIS LoKr"),
     (re.compile(r"^(model\.diffusion_model|first_stage_model|cond_stage_model)\."),
