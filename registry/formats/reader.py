@@ -48,6 +48,7 @@ from registry.formats.single_file import (
     single_file_format,
 )
 from registry.formats.text import show
+from registry.formats.trainer_state import CHECKPOINT_DIR
 
 # The PEFT types whose tensors are checked against their config (analysis "full").
 PEFT_TYPES: dict[str, str] = ANALYSED_TYPES
@@ -103,7 +104,19 @@ def read_adapter_dir(
             return _read_single(listing.files, listing.skipped, str(directory), single=False)
         raise FormatError(_no_config(directory, listing.nested_adapters))
     inputs = _Inputs(listing.files, listing.pickles, list(listing.skipped))
+    others = _other_adapters(listing.nested_adapters)
+    if others:
+        inputs.skipped.append(
+            f"{show(str(directory))} holds {len(others) + 1} adapters: this one at the top and "
+            f"{', '.join(f'{show(n)}/' for n in others)} (PEFT saves each named adapter in a "
+            "subfolder); push them all with --all-adapters (Registry.push_all)"
+        )
     return _read(inputs, str(directory), convert_pickle=convert_pickle, work_dir=work_dir)
+
+
+def _other_adapters(nested: list[str]) -> list[str]:
+    # A trainer checkpoint is a step of the adapter above it, not another adapter.
+    return [name for name in nested if not CHECKPOINT_DIR.fullmatch(name)]
 
 
 def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSource:
@@ -189,6 +202,9 @@ def _no_config(directory: Path, nested: list[str]) -> str:
     if nested:
         shown = ", ".join(f"{show(name)}/" for name in nested[:5])
         message += f"; subdirectories holding adapters: {shown}"
+        others = _other_adapters(nested)
+        if others:
+            message += f"; push all {len(others)} with --all-adapters (Registry.push_all)"
     return message
 
 
