@@ -128,7 +128,7 @@ def push(
     name_template: str | None,
     as_json: bool,
 ) -> None:
-    """Store the adapter in DIRECTORY (or a single-file LoRA) as a new version.
+    """Store the adapter in DIRECTORY as a new version.
 
     Prints NAME@VERSION sha256:DIGEST. The base weights are fingerprinted so
     that loading onto other weights is refused: --base-path, else the directory or
@@ -138,6 +138,7 @@ def push(
     are applied to that version (the alias through the same gates as `adapters alias`:
     an unmet gate applies nothing and exits 1).
 
+    DIRECTORY may also be a diffusers or kohya single-file LoRA (.safetensors).
     With --all-adapters every adapter of a multi-adapter directory is stored, each
     as its own push: the top one as NAME, a subfolder's as NAME/SUBFOLDER (or
     --name-template); exits 1 if any was refused.
