@@ -27,7 +27,7 @@ from registry.bases.comparison import compare
 from registry.bases.module_binding import bind_modules
 from registry.bases.target import BaseTarget
 from registry.check import Check, CheckStatus
-from registry.formats import METHODS
+from registry.formats import FOREIGN_METHODS, METHODS
 
 if TYPE_CHECKING:
     from registry.bases.fingerprint import Fingerprint
@@ -76,6 +76,12 @@ class CompatReport:
 
 
 def _method_check(method: str, analysis: str = "full") -> Check:
+    if method in FOREIGN_METHODS:
+        # Another library's format: the registry stores and checks it, but applying it here
+        # would not be what that library does.
+        return Check(
+            "method", "fail", f"{method} adapters load with {FOREIGN_METHODS[method]}, not here"
+        )
     if analysis != "full":
         return _peft_only_check(method, analysis)
     if method not in METHODS:
@@ -91,8 +97,6 @@ def _method_check(method: str, analysis: str = "full") -> Check:
             f"{method} adapters load through the peft library, which is not installed "
             "(pip install 'adapter-registry[peft]')",
         )
-    if method == "bottleneck":
-        return Check("method", "fail", "bottleneck adapters load with the AdapterHub library")
     return Check("method", "pass", f"{method}: loaded through the peft library")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.formats.check_adalora import check_adalora
+from registry.formats.check_adapterhub import check_adapterhub_lora, check_adapterhub_prefix
 from registry.formats.check_bottleneck import check_bottleneck
 from registry.formats.check_common import CheckResult
 from registry.formats.check_ia3 import check_ia3
@@ -45,6 +46,10 @@ def check_tensors(
         return result
     if method == "bottleneck":
         result.add(check_bottleneck(config, tensors))
+    elif method in ("adapterhub_lora", "adapterhub_ia3"):
+        result.add(check_adapterhub_lora(config, tensors))
+    elif method == "adapterhub_prefix_tuning":
+        result.add(check_adapterhub_prefix(config, tensors))
     elif method in _PROMPT_METHODS:
         result.add(check_prompt(method, config, tensors))
     elif method in _PEFT_CHECKS:
