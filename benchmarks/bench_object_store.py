@@ -7,8 +7,9 @@ written once. Side by side in one run, medians of ``--repeat`` runs:
 
 - upload: the registry's blob put (hash, then multipart upload through the hashing
   reader) vs ``obstore.put`` of the same file vs boto3 ``upload_file``;
-- download: ``export`` with a cold cache (stream into the verified cache, then copy
-  to the target) vs ``obstore.get`` streamed to a file vs boto3 ``download_file``;
+- download: ``export`` with a cold cache (one stream from the store, read ahead,
+  hashed and written to the target and the cache together) vs ``obstore.get``
+  streamed to a file vs boto3 ``download_file``;
 - a second export (cache hit) vs an export from a local-directory store;
 - for information, the whole ``push`` (format checks included) to S3 and locally.
 """
