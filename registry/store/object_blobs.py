@@ -356,6 +356,11 @@ class ObjectBlobStore:
         return problem
 
     def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        for sha256, size, _modified in self.iter_listing():
+            yield sha256, size
+
+    def iter_listing(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob with its size and the store's last-modified time (epoch)."""
         import obstore
 
         root = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
@@ -370,7 +375,8 @@ class ObjectBlobStore:
             for meta in batch:
                 match = _KEY.fullmatch(meta["path"][len(root) - len("sha256/") :])
                 if match is not None:
-                    yield match.group(1) + match.group(2), int(meta["size"])
+                    modified = meta["last_modified"].timestamp()
+                    yield match.group(1) + match.group(2), int(meta["size"]), modified
 
     def holds_any(self) -> bool:
         return next(self.iter_digests(), None) is not None
