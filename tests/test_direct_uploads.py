@@ -88,3 +88,27 @@ def test_push_streams_through_a_server_with_local_blobs(tmp_path: Path) -> None:
         log = requests(served.server.access_log())
         assert ("POST", f"{API}/uploads/presign") in log
         assert [p for m, p in log if m == "PUT"]  # fell back to streaming through the server
+
+
+def test_gc_removes_unclaimed_direct_uploads_once_stale(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path
+) -> None:
+    from datetime import timedelta
+
+    import obstore
+
+    from registry.store import direct_uploads, gc
+
+    use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    blobs = reg.blobs
+    assert isinstance(blobs, ObjectBlobStore)
+    (ticket,) = direct_uploads.sign_uploads(blobs, [hashlib.sha256(b"never claimed").hexdigest()])
+    assert httpx2.put(ticket.url, content=b"never claimed").status_code == 200
+    assert reg.gc().uploads == 0  # young: a client may be about to claim it
+    monkeypatch.setattr(gc, "LEASE_EXPIRY", timedelta(0))
+    assert reg.gc(dry_run=True).uploads == 1
+    assert reg.gc().uploads == 1
+    with pytest.raises(FileNotFoundError):
+        obstore.head(blobs.store, ticket.key)
+    reg.close()

@@ -11,8 +11,8 @@ the hash is the one named copies it to the blob's content address. The pushed ve
 is recorded by the ordinary push afterwards, which finds the blob already stored.
 
 On a hash mismatch nothing reaches a blob key and the local file is not kept. Objects
-left under ``incoming/`` by clients that never finished are not blobs (gc and every
-listing ignore them); a bucket lifecycle rule on the prefix removes them.
+left under ``incoming/`` by clients that never finished are not blobs (no listing of
+blobs sees them); ``remove_stale`` (run by gc) deletes those older than a lease lives.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -123,3 +124,33 @@ def _download_checked(blobs: ObjectBlobStore, key: str, sha256: str, local: Path
         if os.path.exists(name):
             os.unlink(name)
     return size
+
+
+def remove_stale(blobs: ObjectBlobStore, older_than: timedelta, *, dry_run: bool) -> int:
+    """Delete objects under ``incoming/`` last written before ``older_than`` ago: uploads a
+    client started and never claimed (a claim finishes in one request). How many."""
+    import obstore
+
+    cutoff = time.time() - older_than.total_seconds()
+    stream = blobs._call(
+        "list uploads", lambda: obstore.list(blobs.store, prefix=_incoming_root(blobs))
+    )
+    stale: list[str] = []
+    try:
+        for batch in stream:
+            stale += [m["path"] for m in batch if m["last_modified"].timestamp() < cutoff]
+    except FileNotFoundError:
+        return 0
+    except Exception as exc:  # obstore's errors, as one line
+        blobs._fail("list uploads", exc)
+    if not dry_run:
+        for key in stale:
+            _delete(blobs, key)
+    return len(stale)
+
+
+def _delete(blobs: ObjectBlobStore, key: str) -> None:
+    import obstore
+
+    with contextlib.suppress(FileNotFoundError):
+        blobs._call("delete an upload", lambda: obstore.delete(blobs.store, key))
