@@ -7,6 +7,12 @@ uploads out as an adapter directory (hard links) and runs ``Registry.push`` on i
 every check of a local push (formats, tensors, gates, policy) runs in the server; the
 catalog row is written last, so a server stopped mid-push leaves no partial version and
 the retried push completes.
+
+When the server's blobs are on object storage, a client may send the bytes straight
+there instead: ``POST /uploads/presign`` answers pre-signed PUT URLs (``direct``
+false when the store cannot sign; the client then streams through ``PUT``), and
+``POST /uploads/SHA256/staged`` has the server check what arrived by streaming it,
+hash and all, before it counts as that upload (``store/direct_uploads``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
 from registry.server.problems import HttpProblem
+from registry.store import direct_uploads
+from registry.store.object_blobs import ObjectBlobStore
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -71,6 +79,34 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
     finally:
         if os.path.exists(name):
             os.unlink(name)
+    return ok({"sha256": sha256, "size": size, "stored": True}, 201)
+
+
+async def presign(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await read_json(request, ctx.settings)
+    files = body.get("files")
+    if not isinstance(files, list) or not files or len(files) > _MAX_FILES:
+        raise ArgumentError(f"name between 1 and {_MAX_FILES} files by sha256: {{'files': [...]}}")
+    digests = [_checked_sha(str(sha)) for sha in files]
+    blobs = ctx.registry.blobs
+    if not isinstance(blobs, ObjectBlobStore):
+        return ok({"direct": False, "uploads": {}})
+    tickets = await ctx.call(caller, lambda: direct_uploads.sign_uploads(blobs, digests))
+    return ok(
+        {"direct": True, "uploads": {t.sha256: {"url": t.url, "key": t.key} for t in tickets}}
+    )
+
+
+async def staged(ctx: Context, request: Request, caller: Caller) -> Response:
+    sha256 = _checked_sha(request.path_params["sha256"])
+    key = (await read_json(request, ctx.settings)).get("key")
+    blobs = ctx.registry.blobs
+    if not isinstance(key, str) or not isinstance(blobs, ObjectBlobStore):
+        raise ArgumentError("claim a direct upload with {'key': ...} from /uploads/presign")
+    final = _uploads_dir(ctx) / sha256
+    if final.exists():
+        return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
+    size = await ctx.call(caller, lambda: direct_uploads.adopt_upload(blobs, key, sha256, final))
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 

@@ -277,7 +277,7 @@ class GcResult:
     temp_files: tuple[GcFile, ...]  # abandoned temp files and staging directories
     kept: int  # blobs kept: referenced by a version or leased by a push
     leased: int  # live leases of pushes in progress
-    uploads: int = 0  # incomplete multipart uploads aborted (object storage)
+    uploads: int = 0  # incomplete uploads aborted or removed (object storage)
 
     @property
     def bytes(self) -> int:
