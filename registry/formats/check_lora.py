@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.formats.check_common import (
+    MODEL_PREFIX,
     CheckResult,
     group_peft_tensors,
     rank_label,
     shape_of,
 )
+from registry.formats.check_tokens import tied_outputs
 from registry.formats.matching import pattern_value
 from registry.formats.model import TensorInfo
 from registry.formats.text import show
@@ -29,7 +31,10 @@ SUFFIXES = (A, B, BIAS, EMB_A, EMB_B, MAGNITUDE, MAGNITUDE_W)
 
 
 def check_lora(config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> CheckResult:
-    groups, result = group_peft_tensors("lora", config, tensors, SUFFIXES, bias_mode="lora_only")
+    groups, result = group_peft_tensors(
+        "lora", _with_tied_outputs(config, tensors), tensors, SUFFIXES, bias_mode="lora_only"
+    )
+    _check_tied(config, groups, result)
     for flag, feature in (
         ("use_rslora", "rslora"),
         ("use_dora", "dora"),
@@ -45,6 +50,39 @@ def check_lora(config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> 
     for module, parts in sorted(groups.items()):
         _check_module(config, module, parts, result)
     return result
+
+
+def _with_tied_outputs(
+    config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]
+) -> Mapping[str, Any]:
+    """With ``ensure_weight_tying`` PEFT adapts the output layer tied to a targeted embedding
+    (and saves its factors) although ``target_modules`` does not name it."""
+    targets = config.get("target_modules")
+    if config.get("ensure_weight_tying") is not True or not isinstance(targets, list):
+        return config
+    modules = {
+        k[len(MODEL_PREFIX) :].rsplit(".", 2)[0] for k in tensors if k.startswith(MODEL_PREFIX)
+    }
+    return {**config, "target_modules": targets + tied_outputs(sorted(modules))}
+
+
+def _check_tied(
+    config: Mapping[str, Any], groups: dict[str, dict[str, TensorInfo]], result: CheckResult
+) -> None:
+    if config.get("ensure_weight_tying") is not True:
+        return
+    embeddings = [p for p in groups.values() if EMB_A in p and EMB_B in p]
+    for module in tied_outputs(sorted(groups)):
+        parts = groups[module]
+        if A not in parts or B not in parts or len(embeddings) != 1:
+            continue
+        emb = embeddings[0]
+        if parts[A].shape != emb[EMB_B].shape[::-1] or parts[B].shape != emb[EMB_A].shape[::-1]:
+            result.problems.append(
+                f"module {show(module)}: ensure_weight_tying ties it to the embedding, but its "
+                f"lora_A/lora_B {shape_of(parts[A])}/{shape_of(parts[B])} are not the "
+                "embedding's factors transposed"
+            )
 
 
 def _check_module(

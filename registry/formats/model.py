@@ -20,6 +20,8 @@ METHODS: tuple[str, ...] = (
     "lokr",
     "adalora",
     "vera",
+    "trainable_tokens",
+    "ln_tuning",
     "bottleneck",
 )
 
