@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.formats.matching import is_feedforward
+from registry.formats.target_parameters import is_parameter_group, parameter_targets
 
 PEFT_PREFIX = "base_model.model."
 
@@ -171,7 +172,11 @@ def requirements(
     for module, parts in sorted(groups.items()):
         found.extend(_extra_requirements(config, module, parts))
         parts = {k: v for k, v in parts.items() if k not in _TOKENS}
-        if method == "ln_tuning":
+        if method == "lora" and is_parameter_group(config, module):
+            # Which wrapper level adapts which parameter is PEFT's wrapping order: require
+            # that the parameters exist; PEFT checks their shapes when it loads them.
+            found.extend(Requirement(module, p) for p in parameter_targets(config, module))
+        elif method == "ln_tuning":
             # A full copy of the module's parameters: each replaces one of the same shape.
             found.extend(
                 Requirement(module, f"{module}.{k.rsplit('.', 1)[-1]}", tuple(v))
@@ -184,4 +189,4 @@ def requirements(
             # modules_to_save copies and saved embeddings replace a base tensor of that shape.
             param = key[len(PEFT_PREFIX) :].replace(".base_layer.", ".")
             found.append(Requirement(param.rsplit(".", 1)[0], param, tuple(shape)))
-    return found
+    return list(dict.fromkeys(found))  # nested parameter wrappers repeat theirs

@@ -8,6 +8,7 @@ import torch
 
 from registry.errors import UnsupportedMethodError
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
+from registry.formats.target_parameters import is_parameter_group, owning_module
 from registry.ops.ia3 import IA3_SUFFIXES, ia3_updates
 from registry.ops.layernorm import LN_SUFFIXES, ln_updates
 from registry.ops.lora import LORA_SUFFIXES, lora_updates
@@ -61,7 +62,17 @@ def fold_groups(
     """The adapter's tensors by module, and the full tensors saved beside them."""
     require_foldable(adapter.method)
     require_delta(adapter)
-    return group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
+    groups, rest = group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
+    wrapped = [
+        m for m in groups if adapter.method == "lora" and is_parameter_group(adapter.config, m)
+    ]
+    if wrapped:
+        raise UnsupportedMethodError(
+            f"{owning_module(wrapped[0])} has LoRA on its parameters (target_parameters), which "
+            "the registry checks but does not fold: which saved factors adapt which parameter "
+            "follows PEFT's wrapping order; load it with mode='peft'"
+        )
+    return groups, rest
 
 
 def module_updates(

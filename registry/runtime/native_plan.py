@@ -2,8 +2,9 @@
 
 The adapter's updates are renamed to the model's own parameter names (a tied output layer
 is its input embedding's tensor) and checked for what an in-place fold cannot reproduce:
-a tied tensor that PEFT changes for one of its modules only, and a ``lora_bias`` on a layer
-without a bias (PEFT adds it at run time; there is no tensor to fold it into). Either way
+a tied tensor that PEFT changes for one of its modules only, a ``lora_bias`` on a layer
+without a bias (PEFT adds it at run time; there is no tensor to fold it into), and LoRA on
+``target_parameters``. Either way
 ``mode="auto"`` loads through PEFT instead, and ``mode="native"`` refuses with the reason.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from registry.errors import UnsupportedMethodError
 from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.ties import resolve_ties
@@ -48,7 +50,11 @@ def plan_native(store: Store, version: AdapterVersion, model: torch.nn.Module) -
     )
     shapes = {name: t.shape for name, t in model.named_parameters(remove_duplicate=False)}
     shapes.update({name: t.shape for name, t in model.named_buffers()})
-    tied = resolve_ties(weight_updates(adapter, shapes), canonical_names(model))
+    try:
+        updates = weight_updates(adapter, shapes)
+    except UnsupportedMethodError as exc:  # LoRA on target_parameters
+        return NativePlan([], str(exc).removesuffix("; load it with mode='peft'"))
+    tied = resolve_ties(updates, canonical_names(model))
     if tied.problem is not None:
         return NativePlan([], tied.problem)
     for update in tied.updates:

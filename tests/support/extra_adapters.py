@@ -17,7 +17,7 @@ import peft
 import torch
 from peft import LNTuningConfig, TrainableTokensConfig
 
-from support.models import base_model
+from support.models import base_model, base_name, name_base, tiny_qwen3_moe
 from support.peft_adapters import lora_config, perturb, save_peft
 
 
@@ -55,6 +55,10 @@ EXTRAS: dict[str, Extra] = {
     "tied_modules_to_save": Extra("gpt2", lambda: lora_config(
         target_modules=["c_attn"], fan_in_fan_out=True, modules_to_save=["wte"],
         ensure_weight_tying=True)),
+    # LoRA on MoE expert parameters (next to an ordinary target)
+    "target_parameters": Extra("moe", lambda: lora_config(
+        target_modules=["q_proj"],
+        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])),
     # LN tuning
     "ln_tuning": Extra("llama", lambda: LNTuningConfig(
         task_type="CAUSAL_LM", target_modules=["input_layernorm", "post_attention_layernorm",
@@ -64,12 +68,19 @@ EXTRAS: dict[str, Extra] = {
 }  # fmt: skip
 
 
+def extra_base(arch: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny base of ``arch``: those of ``support.models.base_model``, and "moe"."""
+    if arch == "moe":
+        return name_base(tiny_qwen3_moe(seed), base_name(arch))
+    return base_model(arch, seed)
+
+
 def make_extra(kind: str, directory: Path, seed: int = 0) -> Path:
     extra = EXTRAS[kind]
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # peft's notes on tied weights and bias-less layers
-        model = peft.get_peft_model(base_model(extra.arch, seed), extra.config())
+        model = peft.get_peft_model(extra_base(extra.arch, seed), extra.config())
         perturb(model, seed + 1)
         model.eval()
         save_peft(model, directory, embedding=extra.embedding)
