@@ -28,12 +28,13 @@ from registry.bases.module_binding import bind_modules
 from registry.bases.target import BaseTarget
 from registry.check import Check, CheckStatus
 from registry.formats import FOREIGN_METHODS, METHODS
+from registry.formats.tied_weights import tied_embedding
 
 if TYPE_CHECKING:
     from registry.bases.fingerprint import Fingerprint
     from registry.store.results import AdapterVersion, BaseModelRecord
 
-NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
+NATIVE_METHODS = ("lora", "ia3", "loha", "lokr", "trainable_tokens", "ln_tuning")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 _SHOWN = 5
 
@@ -159,6 +160,9 @@ def _binding_check(
     unbound: list[str] = []
     for req in needed:
         found = base.get(req.parameter)
+        if found is None:
+            alias = tied_embedding(req.parameter, base, target.config)
+            found = base.get(alias) if alias is not None else None
         if found is None:
             unbound.append(f"{req.module} (no parameter {req.parameter} in the base)")
         elif not req.accepts(tuple(found.shape)):

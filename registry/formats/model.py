@@ -21,6 +21,8 @@ METHODS: tuple[str, ...] = (
     "lokr",
     "adalora",
     "vera",
+    "trainable_tokens",
+    "ln_tuning",
     "bottleneck",
     "adapterhub_lora",
     "adapterhub_ia3",
