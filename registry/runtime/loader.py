@@ -33,6 +33,7 @@ from registry.ops.fold import weight_updates
 from registry.ops.tensors import load_adapter_tensors
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
+from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
 from registry.store.base_records import adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
@@ -320,6 +321,7 @@ def _apply_native(
     )
     params = _tensors_by_name(model)
     updates = weight_updates(adapter, {name: t.shape for name, t in params.items()})
+    updates, fused = route_saved_updates(model, params, updates)
     # Compute every new value before touching the model, so a failure leaves it unchanged.
     # New values go into the buffers the last unload left (never the model's own tensors).
     spare = _buffers(model)
@@ -338,6 +340,9 @@ def _apply_native(
                 new_values[update.target] = out
                 continue
         new_values[update.target] = _checked(apply_update(current, update), update, current)
+    for name, aimed in fused.items():
+        current = new_values.get(name, params[name].data)
+        new_values[name] = apply_saved_updates(model, name, current, aimed)
     originals: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, value in new_values.items():
