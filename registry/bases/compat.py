@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from registry.bases.fingerprint import Fingerprint
     from registry.store.results import AdapterVersion, BaseModelRecord
 
-NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
+NATIVE_METHODS = ("lora", "ia3", "loha", "lokr", "oft", "boft")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 _SHOWN = 5
 
@@ -77,12 +77,12 @@ class CompatReport:
 
 
 def _method_check(method: str, analysis: str = "full") -> Check:
+    if method in NATIVE_METHODS:
+        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     if analysis != "full":
         return _peft_only_check(method, analysis)
     if method not in METHODS:
         return Check("method", "fail", f"{method} adapters are not supported")
-    if method in NATIVE_METHODS:
-        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     try:
         importlib.metadata.version("peft")
     except importlib.metadata.PackageNotFoundError:

@@ -248,6 +248,25 @@ def load(
     elif report.warnings:
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
+    if chosen == "native":
+        try:
+            originals = _apply_native(store, version, model)
+        except UnsupportedMethodError:
+            if mode != "auto":
+                raise
+            chosen = "peft"  # a layer native folding does not cover (an OFT convolution)
+        else:
+            setattr(model, _MARKER, version.digest)
+            return LoadedAdapter(
+                version.ref,
+                version.digest,
+                version.method,
+                "native",
+                report,
+                model,
+                model,
+                originals,
+            )
     if chosen == "peft":
         snapshot = take_snapshot(model, copy_values=rewrites_base is not None)
         try:
@@ -266,11 +285,7 @@ def load(
             model,
             _snapshot=snapshot,
         )
-    originals = _apply_native(store, version, model)
-    setattr(model, _MARKER, version.digest)
-    return LoadedAdapter(
-        version.ref, version.digest, version.method, "native", report, model, model, originals
-    )
+    raise AssertionError(f"unknown load mode {chosen}")
 
 
 def _refuse_peft_wrapped(model: torch.nn.Module) -> None:
