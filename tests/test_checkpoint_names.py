@@ -114,3 +114,17 @@ def test_a_live_fingerprint_equals_the_saved_directorys(
     directory = save_base(build(), tmp_path / "base")
     recorded = sqlite_registry.add_base(directory, name="base")
     assert fingerprint_module(build()).content == recorded.content_digest
+
+
+def test_an_exhaustive_load_digests_the_tensors_bound_under_live_names(
+    tmp_path: Path, sqlite_registry: Registry
+) -> None:
+    base_dir = save_base(tiny_vit(), tmp_path / "base")
+    sqlite_registry.push(
+        vit_lora(tmp_path / "adapter"), name="vit", base_path=base_dir, exhaustive_base=True
+    )
+    with sqlite_registry.load("vit", tiny_vit(), exhaustive=True) as loaded:
+        weights = next(c for c in loaded.report.checks if c.name == "weights")
+    # q_proj and v_proj of both layers (saved as attention.attention.query / value), and the
+    # classifier's weight and bias in modules_to_save.
+    assert "6 tensors compared in full" in weights.detail, weights.detail

@@ -48,6 +48,7 @@ def fingerprint_module(
     dtypes = _torch_dtypes(torch)
     samples: dict[str, TensorSample] = {}
     kept: dict[str, torch.Tensor] = {}
+    live_names: dict[str, str] = {}  # saved name -> the live tensor it comes from
     seen: set[tuple[Any, ...]] = set()
     for key, tensor in state.items():
         name = names.get(key)
@@ -65,10 +66,13 @@ def fingerprint_module(
                 raise FingerprintError(f"two parameters both map to the name {saved_name}")
             samples[saved_name] = _tensor_sample(torch, dtypes, saved_name, saved_tensor)
             kept[saved_name] = saved_tensor
+            live_names[saved_name] = name
     fingerprint = assemble_fingerprint(samples)
     if digest is False:
         return fingerprint
-    wanted = None if digest is True else [n for n in digest if n in kept]
+    # Names asked for may be live or saved ones (an adapter names either).
+    asked = set(digest) if digest is not True else set()
+    wanted = None if digest is True else [n for n in kept if {n, live_names[n]} & asked]
     return fingerprint.with_digests(module_tensor_digests(kept, wanted))
 
 
