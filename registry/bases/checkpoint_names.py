@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import weakref
 from collections.abc import Callable, Container, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,10 @@ class CheckpointLayout:
         from transformers.core_model_loading import WeightConverter, WeightRenaming
 
         self._model = model
+        # Our own copies: matching marks a transform as used, which the model's own
+        # (``_weight_conversions``, kept for save_pretrained) must not see.
+        conversions = copy.deepcopy(conversions)
+        self._saved_names: dict[str, str | None] = {}
         self._renamings = [c for c in conversions if isinstance(c, WeightRenaming)]
         self._converters = [c for c in conversions if isinstance(c, WeightConverter)]
         reverse = [c.reverse_transform() for c in conversions[::-1]]
@@ -43,10 +48,11 @@ class CheckpointLayout:
         """The checkpoint name of live tensor ``live``; None when it is fused from several."""
         from transformers.core_model_loading import apply_converters, apply_renamings
 
-        _, fused = apply_converters(live, copy.deepcopy(self._reverse_converters))
-        if fused is not None:
-            return None
-        return str(apply_renamings(live, copy.deepcopy(self._reverse_renamings)))
+        if live not in self._saved_names:
+            _, fused = apply_converters(live, self._reverse_converters)
+            saved = None if fused is not None else apply_renamings(live, self._reverse_renamings)
+            self._saved_names[live] = None if saved is None else str(saved)
+        return self._saved_names[live]
 
     def saved_adapter_key(self, key: str, stored: Container[str]) -> str:
         """Adapter key ``base_model.model.<module>.<tensor>`` with a live module path that
@@ -71,16 +77,18 @@ class CheckpointLayout:
         """The live tensor that checkpoint tensor ``saved`` is loaded into (maybe fused)."""
         from transformers.core_model_loading import rename_source_key
 
-        name, _ = rename_source_key(
-            saved, copy.deepcopy(self._renamings), copy.deepcopy(self._converters)
-        )
+        name, _ = rename_source_key(saved, self._renamings, self._converters)
         return str(name)
 
     def saved_tensors(self, live: str, tensor: torch.Tensor) -> dict[str, torch.Tensor]:
         """Live tensor ``live`` as the checkpoint tensors ``save_pretrained`` writes for it."""
         from transformers.core_model_loading import revert_weight_conversion
 
-        return dict(revert_weight_conversion(self._model, {live: tensor}))
+        renamed = self.saved_name(live)
+        if renamed is not None:
+            return {renamed: tensor}
+        with _PiecesAsViews():
+            return dict(revert_weight_conversion(self._model, {live: tensor}))
 
     def live_tensors(self, saved: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Checkpoint tensors as the live tensors ``from_pretrained`` makes of them."""
@@ -122,6 +130,33 @@ class CheckpointLayout:
         return rebuilt[live]
 
 
+class _PiecesAsViews:
+    """Leaves the pieces transformers splits a fused tensor into as views of it.
+
+    Its split operations make every piece contiguous, a copy of the whole parameter; a
+    fingerprint reads a few sampled elements of each piece and an update writes a new tensor,
+    so neither needs the copy (gigabytes per layer on a large MoE).
+    """
+
+    def __enter__(self) -> None:
+        import torch
+        from torch.overrides import TorchFunctionMode
+
+        class _Mode(TorchFunctionMode):
+            def __torch_function__(
+                self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+            ) -> Any:
+                if func is torch.Tensor.contiguous:
+                    return args[0]
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Mode()
+        self._mode.__enter__()  # type: ignore[no-untyped-call]
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)  # type: ignore[no-untyped-call]
+
+
 def _conversions(model: Any) -> list[Any]:
     """The conversions transformers reverts when saving ``model`` (as ``save_pretrained``)."""
     from transformers.conversion_mapping import get_model_conversion_mapping
@@ -147,11 +182,18 @@ def layout_of_model(model: Any) -> CheckpointLayout | None:
     transformers = sys.modules.get("transformers")
     if transformers is None or not isinstance(model, transformers.PreTrainedModel):
         return None
+    if model in _LAYOUTS:  # every load fingerprints the model: look its tables up once
+        return _LAYOUTS[model]
     try:
         conversions = _conversions(model)
     except (ImportError, AttributeError):  # transformers 4 has no conversion tables
-        return None
-    return CheckpointLayout(model, conversions) if conversions else None
+        conversions = []
+    layout = CheckpointLayout(model, conversions) if conversions else None
+    _LAYOUTS[model] = layout
+    return layout
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[Any, CheckpointLayout | None] = weakref.WeakKeyDictionary()
 
 
 def layout_of_config(config: Mapping[str, Any]) -> CheckpointLayout | None:
