@@ -15,7 +15,7 @@ not be applied to that base: the loader refuses it with ``BaseModelMismatchError
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
+from registry.bases.checkpoint_names import CheckpointLayout, layout_of_config
 from registry.bases.comparison import compare
 from registry.bases.module_binding import bind_modules
 from registry.bases.target import BaseTarget
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from registry.bases.fingerprint import Fingerprint
     from registry.store.results import AdapterVersion, BaseModelRecord
 
-NATIVE_METHODS = ("lora", "ia3", "loha", "lokr", "trainable_tokens", "ln_tuning")
+NATIVE_METHODS = ("lora", "ia3", "loha", "lokr", "oft", "boft", "trainable_tokens", "ln_tuning")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 _SHOWN = 5
 
@@ -83,12 +84,12 @@ def _method_check(method: str, analysis: str = "full") -> Check:
         return Check(
             "method", "fail", f"{method} adapters load with {FOREIGN_METHODS[method]}, not here"
         )
+    if method in NATIVE_METHODS:
+        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     if analysis != "full":
         return _peft_only_check(method, analysis)
     if method not in METHODS:
         return Check("method", "fail", f"{method} adapters are not supported")
-    if method in NATIVE_METHODS:
-        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     try:
         importlib.metadata.version("peft")
     except importlib.metadata.PackageNotFoundError:
@@ -125,6 +126,11 @@ def _module_binding_check(
     target: BaseTarget,
 ) -> tuple[Check, float | None, tuple[str, ...]]:
     found = bind_modules(shapes, target.fingerprint.tensors)
+    layout = layout_of_config(target.config) if found.unbound else None
+    if layout is not None:
+        # An adapter trained on the live model names modules as transformers 5 renamed them.
+        live = {layout.live_name(name) for name in target.fingerprint.tensors}
+        found = bind_modules(shapes, dict.fromkeys([*target.fingerprint.tensors, *live]))
     if not found.considered:
         return Check("binding", "pass", f"{version.method} binds to no base module"), None, ()
     coverage = 1 - len(found.unbound) / found.considered
@@ -157,9 +163,10 @@ def _binding_check(
     if not needed:
         return Check("binding", "fail", "the adapter has no tensors to bind"), 0.0, ()
     base = target.fingerprint.tensors
+    saved_name = _saved_names(target)
     unbound: list[str] = []
     for req in needed:
-        found = base.get(req.parameter)
+        found = base.get(req.parameter) or base.get(saved_name(req.parameter) or "")
         if found is None:
             alias = tied_embedding(req.parameter, base, target.config)
             found = base.get(alias) if alias is not None else None
@@ -183,6 +190,19 @@ def _binding_check(
         f"bind: {listed}"
     )
     return Check("binding", "fail", detail), coverage, tuple(unbound)
+
+
+def _saved_names(target: BaseTarget) -> Callable[[str], str | None]:
+    """Live parameter name -> its name in the base's checkpoint (transformers 5 renames some
+    modules on load: an adapter trained on the live model names them as they are live)."""
+    layouts: list[CheckpointLayout | None] = []
+
+    def saved(name: str) -> str | None:
+        if not layouts:  # built on the first miss only: it imports transformers
+            layouts.append(layout_of_config(target.config))
+        return layouts[0].saved_name(name) if layouts[0] is not None else None
+
+    return saved
 
 
 def _weights_check(

@@ -13,11 +13,12 @@ from registry.ops.ia3 import IA3_SUFFIXES, ia3_updates
 from registry.ops.layernorm import LN_SUFFIXES, ln_updates
 from registry.ops.lora import LORA_SUFFIXES, lora_updates
 from registry.ops.lycoris import LOHA_SUFFIXES, LOKR_SUFFIXES, loha_updates, lokr_updates
+from registry.ops.orthogonal import BOFT_SUFFIXES, OFT_SUFFIXES, boft_updates, oft_updates
 from registry.ops.tensors import AdapterTensors, base_parameter, group_by_module
 from registry.ops.tokens import LORA_TOKEN_DELTA, TOKEN_DELTA, split_tokens, token_updates
 from registry.ops.updates import WeightUpdate
 
-FOLDABLE_METHODS = ("lora", "ia3", "loha", "lokr", "trainable_tokens", "ln_tuning")
+FOLDABLE_METHODS = ("lora", "ia3", "loha", "lokr", "oft", "boft", "trainable_tokens", "ln_tuning")
 
 _NOT_FOLDABLE = {
     "prefix_tuning": "prefix tuning adds learned key/value prefixes to every attention layer; "
@@ -44,6 +45,8 @@ _SUFFIXES = {
     "ia3": IA3_SUFFIXES,
     "loha": LOHA_SUFFIXES,
     "lokr": LOKR_SUFFIXES,
+    "oft": OFT_SUFFIXES,
+    "boft": BOFT_SUFFIXES,
     "trainable_tokens": (TOKEN_DELTA,),
     "ln_tuning": LN_SUFFIXES,
 }
@@ -102,6 +105,10 @@ def _method_updates(
         return ia3_updates(adapter.config, groups)
     if adapter.method == "loha":
         return loha_updates(adapter.config, groups, base_shapes)
+    if adapter.method == "oft":
+        return oft_updates(adapter.config, groups, base_shapes)
+    if adapter.method == "boft":
+        return boft_updates(adapter.config, groups, base_shapes)
     return lokr_updates(adapter.config, groups, base_shapes)
 
 

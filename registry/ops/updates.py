@@ -16,7 +16,7 @@ import torch
 
 from registry.errors import BaseModelMismatchError
 
-UpdateKind = Literal["add", "dora", "scale", "replace", "rows"]
+UpdateKind = Literal["add", "dora", "scale", "replace", "rows", "rotate"]
 # Where a weight keeps its output dimension, which decides DoRA's norm axis:
 # "linear" [out, in]; "linear_t" [in, out] (GPT-2 Conv1D); "embedding" [vocab, dim]
 # whose DoRA norm runs over the vocabulary; "conv" [out, in, *kernel].
@@ -65,7 +65,7 @@ class WeightUpdate:
     # linear and embedding layers stay factored until they are applied.
     value: torch.Tensor | LowRankProduct
     layout: Layout = "linear"
-    magnitude: torch.Tensor | None = None  # DoRA only
+    magnitude: torch.Tensor | None = None  # DoRA; BOFT's per-output scale after a rotation
     optional: bool = False  # applies only if the base has the parameter (IA3 bias scaling)
     rows: tuple[int, ...] = ()  # kind "rows": which rows of the parameter ``value`` replaces
 
@@ -97,6 +97,11 @@ def apply_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
         result = base.add_(value)
     elif update.kind == "scale":
         result = base.mul_(value)
+    elif update.kind == "rotate":
+        # OFT / BOFT (ops/orthogonal.py): W' = (R @ W.T).T, then BOFT's row scale.
+        result = torch.mm(value, base.t()).t()
+        if update.magnitude is not None:
+            result = result * update.magnitude.to(dtype=torch.float32, device=weight.device)
     else:
         assert update.magnitude is not None
         magnitude = update.magnitude.to(dtype=torch.float32, device=weight.device)

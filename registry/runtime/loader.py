@@ -33,6 +33,7 @@ from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
+from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
 from registry.store.base_records import adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
@@ -326,11 +327,15 @@ def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
 
 def _apply_native(updates: list[WeightUpdate], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     params = _tensors_by_name(model)
+    updates, fused = route_saved_updates(model, params, updates)
     # Compute every new value before touching the model, so a failure leaves it unchanged.
     # New values go into the buffers the last unload left (never the model's own tensors).
     spare = _buffers(model)
     with torch_threads():  # the merge's matmuls, on as many cores as are idle
         new_values = _merged_values(model, params, updates, spare)
+        for name, aimed in fused.items():  # checkpoint tensors the live model fuses
+            current = new_values.get(name, params[name].data)
+            new_values[name] = apply_saved_updates(model, name, current, aimed)
     originals: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, value in new_values.items():

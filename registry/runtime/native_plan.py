@@ -52,7 +52,7 @@ def plan_native(store: Store, version: AdapterVersion, model: torch.nn.Module) -
     shapes.update({name: t.shape for name, t in model.named_buffers()})
     try:
         updates = weight_updates(adapter, shapes)
-    except UnsupportedMethodError as exc:  # LoRA on target_parameters
+    except UnsupportedMethodError as exc:  # LoRA on target_parameters, OFT on a convolution
         return NativePlan([], str(exc).removesuffix("; load it with mode='peft'"))
     tied = resolve_ties(updates, canonical_names(model))
     if tied.problem is not None:
