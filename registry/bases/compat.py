@@ -164,12 +164,15 @@ def _binding_check(
         return Check("binding", "fail", "the adapter has no tensors to bind"), 0.0, ()
     base = target.fingerprint.tensors
     saved_name = _saved_names(target)
+    fused = _fused_names(target)
     unbound: list[str] = []
     for req in needed:
         found = base.get(req.parameter) or base.get(saved_name(req.parameter) or "")
         if found is None:
             alias = tied_embedding(req.parameter, base, target.config)
             found = base.get(alias) if alias is not None else None
+        if found is None and req.dims is None and req.numel is None and fused(req.parameter):
+            continue  # a live parameter fused from saved ones: existence is all it needs
         if found is None:
             unbound.append(f"{req.module} (no parameter {req.parameter} in the base)")
         elif not req.accepts(tuple(found.shape)):
@@ -203,6 +206,21 @@ def _saved_names(target: BaseTarget) -> Callable[[str], str | None]:
         return layouts[0].saved_name(name) if layouts[0] is not None else None
 
     return saved
+
+
+def _fused_names(target: BaseTarget) -> Callable[[str], bool]:
+    """Whether a live parameter is fused on load from tensors the base's checkpoint holds
+    (transformers 5 fuses Mixtral's and Qwen3-MoE's per-expert weights)."""
+    known: list[set[str]] = []
+
+    def fused(name: str) -> bool:
+        if not known:  # built on the first miss only: it imports transformers
+            layout = layout_of_config(target.config)
+            saved = target.fingerprint.tensors
+            known.append({layout.live_name(n) for n in saved} if layout is not None else set())
+        return name in known[0]
+
+    return fused
 
 
 def _weights_check(
