@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -19,9 +20,10 @@ from registry.remote import wire
 from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
-from registry.server.context import Context, ok
+from registry.server.context import GENERATION, Context, ok
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
+from registry.store.results import AdapterVersion
 
 T = TypeVar("T")
 
@@ -50,17 +52,6 @@ def _int_param(request: Request, key: str, default: int | None) -> int | None:
     return int(text)
 
 
-def _etag(payload: Any) -> str:
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-
-
-def _cached(request: Request, payload: Any, etag: str) -> Response:
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
-    return JSONResponse(payload, headers={"ETag": etag})
-
-
 async def _body(ctx: Context, request: Request, kind: type[T]) -> T:
     return wire.parse_body(kind, await read_json(request, ctx.settings))
 
@@ -71,17 +62,48 @@ async def _body(ctx: Context, request: Request, kind: type[T]) -> T:
 async def resolve(ctx: Context, request: Request, caller: Caller) -> Response:
     ref = _required(request, "ref")
     caller.require_ref(ref)
-    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
-    payload = encode(version)
-    return _cached(request, payload, _etag(payload))
+
+    def sent(version: AdapterVersion) -> tuple[str, bytes]:
+        body = _json_bytes(encode(version))
+        return '"' + hashlib.sha256(body).hexdigest()[:32] + '"', body
+
+    return await _kept(ctx, request, caller, ("resolve", ref), sent)
 
 
 async def manifest(ctx: Context, request: Request, caller: Caller) -> Response:
     ref = _required(request, "ref")
     caller.require_ref(ref)
-    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
-    # The manifest is immutable: its digest is its ETag.
-    return _cached(request, version.manifest.to_dict(), f'"{version.digest}"')
+
+    def sent(version: AdapterVersion) -> tuple[str, bytes]:
+        # The manifest is immutable: its digest is its ETag.
+        return f'"{version.digest}"', _json_bytes(version.manifest.to_dict())
+
+    return await _kept(ctx, request, caller, ("manifest", ref), sent)
+
+
+async def _kept(
+    ctx: Context,
+    request: Request,
+    caller: Caller,
+    key: tuple[str, str],
+    sent: Callable[[AdapterVersion], tuple[str, bytes]],
+) -> Response:
+    """What a reference resolves to, as (ETag, body), kept while the catalog is unchanged
+    (the generation was read before the token was checked, so before any row below)."""
+
+    async def make() -> tuple[str, bytes]:
+        return sent(await ctx.call(caller, lambda: ctx.registry.get(key[1])))
+
+    kept = await ctx.resolved.load(key, request.scope.get(GENERATION), make)
+    etag, body = kept
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def _json_bytes(payload: Any) -> bytes:
+    # Keys sorted, so that equal content is sent (and tagged) alike.
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _page_token(offset: int) -> str:
