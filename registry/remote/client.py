@@ -241,9 +241,12 @@ class RemoteRegistry(Registry):
         while True:
             page = self._get("/versions", _Page, **params)
             found += page.items
-            if page.next_page_token is None:
+            if page.next_cursor is not None:
+                params["cursor"] = page.next_cursor  # stable while others push
+            elif page.next_page_token is not None:  # a server without cursors
+                params["page_token"] = page.next_page_token
+            else:
                 return found
-            params["page_token"] = page.next_page_token
 
     # -- checking and getting back ------------------------------------------------------
 
@@ -491,6 +494,7 @@ class _Page:
 
     items: builtins.list[AdapterVersion]
     next_page_token: str | None
+    next_cursor: str | None = None
 
 
 def _raise(response: httpx2.Response) -> NoReturn:

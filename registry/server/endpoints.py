@@ -21,6 +21,7 @@ from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
 from registry.server.context import GENERATION, Context, ok
+from registry.server.paging import page_after, version_positions
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
 from registry.store.results import AdapterVersion
@@ -151,19 +152,31 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     size = _int_param(request, "page_size", ctx.settings.page_size) or ctx.settings.page_size
     if not 1 <= size <= ctx.settings.max_page_size:
         raise ArgumentError(f"page_size must be between 1 and {ctx.settings.max_page_size}")
-    offset = _page_offset(_param(request, "page_token", required=False))
+    cursor = _param(request, "cursor", required=False)
+    token = _param(request, "page_token", required=False)
+    if cursor is not None and token is not None:
+        raise ArgumentError("give cursor or page_token, not both (cursor is the one to use)")
+    offset = _page_offset(token)
     limit = query.limit
     unlimited = replace(query, limit=None) if caller.namespace else query
     found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
     found = [v for v in found if caller.covers(v.name)]
     if limit is not None:
         found = found[:limit]
-    page = found[offset : offset + size]
+    keys, descending = version_positions(found, query.sort, query.reverse)
+    if token is not None:
+        # Offsets, kept for clients of before cursors: they skip or repeat items when
+        # versions are pushed while paging.
+        page, next_cursor = page_after(found, keys, descending, None, offset + size)
+        page = page[offset:]
+    else:
+        page, next_cursor = page_after(found, keys, descending, cursor, size)
     following = offset + size if offset + size < len(found) else None
     return JSONResponse(
         {
             "items": encode(page),
-            "next_page_token": None if following is None else _page_token(following),
+            "next_page_token": None if following is None or cursor else _page_token(following),
+            "next_cursor": next_cursor,
         }
     )
 
