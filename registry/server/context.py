@@ -25,6 +25,15 @@ T = TypeVar("T")
 GENERATION = "adapters.generation"
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A list of versions as sent: encoded items and their positions (``paging``)."""
+
+    items: list[Any]
+    keys: list[tuple[Any, ...]]
+    descending: bool
+
+
 @dataclass
 class Context:
     registry: Registry
@@ -33,6 +42,8 @@ class Context:
     auth: Authenticator = field(init=False)
     # Resolved references as sent (ETag, body), kept while the catalog is unchanged.
     resolved: Memo[tuple[str, bytes]] = field(init=False, default_factory=Memo)
+    # Whole listings (encoded), by filters and namespace, for paging through them.
+    listings: Memo[Listing] = field(init=False, default_factory=lambda: Memo(16))
 
     def __post_init__(self) -> None:
         engine = self.registry.catalog.engine

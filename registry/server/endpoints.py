@@ -20,7 +20,7 @@ from registry.remote import wire
 from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
-from registry.server.context import GENERATION, Context, ok
+from registry.server.context import GENERATION, Context, Listing, ok
 from registry.server.paging import page_after, version_positions
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
@@ -157,24 +157,36 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     if cursor is not None and token is not None:
         raise ArgumentError("give cursor or page_token, not both (cursor is the one to use)")
     offset = _page_offset(token)
-    limit = query.limit
-    unlimited = replace(query, limit=None) if caller.namespace else query
-    found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
-    found = [v for v in found if caller.covers(v.name)]
-    if limit is not None:
-        found = found[:limit]
-    keys, descending = version_positions(found, query.sort, query.reverse)
+
+    async def listing() -> Listing:
+        unlimited = replace(query, limit=None) if caller.namespace else query
+        found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
+        found = [v for v in found if caller.covers(v.name)]
+        if query.limit is not None:
+            found = found[: query.limit]
+        keys, descending = version_positions(found, query.sort, query.reverse)
+        return Listing(encode(found), keys, descending)
+
+    # The whole listing is kept while the catalog is unchanged, so that each page of a
+    # long one (and a repeated one) does not load and encode every version again.
+    filters = sorted(
+        (k, v) for k, v in request.query_params.multi_items()
+        if k not in ("cursor", "page_token", "page_size")
+    )  # fmt: skip
+    key = ("versions", caller.namespace, tuple(filters))
+    found = await ctx.listings.load(key, request.scope.get(GENERATION), listing)
     if token is not None:
         # Offsets, kept for clients of before cursors: they skip or repeat items when
         # versions are pushed while paging.
-        page, next_cursor = page_after(found, keys, descending, None, offset + size)
+        page, next_cursor = page_after(found.items, found.keys, found.descending, None,
+                                       offset + size)  # fmt: skip
         page = page[offset:]
     else:
-        page, next_cursor = page_after(found, keys, descending, cursor, size)
-    following = offset + size if offset + size < len(found) else None
+        page, next_cursor = page_after(found.items, found.keys, found.descending, cursor, size)
+    following = offset + size if offset + size < len(found.items) else None
     return JSONResponse(
         {
-            "items": encode(page),
+            "items": page,
             "next_page_token": None if following is None or cursor else _page_token(following),
             "next_cursor": next_cursor,
         }
