@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -66,6 +67,8 @@ CACHE_ENV = "ADAPTERS_CACHE_DIR"
 T = TypeVar("T")
 _CODES = {code: kind for kind, code, _status in wire.ERROR_CODES}
 _CHUNK = 1 << 20
+# Pushes up to this size go in one request (POST /push/bundle); larger ones file by file.
+BUNDLE_BYTES = 16 << 20
 
 
 def _local_only(what: str) -> NoReturn:
@@ -183,13 +186,15 @@ class RemoteRegistry(Registry):
         root = Path(directory)
         if not root.is_dir():
             raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
-        files: dict[str, str] = {}
-        for path in _regular_files(root):
-            digest = _sha256(path)
-            with path.open("rb") as handle:
-                self._send("PUT", f"/uploads/{digest}", content=_stream(handle),
-                           headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
-            files[path.relative_to(root).as_posix()] = digest
+        paths = {path.relative_to(root).as_posix(): path for path in _regular_files(root)}
+        files = {relative: _sha256(path) for relative, path in paths.items()}
+        sizes = {relative: path.stat().st_size for relative, path in paths.items()}
+        bundled = sum(sizes.values()) <= BUNDLE_BYTES
+        if not bundled:  # each file alone, so that a failed one is sent again alone
+            for relative, path in paths.items():
+                with path.open("rb") as handle:
+                    self._send("PUT", f"/uploads/{files[relative]}", content=_stream(handle),
+                               headers={"Content-Length": str(sizes[relative])})  # fmt: skip
         hashes = list(data_hashes) + [data_digest(Path(p)).sha256 for p in data]
         body = wire.PushBody(
             files=files,
@@ -205,7 +210,19 @@ class RemoteRegistry(Registry):
             base_quantization=base_quantization,
             requires=dict(requires or {}),
         )
+        if bundled:
+            return self._push_bundle(body, paths, sizes)
         return self._post("/push", PushResult, body)
+
+    def _push_bundle(
+        self, body: wire.PushBody, paths: dict[str, Path], sizes: dict[str, int]
+    ) -> PushResult:
+        """One request: the push body, then the files (``POST /push/bundle``)."""
+        header = json.dumps({"push": encode(body), "sizes": sizes}).encode()
+        content = b"".join([header, *(paths[relative].read_bytes() for relative in body.files)])
+        response = self._send("POST", "/push/bundle", content=content,
+                              params={"header_bytes": len(header)})  # fmt: skip
+        return decode(PushResult, response.json())
 
     # -- finding ------------------------------------------------------------------------
 
