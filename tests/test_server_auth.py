@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,12 @@ UPLOAD = b"matrix upload bytes"
 UPLOAD_SHA = hashlib.sha256(UPLOAD).hexdigest()
 Request = tuple[str, str, dict[str, Any]]
 _counter = itertools.count()
+
+
+def _bundle(name: str) -> dict[str, Any]:
+    header = json.dumps({"push": {"files": {"adapter_config.json": UPLOAD_SHA}, "name": name},
+                         "sizes": {"adapter_config.json": len(UPLOAD)}}).encode()  # fmt: skip
+    return {"params": {"header_bytes": len(header)}, "content": header + UPLOAD}
 
 
 def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Request]]:
@@ -51,6 +58,7 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
             "PUT", f"{API}/uploads/{UPLOAD_SHA}", {"content": UPLOAD}),
         ("POST", f"{API}/push"): lambda: (
             "POST", f"{API}/push", j({"files": {"adapter_config.json": "0" * 64}, "name": name})),
+        ("POST", f"{API}/push/bundle"): lambda: ("POST", f"{API}/push/bundle", _bundle(name)),
         ("POST", f"{API}/evals"): lambda: (
             "POST", f"{API}/evals", j({"ref": ref, "scores": {"f1": 0.5}})),
         ("POST", f"{API}/sign"): lambda: ("POST", f"{API}/sign", j({"ref": ref, "key": "none"})),
@@ -129,8 +137,10 @@ def test_roles_and_namespaces(served: ServedRegistry, targets: dict[str, Any], t
             # Lists are filtered to the namespace rather than refused (asserted empty below).
             scoped = endpoint.global_only or key[1] in (f"{API}/bases", f"{API}/versions")
             names_target = not scoped and key[1] not in (f"{API}/uploads/{{sha256:str}}",)
-            allowed = enough and not (namespaced and endpoint.global_only) and not (
-                namespaced and where == "outside" and names_target
+            allowed = (
+                enough
+                and not (namespaced and endpoint.global_only)
+                and not (namespaced and where == "outside" and names_target)
             )
             context = (token, where, method, path, response.status_code, response.text[:200])
             if allowed:

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -37,6 +37,7 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.codec import decode, encode
+from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
@@ -65,7 +66,6 @@ TOKEN_ENV = "ADAPTERS_TOKEN"
 CACHE_ENV = "ADAPTERS_CACHE_DIR"
 T = TypeVar("T")
 _CODES = {code: kind for kind, code, _status in wire.ERROR_CODES}
-_CHUNK = 1 << 20
 
 
 def _local_only(what: str) -> NoReturn:
@@ -183,21 +183,12 @@ class RemoteRegistry(Registry):
         root = Path(directory)
         if not root.is_dir():
             raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
-        files: dict[str, str] = {}
-        paths = {path: _sha256(path) for path in _regular_files(root)}
-        direct = self._upload_urls(sorted(set(paths.values()))) if paths else {}
-        for path, digest in paths.items():
-            ticket = direct.get(digest)
-            if ticket is not None and path.stat().st_size <= _DIRECT_MAX:
-                self._upload_direct(path, digest, ticket)
-            else:
-                with path.open("rb") as handle:
-                    self._send("PUT", f"/uploads/{digest}", content=_stream(handle),
-                               headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
-            files[path.relative_to(root).as_posix()] = digest
+        upload = Upload.of(root)
+        if not upload.bundled:
+            upload.send_each(self._send)
         hashes = list(data_hashes) + [data_digest(Path(p)).sha256 for p in data]
         body = wire.PushBody(
-            files=files,
+            files=upload.files,
             name=name or default_name(root),
             version=version,
             base=base,
@@ -210,34 +201,9 @@ class RemoteRegistry(Registry):
             base_quantization=base_quantization,
             requires=dict(requires or {}),
         )
+        if upload.bundled:
+            return decode(PushResult, upload.send_bundle(self._send, body))
         return self._post("/push", PushResult, body)
-
-    def _upload_urls(self, digests: list[str]) -> dict[str, dict[str, str]]:
-        """Pre-signed URLs straight to the server's object store, or {} when its blobs
-        cannot take them (local blobs, or a server from before direct uploads)."""
-        try:
-            offer = self._send("POST", "/uploads/presign", json={"files": digests}).json()
-        except (errors.NotFoundError, ServerError):
-            return {}
-        return dict(offer.get("uploads") or {}) if offer.get("direct") else {}
-
-    def _upload_direct(self, path: Path, digest: str, ticket: dict[str, str]) -> None:
-        import httpx2
-
-        # A fresh client: the registry token must never travel to the object store.
-        length = {"Content-Length": str(path.stat().st_size)}
-        with path.open("rb") as handle:
-            try:
-                reply = httpx2.put(ticket["url"], content=_stream(handle), headers=length,
-                                   timeout=600)  # fmt: skip
-            except httpx2.HTTPError as exc:
-                raise ServerError(f"cannot reach the object store for an upload: {exc}") from None
-        if reply.status_code >= 400:
-            raise ServerError(
-                f"the object store refused the upload of {path.name} "
-                f"({reply.status_code}); push again"
-            )
-        self._send("POST", f"/uploads/{digest}/staged", json={"key": ticket["key"]})
 
     # -- finding ------------------------------------------------------------------------
 
@@ -273,9 +239,12 @@ class RemoteRegistry(Registry):
         while True:
             page = self._get("/versions", _Page, **params)
             found += page.items
-            if page.next_page_token is None:
+            if page.next_cursor is not None:
+                params["cursor"] = page.next_cursor  # stable while others push
+            elif page.next_page_token is not None:  # a server without cursors
+                params["page_token"] = page.next_page_token
+            else:
                 return found
-            params["page_token"] = page.next_page_token
 
     # -- checking and getting back ------------------------------------------------------
 
@@ -372,7 +341,7 @@ class RemoteRegistry(Registry):
                 if response.status_code >= 400:
                     response.read()
                     _raise(response)
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_bytes(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
         except httpx2.HTTPError as exc:
@@ -523,6 +492,7 @@ class _Page:
 
     items: builtins.list[AdapterVersion]
     next_page_token: str | None
+    next_cursor: str | None = None
 
 
 def _raise(response: httpx2.Response) -> NoReturn:
@@ -544,30 +514,6 @@ def _raise(response: httpx2.Response) -> NoReturn:
     if kind is errors.BaseModelMismatchError:
         raise errors.BaseModelMismatchError(message, None)
     raise kind(message)
-
-
-_DIRECT_MAX = 5 * 1024**3  # one PUT to S3 holds at most 5 GiB; larger files go via the server
-
-
-def _regular_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            raise errors.UnsafeFormatError(f"{path} is a symlink; push a directory of files")
-        if path.is_file():
-            yield path
-
-
-def _stream(handle: Any) -> Iterator[bytes]:
-    while chunk := handle.read(_CHUNK):
-        yield chunk
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in _stream(handle):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _default_cache(url: str) -> Path:

@@ -6,8 +6,8 @@ The app routes from it and the OpenAPI document is built from it, so the two agr
 from __future__ import annotations
 
 from registry.remote.wire import API
+from registry.server import bundle, uploads
 from registry.server import endpoints as e
-from registry.server import uploads
 from registry.server.context import Endpoint
 
 
@@ -35,6 +35,9 @@ def table() -> list[Endpoint]:
             uploads.staged,
         ),
         Endpoint("POST", f"{a}/push", "writer", "Store uploaded files as a version", uploads.push),
+        Endpoint(
+            "POST", f"{a}/push/bundle", "writer", "Push files in one request", bundle.push_bundle
+        ),
         Endpoint("POST", f"{a}/evals", "writer", "Record eval scores", e.record_eval),
         Endpoint("POST", f"{a}/sign", "admin", "Sign with a server key", e.sign),
         Endpoint("POST", f"{a}/aliases", "maintainer", "Move an alias (gated)", e.set_alias),

@@ -125,15 +125,41 @@ def _relative(path: str) -> PurePosixPath:
     return pure
 
 
-async def push(ctx: Context, request: Request, caller: Caller) -> Response:
-    body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
+def check_push(caller: Caller, body: wire.PushBody) -> dict[PurePosixPath, str]:
+    """What the caller may push, and the file layout (path -> sha256) it names."""
     if body.name is not None:
         caller.require_name(body.name)
     if body.alias is not None:
         caller.require("maintainer")  # pushing with an alias moves it
     if not body.files or len(body.files) > _MAX_FILES:
         raise ArgumentError(f"a push names between 1 and {_MAX_FILES} files")
-    layout = {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    if body.name is None:
+        raise ArgumentError("name the version: a pushed directory has no name here")
+    return {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+
+
+def push_directory(ctx: Context, directory: Path, body: wire.PushBody) -> object:
+    """``Registry.push`` of a directory laid out from a push body (every check runs)."""
+    assert body.name is not None
+    return ctx.registry.push(
+        directory,
+        name=body.name,
+        version=body.version,
+        base=body.base,
+        data_hashes=body.data_hashes,
+        evals=body.evals,
+        eval_dataset=body.eval_dataset,
+        eval_split=body.eval_split,
+        tags=body.tags,
+        alias=body.alias,
+        base_quantization=body.base_quantization,
+        requires=body.requires,
+    )
+
+
+async def push(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
+    layout = check_push(caller, body)
     uploads = _uploads_dir(ctx)
     missing = sorted(str(p) for p, sha in layout.items() if not (uploads / sha).is_file())
     if missing:
@@ -150,22 +176,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                     os.link(uploads / sha, target)
                 except OSError:
                     shutil.copyfile(uploads / sha, target)
-            if body.name is None:
-                raise ArgumentError("name the version: a pushed directory has no name here")
-            return ctx.registry.push(
-                directory,
-                name=body.name,
-                version=body.version,
-                base=body.base,
-                data_hashes=body.data_hashes,
-                evals=body.evals,
-                eval_dataset=body.eval_dataset,
-                eval_split=body.eval_split,
-                tags=body.tags,
-                alias=body.alias,
-                base_quantization=body.base_quantization,
-                requires=body.requires,
-            )
+            return push_directory(ctx, directory, body)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
