@@ -56,6 +56,10 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
             "POST", f"{API}/aliases/check", j({"ref": ref, "alias": "matrix"})),
         ("PUT", f"{API}/uploads/{{sha256:str}}"): lambda: (
             "PUT", f"{API}/uploads/{UPLOAD_SHA}", {"content": UPLOAD}),
+        ("POST", f"{API}/uploads/presign"): lambda: (
+            "POST", f"{API}/uploads/presign", j({"files": [UPLOAD_SHA]})),
+        ("POST", f"{API}/uploads/{{sha256:str}}/staged"): lambda: (
+            "POST", f"{API}/uploads/{UPLOAD_SHA}/staged", j({"key": "incoming/matrix"})),
         ("POST", f"{API}/push"): lambda: (
             "POST", f"{API}/push", j({"files": {"adapter_config.json": "0" * 64}, "name": name})),
         ("POST", f"{API}/push/bundle"): lambda: ("POST", f"{API}/push/bundle", _bundle(name)),
@@ -136,7 +140,7 @@ def test_roles_and_namespaces(served: ServedRegistry, targets: dict[str, Any], t
             enough = ROLES.index(role) >= ROLES.index(endpoint.role)
             # Lists are filtered to the namespace rather than refused (asserted empty below).
             scoped = endpoint.global_only or key[1] in (f"{API}/bases", f"{API}/versions")
-            names_target = not scoped and key[1] not in (f"{API}/uploads/{{sha256:str}}",)
+            names_target = not scoped and not key[1].startswith(f"{API}/uploads/")
             allowed = (
                 enough
                 and not (namespaced and endpoint.global_only)
