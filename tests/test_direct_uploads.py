@@ -16,6 +16,7 @@ from support.s3_server import S3Server
 from support.server import served_registry
 
 from registry import Registry
+from registry.remote import upload as remote_upload
 from registry.remote.wire import API
 from registry.store.object_blobs import ObjectBlobStore
 
@@ -29,6 +30,7 @@ def test_push_uploads_straight_to_s3_and_the_server_checks_the_bytes(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     url = use_s3(s3_server, monkeypatch)
+    monkeypatch.setattr(remote_upload, "BUNDLE_BYTES", 0)  # small pushes go in one request
     source = write_lora(tmp_path / "a", 1)
     client_cache = tmp_path / "remote-cache"
     monkeypatch.setenv("ADAPTERS_CACHE_DIR", str(tmp_path / "server-cache"))  # the server's
@@ -80,7 +82,10 @@ def test_push_uploads_straight_to_s3_and_the_server_checks_the_bytes(
     local.close()
 
 
-def test_push_streams_through_a_server_with_local_blobs(tmp_path: Path) -> None:
+def test_push_streams_through_a_server_with_local_blobs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(remote_upload, "BUNDLE_BYTES", 0)  # small pushes go in one request
     with served_registry(tmp_path / "home", f"sqlite:///{tmp_path / 'c.db'}") as served:
         client = Registry.open(served.url, token=served.tokens["writer"])
         pushed = client.push(write_lora(tmp_path / "a", 2), name="through")
