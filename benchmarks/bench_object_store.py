@@ -3,12 +3,14 @@
     python benchmarks/bench_object_store.py [--size-mb 1024] [--repeat 3]
 
 One LoRA adapter of about ``--size-mb`` (float16 factors, rank 64, hidden 4096) is
-written once. Side by side in one run, medians of ``--repeat`` runs:
+written once. Side by side in one run, medians of ``--repeat`` rounds in which the
+compared rows take turns:
 
 - upload: the registry's blob put (hash, then multipart upload through the hashing
   reader) vs ``obstore.put`` of the same file vs boto3 ``upload_file``;
-- download: ``export`` with a cold cache (stream into the verified cache, then copy
-  to the target) vs ``obstore.get`` streamed to a file vs boto3 ``download_file``;
+- download: ``export`` with a cold cache (one stream from the store, read ahead,
+  hashed and written to the target and the cache together) vs ``obstore.get``
+  streamed to a file vs boto3 ``download_file``;
 - a second export (cache hit) vs an export from a local-directory store;
 - for information, the whole ``push`` (format checks included) to S3 and locally.
 """
@@ -69,6 +71,21 @@ def median_time(action: Callable[[], object], repeat: int, before: Callable[[], 
     return statistics.median(times)
 
 
+def interleaved(
+    rows: dict[str, tuple[Callable[[], object], Callable[[], object]]], repeat: int
+) -> dict[str, float]:
+    """Median seconds of each ``(action, before)`` row, the rows taking turns in each
+    round so that a change in the machine's load touches them alike."""
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(repeat):
+        for name, (action, before) in rows.items():
+            before()
+            start = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
@@ -108,20 +125,20 @@ def main() -> None:
         def drop_blob() -> None:
             blobs.delete(sha)
 
-        results: dict[str, float] = {}
-        results["put registry"] = median_time(
-            lambda: blobs.put_file(weights), options.repeat, drop_blob
-        )
-        results["put obstore"] = median_time(
-            lambda: obstore.put(blobs.store, plain_key, weights, chunk_size=16 << 20,
-                                max_concurrency=8),
-            options.repeat, lambda: None,
-        )  # fmt: skip
-        results["put boto3"] = median_time(
-            lambda: client.upload_file(str(weights), BUCKET, plain_key),
+        results = interleaved(
+            {
+                "put registry": (lambda: blobs.put_file(weights), drop_blob),
+                "put obstore": (
+                    lambda: obstore.put(blobs.store, plain_key, weights, chunk_size=16 << 20,
+                                        max_concurrency=8),
+                    lambda: None,
+                ),
+                "put boto3": (
+                    lambda: client.upload_file(str(weights), BUCKET, plain_key), lambda: None
+                ),
+            },
             options.repeat,
-            lambda: None,
-        )
+        )  # fmt: skip
 
         s3_reg.push(adapter, name="big")
         out = work / "out"
@@ -136,12 +153,19 @@ def main() -> None:
                     handle.write(chunk)
 
         export = lambda: s3_reg.export("big", out, overwrite=True)  # noqa: E731
-        results["get registry export (cold cache)"] = median_time(export, options.repeat, cold)
-        results["get obstore"] = median_time(plain_get, options.repeat, lambda: None)
-        results["get boto3"] = median_time(
-            lambda: client.download_file(BUCKET, plain_key, str(work / "boto-out")),
-            options.repeat, lambda: None,
-        )  # fmt: skip
+        results.update(
+            interleaved(
+                {
+                    "get registry export (cold cache)": (export, cold),
+                    "get obstore": (plain_get, lambda: None),
+                    "get boto3": (
+                        lambda: client.download_file(BUCKET, plain_key, str(work / "boto-out")),
+                        lambda: None,
+                    ),
+                },
+                options.repeat,
+            )
+        )
         results["export s3 (cached)"] = median_time(
             export, options.repeat, lambda: shutil.rmtree(out, ignore_errors=True)
         )

@@ -93,6 +93,17 @@ def init(path: Path | None, new_catalog: bool, as_json: bool) -> None:
     is_flag=True,
     help="Convert adapter_model.bin with torch.load(weights_only=True) instead of refusing it.",
 )
+@click.option(
+    "--all-adapters",
+    is_flag=True,
+    help="Store every adapter of a multi-adapter directory (PEFT saves named ones in subfolders).",
+)
+@click.option(
+    "--name-template",
+    metavar="TEMPLATE",
+    help="With --all-adapters: a subfolder's name from {name} and {adapter} "
+    "(default '{name}/{adapter}').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_state
 def push(
@@ -113,6 +124,8 @@ def push(
     tags: tuple[str, ...],
     alias: str | None,
     convert_pickle: bool,
+    all_adapters: bool,
+    name_template: str | None,
     as_json: bool,
 ) -> None:
     """Store the adapter in DIRECTORY as a new version.
@@ -125,11 +138,28 @@ def push(
     are applied to that version (the alias through the same gates as `adapters alias`:
     an unmet gate applies nothing and exits 1).
 
+    DIRECTORY may also be a diffusers or kohya single-file LoRA (.safetensors).
+    With --all-adapters every adapter of a multi-adapter directory is stored, each
+    as its own push: the top one as NAME, a subfolder's as NAME/SUBFOLDER (or
+    --name-template); exits 1 if any was refused.
+
     \b
     Example:
       adapters push out/sql-lora --base-path ./Llama-3.1-8B \\
           --data data/train.jsonl --eval accuracy=0.91 --eval-dataset spider --alias staging
+      adapters push out/multi --all-adapters --name-template '{name}-{adapter}'
     """
+    if all_adapters:
+        _push_all(state, directory, name, name_template, as_json, version=version, base=base,
+                  data=data, data_hashes=data_hashes, evals=parse_scores(evals),
+                  eval_dataset=eval_dataset, eval_split=eval_split,
+                  tags=parse_pairs(tags, "--tag"), alias=alias, convert_pickle=convert_pickle,
+                  base_path=base_path, exhaustive_base=exhaustive_base,
+                  base_quantization=base_quantization,
+                  requires=parse_requirements(requires))  # fmt: skip
+        return
+    if name_template is not None:
+        raise click.UsageError("--name-template applies only with --all-adapters")
     result = state.registry().push(
         directory,
         name=name,
@@ -173,6 +203,36 @@ def push(
             err=True,
         )
     click.echo(f"{result.version.ref} {result.version.digest}")
+
+
+def _push_all(
+    state: AppState,
+    directory: Path,
+    name: str | None,
+    name_template: str | None,
+    as_json: bool,
+    **options: object,
+) -> None:
+    result = state.registry().push_all(
+        directory, name=name, name_template=name_template, progress=progress_for_terminal(),
+        **options,
+    )  # fmt: skip
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        for item in result.adapters:
+            where = f"{item.subfolder}/" if item.subfolder else "(top)"
+            if item.result is None:
+                click.echo(f"refused {where} as {item.name}: {item.error}", err=True)
+                continue
+            if item.result.base_unverified:
+                click.echo(f"warning: {item.name}: {item.result.base_unverified}", err=True)
+            state_word = "stored" if item.result.created else "already stored"
+            version = item.result.version
+            click.echo(f"{where} {state_word} {version.ref} {version.digest}")
+        click.echo(result.summary, err=True)
+    if not result.ok:
+        raise SystemExit(1)
 
 
 COMMANDS = [init, push]

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from registry.check import Check
-from registry.errors import ArgumentError
+from registry.errors import ArgumentError, RegistryError
 from registry.facade.lifecycle_methods import LifecycleMethods
 from registry.facade.operator_methods import OperatorMethods
 from registry.lifecycle.aliases import push_gate
@@ -30,6 +30,7 @@ from registry.store.results import (
     BaseRelation,
     ExportResult,
     GcResult,
+    MultiPushResult,
     PushResult,
     VerifyReport,
 )
@@ -190,6 +191,41 @@ class Registry(LifecycleMethods, OperatorMethods):
             applied_evals=applied.evals,
             applied_tags=applied.tags,
         )
+
+    def push_all(
+        self,
+        directory: str | Path,
+        *,
+        name: str | None = None,
+        name_template: str | None = None,
+        **options: Any,
+    ) -> MultiPushResult:
+        """Store every adapter of a multi-adapter directory, each as its own name.
+
+        PEFT's ``save_pretrained`` of several adapters writes the default one at the top and
+        each other in a subfolder named after it. The top one is stored as ``name`` (default:
+        the directory's name), a subfolder's as ``name_template`` (``"{name}/{adapter}"``)
+        makes it. Each is one ``push`` with ``options`` (``push``'s keywords but ``alias``,
+        which names one version); one refused stops no other, and every name is checked
+        before the first is stored.
+        """
+        from registry.store.push import default_name
+        from registry.store.push_all import plan_all_adapters
+        from registry.store.results import AdapterPushOutcome
+
+        if options.get("alias") is not None:
+            raise ArgumentError("an alias names one version; push all adapters without it")
+        root = Path(directory)
+        plan = plan_all_adapters(root, name or default_name(root), name_template)
+        outcomes: builtins.list[AdapterPushOutcome] = []
+        for item in plan:
+            try:
+                pushed = self.push(item.directory, name=item.name, **options)
+            except RegistryError as exc:  # this adapter is refused; the others still go in
+                outcomes.append(AdapterPushOutcome(item.subfolder, item.name, error=str(exc)))
+            else:
+                outcomes.append(AdapterPushOutcome(item.subfolder, item.name, pushed))
+        return MultiPushResult(root, tuple(outcomes))
 
     # -- finding -----------------------------------------------------------------
 

@@ -77,9 +77,14 @@ def _postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty catalog database on each backend."""
-    if request.param == "sqlite":
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh, empty catalog database on each backend (``sqlite+s3``: SQLite, and the
+    blobs on the S3 server; chosen by ``WITH_S3``)."""
+    if request.param == "sqlite+s3":
+        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+    if request.param in ("sqlite", "sqlite+s3"):
         yield f"sqlite:///{tmp_path / 'catalog-test.db'}"
     else:
         yield from _postgres_database()
@@ -141,6 +146,17 @@ def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("ADAPTERS_BLOB_URL", url)
     return url
+
+
+# On a test taking ``registry``: each catalog backend with local blobs, and SQLite with
+# the blobs on S3. Blob-touching suites mark representative tests with it.
+WITH_S3 = pytest.mark.parametrize("database_url", [*BACKENDS, "sqlite+s3"], indirect=True)
+
+
+def blobs_on(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For fixtures parametrised indirectly with ``local`` / ``s3``: point the blob store."""
+    if getattr(request, "param", "local") == "s3":
+        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
 
 
 @pytest.fixture(params=BLOB_BACKENDS)

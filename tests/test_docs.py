@@ -66,3 +66,19 @@ def test_cli_reference_is_current() -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == render(), (
         "docs/cli.md is stale: run python -m registry.cli.reference > docs/cli.md"
     )
+
+
+def test_no_merge_conflict_markers_are_committed() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    found = [
+        f"{name}:{number}"
+        for name in tracked
+        if name.endswith((".py", ".md", ".toml", ".txt", ".cfg", ".yml", ".json", ".html", ".css"))
+        and (ROOT / name).is_file()
+        for number, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1)
+        if line.startswith(markers)
+    ]
+    assert not found, f"merge conflict markers left in {found}"

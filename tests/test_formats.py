@@ -997,10 +997,10 @@ def test_adapterhub_pickle_refused_then_converted(tmp_path: Path) -> None:
 
 def test_adapterhub_other_architectures_are_not_read(tmp_path: Path) -> None:
     config = hub_config()
-    config["config"] = {"architecture": "lora", "r": 8, "alpha": 8}
+    config["config"] = {"architecture": "union", "configs": []}
     write_hub(tmp_path, config)
     problem = one(problems_of(tmp_path), "architecture")
-    assert "AdapterHub 'lora' adapters are not supported" in problem
+    assert "AdapterHub 'union' adapters are not supported" in problem
 
 
 def test_adapterhub_schema_problems(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import blobs_on
 from support.models import BASE_BUILDERS, outputs, save_base
 from support.peft_adapters import KIND_ARCH, UNNAMED_KINDS, make_adapter
 
@@ -30,7 +31,10 @@ PEFT_KINDS = ["prefix_tuning", "prompt_tuning", "p_tuning", "adalora", "vera"]
 
 
 @pytest.fixture
-def reg(hermetic_env: Path) -> Registry:
+def reg(
+    hermetic_env: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Registry:
+    blobs_on(request, monkeypatch)  # local unless a test asks for s3
     return Registry.open(hermetic_env, create=True)
 
 
@@ -125,6 +129,7 @@ def test_strict_false_loads_with_a_warning(tmp_path: Path, reg: Registry) -> Non
     assert_same_state(other, before)
 
 
+@pytest.mark.parametrize("reg", ["local", "s3"], indirect=True)
 def test_hot_swap_restores_bit_identical_weights(tmp_path: Path, reg: Registry) -> None:
     ref_a, made = push_with_base(reg, "lora", tmp_path, seed=0)
     made_b = make_adapter("dora", tmp_path / "b", seed=0)

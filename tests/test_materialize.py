@@ -14,6 +14,7 @@ import peft
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import blobs_on
 from support.models import outputs
 from support.peft_adapters import make_adapter
 
@@ -25,12 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def pushed(sqlite_registry: Registry, tmp_path: Path) -> tuple[Registry, object]:
+def pushed(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Registry, object]:
+    blobs_on(request, monkeypatch)  # local unless a test asks for s3
+    registry: Registry = request.getfixturevalue("sqlite_registry")
     made = make_adapter("lora", tmp_path / "bot", seed=0)
-    sqlite_registry.push(made.directory, name="team/bot", alias="prod")
-    return sqlite_registry, made
+    registry.push(made.directory, name="team/bot", alias="prod")
+    return registry, made
 
 
+ON_EACH_STORE = pytest.mark.parametrize("pushed", ["local", "s3"], indirect=True)
+
+
+@ON_EACH_STORE
 def test_materialize_is_read_only_peft_directory_that_peft_loads(pushed, tmp_path: Path) -> None:
     registry, made = pushed
     path = registry.materialize("team/bot@prod")
@@ -72,6 +81,7 @@ def test_materialize_reuses_an_intact_copy_and_rebuilds_a_damaged_one(pushed) ->
     assert leftovers == []
 
 
+@ON_EACH_STORE
 def test_several_processes_materialize_the_same_version(pushed) -> None:
     registry, _ = pushed
     code = (

@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -399,3 +400,72 @@ def test_gc_aborts_incomplete_uploads_once_stale(
     assert reg.gc(dry_run=True).uploads == 1 and pending() == 1
     assert reg.gc().uploads == 1 and pending() == 0
     reg.close()
+
+
+def test_cold_export_downloads_once_into_target_and_cache(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    pushed = reg.push(write_lora(tmp_path / "a", 5), name="x")
+    blobs = reg.blobs
+    assert isinstance(blobs, ObjectBlobStore)
+    shutil.rmtree(blobs.cache.root, ignore_errors=True)
+    fetched: list[str] = []
+    original = blobs.iter_chunks
+
+    def counting(sha256: str) -> Iterator[bytes]:
+        fetched.append(sha256)
+        return original(sha256)
+
+    monkeypatch.setattr(blobs, "iter_chunks", counting)
+    for out in ("out1", "out2"):
+        reg.export("x", tmp_path / out)
+    reg.materialize("x")
+    assert sorted(fetched) == sorted(entry.sha256 for entry in pushed.version.files)
+    for entry in pushed.version.files:
+        assert blobs.check_local(entry.sha256, entry.size) is None
+        exported = (tmp_path / "out1" / entry.path).read_bytes()
+        assert exported == blobs.path(entry.sha256).read_bytes()
+    reg.close()
+
+
+def test_cold_export_of_a_damaged_blob_leaves_nothing(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    import obstore
+
+    use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    pushed = reg.push(write_lora(tmp_path / "a", 6), name="x")
+    blobs = reg.blobs
+    assert isinstance(blobs, ObjectBlobStore)
+    weights = next(f for f in pushed.version.files if f.role == "weights")
+    obstore.put(blobs.store, blobs.key(weights.sha256), b"x" * weights.size)
+    shutil.rmtree(blobs.cache.root, ignore_errors=True)
+    with pytest.raises(IntegrityError, match="hashes to"):
+        reg.export("x", tmp_path / "out")
+    assert not (tmp_path / "out").exists() and list(tmp_path.glob(".out.export-*")) == []
+    assert not blobs.cache.path(weights.sha256).exists()
+    assert list((blobs.cache.root / "staging").iterdir()) == []
+    reg.close()
+
+
+def test_read_ahead_keeps_order_passes_errors_and_stops_when_closed() -> None:
+    def source(fail: bool) -> Iterator[int]:
+        yield from range(10)
+        if fail:
+            raise OSError("connection reset")
+
+    assert list(object_blobs._read_ahead(source(False), 2)) == list(range(10))
+    with pytest.raises(OSError, match="reset"):
+        list(object_blobs._read_ahead(source(True), 2))
+    before = threading.active_count()
+    reader = object_blobs._read_ahead(source(False), 1)
+    assert next(reader) == 0
+    reader.close()  # the pump thread notices and ends
+    for _ in range(50):
+        if threading.active_count() <= before:
+            break
+        threading.Event().wait(0.05)
+    assert threading.active_count() <= before

@@ -18,9 +18,10 @@ from support.ops_adapters import save_adapter
 from support.server import ServedRegistry, served_registry
 
 from registry import Registry
-from registry.errors import AccessError, RegistryError
+from registry.errors import AccessError, ArgumentError, RegistryError
 from registry.remote import wire
 from registry.remote.codec import encode
+from registry.remote.upload import Upload
 from registry.store.manifest import BaseModelRef, Lineage, ParentRef
 
 
@@ -134,7 +135,9 @@ def test_the_server_checks_a_pushed_lineage(
 
     writer = Registry.open(server.url, token=server.tokens["writer"])
     parent = writer.push(write_adapter(tmp_path / "p", seed=1), name=f"team/{prefix}").version
-    files = writer._upload_directory(write_adapter(tmp_path / "c", seed=2))  # type: ignore[attr-defined]
+    upload = Upload.of(write_adapter(tmp_path / "c", seed=2))
+    upload.send_each(writer._send)  # type: ignore[attr-defined]
+    files = upload.files
     ref = ParentRef(parent.name, parent.version, parent.digest, None)
 
     def body(lineage: Lineage, **kw: object) -> wire.PushBody:
@@ -146,6 +149,8 @@ def test_the_server_checks_a_pushed_lineage(
     fake = ParentRef(parent.name, parent.version, "sha256:" + "0" * 64, None)
     missing = _raw_push(server, "writer", body(Lineage("resize", (fake,))))
     assert missing.status_code == 400 and "not stored here" in missing.json()["error"]["message"]
+    with pytest.raises(ArgumentError, match="not stored here"):  # the one-request push too
+        upload.send_bundle(writer._send, body(Lineage("resize", (fake,))))  # type: ignore[attr-defined]
     not_theirs = BaseModelRef("x", None, "sha256:" + "1" * 64)
     claimed = body(Lineage("resize", (ref,)), exact_base=not_theirs)
     refused = _raw_push(server, "writer", claimed)

@@ -29,6 +29,10 @@ PEFT_CONFIGS: dict[str, Callable[[], peft.PeftConfig]] = {
     "P_TUNING": lambda: peft.PromptEncoderConfig(
         task_type="CAUSAL_LM", num_virtual_tokens=4, encoder_hidden_size=8
     ),
+    "TRAINABLE_TOKENS": lambda: peft.TrainableTokensConfig(
+        target_modules=["embed_tokens"], token_indices=[1, 2]
+    ),
+    "LN_TUNING": lambda: peft.LNTuningConfig(target_modules=["input_layernorm"]),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,12 @@ UPLOAD = b"matrix upload bytes"
 UPLOAD_SHA = hashlib.sha256(UPLOAD).hexdigest()
 Request = tuple[str, str, dict[str, Any]]
 _counter = itertools.count()
+
+
+def _bundle(name: str) -> dict[str, Any]:
+    header = json.dumps({"push": {"files": {"adapter_config.json": UPLOAD_SHA}, "name": name},
+                         "sizes": {"adapter_config.json": len(UPLOAD)}}).encode()  # fmt: skip
+    return {"params": {"header_bytes": len(header)}, "content": header + UPLOAD}
 
 
 def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Request]]:
@@ -49,8 +56,13 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
             "POST", f"{API}/aliases/check", j({"ref": ref, "alias": "matrix"})),
         ("PUT", f"{API}/uploads/{{sha256:str}}"): lambda: (
             "PUT", f"{API}/uploads/{UPLOAD_SHA}", {"content": UPLOAD}),
+        ("POST", f"{API}/uploads/presign"): lambda: (
+            "POST", f"{API}/uploads/presign", j({"files": [UPLOAD_SHA]})),
+        ("POST", f"{API}/uploads/{{sha256:str}}/staged"): lambda: (
+            "POST", f"{API}/uploads/{UPLOAD_SHA}/staged", j({"key": "incoming/matrix"})),
         ("POST", f"{API}/push"): lambda: (
             "POST", f"{API}/push", j({"files": {"adapter_config.json": "0" * 64}, "name": name})),
+        ("POST", f"{API}/push/bundle"): lambda: ("POST", f"{API}/push/bundle", _bundle(name)),
         ("POST", f"{API}/evals"): lambda: (
             "POST", f"{API}/evals", j({"ref": ref, "scores": {"f1": 0.5}})),
         ("POST", f"{API}/sign"): lambda: ("POST", f"{API}/sign", j({"ref": ref, "key": "none"})),
@@ -145,9 +157,11 @@ def test_roles_and_namespaces(served: ServedRegistry, targets: dict[str, Any], t
             scoped = endpoint.global_only or key[1] in (
                 f"{API}/bases", f"{API}/bases/relations", f"{API}/versions"
             )
-            names_target = not scoped and key[1] not in (f"{API}/uploads/{{sha256:str}}",)
-            allowed = enough and not (namespaced and endpoint.global_only) and not (
-                namespaced and where == "outside" and names_target
+            names_target = not scoped and not key[1].startswith(f"{API}/uploads/")
+            allowed = (
+                enough
+                and not (namespaced and endpoint.global_only)
+                and not (namespaced and where == "outside" and names_target)
             )
             context = (token, where, method, path, response.status_code, response.text[:200])
             if allowed:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.formats.matching import is_feedforward
+from registry.formats.target_parameters import is_parameter_group, parameter_targets
 
 PEFT_PREFIX = "base_model.model."
 
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     "lora": (
+        "token_adapter.trainable_tokens_delta",
         "lora_A.weight",
         "lora_B.weight",
         "lora_B.bias",
@@ -30,7 +32,10 @@ _SUFFIXES: dict[str, tuple[str, ...]] = {
     "loha": ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"),
     "lokr": ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"),
     "vera": ("vera_lambda_b", "vera_lambda_d"),
+    "trainable_tokens": ("trainable_tokens_delta",),
+    "ln_tuning": ("ln_tuning_layers.weight", "ln_tuning_layers.bias"),
 }
+_TOKENS = ("token_adapter.trainable_tokens_delta", "trainable_tokens_delta")
 MODULE_METHODS = tuple(_SUFFIXES)
 Dims = tuple[int | None, ...]
 
@@ -47,14 +52,19 @@ class Requirement:
     parameter: str
     dims: tuple[int | None, ...] | None = None
     numel: int | None = None
+    min_rows: int | None = None  # trainable tokens: the highest token index + 1
 
     def describe(self) -> str:
+        if self.min_rows is not None and self.dims is not None:
+            return f"at least {self.min_rows} rows of {self.dims[-1]}"
         if self.dims is not None:
             return "[" + ", ".join("*" if d is None else str(d) for d in self.dims) + "]"
         return f"{self.numel} elements"
 
     def accepts(self, shape: tuple[int, ...]) -> bool:
         if self.numel is not None and math.prod(shape) != self.numel:
+            return False
+        if self.min_rows is not None and (not shape or shape[0] < self.min_rows):
             return False
         if self.dims is None:
             return True
@@ -133,6 +143,24 @@ def _module_requirement(
     return Requirement(module, param, vera[::-1] if transposed else vera)
 
 
+def _extra_requirements(
+    config: Mapping[str, Any], module: str, parts: Mapping[str, tuple[int, ...]]
+) -> list[Requirement]:
+    """Trainable tokens replace rows of the module's weight: the token ids must exist."""
+    shape = next((parts[s] for s in _TOKENS if s in parts), None)
+    if shape is None:
+        return []
+    indices = config.get("token_indices") or config.get("trainable_token_indices")
+    if isinstance(indices, dict):
+        named = [v for k, v in indices.items() if module == k or module.endswith("." + k)]
+        indices = (
+            named[0] if named else (next(iter(indices.values())) if len(indices) == 1 else None)
+        )
+    top = max(indices) + 1 if isinstance(indices, list) and indices else None
+    dim = shape[-1] if shape else None
+    return [Requirement(module, f"{module}.weight", (None, dim), min_rows=top)]
+
+
 def requirements(
     method: str, config: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
 ) -> list[Requirement]:
@@ -140,13 +168,25 @@ def requirements(
     if method not in _SUFFIXES:
         return []
     groups, rest = _groups(shapes, _SUFFIXES[method])
-    found = [
-        _module_requirement(method, config, module, parts)
-        for module, parts in sorted(groups.items())
-    ]
+    found: list[Requirement] = []
+    for module, parts in sorted(groups.items()):
+        found.extend(_extra_requirements(config, module, parts))
+        parts = {k: v for k, v in parts.items() if k not in _TOKENS}
+        if method == "lora" and is_parameter_group(config, module):
+            # Which wrapper level adapts which parameter is PEFT's wrapping order: require
+            # that the parameters exist; PEFT checks their shapes when it loads them.
+            found.extend(Requirement(module, p) for p in parameter_targets(config, module))
+        elif method == "ln_tuning":
+            # A full copy of the module's parameters: each replaces one of the same shape.
+            found.extend(
+                Requirement(module, f"{module}.{k.rsplit('.', 1)[-1]}", tuple(v))
+                for k, v in sorted(parts.items())
+            )
+        elif parts:
+            found.append(_module_requirement(method, config, module, parts))
     for key, shape in sorted(rest.items()):
         if key.startswith(PEFT_PREFIX):
             # modules_to_save copies and saved embeddings replace a base tensor of that shape.
             param = key[len(PEFT_PREFIX) :].replace(".base_layer.", ".")
             found.append(Requirement(param.rsplit(".", 1)[0], param, tuple(shape)))
-    return found
+    return list(dict.fromkeys(found))  # nested parameter wrappers repeat theirs

@@ -15,7 +15,7 @@ not be applied to that base: the loader refuses it with ``BaseModelMismatchError
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +23,19 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from registry.bases.binding import MODULE_METHODS, requirements
+from registry.bases.checkpoint_names import CheckpointLayout, layout_of_config
 from registry.bases.comparison import compare
 from registry.bases.module_binding import bind_modules
 from registry.bases.target import BaseTarget
 from registry.check import Check, CheckStatus
-from registry.formats import METHODS
+from registry.formats import FOREIGN_METHODS, METHODS
+from registry.formats.tied_weights import tied_embedding
 
 if TYPE_CHECKING:
     from registry.bases.fingerprint import Fingerprint
     from registry.store.results import AdapterVersion, BaseModelRecord
 
-NATIVE_METHODS = ("lora", "ia3", "loha", "lokr")
+NATIVE_METHODS = ("lora", "ia3", "loha", "lokr", "oft", "boft", "trainable_tokens", "ln_tuning")
 PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 _SHOWN = 5
 
@@ -76,12 +78,18 @@ class CompatReport:
 
 
 def _method_check(method: str, analysis: str = "full") -> Check:
+    if method in FOREIGN_METHODS:
+        # Another library's format: the registry stores and checks it, but applying it here
+        # would not be what that library does.
+        return Check(
+            "method", "fail", f"{method} adapters load with {FOREIGN_METHODS[method]}, not here"
+        )
+    if method in NATIVE_METHODS:
+        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     if analysis != "full":
         return _peft_only_check(method, analysis)
     if method not in METHODS:
         return Check("method", "fail", f"{method} adapters are not supported")
-    if method in NATIVE_METHODS:
-        return Check("method", "pass", f"{method}: applied natively by merging deltas in place")
     try:
         importlib.metadata.version("peft")
     except importlib.metadata.PackageNotFoundError:
@@ -91,8 +99,6 @@ def _method_check(method: str, analysis: str = "full") -> Check:
             f"{method} adapters load through the peft library, which is not installed "
             "(pip install 'adapter-registry[peft]')",
         )
-    if method == "bottleneck":
-        return Check("method", "fail", "bottleneck adapters load with the AdapterHub library")
     return Check("method", "pass", f"{method}: loaded through the peft library")
 
 
@@ -120,6 +126,11 @@ def _module_binding_check(
     target: BaseTarget,
 ) -> tuple[Check, float | None, tuple[str, ...]]:
     found = bind_modules(shapes, target.fingerprint.tensors)
+    layout = layout_of_config(target.config) if found.unbound else None
+    if layout is not None:
+        # An adapter trained on the live model names modules as transformers 5 renamed them.
+        live = {layout.live_name(name) for name in target.fingerprint.tensors}
+        found = bind_modules(shapes, dict.fromkeys([*target.fingerprint.tensors, *live]))
     if not found.considered:
         return Check("binding", "pass", f"{version.method} binds to no base module"), None, ()
     coverage = 1 - len(found.unbound) / found.considered
@@ -152,9 +163,16 @@ def _binding_check(
     if not needed:
         return Check("binding", "fail", "the adapter has no tensors to bind"), 0.0, ()
     base = target.fingerprint.tensors
+    saved_name = _saved_names(target)
+    fused = _fused_names(target)
     unbound: list[str] = []
     for req in needed:
-        found = base.get(req.parameter)
+        found = base.get(req.parameter) or base.get(saved_name(req.parameter) or "")
+        if found is None:
+            alias = tied_embedding(req.parameter, base, target.config)
+            found = base.get(alias) if alias is not None else None
+        if found is None and req.dims is None and req.numel is None and fused(req.parameter):
+            continue  # a live parameter fused from saved ones: existence is all it needs
         if found is None:
             unbound.append(f"{req.module} (no parameter {req.parameter} in the base)")
         elif not req.accepts(tuple(found.shape)):
@@ -175,6 +193,34 @@ def _binding_check(
         f"bind: {listed}"
     )
     return Check("binding", "fail", detail), coverage, tuple(unbound)
+
+
+def _saved_names(target: BaseTarget) -> Callable[[str], str | None]:
+    """Live parameter name -> its name in the base's checkpoint (transformers 5 renames some
+    modules on load: an adapter trained on the live model names them as they are live)."""
+    layouts: list[CheckpointLayout | None] = []
+
+    def saved(name: str) -> str | None:
+        if not layouts:  # built on the first miss only: it imports transformers
+            layouts.append(layout_of_config(target.config))
+        return layouts[0].saved_name(name) if layouts[0] is not None else None
+
+    return saved
+
+
+def _fused_names(target: BaseTarget) -> Callable[[str], bool]:
+    """Whether a live parameter is fused on load from tensors the base's checkpoint holds
+    (transformers 5 fuses Mixtral's and Qwen3-MoE's per-expert weights)."""
+    known: list[set[str]] = []
+
+    def fused(name: str) -> bool:
+        if not known:  # built on the first miss only: it imports transformers
+            layout = layout_of_config(target.config)
+            saved = target.fingerprint.tensors
+            known.append({layout.live_name(n) for n in saved} if layout is not None else set())
+        return name in known[0]
+
+    return fused
 
 
 def _weights_check(

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from registry.bases.checkpoint_names import layout_of_model
 from registry.bases.fingerprint import Fingerprint, TensorSample
 from registry.bases.sampling import assemble_fingerprint, sample_indices
 from registry.bases.tensor_digests import module_tensor_digests
@@ -32,18 +33,22 @@ def fingerprint_module(
 
     PeftModel, DDP and torch.compile wrappers are unwrapped; names are normalised as
     save_pretrained would write them (adapter parameters skipped, ``.base_layer`` /
-    ``.original_module`` dropped) and tied weights are kept once, under their first name.
-    Only the sampled elements are copied. ``digest`` adds full-content digests
-    (``tensor_digests``): True for every tensor, or an iterable of tensor names (those a
-    loaded adapter binds to), each read in full.
+    ``.original_module`` dropped, transformers' checkpoint conversions reverted: renamed and
+    fused tensors under their saved names) and tied weights are kept once, under their first
+    name. Only the sampled elements are copied (a fused tensor is split as it is saved).
+    ``digest`` adds full-content digests (``tensor_digests``): True for every tensor, or an
+    iterable of tensor names (those a loaded adapter binds to), each read in full.
     """
     import torch
 
-    state = _unwrap(module).state_dict()
+    base = _unwrap(module)
+    state = base.state_dict()
     names = _normalised_names(list(state))
+    layout = layout_of_model(base)
     dtypes = _torch_dtypes(torch)
     samples: dict[str, TensorSample] = {}
     kept: dict[str, torch.Tensor] = {}
+    live_names: dict[str, str] = {}  # saved name -> the live tensor it comes from
     seen: set[tuple[Any, ...]] = set()
     for key, tensor in state.items():
         name = names.get(key)
@@ -55,14 +60,19 @@ def fingerprint_module(
             continue  # a tied weight: save_pretrained writes it once, under its first name
         if identity is not None:
             seen.add(identity)
-        if name in samples:
-            raise FingerprintError(f"two parameters both map to the name {name}")
-        samples[name] = _tensor_sample(torch, dtypes, name, tensor)
-        kept[name] = tensor
+        saved = {name: tensor} if layout is None else layout.saved_tensors(name, tensor)
+        for saved_name, saved_tensor in saved.items():
+            if saved_name in samples:
+                raise FingerprintError(f"two parameters both map to the name {saved_name}")
+            samples[saved_name] = _tensor_sample(torch, dtypes, saved_name, saved_tensor)
+            kept[saved_name] = saved_tensor
+            live_names[saved_name] = name
     fingerprint = assemble_fingerprint(samples)
     if digest is False:
         return fingerprint
-    wanted = None if digest is True else [n for n in digest if n in kept]
+    # Names asked for may be live or saved ones (an adapter names either).
+    asked = set(digest) if digest is not True else set()
+    wanted = None if digest is True else [n for n in kept if {n, live_names[n]} & asked]
     return fingerprint.with_digests(module_tensor_digests(kept, wanted))
 
 

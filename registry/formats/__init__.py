@@ -1,4 +1,5 @@
-"""Reading and writing on-disk adapter formats: PEFT directories and AdapterHub bottlenecks.
+"""Reading and writing on-disk adapter formats: PEFT directories, AdapterHub saves and
+single-file diffusers / kohya LoRAs.
 
 Reading headers, configs and shapes never imports torch; only the NaN/Inf scan, the explicit
 pickle conversion and writing tensors do, inside the functions that need tensor values.
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from registry.formats.config_file import CONFIG_NAME, config_bytes, normalise_peft_config
     from registry.formats.model import (
         FILE_ROLES,
+        FOREIGN_METHODS,
         METHODS,
         SOURCE_FORMATS,
         AdapterFile,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
         read_adapter_files,
     )
     from registry.formats.safetensors_header import read_safetensors_header
+    from registry.formats.single_file import SINGLE_FILE_FORMATS
     from registry.formats.writer import write_peft_adapter
 
 # Where each name lives, imported on first use (PEP 562): the catalog and the CLI need
@@ -43,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "config_bytes": "registry.formats.config_file",
     "normalise_peft_config": "registry.formats.config_file",
     "FILE_ROLES": "registry.formats.model",
+    "FOREIGN_METHODS": "registry.formats.model",
     "METHODS": "registry.formats.model",
     "SOURCE_FORMATS": "registry.formats.model",
     "AdapterFile": "registry.formats.model",
@@ -59,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "read_adapter_dir": "registry.formats.reader",
     "read_adapter_files": "registry.formats.reader",
     "read_safetensors_header": "registry.formats.safetensors_header",
+    "SINGLE_FILE_FORMATS": "registry.formats.single_file",
     "write_peft_adapter": "registry.formats.writer",
 }
 
@@ -67,9 +72,11 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_ANALYSIS",
     "FILE_ROLES",
+    "FOREIGN_METHODS",
     "KNOWN_TYPES",
     "METHODS",
     "PEFT_TYPES",
+    "SINGLE_FILE_FORMATS",
     "SOURCE_FORMATS",
     "WEIGHTS_NAMES",
     "AdapterFile",

@@ -12,13 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.formats.check_common import (
+    MODEL_PREFIX,
     CheckResult,
     group_peft_tensors,
     rank_label,
     shape_of,
 )
+from registry.formats.check_tokens import tied_outputs
 from registry.formats.matching import pattern_value
 from registry.formats.model import TensorInfo
+from registry.formats.target_parameters import is_parameter_group
 from registry.formats.text import show
 
 DEFAULT_R = 8
@@ -29,7 +32,10 @@ SUFFIXES = (A, B, BIAS, EMB_A, EMB_B, MAGNITUDE, MAGNITUDE_W)
 
 
 def check_lora(config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> CheckResult:
-    groups, result = group_peft_tensors("lora", config, tensors, SUFFIXES, bias_mode="lora_only")
+    groups, result = group_peft_tensors(
+        "lora", _with_tied_outputs(config, tensors), tensors, SUFFIXES, bias_mode="lora_only"
+    )
+    _check_tied(config, groups, result)
     for flag, feature in (
         ("use_rslora", "rslora"),
         ("use_dora", "dora"),
@@ -43,8 +49,67 @@ def check_lora(config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> 
     if config.get("alpha_pattern"):
         result.features.add("alpha_pattern")
     for module, parts in sorted(groups.items()):
-        _check_module(config, module, parts, result)
+        if is_parameter_group(config, module):
+            _check_parameter_group(config, module, parts, result)
+        else:
+            _check_module(config, module, parts, result)
     return result
+
+
+def _check_parameter_group(
+    config: Mapping[str, Any], module: str, parts: dict[str, TensorInfo], result: CheckResult
+) -> None:
+    """Factors of a parameter: A [r * experts, in], B [out, r * experts]."""
+    result.features.add("target_parameters")
+    label = f"module {show(module)}"
+    a, b = parts.get(A), parts.get(B)
+    if a is None or b is None or len(a.shape) != 2 or len(b.shape) != 2:
+        shown = ", ".join(f"{k} {shape_of(v)}" for k, v in sorted(parts.items()))
+        result.problems.append(f"{label}: expected {A} [r x experts, in] and {B}, has {shown}")
+        return
+    r = config.get("r", DEFAULT_R)
+    if a.shape[0] != b.shape[1] or not isinstance(r, int) or a.shape[0] % r:
+        result.problems.append(
+            f"{label}: {A} {shape_of(a)} and {B} {shape_of(b)} do not share a rank that is a "
+            f"multiple of r ({r}, one rank per expert)"
+        )
+
+
+def _with_tied_outputs(
+    config: Mapping[str, Any], tensors: Mapping[str, TensorInfo]
+) -> Mapping[str, Any]:
+    """Modules PEFT adapts although ``target_modules`` does not name them: with
+    ``ensure_weight_tying`` the output layer tied to a targeted embedding, and the modules
+    owning the parameters ``target_parameters`` names."""
+    targets = config.get("target_modules")
+    if targets is not None and not isinstance(targets, list):
+        return config
+    modules = sorted(
+        {k[len(MODEL_PREFIX) :].rsplit(".", 2)[0] for k in tensors if k.startswith(MODEL_PREFIX)}
+    )
+    extra = [m for m in modules if is_parameter_group(config, m)]
+    if config.get("ensure_weight_tying") is True:
+        extra += tied_outputs(modules)
+    return {**config, "target_modules": (targets or []) + extra} if extra else config
+
+
+def _check_tied(
+    config: Mapping[str, Any], groups: dict[str, dict[str, TensorInfo]], result: CheckResult
+) -> None:
+    if config.get("ensure_weight_tying") is not True:
+        return
+    embeddings = [p for p in groups.values() if EMB_A in p and EMB_B in p]
+    for module in tied_outputs(sorted(groups)):
+        parts = groups[module]
+        if A not in parts or B not in parts or len(embeddings) != 1:
+            continue
+        emb = embeddings[0]
+        if parts[A].shape != emb[EMB_B].shape[::-1] or parts[B].shape != emb[EMB_A].shape[::-1]:
+            result.problems.append(
+                f"module {show(module)}: ensure_weight_tying ties it to the embedding, but its "
+                f"lora_A/lora_B {shape_of(parts[A])}/{shape_of(parts[B])} are not the "
+                "embedding's factors transposed"
+            )
 
 
 def _check_module(

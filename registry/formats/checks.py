@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.formats.check_adalora import check_adalora
+from registry.formats.check_adapterhub import check_adapterhub_lora, check_adapterhub_prefix
 from registry.formats.check_bottleneck import check_bottleneck
 from registry.formats.check_common import CheckResult
 from registry.formats.check_ia3 import check_ia3
+from registry.formats.check_ln_tuning import check_ln_tuning
 from registry.formats.check_loha import check_loha
 from registry.formats.check_lokr import check_lokr
 from registry.formats.check_lora import check_lora
 from registry.formats.check_prompt import check_prompt
+from registry.formats.check_tokens import check_tokens
 from registry.formats.check_vera import check_vera
 from registry.formats.model import TensorInfo
 from registry.formats.text import show, show_shape
@@ -31,6 +34,8 @@ _PEFT_CHECKS = {
     "lokr": check_lokr,
     "adalora": check_adalora,
     "vera": check_vera,
+    "trainable_tokens": check_tokens,
+    "ln_tuning": check_ln_tuning,
 }
 _PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 
@@ -45,6 +50,10 @@ def check_tensors(
         return result
     if method == "bottleneck":
         result.add(check_bottleneck(config, tensors))
+    elif method in ("adapterhub_lora", "adapterhub_ia3"):
+        result.add(check_adapterhub_lora(config, tensors))
+    elif method == "adapterhub_prefix_tuning":
+        result.add(check_adapterhub_prefix(config, tensors))
     elif method in _PROMPT_METHODS:
         result.add(check_prompt(method, config, tensors))
     elif method in _PEFT_CHECKS:

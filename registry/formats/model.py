@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 # Adapter methods the registry analyses fully, named as PEFT's peft_type lowercased
-# ("bottleneck" are AdapterHub adapters). Any other PEFT type is stored too, under its lowercased
-# peft_type, with a lower analysis level.
+# ("bottleneck" and "adapterhub_*" are AdapterHub adapters, named apart so that nothing takes
+# them for PEFT's). Any other PEFT type is stored too, under its lowercased peft_type, with a
+# lower analysis level.
 METHODS: tuple[str, ...] = (
     "lora",
     "ia3",
@@ -20,10 +21,26 @@ METHODS: tuple[str, ...] = (
     "lokr",
     "adalora",
     "vera",
+    "trainable_tokens",
+    "ln_tuning",
     "bottleneck",
+    "adapterhub_lora",
+    "adapterhub_ia3",
+    "adapterhub_prefix_tuning",
+    "diffusers_lora",
+    "kohya_lora",
 )
+# Methods of other libraries' formats: stored and checked here, applied by their own library.
+FOREIGN_METHODS: dict[str, str] = {
+    "bottleneck": "the AdapterHub library (adapters)",
+    "adapterhub_lora": "the AdapterHub library (adapters)",
+    "adapterhub_ia3": "the AdapterHub library (adapters)",
+    "adapterhub_prefix_tuning": "the AdapterHub library (adapters)",
+    "diffusers_lora": "diffusers (pipeline.load_lora_weights)",
+    "kohya_lora": "diffusers (pipeline.load_lora_weights) or the tool that trained it",
+}
 
-SOURCE_FORMATS: tuple[str, ...] = ("peft", "adapterhub")
+SOURCE_FORMATS: tuple[str, ...] = ("peft", "adapterhub", "diffusers", "kohya")
 FILE_ROLES: tuple[str, ...] = ("config", "weights", "card", "extra")
 
 

@@ -30,6 +30,8 @@ ANALYSED_TYPES: dict[str, str] = {
     "LOKR": "lokr",
     "ADALORA": "adalora",
     "VERA": "vera",
+    "TRAINABLE_TOKENS": "trainable_tokens",
+    "LN_TUNING": "ln_tuning",
 }
 
 # Every PeftType of peft 0.21.2, the release the registry is tested against.
@@ -52,7 +54,6 @@ KNOWN_TYPES: frozenset[str] = frozenset(
         "HIRA",
         "HRA",
         "LILY",
-        "LN_TUNING",
         "MISS",
         "MULTITASK_PROMPT_TUNING",
         "OFT",
@@ -67,7 +68,6 @@ KNOWN_TYPES: frozenset[str] = frozenset(
         "SHIRA",
         "SUPERTUNING",
         "TINYLORA",
-        "TRAINABLE_TOKENS",
         "UNILORA",
         "VBLORA",
         "WAVEFT",

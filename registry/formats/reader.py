@@ -16,6 +16,7 @@ from typing import Any
 
 from registry import schemas
 from registry.errors import FormatError, UnsafeFormatError, ValidationError
+from registry.formats.check_adapterhub import adapterhub_method
 from registry.formats.check_common import nonfloat_factors
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (
@@ -38,7 +39,16 @@ from registry.formats.pickle_convert import (
     pickle_refusal,
 )
 from registry.formats.safetensors_header import inspect_safetensors_header
+from registry.formats.single_file import (
+    DIFFUSERS_FILE,
+    SINGLE_FILE_FORMATS,
+    base_model_of,
+    describe_unknown,
+    read_single_file,
+    single_file_format,
+)
 from registry.formats.text import show
+from registry.formats.trainer_state import CHECKPOINT_DIR
 
 # The PEFT types whose tensors are checked against their config (analysis "full").
 PEFT_TYPES: dict[str, str] = ANALYSED_TYPES
@@ -85,11 +95,28 @@ def read_adapter_dir(
     converted file is what the result's weights entry points at.
     """
     directory = Path(directory)
+    if directory.is_file() and directory.suffix == ".safetensors":
+        return _read_single({directory.name: directory}, [], str(directory), single=True)
     listing = list_directory(directory)
     if CONFIG_NAME not in listing.files:
+        lone = _lone_safetensors(listing.files)
+        if lone is not None:
+            return _read_single(listing.files, listing.skipped, str(directory), single=False)
         raise FormatError(_no_config(directory, listing.nested_adapters))
     inputs = _Inputs(listing.files, listing.pickles, list(listing.skipped))
+    others = _other_adapters(listing.nested_adapters)
+    if others:
+        inputs.skipped.append(
+            f"{show(str(directory))} holds {len(others) + 1} adapters: this one at the top and "
+            f"{', '.join(f'{show(n)}/' for n in others)} (PEFT saves each named adapter in a "
+            "subfolder); push them all with --all-adapters (Registry.push_all)"
+        )
     return _read(inputs, str(directory), convert_pickle=convert_pickle, work_dir=work_dir)
+
+
+def _other_adapters(nested: list[str]) -> list[str]:
+    # A trainer checkpoint is a step of the adapter above it, not another adapter.
+    return [name for name in nested if not CHECKPOINT_DIR.fullmatch(name)]
 
 
 def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSource:
@@ -103,8 +130,71 @@ def read_adapter_files(files: Mapping[str, Path], *, label: str) -> AdapterSourc
             raise UnsafeFormatError(f"{label}: " + pickle_refusal(show(relative)))
         inputs.files[relative] = Path(path)
     if CONFIG_NAME not in inputs.files:
+        if _lone_safetensors(inputs.files) is not None:
+            return _read_single(inputs.files, [], label, single=len(inputs.files) == 1)
         raise FormatError(f"{label}: no {CONFIG_NAME} among its files")
     return _read(inputs, label, convert_pickle=False, work_dir=None)
+
+
+def _lone_safetensors(files: Mapping[str, Path]) -> str | None:
+    """The one safetensors file of a directory without a config (a single-file LoRA's)."""
+    # A PEFT or AdapterHub weights file without its config is that format missing its config.
+    adapter_weights = {names[0] for names in WEIGHTS_NAMES.values()}
+    found = [n for n in files if n.endswith(".safetensors") and n not in adapter_weights]
+    if DIFFUSERS_FILE in found:
+        return DIFFUSERS_FILE
+    return found[0] if len(found) == 1 else None
+
+
+def _read_single(
+    files: Mapping[str, Path], skipped: list[str], label: str, *, single: bool
+) -> AdapterSource:
+    """A diffusers or kohya LoRA: one safetensors file, no config (see formats/single_file)."""
+    name = _lone_safetensors(files)
+    assert name is not None
+    path = files[name]
+    header = inspect_safetensors_header(path)
+    if header.problems:
+        raise ValidationError(label, [f"{show(name)}: {p}" for p in header.problems])
+    source_format = single_file_format(header.tensors)
+    if source_format is None:
+        raise FormatError(
+            f"{label}: this format is not supported: {show(name)} is neither a PEFT or "
+            f"AdapterHub adapter (no {CONFIG_NAME}) nor a diffusers or kohya LoRA; "
+            f"{describe_unknown(header.tensors)}"
+        )
+    read = read_single_file(source_format, path, header.tensors, header.metadata)
+    problems = [f"{show(name)}: {p}" for p in read.problems]
+    problems.extend(f"{show(name)}: {p}" for p in nonfloat_factors(header.tensors))
+    if not problems:
+        problems.extend(_nonfinite(name, path))
+    if problems:
+        raise ValidationError(label, problems)
+    stored = [AdapterFile(name, path, "weights")]
+    notes = list(skipped)
+    for other, other_path in sorted(files.items()):
+        if other == name or single:
+            continue
+        role, reason = _classify(other, other_path, "single")
+        if role is not None:
+            stored.append(AdapterFile(other, other_path, role))
+        else:
+            notes.append(f"{show(other)}: {reason}")
+    return AdapterSource(
+        source_format=source_format,
+        method=SINGLE_FILE_FORMATS[source_format],
+        config=canonical_order(read.config),
+        config_path="",
+        config_bytes=b"",
+        weights_path=name,
+        files=tuple(sorted(stored, key=lambda f: f.path)),
+        tensors=dict(sorted(header.tensors.items())),
+        base_model_name=base_model_of(header.metadata),
+        base_model_revision=None,
+        skipped=tuple(sorted(notes)),
+        features=(),
+        analysis="structural",
+    )
 
 
 def _no_config(directory: Path, nested: list[str]) -> str:
@@ -112,6 +202,9 @@ def _no_config(directory: Path, nested: list[str]) -> str:
     if nested:
         shown = ", ".join(f"{show(name)}/" for name in nested[:5])
         message += f"; subdirectories holding adapters: {shown}"
+        others = _other_adapters(nested)
+        if others:
+            message += f"; push all {len(others)} with --all-adapters (Registry.push_all)"
     return message
 
 
@@ -269,19 +362,20 @@ def _label_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
 def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
     config = canonical_order(document)
     architecture = config["config"].get("architecture")
-    if architecture not in (None, "bottleneck"):
+    method = adapterhub_method(config["config"])
+    if method is None:
         return _Config(
             None,
             config,
             [
-                f"{CONFIG_NAME}: $.config.architecture: AdapterHub {architecture!r} adapters are "
-                "not supported; only bottleneck adapters are read from AdapterHub directories"
+                f"{CONFIG_NAME}: $.config.architecture: AdapterHub {architecture!r} adapters "
+                "are not supported; bottleneck, LoRA, IA3 and prefix tuning adapters are read"
             ],
         )
     lines = schemas.validate(config, "adapterhub_config")
     if not lines:
         lines = _label_problems(config, ("model_name",))
-    return _Config("bottleneck", config, [f"{CONFIG_NAME}: {line}" for line in lines])
+    return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
 
 
 def _nonfinite(weights_name: str, path: Path) -> list[str]:

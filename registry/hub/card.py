@@ -32,6 +32,10 @@ _TASKS: dict[str, tuple[str, str]] = {
 _TAG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 
+# The Hub's library_name per stored format.
+_LIBRARIES = {"peft": "peft", "adapterhub": "adapter-transformers", "diffusers": "diffusers",
+              "kohya": "diffusers"}  # fmt: skip
+
 def build_card(version: AdapterVersion, repo_id: str, tag: str) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -41,7 +45,7 @@ def build_card(version: AdapterVersion, repo_id: str, tag: str) -> str:
     base_model = _hub_model_id(manifest.base_model.name)
     data = ModelCardData(
         base_model=base_model,
-        library_name="peft" if manifest.source_format == "peft" else "adapter-transformers",
+        library_name=_LIBRARIES.get(manifest.source_format, "peft"),
         tags=_tags(version),
         datasets=_datasets(version) or None,
         pipeline_tag=task if task != "other" else None,

@@ -8,13 +8,17 @@ import torch
 
 from registry.errors import UnsupportedMethodError
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
+from registry.formats.target_parameters import is_parameter_group, owning_module
 from registry.ops.ia3 import IA3_SUFFIXES, ia3_updates
+from registry.ops.layernorm import LN_SUFFIXES, ln_updates
 from registry.ops.lora import LORA_SUFFIXES, lora_updates
 from registry.ops.lycoris import LOHA_SUFFIXES, LOKR_SUFFIXES, loha_updates, lokr_updates
+from registry.ops.orthogonal import BOFT_SUFFIXES, OFT_SUFFIXES, boft_updates, oft_updates
 from registry.ops.tensors import AdapterTensors, base_parameter, group_by_module
+from registry.ops.tokens import LORA_TOKEN_DELTA, TOKEN_DELTA, split_tokens, token_updates
 from registry.ops.updates import WeightUpdate
 
-FOLDABLE_METHODS = ("lora", "ia3", "loha", "lokr")
+FOLDABLE_METHODS = ("lora", "ia3", "loha", "lokr", "oft", "boft", "trainable_tokens", "ln_tuning")
 
 _NOT_FOLDABLE = {
     "prefix_tuning": "prefix tuning adds learned key/value prefixes to every attention layer; "
@@ -37,10 +41,14 @@ def require_foldable(method: str) -> None:
 
 
 _SUFFIXES = {
-    "lora": LORA_SUFFIXES,
+    "lora": (LORA_TOKEN_DELTA, *LORA_SUFFIXES),
     "ia3": IA3_SUFFIXES,
     "loha": LOHA_SUFFIXES,
     "lokr": LOKR_SUFFIXES,
+    "oft": OFT_SUFFIXES,
+    "boft": BOFT_SUFFIXES,
+    "trainable_tokens": (TOKEN_DELTA,),
+    "ln_tuning": LN_SUFFIXES,
 }
 
 
@@ -57,7 +65,17 @@ def fold_groups(
     """The adapter's tensors by module, and the full tensors saved beside them."""
     require_foldable(adapter.method)
     require_delta(adapter)
-    return group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
+    groups, rest = group_by_module(adapter.tensors, _SUFFIXES[adapter.method])
+    wrapped = [
+        m for m in groups if adapter.method == "lora" and is_parameter_group(adapter.config, m)
+    ]
+    if wrapped:
+        raise UnsupportedMethodError(
+            f"{owning_module(wrapped[0])} has LoRA on its parameters (target_parameters), which "
+            "the registry checks but does not fold: which saved factors adapt which parameter "
+            "follows PEFT's wrapping order; load it with mode='peft'"
+        )
+    return groups, rest
 
 
 def module_updates(
@@ -67,13 +85,30 @@ def module_updates(
     base_shapes: Mapping[str, torch.Size] | None = None,
 ) -> list[WeightUpdate]:
     """The updates one module's tensors make (its weight, and for some methods its bias)."""
+    tokens, parts = split_tokens(parts)
+    updates = token_updates(adapter.config, module, tokens)
+    return updates + (_method_updates(adapter, module, parts, base_shapes) if parts else [])
+
+
+def _method_updates(
+    adapter: AdapterTensors,
+    module: str,
+    parts: Mapping[str, torch.Tensor],
+    base_shapes: Mapping[str, torch.Size] | None,
+) -> list[WeightUpdate]:
     groups = {module: parts}
+    if adapter.method == "ln_tuning":
+        return ln_updates(module, parts)
     if adapter.method == "lora":
         return lora_updates(adapter.config, groups)
     if adapter.method == "ia3":
         return ia3_updates(adapter.config, groups)
     if adapter.method == "loha":
         return loha_updates(adapter.config, groups, base_shapes)
+    if adapter.method == "oft":
+        return oft_updates(adapter.config, groups, base_shapes)
+    if adapter.method == "boft":
+        return boft_updates(adapter.config, groups, base_shapes)
     return lokr_updates(adapter.config, groups, base_shapes)
 
 

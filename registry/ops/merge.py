@@ -11,6 +11,7 @@ the shard index and the base's config, generation config and tokenizer files.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -22,7 +23,12 @@ from pathlib import Path
 
 import torch
 
-from registry.errors import BaseModelMismatchError, ExportError, FormatError
+from registry.errors import (
+    BaseModelMismatchError,
+    ExportError,
+    FormatError,
+    UnsupportedMethodError,
+)
 from registry.faults import fault_point
 from registry.ops.fold import fold_groups, module_updates, replacement_updates
 from registry.ops.shards import (
@@ -39,6 +45,7 @@ from registry.ops.shards import (
 )
 from registry.ops.tensors import AdapterTensors
 from registry.ops.threads import with_operator_threads
+from registry.ops.ties import checkpoint_ties, resolve_ties
 from registry.ops.updates import WeightUpdate, apply_update
 from registry.progress import NoProgress, Progress
 
@@ -98,7 +105,7 @@ class _Plan:
 
 
 def _touches_bias(adapter: AdapterTensors, parts: Mapping[str, torch.Tensor]) -> bool:
-    return adapter.method == "ia3" or "lora_B.bias" in parts
+    return adapter.method == "ia3" or "lora_B.bias" in parts or "ln_tuning_layers.bias" in parts
 
 
 def _plan(adapter: AdapterTensors, checkpoint: Checkpoint) -> _Plan:
@@ -106,7 +113,18 @@ def _plan(adapter: AdapterTensors, checkpoint: Checkpoint) -> _Plan:
     shapes = {name: torch.Size(t.shape) for name, t in stored.items()}
     groups, rest = fold_groups(adapter)
     replacements = {u.target: u for u in replacement_updates(rest)}
+    pending = _tied_updates(adapter, checkpoint, groups, replacements, shapes)
     missing = [f"{module}.weight" for module in groups if f"{module}.weight" not in stored]
+    biasless = sorted(
+        m for m, parts in groups.items() if "lora_B.bias" in parts and f"{m}.bias" not in stored
+    )
+    if biasless:
+        raise UnsupportedMethodError(
+            f"cannot merge this adapter: lora_bias trains a bias for {biasless[0]}"
+            + (f" (and {len(biasless) - 1} more)" if len(biasless) > 1 else "")
+            + ", which has none in the base checkpoint (PEFT cannot merge it either); load it "
+            "with mode='peft' instead"
+        )
     missing += [target for target in replacements if target not in stored]
     if missing:
         shown = ", ".join(sorted(missing)[:5])
@@ -127,7 +145,41 @@ def _plan(adapter: AdapterTensors, checkpoint: Checkpoint) -> _Plan:
                 f"{target} is stored as {stored[target].dtype}: an adapter can only be merged "
                 "into floating-point weights (dequantize the base first)"
             )
-    return _Plan(adapter, groups, by_target, replacements, shapes)
+    for target in pending:
+        by_target.setdefault(target, [])
+    return _Plan(adapter, groups, by_target, replacements, shapes, pending=pending)
+
+
+def _tied_updates(
+    adapter: AdapterTensors,
+    checkpoint: Checkpoint,
+    groups: dict[str, dict[str, torch.Tensor]],
+    replacements: dict[str, WeightUpdate],
+    shapes: Mapping[str, torch.Size],
+) -> dict[str, list[WeightUpdate]]:
+    """Updates on a tensor the checkpoint stores once for two names (a tied ``lm_head``),
+    taken out of ``groups`` and ``replacements`` and resolved as a live load does."""
+    try:
+        config = json.loads((checkpoint.directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    targets = [f"{module}.weight" for module in groups] + list(replacements)
+    canonical = checkpoint_ties(targets, shapes, config if isinstance(config, dict) else {})
+    if not canonical:
+        return {}
+    found = [replacements.pop(t) for t in list(replacements) if t in canonical]
+    for module in [m for m in groups if f"{m}.weight" in canonical]:
+        found.extend(module_updates(adapter, module, groups.pop(module), shapes))
+    resolved = resolve_ties(found, canonical)
+    if resolved.problem is not None:
+        raise UnsupportedMethodError(
+            f"cannot merge this adapter into the checkpoint: {resolved.problem}; load it "
+            "with mode='peft' instead"
+        )
+    pending: dict[str, list[WeightUpdate]] = {}
+    for update in resolved.updates:
+        pending.setdefault(update.target, []).append(update)
+    return pending
 
 
 def _apply(tensor: torch.Tensor, name: str, updates: list[WeightUpdate]) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Every foldable adapter method reduces to a list of ``WeightUpdate``: add a
 delta (LoRA, LoHa, LoKr), rescale with DoRA's magnitude, scale rows or columns
-(IA3), or replace a tensor outright (``modules_to_save``). The math is done in
+(IA3), replace a tensor outright (``modules_to_save``, LN tuning) or some of its rows
+(trainable tokens). The math is done in
 float32 and the result cast back to the parameter's dtype, as PEFT does.
 """
 
@@ -13,7 +14,9 @@ from typing import Literal
 
 import torch
 
-UpdateKind = Literal["add", "dora", "scale", "replace"]
+from registry.errors import BaseModelMismatchError
+
+UpdateKind = Literal["add", "dora", "scale", "replace", "rows", "rotate"]
 # Where a weight keeps its output dimension, which decides DoRA's norm axis:
 # "linear" [out, in]; "linear_t" [in, out] (GPT-2 Conv1D); "embedding" [vocab, dim]
 # whose DoRA norm runs over the vocabulary; "conv" [out, in, *kernel].
@@ -57,12 +60,14 @@ class LowRankProduct:
 class WeightUpdate:
     target: str  # base parameter name, e.g. "model.layers.0.self_attn.q_proj.weight"
     kind: UpdateKind
-    # delta (add, dora), broadcastable factor (scale), new tensor (replace); LoRA deltas of
+    # delta (add, dora), broadcastable factor (scale), new tensor (replace), new rows (rows,
+    # at ``rows``); LoRA deltas of
     # linear and embedding layers stay factored until they are applied.
     value: torch.Tensor | LowRankProduct
     layout: Layout = "linear"
-    magnitude: torch.Tensor | None = None  # DoRA only
+    magnitude: torch.Tensor | None = None  # DoRA; BOFT's per-output scale after a rotation
     optional: bool = False  # applies only if the base has the parameter (IA3 bias scaling)
+    rows: tuple[int, ...] = ()  # kind "rows": which rows of the parameter ``value`` replaces
 
     def dense_value(self) -> torch.Tensor:
         """``value`` as a float32 tensor (a factored delta multiplied out)."""
@@ -80,6 +85,8 @@ def apply_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
     dtype = weight.dtype
     if update.kind == "replace":
         return update.value.to(dtype=dtype, device=weight.device).clone()
+    if update.kind == "rows":
+        return replace_rows(weight, update)
     # A fresh float32 copy, updated in place: one dense allocation instead of three.
     base = weight.detach().to(torch.float32, copy=True)
     if update.kind == "add" and isinstance(update.value, LowRankProduct):
@@ -90,6 +97,11 @@ def apply_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
         result = base.add_(value)
     elif update.kind == "scale":
         result = base.mul_(value)
+    elif update.kind == "rotate":
+        # OFT / BOFT (ops/orthogonal.py): W' = (R @ W.T).T, then BOFT's row scale.
+        result = torch.mm(value, base.t()).t()
+        if update.magnitude is not None:
+            result = result * update.magnitude.to(dtype=torch.float32, device=weight.device)
     else:
         assert update.magnitude is not None
         magnitude = update.magnitude.to(dtype=torch.float32, device=weight.device)
@@ -144,6 +156,29 @@ def revert_update(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
     value = update.value.to(dtype=torch.float32, device=weight.device)
     result = base - value if update.kind == "add" else base / value
     return result.to(dtype)
+
+
+def replace_rows(weight: torch.Tensor, update: WeightUpdate) -> torch.Tensor:
+    """``weight`` with ``update.rows`` replaced by ``update.value`` cast to its dtype, as
+    PEFT's trainable tokens do (``index_copy``: the last of repeated indices wins)."""
+    if (
+        weight.dim() != 2
+        or tuple(update.value.shape) != (len(update.rows), weight.shape[1])
+        or (update.rows and not 0 <= min(update.rows) <= max(update.rows) < weight.shape[0])
+    ):
+        raise BaseModelMismatchError(
+            f"{update.target}: the adapter replaces rows {_shown(update.rows)} with "
+            f"{list(update.value.shape)} values, the model has {list(weight.shape)}; is this "
+            "the base (and vocabulary) the adapter was trained on?",
+            None,
+        )
+    index = torch.tensor(update.rows, dtype=torch.long, device=weight.device)
+    source = update.value.to(dtype=weight.dtype, device=weight.device)
+    return weight.detach().index_copy(0, index, source)
+
+
+def _shown(rows: tuple[int, ...]) -> str:
+    return str(list(rows[:5]))[:-1] + (", ...]" if len(rows) > 5 else "]")
 
 
 def _dora_factor(combined: torch.Tensor, magnitude: torch.Tensor, layout: Layout) -> torch.Tensor:

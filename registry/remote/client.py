@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -40,6 +40,7 @@ from registry.remote import wire
 from registry.remote.codec import decode, encode
 from registry.remote.operators import pushed_base_name
 from registry.remote.records import RemoteRecords
+from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
@@ -67,7 +68,6 @@ TOKEN_ENV = "ADAPTERS_TOKEN"
 CACHE_ENV = "ADAPTERS_CACHE_DIR"
 T = TypeVar("T")
 _CODES = {code: kind for kind, code, _status in wire.ERROR_CODES}
-_CHUNK = 1 << 20
 
 
 def _local_only(what: str) -> NoReturn:
@@ -193,16 +193,12 @@ class RemoteRegistry(RemoteRecords):
         root = Path(directory)
         if not root.is_dir():
             raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
-        files: dict[str, str] = {}
-        for path in _regular_files(root):
-            digest = _sha256(path)
-            with path.open("rb") as handle:
-                self._send("PUT", f"/uploads/{digest}", content=_stream(handle),
-                           headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
-            files[path.relative_to(root).as_posix()] = digest
+        upload = Upload.of(root)
+        if not upload.bundled:
+            upload.send_each(self._send)
         hashes = list(data_hashes) + [data_digest(Path(p)).sha256 for p in data]
         body = wire.PushBody(
-            files=files,
+            files=upload.files,
             name=name or default_name(root),
             version=version,
             base=base,
@@ -216,6 +212,8 @@ class RemoteRegistry(RemoteRecords):
             requires=dict(requires or {}),
             base_record=record,
         )
+        if upload.bundled:
+            return decode(PushResult, upload.send_bundle(self._send, body))
         return self._post("/push", PushResult, body)
 
     # -- finding ------------------------------------------------------------------------
@@ -252,9 +250,12 @@ class RemoteRegistry(RemoteRecords):
         while True:
             page = self._get("/versions", _Page, **params)
             found += page.items
-            if page.next_page_token is None:
+            if page.next_cursor is not None:
+                params["cursor"] = page.next_cursor  # stable while others push
+            elif page.next_page_token is not None:  # a server without cursors
+                params["page_token"] = page.next_page_token
+            else:
                 return found
-            params["page_token"] = page.next_page_token
 
     # -- checking and getting back ------------------------------------------------------
 
@@ -330,7 +331,7 @@ class RemoteRegistry(RemoteRecords):
                 if response.status_code >= 400:
                     response.read()
                     _raise(response)
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_bytes(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
         except httpx2.HTTPError as exc:
@@ -451,6 +452,7 @@ class _Page:
 
     items: builtins.list[AdapterVersion]
     next_page_token: str | None
+    next_cursor: str | None = None
 
 
 def _raise(response: httpx2.Response) -> NoReturn:
@@ -472,27 +474,6 @@ def _raise(response: httpx2.Response) -> NoReturn:
     if kind is errors.BaseModelMismatchError:
         raise errors.BaseModelMismatchError(message, None)
     raise kind(message)
-
-
-def _regular_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            raise errors.UnsafeFormatError(f"{path} is a symlink; push a directory of files")
-        if path.is_file():
-            yield path
-
-
-def _stream(handle: Any) -> Iterator[bytes]:
-    while chunk := handle.read(_CHUNK):
-        yield chunk
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in _stream(handle):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _default_cache(url: str) -> Path:

@@ -24,8 +24,18 @@ T = TypeVar("T")
 
 def encode(value: Any) -> Any:
     """A JSON-ready form of a dataclass (or of plain values holding them)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    # Exact types first: a listing encodes a thousand versions, and the generic checks
+    # below (is_dataclass, fields(), isinstance chains) cost more than the values.
+    kind: type = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list or kind is tuple:
+        return [encode(v) for v in value]
+    if kind is dict:
+        return {str(k): encode(v) for k, v in value.items()}
+    names = _field_names(kind)
+    if names is not None:
+        return {name: encode(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Path):
@@ -37,6 +47,16 @@ def encode(value: Any) -> Any:
     if isinstance(value, bytes):  # a fingerprint's sampled bytes
         return base64.b64encode(value).decode("ascii")
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    if not dataclasses.is_dataclass(kind):
+        return None
+    return tuple(f.name for f in dataclasses.fields(kind))
 
 
 def decode(kind: type[T], data: Any) -> T:

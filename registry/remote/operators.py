@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from registry import errors
 from registry.api import Registry
 from registry.progress import Progress
 from registry.remote import wire
+from registry.remote.upload import Upload
 from registry.store.refs import Ref
 from registry.store.results import AdapterVersion, PushResult
 
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from registry.runtime.merge_into_base import MergeResult
     from registry.store.base_records import KnownBase
     from registry.store.store import Store
-
-_CHUNK = 1 << 20
 
 
 class RemoteOperators(Registry):
@@ -191,8 +190,11 @@ class RemoteOperators(Registry):
                 if derived.base_path is not None
                 else None
             )
+            upload = Upload.of(directory)
+            if not upload.bundled:
+                upload.send_each(self._send)
             body = wire.PushBody(
-                files=self._upload_directory(directory),
+                files=upload.files,
                 name=destination.name,
                 version=destination.version,
                 tags=dict(destination.tags),
@@ -202,7 +204,7 @@ class RemoteOperators(Registry):
                 base=_base_text(base.name, base.revision) if record and base.name else None,
                 base_record=record,
             )
-            result = self._post_push(body)
+            result = self._post_push(body, upload)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return DeriveResult(result.version, result.created, derived.lineage, derived.produced.notes)
@@ -235,21 +237,13 @@ class RemoteOperators(Registry):
         config = json.loads(json.dumps(dict(target.config), default=str))
         return wire.ClientBase(label, digest, target.quantization, config)
 
-    def _post_push(self, body: wire.PushBody) -> PushResult:
+    def _post_push(self, body: wire.PushBody, upload: Upload) -> PushResult:
+        """The push of files ``upload`` sent already, or of them and ``body`` in one bundle."""
         from registry.remote.codec import decode, encode
 
+        if upload.bundled:
+            return decode(PushResult, upload.send_bundle(self._send, body))
         return decode(PushResult, self._send("POST", "/push", json=encode(body)).json())
-
-    def _upload_directory(self, root: Path) -> dict[str, str]:
-        """Upload each file of ``root`` (checked by its sha256 in the server): path -> sha256."""
-        files: dict[str, str] = {}
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            digest = _sha256(path)
-            with path.open("rb") as handle:
-                self._send("PUT", f"/uploads/{digest}", content=_chunks(handle),
-                           headers={"Content-Length": str(path.stat().st_size)})  # fmt: skip
-            files[path.relative_to(root).as_posix()] = digest
-        return files
 
 
 def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | None:
@@ -267,16 +261,3 @@ def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | Non
 
 def _base_text(name: str, revision: str | None) -> str:
     return f"{name}@{revision}" if revision else name
-
-
-def _chunks(handle: Any) -> Iterator[bytes]:
-    while chunk := handle.read(_CHUNK):
-        yield chunk
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in _chunks(handle):
-            hasher.update(chunk)
-    return hasher.hexdigest()

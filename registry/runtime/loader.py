@@ -29,11 +29,11 @@ from registry.errors import (
     UnsupportedMethodError,
 )
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
-from registry.ops.fold import weight_updates
-from registry.ops.tensors import load_adapter_tensors
 from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
+from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
+from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
 from registry.store.base_records import KnownBase, adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
@@ -48,8 +48,8 @@ _MARKER = "_adapter_registry_loaded"
 # tensors by shape: the next load writes into them instead of allocating (see unload()).
 _BUFFERS = "_adapter_registry_buffers"
 _SCRATCH = "_adapter_registry_scratch"
-# The weight updates of recently loaded versions, by (digest, the model's parameter
-# shapes): a swap back to one of them skips reading and preparing its tensors again.
+# The native plans of recently loaded versions, by (digest, parameter shapes, tied names):
+# a swap back to one of them skips reading and preparing its tensors again.
 _UPDATES = "_adapter_registry_updates"
 _UPDATES_KEPT = 4
 # Blobs hashed intact by this process: (path, sha256, size, mtime_ns, inode). A rewritten
@@ -255,6 +255,14 @@ def load(
     elif report.warnings:
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
+    plan = _plan_for(store, version, model) if chosen == "native" else None
+    if plan is not None and plan.problem is not None:
+        if mode == "native":
+            raise UnsupportedMethodError(
+                f"{version.ref} cannot be applied natively: {plan.problem}; load it with "
+                "mode='peft'"
+            )
+        chosen = "peft"  # auto: PEFT gives what a fold cannot
     if chosen == "peft":
         snapshot = take_snapshot(model, copy_values=rewrites_base is not None)
         try:
@@ -273,7 +281,8 @@ def load(
             model,
             _snapshot=snapshot,
         )
-    originals = _apply_native(store, version, model)
+    assert plan is not None
+    originals = _apply_native(plan.updates, model)
     setattr(model, _MARKER, version.digest)
     return LoadedAdapter(
         version.ref, version.digest, version.method, "native", report, model, model, originals
@@ -319,16 +328,17 @@ def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
     return {r.parameter for r in requirements(version.method, version.manifest.config, shapes)}
 
 
-def _apply_native(
-    store: Store, version: AdapterVersion, model: torch.nn.Module
-) -> dict[str, torch.Tensor]:
+def _apply_native(updates: list[WeightUpdate], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     params = _tensors_by_name(model)
-    updates = _updates_for(store, version, model, params)
+    updates, fused = route_saved_updates(model, params, updates)
     # Compute every new value before touching the model, so a failure leaves it unchanged.
     # New values go into the buffers the last unload left (never the model's own tensors).
     spare = _buffers(model)
     with torch_threads():  # the merge's matmuls, on as many cores as are idle
         new_values = _merged_values(model, params, updates, spare)
+        for name, aimed in fused.items():  # checkpoint tensors the live model fuses
+            current = new_values.get(name, params[name].data)
+            new_values[name] = apply_saved_updates(model, name, current, aimed)
     originals: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, value in new_values.items():
@@ -361,27 +371,21 @@ def _merged_values(
     return new_values
 
 
-def _updates_for(
-    store: Store, version: AdapterVersion, model: torch.nn.Module, params: dict[str, torch.Tensor]
-) -> list[WeightUpdate]:
-    """The version's weight updates for this model, prepared once per (version, shapes).
+def _plan_for(store: Store, version: AdapterVersion, model: torch.nn.Module) -> NativePlan:
+    """The version's native plan for this model, prepared once per (version, shapes, ties).
 
     The digest names the content (its blobs were checked just before), so a kept entry is
     exact; its tensors are only read, never written, by the merge.
     """
-    shapes = {name: t.shape for name, t in params.items()}
-    key = (version.digest, tuple(shapes.items()))
-    kept: dict[Any, list[WeightUpdate]] | None = getattr(model, _UPDATES, None)
+    shapes = {name: t.shape for name, t in _tensors_by_name(model).items()}
+    key = (version.digest, tuple(shapes.items()), tuple(canonical_names(model).items()))
+    kept: dict[Any, NativePlan] | None = getattr(model, _UPDATES, None)
     if kept is None:
         kept = {}
         object.__setattr__(model, _UPDATES, kept)
     found = kept.pop(key, None)
     if found is None:
-        weights = next(f for f in version.files if f.role == "weights")
-        adapter = load_adapter_tensors(
-            version.method, version.manifest.config, store.blobs.path(weights.sha256)
-        )
-        found = weight_updates(adapter, shapes)
+        found = plan_native(store, version, model)
     kept[key] = found  # most recent last
     while len(kept) > _UPDATES_KEPT:
         del kept[next(iter(kept))]

@@ -9,6 +9,7 @@ merge itself is ``registry.ops.merge``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from registry.progress import Progress
 if TYPE_CHECKING:
     from registry.bases.compat import CompatReport
     from registry.ops.merge import MergeReport
+    from registry.ops.tensors import AdapterTensors
     from registry.store.base_records import KnownBase
     from registry.store.results import AdapterVersion
     from registry.store.store import Store
@@ -93,7 +95,7 @@ def merge_resolved(
             raise BaseModelMismatchError(message, report)
         warnings.warn(message, MergeCompatibilityWarning, stacklevel=4)
     merged = merge_checkpoint(
-        parent_tensors(store, version),
+        saved_names(parent_tensors(store, version), Path(base)),
         Path(base),
         Path(out),
         max_shard_bytes=max_shard_bytes,
@@ -101,3 +103,30 @@ def merge_resolved(
         progress=progress,
     )
     return MergeResult(version.ref, version.digest, merged, report)
+
+
+def saved_names(adapter: AdapterTensors, base: Path) -> AdapterTensors:
+    """``adapter`` with the live module paths it names (transformers 5 renames some modules
+    on load) renamed to the paths the checkpoint in ``base`` stores them under."""
+    from registry.bases.checkpoint_names import layout_of_config
+    from registry.bases.target import read_model_config
+    from registry.ops.shards import open_checkpoint
+    from registry.ops.tensors import AdapterTensors
+
+    stored = open_checkpoint(base).tensors()
+    if all(_bound(key, stored) for key in adapter.tensors):
+        return adapter  # the usual case: no transformers import
+    layout = layout_of_config(read_model_config(base))
+    if layout is None:
+        return adapter
+    tensors = {layout.saved_adapter_key(k, stored): t for k, t in adapter.tensors.items()}
+    return AdapterTensors(adapter.method, adapter.config, tensors)
+
+
+def _bound(key: str, stored: Mapping[str, object]) -> bool:
+    """Whether an adapter key names a module (or full tensor) ``stored`` has."""
+    parts = key.removeprefix("base_model.model.").split(".")
+    return any(
+        ".".join(parts[:end]) + ".weight" in stored or ".".join(parts[:end]) in stored
+        for end in range(1, len(parts) + 1)
+    )

@@ -23,8 +23,8 @@ from registry.errors import RegistryError
 from registry.release import __version__
 from registry.remote.wire import API
 from registry.server import routes
-from registry.server.auth import identify
-from registry.server.context import Context, Endpoint
+from registry.server.auth import Caller
+from registry.server.context import GENERATION, Context, Endpoint
 from registry.server.problems import HttpProblem, from_registry_error, problem
 from registry.server.settings import ServerSettings
 
@@ -54,10 +54,7 @@ def create_app(registry: Registry, settings: ServerSettings | None = None) -> St
 def _guarded(ctx: Context, endpoint: Endpoint) -> Any:
     async def handle(request: Request) -> Response:
         try:
-            engine = ctx.registry.catalog.engine
-            caller = await anyio.to_thread.run_sync(
-                identify, request, engine, ctx.settings.anonymous_read
-            )
+            caller = await _identify(ctx, request)
             request.scope["adapters.caller"] = caller.name
             caller.require(endpoint.role)
             if endpoint.global_only and caller.namespace is not None:
@@ -70,6 +67,17 @@ def _guarded(ctx: Context, endpoint: Endpoint) -> Any:
             return from_registry_error(exc)
 
     return handle
+
+
+async def _identify(ctx: Context, request: Request) -> Caller:
+    """The caller, without a worker thread when the token is known and the catalog
+    unchanged. The generation is read first, and left in the scope for the endpoint."""
+    if ctx.generation.cheap:
+        generation = ctx.generation.current()
+    else:
+        generation = await anyio.to_thread.run_sync(ctx.generation.current)
+    request.scope[GENERATION] = generation
+    return await ctx.auth.identify(request.headers.get("authorization", ""), generation)
 
 
 async def _healthz(_request: Request) -> Response:

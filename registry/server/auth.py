@@ -8,12 +8,15 @@ anything else stored.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
+import anyio.to_thread
 from sqlalchemy.engine import Engine
-from starlette.requests import Request
 
-from registry.security.tokens import ROLES, authenticate
+from registry.security.tokens import ROLES, TokenInfo, authenticate
+from registry.server.memo import Memo
 from registry.server.problems import HttpProblem
 from registry.store.refs import parse_ref
 
@@ -47,16 +50,49 @@ class Caller:
 ANONYMOUS = Caller("anonymous", "reader", None)
 
 
-def identify(request: Request, engine: Engine, anonymous_read: bool) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if not header:
-        if anonymous_read:
-            return ANONYMOUS
-        raise HttpProblem(401, "unauthenticated", "send Authorization: Bearer TOKEN")
-    token = authenticate(engine, secret.strip()) if scheme.lower() == "bearer" else None
-    if token is None:
-        raise HttpProblem(
-            401, "unauthenticated", "the token is unknown, expired or revoked; ask for a new one"
-        )
-    return Caller(token.name, token.role, token.namespace)
+class Authenticator:
+    """Tokens checked against the catalog, the answers kept while it is unchanged.
+
+    An accepted token is kept under the sha256 of its secret (never the secret itself)
+    with the catalog generation read before it was looked up: a revocation, by this
+    server or by ``adapters token revoke`` on the same catalog, changes the generation
+    and so takes effect on the next request; expiry is checked on every request from the
+    kept row. Refused tokens are not kept (guessing must not fill the memory).
+    """
+
+    def __init__(self, engine: Engine, anonymous_read: bool) -> None:
+        self.engine = engine
+        self.anonymous_read = anonymous_read
+        self._accepted: Memo[TokenInfo] = Memo()
+
+    async def identify(self, header: str, generation: Any) -> Caller:
+        scheme, _, secret = header.partition(" ")
+        if not header:
+            if self.anonymous_read:
+                return ANONYMOUS
+            raise HttpProblem(401, "unauthenticated", "send Authorization: Bearer TOKEN")
+        secret = secret.strip()
+        if scheme.lower() != "bearer":
+            raise _refused()
+
+        async def look_up() -> TokenInfo:
+            token = await anyio.to_thread.run_sync(authenticate, self.engine, secret)
+            if token is None:
+                raise _refused()
+            return token
+
+        # Keyed by the hash, so no secret is kept; a dict lookup by a hash of a
+        # 256-bit secret tells a timing attacker nothing about any stored secret.
+        info = await self._accepted.load(_key(secret), generation, look_up)
+        if not info.active():  # expired since it was kept
+            raise _refused()
+        return Caller(info.name, info.role, info.namespace)
+
+
+def _refused() -> HttpProblem:
+    message = "the token is unknown, expired or revoked; ask for a new one"
+    return HttpProblem(401, "unauthenticated", message)
+
+
+def _key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

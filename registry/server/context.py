@@ -4,7 +4,7 @@ that routes it."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -13,17 +13,42 @@ from starlette.responses import JSONResponse, Response
 
 from registry.api import Registry
 from registry.remote.codec import encode
-from registry.server.auth import Caller
+from registry.server.auth import Authenticator, Caller
+from registry.server.memo import Memo
 from registry.server.settings import ServerSettings
 from registry.store.actor import acting_as
+from registry.store.catalog.generation import CatalogGeneration
 
 T = TypeVar("T")
+
+# The scope key of the catalog generation read before the request's token was checked.
+GENERATION = "adapters.generation"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list of versions as sent: encoded items and their positions (``paging``)."""
+
+    items: list[Any]
+    keys: list[tuple[Any, ...]]
+    descending: bool
 
 
 @dataclass
 class Context:
     registry: Registry
     settings: ServerSettings
+    generation: CatalogGeneration = field(init=False)
+    auth: Authenticator = field(init=False)
+    # Resolved references as sent (ETag, body), kept while the catalog is unchanged.
+    resolved: Memo[tuple[str, bytes]] = field(init=False, default_factory=Memo)
+    # Whole listings (encoded), by filters and namespace, for paging through them.
+    listings: Memo[Listing] = field(init=False, default_factory=lambda: Memo(16))
+
+    def __post_init__(self) -> None:
+        engine = self.registry.catalog.engine
+        self.generation = CatalogGeneration(engine)
+        self.auth = Authenticator(engine, self.settings.anonymous_read)
 
     async def call(self, caller: Caller, work: Callable[[], T]) -> T:
         """Run blocking library work in a worker thread, recorded as done by ``caller``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -19,9 +20,11 @@ from registry.remote import wire
 from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
-from registry.server.context import Context, ok
+from registry.server.context import GENERATION, Context, Listing, ok
+from registry.server.paging import page_after, version_positions
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
+from registry.store.results import AdapterVersion
 
 T = TypeVar("T")
 
@@ -50,17 +53,6 @@ def _int_param(request: Request, key: str, default: int | None) -> int | None:
     return int(text)
 
 
-def _etag(payload: Any) -> str:
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-
-
-def _cached(request: Request, payload: Any, etag: str) -> Response:
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
-    return JSONResponse(payload, headers={"ETag": etag})
-
-
 async def _body(ctx: Context, request: Request, kind: type[T]) -> T:
     return wire.parse_body(kind, await read_json(request, ctx.settings))
 
@@ -71,17 +63,48 @@ async def _body(ctx: Context, request: Request, kind: type[T]) -> T:
 async def resolve(ctx: Context, request: Request, caller: Caller) -> Response:
     ref = _required(request, "ref")
     caller.require_ref(ref)
-    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
-    payload = encode(version)
-    return _cached(request, payload, _etag(payload))
+
+    def sent(version: AdapterVersion) -> tuple[str, bytes]:
+        body = _json_bytes(encode(version))
+        return '"' + hashlib.sha256(body).hexdigest()[:32] + '"', body
+
+    return await _kept(ctx, request, caller, ("resolve", ref), sent)
 
 
 async def manifest(ctx: Context, request: Request, caller: Caller) -> Response:
     ref = _required(request, "ref")
     caller.require_ref(ref)
-    version = await ctx.call(caller, lambda: ctx.registry.get(ref))
-    # The manifest is immutable: its digest is its ETag.
-    return _cached(request, version.manifest.to_dict(), f'"{version.digest}"')
+
+    def sent(version: AdapterVersion) -> tuple[str, bytes]:
+        # The manifest is immutable: its digest is its ETag.
+        return f'"{version.digest}"', _json_bytes(version.manifest.to_dict())
+
+    return await _kept(ctx, request, caller, ("manifest", ref), sent)
+
+
+async def _kept(
+    ctx: Context,
+    request: Request,
+    caller: Caller,
+    key: tuple[str, str],
+    sent: Callable[[AdapterVersion], tuple[str, bytes]],
+) -> Response:
+    """What a reference resolves to, as (ETag, body), kept while the catalog is unchanged
+    (the generation was read before the token was checked, so before any row below)."""
+
+    async def make() -> tuple[str, bytes]:
+        return sent(await ctx.call(caller, lambda: ctx.registry.get(key[1])))
+
+    kept = await ctx.resolved.load(key, request.scope.get(GENERATION), make)
+    etag, body = kept
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def _json_bytes(payload: Any) -> bytes:
+    # Keys sorted, so that equal content is sent (and tagged) alike.
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _page_token(offset: int) -> str:
@@ -129,19 +152,43 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     size = _int_param(request, "page_size", ctx.settings.page_size) or ctx.settings.page_size
     if not 1 <= size <= ctx.settings.max_page_size:
         raise ArgumentError(f"page_size must be between 1 and {ctx.settings.max_page_size}")
-    offset = _page_offset(_param(request, "page_token", required=False))
-    limit = query.limit
-    unlimited = replace(query, limit=None) if caller.namespace else query
-    found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
-    found = [v for v in found if caller.covers(v.name)]
-    if limit is not None:
-        found = found[:limit]
-    page = found[offset : offset + size]
-    following = offset + size if offset + size < len(found) else None
+    cursor = _param(request, "cursor", required=False)
+    token = _param(request, "page_token", required=False)
+    if cursor is not None and token is not None:
+        raise ArgumentError("give cursor or page_token, not both (cursor is the one to use)")
+    offset = _page_offset(token)
+
+    async def listing() -> Listing:
+        unlimited = replace(query, limit=None) if caller.namespace else query
+        found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
+        found = [v for v in found if caller.covers(v.name)]
+        if query.limit is not None:
+            found = found[: query.limit]
+        keys, descending = version_positions(found, query.sort, query.reverse)
+        return Listing(encode(found), keys, descending)
+
+    # The whole listing is kept while the catalog is unchanged, so that each page of a
+    # long one (and a repeated one) does not load and encode every version again.
+    filters = sorted(
+        (k, v) for k, v in request.query_params.multi_items()
+        if k not in ("cursor", "page_token", "page_size")
+    )  # fmt: skip
+    key = ("versions", caller.namespace, tuple(filters))
+    found = await ctx.listings.load(key, request.scope.get(GENERATION), listing)
+    if token is not None:
+        # Offsets, kept for clients of before cursors: they skip or repeat items when
+        # versions are pushed while paging.
+        page, next_cursor = page_after(found.items, found.keys, found.descending, None,
+                                       offset + size)  # fmt: skip
+        page = page[offset:]
+    else:
+        page, next_cursor = page_after(found.items, found.keys, found.descending, cursor, size)
+    following = offset + size if offset + size < len(found.items) else None
     return JSONResponse(
         {
-            "items": encode(page),
-            "next_page_token": None if following is None else _page_token(following),
+            "items": page,
+            "next_page_token": None if following is None or cursor else _page_token(following),
+            "next_cursor": next_cursor,
         }
     )
 

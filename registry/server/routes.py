@@ -6,8 +6,8 @@ The app routes from it and the OpenAPI document is built from it, so the two agr
 from __future__ import annotations
 
 from registry.remote.wire import API
+from registry.server import bundle, records, uploads
 from registry.server import endpoints as e
-from registry.server import records, uploads
 from registry.server.context import Endpoint
 
 
@@ -26,7 +26,18 @@ def table() -> list[Endpoint]:
         Endpoint("GET", f"{a}/aliases/history", "reader", "Alias moves", e.alias_history),
         Endpoint("POST", f"{a}/aliases/check", "reader", "Evaluate alias gates", e.check_alias),
         Endpoint("PUT", f"{a}/uploads/{{sha256:str}}", "writer", "Upload a file", uploads.put),
+        Endpoint("POST", f"{a}/uploads/presign", "writer", "Upload URLs", uploads.presign),
+        Endpoint(
+            "POST",
+            f"{a}/uploads/{{sha256:str}}/staged",
+            "writer",
+            "Claim an upload",
+            uploads.staged,
+        ),
         Endpoint("POST", f"{a}/push", "writer", "Store uploaded files as a version", uploads.push),
+        Endpoint(
+            "POST", f"{a}/push/bundle", "writer", "Push files in one request", bundle.push_bundle
+        ),
         Endpoint("POST", f"{a}/evals", "writer", "Record eval scores", e.record_eval),
         Endpoint("POST", f"{a}/sign", "admin", "Sign with a server key", e.sign),
         Endpoint("POST", f"{a}/aliases", "maintainer", "Move an alias (gated)", e.set_alias),

@@ -7,6 +7,12 @@ uploads out as an adapter directory (hard links) and runs ``Registry.push`` on i
 every check of a local push (formats, tensors, gates, policy) runs in the server; the
 catalog row is written last, so a server stopped mid-push leaves no partial version and
 the retried push completes.
+
+When the server's blobs are on object storage, a client may send the bytes straight
+there instead: ``POST /uploads/presign`` answers pre-signed PUT URLs (``direct``
+false when the store cannot sign; the client then streams through ``PUT``), and
+``POST /uploads/SHA256/staged`` has the server check what arrived by streaming it,
+hash and all, before it counts as that upload (``store/direct_uploads``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
 from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem
+from registry.store import direct_uploads
+from registry.store.object_blobs import ObjectBlobStore
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -75,6 +83,34 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 
+async def presign(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = await read_json(request, ctx.settings)
+    files = body.get("files")
+    if not isinstance(files, list) or not files or len(files) > _MAX_FILES:
+        raise ArgumentError(f"name between 1 and {_MAX_FILES} files by sha256: {{'files': [...]}}")
+    digests = [_checked_sha(str(sha)) for sha in files]
+    blobs = ctx.registry.blobs
+    if not isinstance(blobs, ObjectBlobStore):
+        return ok({"direct": False, "uploads": {}})
+    tickets = await ctx.call(caller, lambda: direct_uploads.sign_uploads(blobs, digests))
+    return ok(
+        {"direct": True, "uploads": {t.sha256: {"url": t.url, "key": t.key} for t in tickets}}
+    )
+
+
+async def staged(ctx: Context, request: Request, caller: Caller) -> Response:
+    sha256 = _checked_sha(request.path_params["sha256"])
+    key = (await read_json(request, ctx.settings)).get("key")
+    blobs = ctx.registry.blobs
+    if not isinstance(key, str) or not isinstance(blobs, ObjectBlobStore):
+        raise ArgumentError("claim a direct upload with {'key': ...} from /uploads/presign")
+    final = _uploads_dir(ctx) / sha256
+    if final.exists():
+        return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
+    size = await ctx.call(caller, lambda: direct_uploads.adopt_upload(blobs, key, sha256, final))
+    return ok({"sha256": sha256, "size": size, "stored": True}, 201)
+
+
 def _relative(path: str) -> PurePosixPath:
     """A file path inside the adapter directory: relative, no '..', no NUL, no backslash."""
     pure = PurePosixPath(path)
@@ -90,15 +126,45 @@ def _relative(path: str) -> PurePosixPath:
     return pure
 
 
-async def push(ctx: Context, request: Request, caller: Caller) -> Response:
-    body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
+def check_push(caller: Caller, body: wire.PushBody) -> dict[PurePosixPath, str]:
+    """What the caller may push, and the file layout (path -> sha256) it names."""
     if body.name is not None:
         caller.require_name(body.name)
     if body.alias is not None:
         caller.require("maintainer")  # pushing with an alias moves it
     if not body.files or len(body.files) > _MAX_FILES:
         raise ArgumentError(f"a push names between 1 and {_MAX_FILES} files")
-    layout = {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    if body.name is None:
+        raise ArgumentError("name the version: a pushed directory has no name here")
+    return {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+
+
+def push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: Caller) -> object:
+    """``Registry.push`` of a directory laid out from a push body (every check runs); a
+    version derived on a client (lineage, or a parent's exact base) is checked as one."""
+    if body.lineage is not None or body.exact_base is not None:
+        return push_client_derived(ctx.registry.store, caller, body, directory)
+    assert body.name is not None
+    return ctx.registry.push(
+        directory,
+        name=body.name,
+        version=body.version,
+        base=body.base,
+        data_hashes=body.data_hashes,
+        evals=body.evals,
+        eval_dataset=body.eval_dataset,
+        eval_split=body.eval_split,
+        tags=body.tags,
+        alias=body.alias,
+        base_quantization=body.base_quantization,
+        requires=body.requires,
+        base_module=pushed_base(ctx.registry.store, body, caller),
+    )
+
+
+async def push(ctx: Context, request: Request, caller: Caller) -> Response:
+    body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
+    layout = check_push(caller, body)
     uploads = _uploads_dir(ctx)
     missing = sorted(str(p) for p, sha in layout.items() if not (uploads / sha).is_file())
     if missing:
@@ -115,25 +181,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                     os.link(uploads / sha, target)
                 except OSError:
                     shutil.copyfile(uploads / sha, target)
-            if body.name is None:
-                raise ArgumentError("name the version: a pushed directory has no name here")
-            if body.lineage is not None or body.exact_base is not None:
-                return push_client_derived(ctx.registry.store, caller, body, directory)
-            return ctx.registry.push(
-                directory,
-                name=body.name,
-                version=body.version,
-                base=body.base,
-                data_hashes=body.data_hashes,
-                evals=body.evals,
-                eval_dataset=body.eval_dataset,
-                eval_split=body.eval_split,
-                tags=body.tags,
-                alias=body.alias,
-                base_quantization=body.base_quantization,
-                requires=body.requires,
-                base_module=pushed_base(ctx.registry.store, body, caller),
-            )
+            return push_directory(ctx, directory, body, caller)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

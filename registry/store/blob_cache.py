@@ -6,8 +6,10 @@ object store those come from here. Entries are content-addressed like the store
 before it is renamed into place, so a reader never sees a partial or wrong copy.
 Several processes on one machine share the cache: a fill holds a per-digest file
 lock (the second process waits, then finds the entry), and renames are atomic.
-The total size is bounded: after each fill the least recently used entries (by
-mtime, touched on every hit) are removed until the cache fits. Removing a file
+An export on a miss streams the blob once into its target and the cache together
+(``copy_out``), so a cold export costs one download. The total size is bounded:
+after each fill the least recently used entries (by mtime, touched on every hit) are
+removed until the cache fits. Removing a file
 another process has open or mapped is safe on POSIX; it keeps its copy.
 """
 
@@ -20,10 +22,11 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from registry.errors import ArgumentError, IntegrityError
 from registry.faults import fault_point
+from registry.store.hashing import ProgressCallback, copy_hashed
 
 if TYPE_CHECKING:
     from registry.store.home import RegistryHome
@@ -67,17 +70,67 @@ class BlobCache:
         final = self.path(sha256)
         if _touch(final):
             return final
-        from filelock import FileLock
-
-        locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(locks / f"{sha256}.lock")):
+        with self._lock(sha256):
             if not _touch(final):
                 self._fill(sha256, chunks, label, final)
         self.evict(keep=sha256)
         return final
 
-    def _fill(self, sha256: str, chunks: ChunkSource, label: str, final: Path) -> None:
+    def copy_out(
+        self,
+        sha256: str,
+        chunks: ChunkSource,
+        label: str,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Write the blob to the new file ``destination``: from the cached copy (re-hashed
+        on the way; a damaged one is dropped), else from ``chunks()`` written to
+        ``destination`` and the cache at once, so a miss downloads the blob once. On a
+        hash mismatch ``destination`` is removed and nothing enters the cache."""
+        final = self.path(sha256)
+        if _touch(final) and self._copy_hit(final, sha256, destination, progress):
+            return
+        with self._lock(sha256):
+            if _touch(final) and self._copy_hit(final, sha256, destination, progress):
+                return
+            try:
+                with open(destination, "wb") as tee:
+                    self._fill(sha256, chunks, label, final, tee, progress)
+            except BaseException:
+                destination.unlink(missing_ok=True)
+                raise
+        self.evict(keep=sha256)
+
+    def _copy_hit(
+        self, final: Path, sha256: str, destination: Path, progress: ProgressCallback | None
+    ) -> bool:
+        try:
+            if copy_hashed(final, destination, progress) == sha256:
+                return True
+        except FileNotFoundError:  # evicted by another process meanwhile
+            if not destination.parent.is_dir():
+                raise
+        self.discard(sha256)  # damaged (or gone): fetch it again
+        destination.unlink(missing_ok=True)
+        return False
+
+    def _lock(self, sha256: str) -> contextlib.AbstractContextManager[object]:
+        from filelock import FileLock
+
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(locks / f"{sha256}.lock"))
+
+    def _fill(
+        self,
+        sha256: str,
+        chunks: ChunkSource,
+        label: str,
+        final: Path,
+        tee: IO[bytes] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         staging = self.root / "staging"
         staging.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=staging)
@@ -88,6 +141,10 @@ class BlobCache:
                 for chunk in chunks():
                     digest.update(chunk)
                     out.write(chunk)
+                    if tee is not None:
+                        tee.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
                     fault_point("cache.filling")
                 out.flush()
                 os.fsync(out.fileno())

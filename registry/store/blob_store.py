@@ -62,6 +62,19 @@ class BlobBackend(Protocol):
 
     def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob: ...
 
+    def copy_to(
+        self,
+        sha256: str,
+        destination: Path,
+        label: str,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Write the blob's bytes to the new file ``destination``, hashing them on the way;
+        ``IntegrityError`` (naming ``label``) when the blob is missing or does not hash to
+        its name. Object stores copy a cached copy, or on a miss stream the blob from the
+        store once, into ``destination`` and the cache together."""
+        ...
+
     def iter_chunks(self, sha256: str) -> Iterator[bytes]:
         """The blob's bytes, streamed from the store itself (FileNotFoundError if missing)."""
         ...

@@ -17,7 +17,7 @@ from pathlib import Path
 from registry.errors import IntegrityError, RegistryError
 from registry.faults import fault_point
 from registry.store.blob_store import DigestHook, StoredBlob
-from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
+from registry.store.hashing import CHUNK_SIZE, ProgressCallback, copy_hashed, sha256_file
 
 TMP_PREFIX = ".tmp-"
 
@@ -56,6 +56,24 @@ class BlobStore:
 
     def check_local(self, sha256: str, size: int | None = None) -> str | None:
         return self.check(sha256, size)
+
+    def copy_to(
+        self,
+        sha256: str,
+        destination: Path,
+        label: str,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        source = self.path(sha256)
+        if not source.is_file():
+            raise IntegrityError(f"{label}: its blob {sha256[:16]}... is missing from the store")
+        actual = copy_hashed(source, destination, progress)
+        if actual != sha256:
+            destination.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"{label}: stored bytes are corrupt (hash {actual[:16]}..., "
+                f"recorded {sha256[:16]}...); run `adapters verify` for details"
+            )
 
     def put_file(
         self,

@@ -22,9 +22,11 @@ from registry.store.blob_store import BlobBackend
 from registry.store.blobs import BlobStore
 from registry.store.catalog.schema import CREATED_KEY
 from registry.store.catalog.tables import AuditEventRow, SchemaInfo, VersionFileRow
+from registry.store.object_blobs import ObjectBlobStore
 
 OVERRIDE_FLAG = "--trust-catalog"
 _CLOCK_SLACK = 2.0  # seconds: file system timestamps against the database clock
+_REMOTE_CLOCK_SLACK = 60.0  # an object store's server keeps its own time
 
 
 def referenced_digests(session: Session) -> set[str]:
@@ -79,10 +81,15 @@ def check(session: Session, blobs: BlobBackend, stored: set[str]) -> str | None:
 
 
 def _older_than(blobs: BlobBackend, stored: set[str], created: float) -> int:
+    if isinstance(blobs, ObjectBlobStore):
+        # The store's own clock stamps these: allow for it differing from the database's.
+        limit = created - _REMOTE_CLOCK_SLACK
+        return sum(
+            1 for sha256, _size, modified in blobs.iter_listing()
+            if sha256 in stored and modified < limit
+        )  # fmt: skip
     if not isinstance(blobs, BlobStore):
-        # An object store's blobs would have to be listed with their times; without them
-        # every blob counts as older, so gc refuses rather than trusting a fresh catalog.
-        return len(stored)
+        return len(stored)  # no times to go by: refuse rather than trust a fresh catalog
     count = 0
     for sha256 in stored:
         try:

@@ -168,12 +168,15 @@ def _result(
 
 
 def _stale_uploads(blobs: BlobBackend, *, dry_run: bool) -> int:
-    """Incomplete multipart uploads older than a lease lives: a push killed mid-upload."""
+    """Incomplete uploads older than a lease lives: multipart uploads of a push killed
+    mid-upload, and direct uploads to the server's store that were never claimed."""
+    from registry.store.direct_uploads import remove_stale
     from registry.store.object_blobs import ObjectBlobStore, abort_stale_uploads
 
     if not isinstance(blobs, ObjectBlobStore):
         return 0
-    return abort_stale_uploads(blobs, LEASE_EXPIRY, dry_run=dry_run)
+    aborted = abort_stale_uploads(blobs, LEASE_EXPIRY, dry_run=dry_run)
+    return aborted + remove_stale(blobs, LEASE_EXPIRY, dry_run=dry_run)
 
 
 def _stale_temp_files(blobs: BlobBackend, tmp_dir: Path) -> list[tuple[Path, int]]:

@@ -43,6 +43,23 @@ def sha256_file(path: Path, progress: ProgressCallback | None = None) -> str:
     return digest.hexdigest()
 
 
+def copy_hashed(source: Path, destination: Path, progress: ProgressCallback | None = None) -> str:
+    """Copy ``source`` to a new file ``destination``; the hex sha256 of the bytes copied."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(source, "rb") as src, open(destination, "wb") as dst:
+        while True:
+            count = src.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+            dst.write(view[:count])
+            if progress is not None:
+                progress(count)
+    return digest.hexdigest()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

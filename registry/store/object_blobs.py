@@ -45,6 +45,7 @@ SINGLE_PUT_LIMIT = 32 * 1024**2  # above this, multipart (a single PUT holds the
 PART_SIZE = 16 * 1024**2
 PART_CONCURRENCY = 8
 READ_CHUNK = 8 * 1024**2
+READ_AHEAD = 4  # chunks downloaded while the reader hashes and writes the previous ones
 RETRIES_ENV = "ADAPTERS_BLOB_RETRY_SECONDS"
 _KEY = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{62})")
 _SECRET_VARS = (
@@ -290,17 +291,34 @@ class ObjectBlobStore:
             yield chunk
             fault_point("object.reading")
 
-    def path(self, sha256: str) -> Path:
+    def _chunks(self, sha256: str) -> Callable[[], Iterator[bytes]]:
         def chunks() -> Iterator[bytes]:
             try:
-                yield from self.iter_chunks(sha256)
+                yield from _read_ahead(self.iter_chunks(sha256), READ_AHEAD)
             except FileNotFoundError:
                 raise IntegrityError(
                     f"blob {sha256[:16]}... is missing from {self.url}; push the adapter "
                     "again or restore the blob, then `adapters verify`"
                 ) from None
 
-        return self.cache.fetch(sha256, chunks, f"blob {sha256[:16]}... from {self.url}")
+        return chunks
+
+    def path(self, sha256: str) -> Path:
+        return self.cache.fetch(
+            sha256, self._chunks(sha256), f"blob {sha256[:16]}... from {self.url}"
+        )
+
+    def copy_to(
+        self,
+        sha256: str,
+        destination: Path,
+        label: str,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.cache.copy_out(
+            sha256, self._chunks(sha256), f"{label} (blob {sha256[:16]}... from {self.url})",
+            destination, progress,
+        )  # fmt: skip
 
     def check(self, sha256: str, size: int | None = None) -> str | None:
         actual_size = self._head(sha256)
@@ -338,6 +356,11 @@ class ObjectBlobStore:
         return problem
 
     def iter_sizes(self) -> Iterator[tuple[str, int]]:
+        for sha256, size, _modified in self.iter_listing():
+            yield sha256, size
+
+    def iter_listing(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob with its size and the store's last-modified time (epoch)."""
         import obstore
 
         root = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
@@ -352,7 +375,8 @@ class ObjectBlobStore:
             for meta in batch:
                 match = _KEY.fullmatch(meta["path"][len(root) - len("sha256/") :])
                 if match is not None:
-                    yield match.group(1) + match.group(2), int(meta["size"])
+                    modified = meta["last_modified"].timestamp()
+                    yield match.group(1) + match.group(2), int(meta["size"]), modified
 
     def holds_any(self) -> bool:
         return next(self.iter_digests(), None) is not None
@@ -407,6 +431,48 @@ def abort_stale_uploads(store: ObjectBlobStore, older_than: timedelta, *, dry_ru
             "add a lifecycle rule that aborts them"
         ) from None
     return count
+
+
+def _read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
+    """``source``'s items, pulled by a thread up to ``depth`` ahead, so the download
+    overlaps the caller's hashing and writing; memory is bounded by ``depth`` items.
+    Errors reach the caller in order; closing early stops the thread."""
+    import queue
+    import threading
+
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the caller is gone
+
+    def pump() -> None:
+        try:
+            for item in source:
+                if not offer("item", item):
+                    return
+            offer("end", None)
+        except BaseException as exc:  # handed to the caller, raised there
+            offer("error", exc)
+
+    thread = threading.Thread(target=pump, name="blob-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
 
 
 def _put_multipart(store: Any, key: str, reader: _CheckedReader) -> None:

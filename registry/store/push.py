@@ -82,6 +82,10 @@ def default_name(directory: Path) -> str:
     from registry.formats.trainer_state import checkpoint_step
 
     named = directory.absolute()
+    if named.is_file():
+        # A single-file LoRA: its stem, or its directory for diffusers' fixed file name.
+        named = named.parent if named.name == "pytorch_lora_weights.safetensors" else named
+        named = named.with_name(named.stem) if named.is_file() else named
     if checkpoint_step(named) is not None:
         named = named.parent  # out/run-x/checkpoint-500 is a step of run-x
     try:
@@ -178,7 +182,10 @@ def _push(
         )
         base = request.exact_base or _named_base(request, source)
         base_target: BaseTarget | None = request.base_target
-        if base_target is not None:
+        if source.source_format in formats.SINGLE_FILE_FORMATS:
+            source, base_note = _single_file_base(source, request)
+            base_target = None
+        elif base_target is not None:
             base_note = base_target.label
         else:
             base_target, base_note = _find_base(catalog, base, request)
@@ -254,7 +261,9 @@ def _push(
         skipped=tuple(source.skipped),
         blobs_written=written if outcome.created else 0,
         bytes_written=written_bytes if outcome.created else 0,
-        base_unverified=None if stored.base_model.fingerprint else _unverified(base, base_note),
+        base_unverified=None
+        if stored.base_model.fingerprint
+        else _unverified(base, base_note, source.source_format),
         blobs_repaired=repaired,
     )
 
@@ -280,6 +289,11 @@ def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
         return BaseModelRef(source.base_model_name, source.base_model_revision)
     if request.base_path is not None:
         return BaseModelRef(request.base_path.absolute().name)
+    if not source.config_path:
+        raise RegistryError(
+            f"{source.weights_path} records no base model (no ss_sd_model_name in its "
+            "metadata); pass --base NAME[@REVISION] or --base-path CHECKPOINT"
+        )
     raise RegistryError(
         f"{source.config_path} records no base model (base_model_name_or_path is "
         "empty); pass --base NAME[@REVISION]"
@@ -308,8 +322,33 @@ def _find_base(
     return located.target, located.note
 
 
-def _unverified(base: BaseModelRef, note: str) -> str:
+def _single_file_base(source: AdapterSource, request: PushRequest) -> tuple[AdapterSource, str]:
+    """A diffusers / kohya LoRA is checked against the checkpoint given by key shapes (it is
+    not fingerprinted); binding everywhere raises its analysis to full, a mismatch refuses."""
+    from dataclasses import replace
+
+    from registry.bases.single_file_binding import base_components, bind_single_file
+    from registry.formats.single_file import read_single_file
+
+    if request.base_path is None:
+        return source, "no base checkpoint was given (--base-path) to check its keys against"
+    weights = next(f.source for f in source.files if f.path == source.weights_path)
+    modules = read_single_file(source.source_format, weights, source.tensors, {}).modules
+    binding = bind_single_file(source.source_format, modules, base_components(request.base_path))
+    if not binding.ok:
+        raise RegistryError(binding.summary(request.base_path))
+    unchecked = f"; not checked: {', '.join(binding.unchecked)}" if binding.unchecked else ""
+    note = f"all {binding.checked} modules fit {request.base_path}{unchecked}"
+    return replace(source, analysis="full" if not binding.unchecked else "structural"), note
+
+
+def _unverified(base: BaseModelRef, note: str, source_format: str = "peft") -> str:
     ref = f"{base.name}@{base.revision}" if base.revision else f"{base.name}"
+    if source_format in ("diffusers", "kohya"):
+        return (
+            f"base {ref} is not fingerprinted: a {source_format} LoRA is checked against a "
+            f"checkpoint by its keys and shapes only ({note})"
+        )
     return (
         f"base {ref} is unverified: its weights were not found ({note}), so loading onto "
         f"other weights cannot be refused; record them with `adapters base add DIR_OR_HUB_ID "

@@ -159,6 +159,53 @@ class PushResult:
         }
 
 
+@dataclass(frozen=True)
+class AdapterPushOutcome:
+    """One adapter of a multi-adapter directory: pushed (``result``) or refused (``error``)."""
+
+    subfolder: str  # "" for the default adapter at the top of the directory
+    name: str
+    result: PushResult | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subfolder": self.subfolder,
+            "name": self.name,
+            "error": self.error,
+            "result": self.result.to_dict() if self.result is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class MultiPushResult:
+    """Every adapter of a directory, each stored on its own (one failing stops no other)."""
+
+    directory: Path
+    adapters: tuple[AdapterPushOutcome, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(a.error is None for a in self.adapters)
+
+    @property
+    def summary(self) -> str:
+        """ "3 adapters: 2 stored, 1 already stored, 0 refused"."""
+        stored = sum(1 for a in self.adapters if a.result is not None and a.result.created)
+        known = sum(1 for a in self.adapters if a.result is not None and not a.result.created)
+        refused = sum(1 for a in self.adapters if a.error is not None)
+        return (
+            f"{_count(len(self.adapters), 'adapter')}: {stored} stored, {known} already "
+            f"stored, {refused} refused"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "ok": self.ok,
+            "summary": self.summary,
+            "adapters": [a.to_dict() for a in self.adapters],
+        }
 
 
 def _count(n: int, noun: str) -> str:
@@ -230,7 +277,7 @@ class GcResult:
     temp_files: tuple[GcFile, ...]  # abandoned temp files and staging directories
     kept: int  # blobs kept: referenced by a version or leased by a push
     leased: int  # live leases of pushes in progress
-    uploads: int = 0  # incomplete multipart uploads aborted (object storage)
+    uploads: int = 0  # incomplete uploads aborted or removed (object storage)
 
     @property
     def bytes(self) -> int:

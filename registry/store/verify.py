@@ -83,6 +83,15 @@ _ANALYSIS_DETAIL = {
 def analysis_check(version: AdapterVersion) -> Check:
     """How deeply the version was analysed when it was pushed (recorded in its manifest)."""
     analysis = version.manifest.analysis
+    if version.manifest.source_format in ("diffusers", "kohya"):
+        how = (
+            "keys and shapes checked against the base checkpoint given at push"
+            if analysis == "full"
+            else "rank, alpha and targets read from its keys; no base checkpoint was checked"
+        )
+        return Check(
+            "analysis", "pass", f"{analysis}: a {version.manifest.source_format} LoRA, {how}"
+        )
     return Check("analysis", "pass", _ANALYSIS_DETAIL.get(analysis, analysis))
 
 

@@ -125,6 +125,97 @@ def _bottleneck() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     return config, shapes
 
 
+def _hub_document(architecture: dict[str, Any]) -> dict[str, Any]:
+    # What the adapters library's save_adapter writes: model facts beside the architecture.
+    return {
+        "config": architecture,
+        "hidden_size": HIDDEN,
+        "model_class": "BertAdapterModel",
+        "model_name": "bert-base-uncased",
+        "model_type": "bert",
+        "name": "sst-2",
+        "version": "adapters.1.2.0",
+    }
+
+
+def _hub_lora_config(**changes: Any) -> dict[str, Any]:
+    # LoRAConfig().to_dict() of adapters 1.2 (IA3Config is the same class, other defaults).
+    architecture = {
+        "alpha": 8,
+        "architecture": "lora",
+        "attn_matrices": ["q", "v"],
+        "composition_mode": "add",
+        "dropout": 0.0,
+        "dtype": None,
+        "init_weights": "lora",
+        "init_weights_seed": None,
+        "intermediate_lora": False,
+        "leave_out": [],
+        "output_lora": False,
+        "r": 8,
+        "selfattn_lora": True,
+        "use_gating": False,
+        "vera_b": None,
+        "vera_d": None,
+    }
+    architecture.update(changes)
+    return _hub_document(architecture)
+
+
+def _hub_lora() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(LAYERS):
+        for module in ("query", "value"):
+            key = f"bert.encoder.layer.{layer}.attention.self.{module}.loras.sst-2"
+            shapes[f"{key}.lora_A"] = (8, HIDDEN)
+            shapes[f"{key}.lora_B"] = (HIDDEN, 8)
+    return _hub_lora_config(), shapes
+
+
+def _hub_ia3() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    config = _hub_lora_config(
+        alpha=1,
+        attn_matrices=["k", "v"],
+        composition_mode="scale",
+        init_weights="ia3",
+        intermediate_lora=True,
+        r=1,
+    )
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(LAYERS):
+        for module in ("attention.self.key", "attention.self.value", "intermediate.dense"):
+            out = INTER if module == "intermediate.dense" else HIDDEN
+            shapes[f"bert.encoder.layer.{layer}.{module}.loras.sst-2.lora_B"] = (out, 1)
+    return config, shapes
+
+
+def _hub_prefix() -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    # PrefixTuningConfig().to_dict() with a short prefix and small bottleneck.
+    architecture = {
+        "architecture": "prefix_tuning",
+        "bottleneck_size": 16,
+        "cross_prefix": True,
+        "dropout": 0.0,
+        "encoder_prefix": True,
+        "flat": False,
+        "init_weights_seed": None,
+        "leave_out": [],
+        "non_linearity": "tanh",
+        "prefix_length": 5,
+        "shared_gating": True,
+        "use_gating": False,
+    }
+    key = "bert.prefix_tuning.prefix_tunings.sst-2.self_prefix"
+    shapes = {
+        f"{key}.wte.weight": (5, HIDDEN),
+        f"{key}.control_trans.0.weight": (16, HIDDEN),
+        f"{key}.control_trans.0.bias": (16,),
+        f"{key}.control_trans.2.weight": (LAYERS * 2 * HIDDEN, 16),
+        f"{key}.control_trans.2.bias": (LAYERS * 2 * HIDDEN,),
+    }
+    return _hub_document(architecture), shapes
+
+
 KINDS = {
     "lora": _lora,
     "ia3": _ia3,
@@ -132,8 +223,12 @@ KINDS = {
     "prompt_tuning": _prompt_tuning,
     "prefix_tuning": _prefix_tuning,
     "bottleneck": _bottleneck,
+    "adapterhub_lora": _hub_lora,
+    "adapterhub_ia3": _hub_ia3,
+    "adapterhub_prefix_tuning": _hub_prefix,
 }
-WEIGHTS_FILE = {"bottleneck": "adapter.safetensors"}
+_HUB_KINDS = ("adapterhub", "bottleneck")
+WEIGHTS_FILE = {kind: "adapter.safetensors" for kind in KINDS if kind.startswith(_HUB_KINDS)}
 
 
 def safetensors_bytes(
@@ -240,3 +335,81 @@ def tiny_model() -> Any:
         return node(self_attn=node(q_proj=q_proj, v_proj=v_proj))
 
     return node(model=node(layers=nn.ModuleList([layer() for _ in range(LAYERS)])))
+
+
+# Single-file LoRAs of image-generation tools, written as diffusers' save_lora_weights and kohya's
+# sd-scripts write them (neither library is installed), for a tiny UNet and text encoder.
+UNET_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "down_blocks.0.attentions.0.proj_in.weight": (HIDDEN, HIDDEN, 1, 1),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_v.weight": (HIDDEN, HIDDEN),
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight": (HIDDEN, KV),
+    "down_blocks.0.resnets.0.conv1.weight": (HIDDEN, HIDDEN, 3, 3),
+}
+TEXT_ENCODER_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "text_model.encoder.layers.0.self_attn.q_proj.weight": (KV, KV),
+    "text_model.encoder.layers.0.self_attn.v_proj.weight": (KV, KV),
+}
+KOHYA_METADATA = {
+    "ss_network_module": "networks.lora",
+    "ss_network_dim": "4",
+    "ss_network_alpha": "2.0",
+    "ss_sd_model_name": "tiny/sd",
+    "ss_tag_frequency": json.dumps({"a": {"cat": 3}}),
+}
+
+
+def _lora_factors(shape: tuple[int, ...], rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if len(shape) == 4:
+        return (rank, shape[1], *shape[2:]), (shape[0], rank, 1, 1)
+    return (rank, shape[1]), (shape[0], rank)
+
+
+def single_file_lora(kind: str, rank: int = 4, seed: int = 0) -> bytes:
+    """A ``diffusers`` (PEFT key names), ``diffusers-old`` or ``kohya`` LoRA file's bytes."""
+    rng = np.random.default_rng(seed)
+    tensors: dict[str, np.ndarray] = {}
+    for component, weights in (("unet", UNET_WEIGHTS), ("text_encoder", TEXT_ENCODER_WEIGHTS)):
+        for name, shape in weights.items():
+            module = name[: -len(".weight")]
+            down, up = _lora_factors(shape, rank)
+            if kind == "kohya":
+                prefix = {"unet": "lora_unet", "text_encoder": "lora_te"}[component]
+                key = f"{prefix}_{module.replace('.', '_')}"
+                parts = (f"{key}.lora_down.weight", f"{key}.lora_up.weight")
+                tensors[f"{key}.alpha"] = np.array(2.0, dtype="<f4")
+            elif kind == "diffusers-old":
+                parts = (
+                    f"{component}.{module}.lora.down.weight",
+                    f"{component}.{module}.lora.up.weight",
+                )
+            else:
+                parts = (
+                    f"{component}.{module}.lora_A.weight",
+                    f"{component}.{module}.lora_B.weight",
+                )
+            tensors[parts[0]] = (rng.standard_normal(down) * 0.05).astype("<f4")
+            tensors[parts[1]] = (rng.standard_normal(up) * 0.05).astype("<f4")
+    metadata = KOHYA_METADATA if kind == "kohya" else {"format": "pt"}
+    return safetensors_bytes(tensors, metadata)
+
+
+def write_diffusion_base(directory: Path, *, pipeline: bool = True, hidden: int = HIDDEN) -> Path:
+    """A base with the tiny UNet (and text encoder): a pipeline directory or a UNet's own."""
+
+    def zeros(weights: dict[str, tuple[int, ...]]) -> bytes:
+        return safetensors_bytes(
+            {
+                name: np.zeros(tuple(hidden if d == HIDDEN else d for d in shape), "<f4")
+                for name, shape in weights.items()
+            }
+        )
+
+    unet = directory / "unet" if pipeline else directory
+    unet.mkdir(parents=True, exist_ok=True)
+    (unet / "diffusion_pytorch_model.safetensors").write_bytes(zeros(UNET_WEIGHTS))
+    if pipeline:
+        (directory / "text_encoder").mkdir()
+        (directory / "text_encoder" / "model.safetensors").write_bytes(zeros(TEXT_ENCODER_WEIGHTS))
+    return directory

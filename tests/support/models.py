@@ -75,6 +75,22 @@ def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
     return _build(BertForSequenceClassification, config, seed)
 
 
+def tiny_qwen3_moe(seed: int = 0) -> PreTrainedModel:
+    """A 2-layer Qwen3-MoE with 4 experts whose weights are 3-D parameters
+    (``mlp.experts.gate_up_proj`` [4, 32, 32], ``mlp.experts.down_proj`` [4, 32, 16])."""
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    config = Qwen3MoeConfig(
+        **{**_SIZES, "num_attention_heads": 4},
+        num_key_value_heads=2,
+        head_dim=8,
+        moe_intermediate_size=16,
+        num_experts=4,
+        num_experts_per_tok=2,
+    )
+    return _build(Qwen3MoeForCausalLM, config, seed)
+
+
 BASE_BUILDERS: dict[str, Callable[[int], PreTrainedModel]] = {
     "llama": tiny_llama,
     "gpt2": tiny_gpt2,

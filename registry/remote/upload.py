@@ -1,0 +1,116 @@
+"""How a remote push sends a directory's files: all in one request when they are small
+(``POST /push/bundle``), otherwise each on its own, straight to the server's object store
+through a pre-signed URL where the server offers one, or streamed through the server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry import errors
+from registry.errors import ServerError
+from registry.remote import wire
+from registry.remote.codec import encode
+
+CHUNK = 1 << 20
+# Pushes up to this size go in one request (POST /push/bundle); larger ones file by file.
+BUNDLE_BYTES = 16 << 20
+DIRECT_MAX = 5 * 1024**3  # one PUT to S3 holds at most 5 GiB; larger files go via the server
+
+Send = Callable[..., Any]  # RemoteRegistry._send: (method, path, **httpx arguments) -> response
+
+
+@dataclass
+class Upload:
+    """A directory's regular files, hashed, ready to send."""
+
+    paths: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, root: Path) -> Upload:
+        paths = {path.relative_to(root).as_posix(): path for path in regular_files(root)}
+        files = {relative: sha256_of(path) for relative, path in paths.items()}
+        return cls(paths, files, {relative: p.stat().st_size for relative, p in paths.items()})
+
+    @property
+    def bundled(self) -> bool:
+        return sum(self.sizes.values()) <= BUNDLE_BYTES
+
+    def send_each(self, send: Send) -> None:
+        """Each file on its own, so that a failed one is sent again alone."""
+        direct = _upload_urls(send, sorted(set(self.files.values())))
+        for relative, path in self.paths.items():
+            digest, size = self.files[relative], self.sizes[relative]
+            ticket = direct.get(digest)
+            if ticket is not None and size <= DIRECT_MAX:
+                _upload_direct(send, path, digest, ticket)
+                continue
+            with path.open("rb") as handle:
+                send("PUT", f"/uploads/{digest}", content=stream(handle),
+                     headers={"Content-Length": str(size)})  # fmt: skip
+
+    def send_bundle(self, send: Send, body: wire.PushBody) -> Any:
+        """One request: the push body, then the files; returns the reply's JSON."""
+        header = json.dumps({"push": encode(body), "sizes": self.sizes}).encode()
+        files = (self.paths[relative].read_bytes() for relative in body.files)
+        content = b"".join([header, *files])
+        response = send("POST", "/push/bundle", content=content,
+                        params={"header_bytes": len(header)})  # fmt: skip
+        return response.json()
+
+
+def _upload_urls(send: Send, digests: list[str]) -> dict[str, dict[str, str]]:
+    """Pre-signed URLs straight to the server's object store, or {} when its blobs cannot
+    take them (local blobs, or a server from before direct uploads)."""
+    if not digests:
+        return {}
+    try:
+        offer = send("POST", "/uploads/presign", json={"files": digests}).json()
+    except (errors.NotFoundError, ServerError):
+        return {}
+    return dict(offer.get("uploads") or {}) if offer.get("direct") else {}
+
+
+def _upload_direct(send: Send, path: Path, digest: str, ticket: dict[str, str]) -> None:
+    import httpx2
+
+    # A fresh client: the registry token must never travel to the object store.
+    length = {"Content-Length": str(path.stat().st_size)}
+    with path.open("rb") as handle:
+        try:
+            reply = httpx2.put(ticket["url"], content=stream(handle), headers=length,
+                               timeout=600)  # fmt: skip
+        except httpx2.HTTPError as exc:
+            raise ServerError(f"cannot reach the object store for an upload: {exc}") from None
+    if reply.status_code >= 400:
+        raise ServerError(
+            f"the object store refused the upload of {path.name} ({reply.status_code}); push again"
+        )
+    send("POST", f"/uploads/{digest}/staged", json={"key": ticket["key"]})
+
+
+def regular_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise errors.UnsafeFormatError(f"{path} is a symlink; push a directory of files")
+        if path.is_file():
+            yield path
+
+
+def stream(handle: Any) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):
+        yield chunk
+
+
+def sha256_of(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in stream(handle):
+            hasher.update(chunk)
+    return hasher.hexdigest()

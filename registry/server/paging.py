@@ -1,0 +1,122 @@
+"""Keyset paging of lists: an opaque ``cursor`` names the last item sent by its position
+in the list's order, and the next page starts after that position. Unlike an offset, a
+version (or event) inserted before the cursor while a client pages neither repeats nor
+hides an item: items are never counted, only compared.
+
+The position of a version is its sort key made total by the name and the PEP 440 version
+(unique together); the order served is the order of these keys, so ties of ``created`` or
+of a metric are broken the same way on every page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from packaging.version import InvalidVersion, Version
+
+from registry.errors import ArgumentError
+from registry.store.catalog.listing import parse_sort
+from registry.store.results import AdapterVersion
+
+T = TypeVar("T")
+# What each part of a cursor may hold (bool is not a number here).
+_KINDS: dict[str, tuple[type, ...]] = {"v": (str,), "b": (bool,), "n": (int, float), "s": (str,)}
+_BAD = "cursor is not one this server gave out for this list; start again without it"
+
+
+def _latest(version: AdapterVersion, metric: str, dataset: str | None) -> float | None:
+    value = None
+    for score in version.evals:  # in recording order: the last one wins
+        if score.metric == metric and (dataset is None or score.dataset == dataset):
+            value = score.value
+    return value
+
+
+def version_positions(
+    versions: Sequence[AdapterVersion], sort: str, reverse: bool
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """Each version's position key, and whether the list runs from the highest key down
+    (the orders of ``registry.store.catalog.listing``)."""
+    order = parse_sort(sort)
+    keys: list[tuple[Any, ...]] = []
+    for v in versions:
+        if order.kind == "name":
+            keys.append((v.name, Version(v.version)))
+        elif order.kind == "version":
+            keys.append((Version(v.version), v.name))
+        elif order.kind == "created":
+            stamp = v.created_at.timestamp()
+            # Newest first unless reversed; names break ties upwards either way.
+            keys.append((stamp if reverse else -stamp, v.name, Version(v.version)))
+        else:
+            assert order.metric is not None
+            value = _latest(v, order.metric, order.dataset)
+            # Best first (highest, or lowest when reversed); versions without it last.
+            signed = 0.0 if value is None else (value if reverse else -value)
+            keys.append((value is None, signed, v.name, Version(v.version)))
+    return keys, order.kind in ("name", "version") and reverse
+
+
+def page_after(
+    items: Sequence[T],
+    keys: Sequence[tuple[Any, ...]],
+    descending: bool,
+    cursor: str | None,
+    size: int,
+) -> tuple[list[T], str | None]:
+    """Sort ``items`` by ``keys``, take ``size`` of them after ``cursor``'s position, and
+    the cursor of the next page (None: this was the last)."""
+    order = sorted(range(len(items)), key=lambda i: keys[i], reverse=descending)
+    start = 0
+    if cursor is not None:
+        after = decode_cursor(cursor)
+        try:
+            start = next(
+                (n for n, i in enumerate(order)
+                 if (keys[i] < after if descending else keys[i] > after)),
+                len(order),
+            )  # fmt: skip
+        except TypeError:  # a cursor of another sort order
+            raise ArgumentError(_BAD) from None
+    chosen = order[start : start + size]
+    following = None
+    if chosen and start + size < len(order):
+        following = encode_cursor(keys[chosen[-1]])
+    return [items[i] for i in chosen], following
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    parts: list[list[Any]] = []
+    for part in key:
+        if isinstance(part, Version):
+            parts.append(["v", str(part)])
+        elif isinstance(part, bool):
+            parts.append(["b", part])
+        elif isinstance(part, int | float):
+            parts.append(["n", part])
+        elif isinstance(part, datetime):
+            parts.append(["n", part.timestamp()])
+        else:
+            parts.append(["s", str(part)])
+    raw = json.dumps(parts, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, ...]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+        if not isinstance(parts, list) or not parts or len(parts) > 8:
+            raise ValueError(cursor)
+        key: list[Any] = []
+        for kind, value in parts:
+            if kind not in _KINDS or type(value) not in _KINDS[kind]:
+                raise ValueError(cursor)
+            key.append(Version(value) if kind == "v" else value)
+        return tuple(key)
+    except (ValueError, TypeError, InvalidVersion, UnicodeDecodeError):
+        raise ArgumentError(_BAD) from None
