@@ -80,10 +80,8 @@ def browse_versions(
     with engine.connect() as connection:
         dialect = connection.dialect.name
         keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
-        query = (
-            select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
-        )
-        ids = tuple(int(row[0]) for row in connection.execute(query))
+        query = select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
+        ids = tuple(int(i) for i in connection.execute(query).scalars().all() if i is not None)
         if offset == 0 and len(ids) < size:
             total = len(ids)
         else:
