@@ -211,8 +211,9 @@ def test_roles_hide_forms_and_refuse_posts(site: ServedRegistry) -> None:
     assert response.status_code == 404 and "zebra" not in response.text
     anonymous = httpx2.Client(base_url=site.url)
     csrf = csrf_of(anonymous.get("/ui/signin").text)
-    response = anonymous.post("/ui/actions/yank",
-                              data={"csrf": csrf, "ref": "team/model@2", "reason": "x"})  # fmt: skip
+    response = anonymous.post(
+        "/ui/actions/yank", data={"csrf": csrf, "ref": "team/model@2", "reason": "x"}
+    )
     assert response.status_code == 403
 
 
