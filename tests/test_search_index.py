@@ -41,7 +41,7 @@ QUERIES = [
 def _fill(registry: Registry, root: Path) -> None:
     pushes = [
         ("team/chat-lora", "Summarises news articles", {"stage": "prod-canary"}),
-        ("team/code-ia3", "100% of a_b, say \"hi\"", {"owner": "ab"}),
+        ("team/code-ia3", '100% of a_b, say "hi"', {"owner": "ab"}),
         ("other/unicode", "café au lait", {"lang": "Ünïcode"}),
         ("solo", "", {"stage": "dev"}),
     ]
