@@ -107,7 +107,8 @@ def test_schema4_catalog_with_versions_upgrades_to_the_index(
 ) -> None:
     _fill(registry, tmp_path)
     home = registry.home.root
-    # Make it exactly the schema-4 catalog: step 5 only adds the index objects.
+    # Make it exactly the schema-4 catalog: step 5 only adds the search index objects
+    # and the status index.
     with registry.catalog.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
             for (trigger,) in connection.exec_driver_sql(
@@ -120,6 +121,7 @@ def test_schema4_catalog_with_versions_upgrades_to_the_index(
                 connection.exec_driver_sql(f"DROP INDEX ix_adapter_versions_{name}_trgm")
             for name in ("key", "value"):
                 connection.exec_driver_sql(f"DROP INDEX ix_tags_{name}_trgm")
+        connection.exec_driver_sql("DROP INDEX ix_adapter_versions_status_name")
         connection.exec_driver_sql("DELETE FROM schema_info WHERE key = 'search_index'")
         connection.exec_driver_sql(
             "UPDATE schema_info SET value = '4' WHERE key = 'schema_version'"
