@@ -14,7 +14,7 @@ from support.handmade import write_adapter
 
 from registry import Registry
 from registry.cli import main
-from registry.store.catalog import search_index
+from registry.store.catalog import browse, search_index
 from registry.store.catalog.browse import browse_versions, search_clause
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.tables import AdapterVersionRow
@@ -159,3 +159,17 @@ def test_phrase_only_when_the_index_answers_exactly(text: str) -> None:
         assert phrase is None
     else:
         assert phrase == '"x""y"'
+
+
+def test_broad_searches_walk_the_listing_order(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(registry, tmp_path)
+    narrow = browse_versions(registry.catalog.engine, ListFilter(), search="team", size=1)
+    monkeypatch.setattr(browse, "BROAD", 0)  # every search counts as broad
+    for text in QUERIES:
+        assert _search(registry, text) == _expected(registry, text), text
+    broad = browse_versions(registry.catalog.engine, ListFilter(), search="team", size=1)
+    assert broad == narrow and broad.total == 2
+    second = browse_versions(registry.catalog.engine, ListFilter(), search="team", offset=1)
+    assert [v.name for v in registry.catalog.get_many(second.ids)] == ["team/code-ia3"]
