@@ -59,9 +59,24 @@ def namespace_clause(column: Any, namespace: str | None, dialect: str) -> list[C
     return [column >= namespace + "/", column < namespace + "0"]
 
 
-def _fts_rowids(phrase: str) -> Select[Any]:
-    fts = table(search_index.FTS_TABLE, column("rowid"))
-    return select(fts.c.rowid).where(literal_column(search_index.FTS_TABLE).op("MATCH")(phrase))
+def _index_matches(text: str, index: str | None) -> Select[Any] | None:
+    """The ids of versions holding ``text``, from the SQLite search index: an FTS5 phrase
+    query, or for a text too short for a trigram a scan of the index's compact copy of
+    the text; None where the index cannot answer exactly."""
+    if index != "fts5-trigram":
+        return None
+    phrase = search_index.fts_phrase(text)
+    if phrase is not None:
+        fts = table(search_index.FTS_TABLE, column("rowid"))
+        match = literal_column(search_index.FTS_TABLE).op("MATCH")(phrase)
+        return select(fts.c.rowid).where(match)
+    short = search_index.short_scan(text)
+    if short is not None:
+        copy = table(search_index.CONTENT_TABLE, column("id"), column("c0"), column("c1"),
+                     column("c2"))  # fmt: skip
+        found = or_(*(func.instr(c, short) > 0 for c in (copy.c.c0, copy.c.c1, copy.c.c2)))
+        return select(copy.c.id).where(found)
+    return None
 
 
 def search_clause(
@@ -69,16 +84,16 @@ def search_clause(
 ) -> ColumnElement[bool]:
     """Name, description, or a tag's key or value holding ``text`` (case-insensitive).
 
-    With the SQLite trigram index (``index`` "fts5-trigram") one FTS5 phrase query; else
+    With the SQLite search index (``index`` "fts5-trigram") one query of the index; else
     one UNION of three narrow scans (names, descriptions, tags; on PostgreSQL each served
     by its ``pg_trgm`` index) rather than an OR across the whole row. ``broad``: the
     text matches many versions, so walk the listing order and test each id against the
     matches (``id + 0`` keeps SQLite from looking every match up and sorting them all).
     """
     v = AdapterVersionRow
-    phrase = search_index.fts_phrase(text) if index == "fts5-trigram" else None
-    if phrase is not None:
-        return (col(v.id) + 0 if broad else col(v.id)).in_(_fts_rowids(phrase))
+    matching = _index_matches(text, index)
+    if matching is not None:
+        return (col(v.id) + 0 if broad else col(v.id)).in_(matching)
     pattern = _like(text)
     by_name = select(col(v.id)).where(col(v.name).ilike(pattern, escape="\\"))
     by_description = select(col(v.id)).where(col(v.description).ilike(pattern, escape="\\"))
@@ -93,10 +108,10 @@ def search_clause(
 
 def _broad(connection: Connection, text: str, index: str | None) -> bool:
     """Whether more than ``BROAD`` versions hold ``text`` (the index counts that cheaply)."""
-    phrase = search_index.fts_phrase(text) if index == "fts5-trigram" else None
-    if phrase is None:
+    matching = _index_matches(text, index)
+    if matching is None:
         return False
-    probe = select(func.count()).select_from(_fts_rowids(phrase).limit(BROAD + 1).subquery())
+    probe = select(func.count()).select_from(matching.limit(BROAD + 1).subquery())
     return int(connection.execute(probe).scalar_one()) > BROAD
 
 

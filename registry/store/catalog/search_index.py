@@ -9,8 +9,9 @@ index serves. Schema 5 adds one that does, per backend:
   characters finds every row holding it as a substring.
 - PostgreSQL: ``pg_trgm`` GIN indexes on the same columns, which serve ``ILIKE``.
 
-Both give the same answers as the plain scan (tests/test_ui_search.py compares them); a
-text shorter than a trigram, or an SQLite built without FTS5, falls back to the scan.
+Both give the same answers as the plain scan (tests/test_search_index.py compares them).
+On SQLite a text shorter than a trigram scans the index's compact copy of the text; on
+PostgreSQL, and on an SQLite built without FTS5, it scans the tables.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 # absent when the database could not build one (search then scans).
 INDEX_KEY = "search_index"
 FTS_TABLE = "version_search"
+CONTENT_TABLE = f"{FTS_TABLE}_content"  # FTS5's copy of the indexed text
 # A version's tag keys and values are stored one per line: a search text holding a line
 # break could match across two of them, so such a text takes the scan instead.
 TAG_SEPARATOR = "\n"
@@ -131,10 +133,23 @@ def kind(connection: Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
+def fold(search: str) -> str:
+    """``search`` lowered as the index stores text: ASCII letters only (SQLite's lower())."""
+    return "".join(c.lower() if c.isascii() else c for c in search)
+
+
+def short_scan(search: str) -> str | None:
+    """For a text too short for a trigram: ``search`` folded, to look for in the index's
+    own copy of the text (FTS5's ``_content`` table: id, c0 name, c1 description, c2
+    tags), one compact row per version; None when it holds the tag separator."""
+    if TAG_SEPARATOR in search or "\x00" in search:
+        return None
+    return fold(search)
+
+
 def fts_phrase(search: str) -> str | None:
     """``search`` as an FTS5 phrase query, or None when the trigram index cannot answer
     it exactly (too short, or holding the tag separator)."""
     if len(search) < MIN_INDEXED or TAG_SEPARATOR in search or "\x00" in search:
         return None
-    folded = "".join(c.lower() if c.isascii() else c for c in search)
-    return '"' + folded.replace('"', '""') + '"'
+    return '"' + fold(search).replace('"', '""') + '"'
