@@ -1,0 +1,84 @@
+"""A served registry with something to look at, for the web UI's browser tests: real
+pushes, evals on both sides of a promotion gate, a combine with its lineage, a base model
+record with a related base, a second namespace, and hostile text in every free-text
+field a page shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from registry import Registry
+from support.handmade import write_lora
+from support.server import ServedRegistry, served_registry
+
+# Markup and script for fields that take any text (description, tag value, eval notes):
+# if a page ever emitted it unescaped, the script or the handler would set window.__pwned
+# or add an element with this id.
+PWNED_ID = "pwned-marker"
+HOSTILE = (
+    "<script>window.__pwned=1</script>"
+    f'<img src=x onerror="window.__pwned=2"><b id="{PWNED_ID}">bold</b>'
+    '"\'><svg onload="window.__pwned=3">'
+)
+# Eval metric and dataset names may not hold whitespace or any of @<>=!, so theirs break
+# out of a quoted attribute or a script string instead, and carry an escaped entity that
+# must stay literal (it would show as <i> if a page un-escaped it or used |safe).
+HOSTILE_METRIC = "acc\"');window.__pwned++;//&lt;i&gt;"
+HOSTILE_DATASET = "ds'\"&amp;&lt;script&gt;window.__pwned++;"
+# The gate on alias prod: the latest accuracy on gsm8k must be at least 0.9.
+POLICY = (
+    '{"version": 1, "rules": [{"alias": "prod",'
+    ' "evals": [{"metric": "accuracy", "dataset": "gsm8k", "min": 0.9}]}]}'
+)
+
+
+@contextmanager
+def ui_site(root: Path) -> Iterator[ServedRegistry]:
+    """A server over a registry holding:
+
+    - ``chat-lora@1`` (accuracy 0.80 on gsm8k; hostile description, tag, eval and dataset),
+      ``chat-lora@2`` (accuracy 0.85: below the prod gate), ``chat-combo@1`` (a linear
+      combine of both, weights 0.7 and 0.3), all on base ``tiny/llama``;
+    - ``chat-int8@1`` on ``tiny/llama-int8``, recorded as quantized from ``tiny/llama``;
+    - ``team/summarise@1`` in namespace ``team``;
+    - policy.json gating alias ``prod`` on accuracy@gsm8k >= 0.9.
+    """
+    url = f"sqlite:///{root / 'catalog.db'}"
+    with served_registry(root / "home", url) as site:
+        local = Registry.open(site.home, database_url=url)
+        try:
+            _populate(local, root / "adapters")
+        finally:
+            local.close()
+        (site.home / "policy.json").write_text(POLICY)
+        yield site
+
+
+def _populate(local: Registry, work: Path) -> None:
+    dirs = [write_lora(work / f"lora{seed}", seed) for seed in range(5)]
+    local.push(dirs[0], name="chat-lora", evals={"accuracy": 0.80}, eval_dataset="gsm8k",
+               tags={"team": "nlp", "note": HOSTILE})  # fmt: skip
+    local.push(dirs[1], name="chat-lora", evals={"accuracy": 0.85}, eval_dataset="gsm8k",
+               tags={"team": "nlp"})  # fmt: skip
+    local.describe("chat-lora@1", HOSTILE)
+    local.describe("chat-lora@2", "Second round of chat tuning, more dialogue data.")
+    local.record_eval("chat-lora@1", {HOSTILE_METRIC: 0.5}, dataset=HOSTILE_DATASET,
+                      notes=HOSTILE)  # fmt: skip
+    local.combine(["chat-lora@1", "chat-lora@2"], name="chat-combo", method="linear",
+                  weights=[0.7, 0.3], rank=4, tags={"team": "nlp"})  # fmt: skip
+    local.push(dirs[2], name="chat-int8", base="tiny/llama-int8")
+    local.push(dirs[3], name="team/summarise", evals={"rouge_l": 0.41}, eval_dataset="cnn")
+    _record_bases(local, work)
+
+
+def _record_bases(local: Registry, work: Path) -> None:
+    # transformers builds the tiny bases; imported here, as only this helper needs it
+    from support.models import base_model, save_base
+
+    base = save_base(base_model("llama"), work / "tiny-llama")
+    local.add_base(base, name="tiny/llama")
+    local.add_base(save_base(base_model("llama", seed=1), work / "tiny-llama-int8"),
+                   name="tiny/llama-int8", quantization="int8")  # fmt: skip
+    local.link_bases("tiny/llama-int8", "tiny/llama", "quantized-from")
