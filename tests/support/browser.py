@@ -27,6 +27,9 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT_DIR = ROOT / "docs" / "ui"
 # Wide enough for the tables, narrow enough that a PNG of a page stays small.
 SCREENSHOT_WIDTH = 1000
+# The top of a long page (the version page runs to several screens) is what a reader of
+# the docs needs to see; the rest would only make the PNG large.
+MAX_HEIGHT = 1300
 
 # Flags that start chromium as root on a closed network without it reaching out:
 # no sandbox (root), no GPU, no QUIC, no first-run, sync, component or background
@@ -100,7 +103,12 @@ def screenshot(page: Page, name: str) -> None:
     width = page.viewport_size["width"] if page.viewport_size else SCREENSHOT_WIDTH
     if width != SCREENSHOT_WIDTH:
         page.set_viewport_size({"width": SCREENSHOT_WIDTH, "height": 800})
-    page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
+    height = min(int(page.evaluate("() => document.documentElement.scrollHeight")), MAX_HEIGHT)
+    page.screenshot(
+        path=str(SCREENSHOT_DIR / f"{name}.png"),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": SCREENSHOT_WIDTH, "height": height},
+    )
 
 
 def has_horizontal_overflow(page: Page) -> bool:

@@ -5,6 +5,7 @@ field a page shows."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ HOSTILE = (
 # must stay literal (it would show as <i> if a page un-escaped it or used |safe).
 HOSTILE_METRIC = "acc\"');window.__pwned++;//&lt;i&gt;"
 HOSTILE_DATASET = "ds'\"&amp;&lt;script&gt;window.__pwned++;"
+ACTOR = "alice@example.com"
 # The gate on alias prod: the latest accuracy on gsm8k must be at least 0.9.
 POLICY = (
     '{"version": 1, "rules": [{"alias": "prod",'
@@ -48,10 +50,16 @@ def ui_site(root: Path) -> Iterator[ServedRegistry]:
     url = f"sqlite:///{root / 'catalog.db'}"
     with served_registry(root / "home", url) as site:
         local = Registry.open(site.home, database_url=url)
+        actor = os.environ.get("ADAPTERS_ACTOR")
+        os.environ["ADAPTERS_ACTOR"] = ACTOR  # not this machine's user, in the screenshots
         try:
             _populate(local, root / "adapters")
         finally:
             local.close()
+            if actor is None:
+                del os.environ["ADAPTERS_ACTOR"]
+            else:
+                os.environ["ADAPTERS_ACTOR"] = actor
         (site.home / "policy.json").write_text(POLICY)
         yield site
 
