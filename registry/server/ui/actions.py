@@ -58,8 +58,15 @@ async def signin(ui: Ui, request: Request, visitor: Visitor) -> Response:
     engine = ui.ctx.registry.catalog.engine
     token = await anyio.to_thread.run_sync(authenticate, engine, secret)
     if token is None:
-        return render(ui, request, visitor, "signin.html", 401, title="Sign in",
-                      error="That token is unknown, expired or revoked; ask an admin for one.")  # fmt: skip
+        return render(
+            ui,
+            request,
+            visitor,
+            "signin.html",
+            401,
+            title="Sign in",
+            error="That token is unknown, expired or revoked; ask an admin for one.",
+        )
     # A new nonce on sign-in, so a session fixed before it is worth nothing after.
     signed = sessions.new_session(secret_digest(secret))
     response = redirect("/ui/")
@@ -87,11 +94,14 @@ def _work(ui: Ui, action: str, ref: str, form: dict[str, str]) -> Callable[[], A
         metric = form.get("metric", "").strip()
         if not metric:
             raise UiProblem(400, "give the eval's metric name")
-        value = _float(form.get("value", "").strip(), "the score")
+        score = _float(form.get("value", "").strip(), "the score")
         return lambda: registry.record_eval(
-            ref, {metric: value}, dataset=form.get("dataset", "").strip(),
-            split=form.get("split", "").strip(), notes=form.get("notes", ""),
-        )  # fmt: skip
+            ref,
+            {metric: score},
+            dataset=form.get("dataset", "").strip(),
+            split=form.get("split", "").strip(),
+            notes=form.get("notes", ""),
+        )
     if action == "alias":
         alias = form.get("alias", "").strip()
         return lambda: registry.set_alias(ref, alias, note=form.get("note", ""))
@@ -110,6 +120,7 @@ def _work(ui: Ui, action: str, ref: str, form: dict[str, str]) -> Callable[[], A
                 if not sep:
                     raise UiProblem(400, f"write each tag as KEY=VALUE, not {line[:40]!r}")
                 tags[key.strip()] = value.strip()
+
         def retag() -> Any:
             # The form holds the whole set: keys left out of it are removed.
             old = registry.get(ref).tags

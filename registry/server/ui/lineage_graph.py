@@ -124,11 +124,20 @@ def _layout(graph: LineageGraph, nodes: list[GraphNode], edges: list[GraphEdge])
         x1, y1 = a.x + NODE_W, a.y + NODE_H / 2
         x2, y2 = b.x, b.y + NODE_H / 2
         middle = (x1 + x2) / 2
-        path = f"M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} {middle:.0f},{y2:.0f} {x2 - 6:.0f},{y2:.0f}"
+        path = (
+            f"M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} {middle:.0f},{y2:.0f} {x2 - 6:.0f},{y2:.0f}"
+        )
         placed_edges.append(
-            GraphEdge(edge.source, edge.target, edge.operation, edge.weight, path,
-                      middle, (y1 + y2) / 2 - 6)
-        )  # fmt: skip
+            GraphEdge(
+                edge.source,
+                edge.target,
+                edge.operation,
+                edge.weight,
+                path,
+                middle,
+                (y1 + y2) / 2 - 6,
+            )
+        )
     graph.nodes = sorted(by_ref.values(), key=lambda n: (n.x, n.y))
     graph.edges = placed_edges
     graph.width = MARGIN * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP

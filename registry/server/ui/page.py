@@ -79,8 +79,10 @@ class Visitor:
 
     def may(self, role: str) -> bool:
         """Whether the visitor's role allows ``role``'s actions (anonymous readers act never)."""
-        return self.signed_in and self.caller is not None and (
-            ROLES.index(self.caller.role) >= ROLES.index(role)
+        return (
+            self.signed_in
+            and self.caller is not None
+            and (ROLES.index(self.caller.role) >= ROLES.index(role))
         )
 
     def covers(self, name: str) -> bool:

@@ -84,8 +84,12 @@ class ListForm:
 
 
 def _list_form(request: Request) -> ListForm:
-    return ListForm(*(_param(request, k) for k in
-                      ("q", "name", "base", "method", "alias", "tag", "metric", "min", "status")))  # fmt: skip
+    return ListForm(
+        *(
+            _param(request, k)
+            for k in ("q", "name", "base", "method", "alias", "tag", "metric", "min", "status")
+        )
+    )
 
 
 def _list_query(form: ListForm) -> ListQuery:
@@ -102,9 +106,14 @@ def _list_query(form: ListForm) -> ListQuery:
     if form.status not in ("", "all", "active", "yanked"):
         raise UiProblem(400, "status must be all, active or yanked")
     return ListQuery(
-        name=form.name or None, base=form.base or None, method=form.method or None,
-        alias=form.alias or None, tags=tags or None, where=where, status=status,
-    )  # fmt: skip
+        name=form.name or None,
+        base=form.base or None,
+        method=form.method or None,
+        alias=form.alias or None,
+        tags=tags or None,
+        where=where,
+        status=status,
+    )
 
 
 async def _page_of_versions(
@@ -114,9 +123,13 @@ async def _page_of_versions(
 
     def work() -> tuple[list[AdapterVersion], int]:
         found = browse.browse_versions(
-            catalog.engine, query.compile(), search=search, namespace=caller.namespace,
-            offset=(page - 1) * PAGE_SIZE, size=PAGE_SIZE,
-        )  # fmt: skip
+            catalog.engine,
+            query.compile(),
+            search=search,
+            namespace=caller.namespace,
+            offset=(page - 1) * PAGE_SIZE,
+            size=PAGE_SIZE,
+        )
         return catalog.get_many(found.ids), found.total
 
     return await _run(ui, caller, work)
@@ -124,8 +137,12 @@ async def _page_of_versions(
 
 def _pages(total: int, page: int) -> dict[str, int | None]:
     last = max(1, -(-total // PAGE_SIZE))
-    return {"page": page, "last": last, "prev": page - 1 if page > 1 else None,
-            "next": page + 1 if page < last else None}  # fmt: skip
+    return {
+        "page": page,
+        "last": last,
+        "prev": page - 1 if page > 1 else None,
+        "next": page + 1 if page < last else None,
+    }
 
 
 async def adapters(ui: Ui, request: Request, visitor: Visitor) -> Response:
@@ -133,8 +150,17 @@ async def adapters(ui: Ui, request: Request, visitor: Visitor) -> Response:
     form = _list_form(request)
     page = max(1, _int(request, "page", 1))
     versions, total = await _page_of_versions(ui, caller, _list_query(form), form.q or None, page)
-    return render(ui, request, visitor, "adapters.html", title="Adapters", form=form,
-                  versions=versions, total=total, pages=_pages(total, page))  # fmt: skip
+    return render(
+        ui,
+        request,
+        visitor,
+        "adapters.html",
+        title="Adapters",
+        form=form,
+        versions=versions,
+        total=total,
+        pages=_pages(total, page),
+    )
 
 
 async def adapter(ui: Ui, request: Request, visitor: Visitor) -> Response:
@@ -152,9 +178,18 @@ async def adapter(ui: Ui, request: Request, visitor: Visitor) -> Response:
     if total == 0:
         raise UiProblem(404, NOT_FOUND)
     history = await _run(ui, caller, lambda: ui.ctx.registry.alias_history(name))
-    return render(ui, request, visitor, "adapter.html", title=name, name=name,
-                  versions=versions, total=total, pages=_pages(total, page),
-                  history=list(reversed(history))[:50])  # fmt: skip
+    return render(
+        ui,
+        request,
+        visitor,
+        "adapter.html",
+        title=name,
+        name=name,
+        versions=versions,
+        total=total,
+        pages=_pages(total, page),
+        history=list(reversed(history))[:50],
+    )
 
 
 @dataclass(frozen=True)
@@ -173,8 +208,11 @@ def _details(ui: Ui, ref: str) -> VersionDetails:
     registry = ui.ctx.registry
     version = registry.get(ref)
     exact = f"{version.name}@{version.version}"
-    history = [h for h in registry.alias_history(version.name)
-               if version.version in (h.version, h.previous)]  # fmt: skip
+    history = [
+        h
+        for h in registry.alias_history(version.name)
+        if version.version in (h.version, h.previous)
+    ]
     return VersionDetails(
         version,
         signatures_of(registry.catalog.engine, version.name, version.digest),
@@ -192,9 +230,18 @@ async def version_page(
     ref = _ref_in_scope(caller, _param(request, "ref") or str(extra.pop("ref", "")))
     details = await _run(ui, caller, lambda: _details(ui, ref))
     v = details.version
-    return render(ui, request, visitor, "version.html", status, title=f"{v.name}@{v.version}",
-                  d=details, v=v, config=json.dumps(v.manifest.config, indent=2, sort_keys=True),
-                  **{"gate": None, "error": None, "done": _param(request, "done"), **extra})  # fmt: skip
+    return render(
+        ui,
+        request,
+        visitor,
+        "version.html",
+        status,
+        title=f"{v.name}@{v.version}",
+        d=details,
+        v=v,
+        config=json.dumps(v.manifest.config, indent=2, sort_keys=True),
+        **{"gate": None, "error": None, "done": _param(request, "done"), **extra},
+    )
 
 
 def _prune(nodes: tuple[LineageNode, ...], caller: Caller) -> tuple[LineageNode, ...]:
@@ -211,11 +258,22 @@ async def lineage(ui: Ui, request: Request, visitor: Visitor) -> Response:
         return registry.lineage(f"{version.name}@{version.version}", depth=16), version
 
     report, version = await _run(ui, caller, work)
-    report = replace(report, ancestors=_prune(report.ancestors, caller),
-                     descendants=_prune(report.descendants, caller))  # fmt: skip
-    return render(ui, request, visitor, "lineage.html", title=f"Lineage of {report.ref}",
-                  report=report, graph=build_graph(report), v=version,
-                  lineage=version.manifest.lineage)  # fmt: skip
+    report = replace(
+        report,
+        ancestors=_prune(report.ancestors, caller),
+        descendants=_prune(report.descendants, caller),
+    )
+    return render(
+        ui,
+        request,
+        visitor,
+        "lineage.html",
+        title=f"Lineage of {report.ref}",
+        report=report,
+        graph=build_graph(report),
+        v=version,
+        lineage=version.manifest.lineage,
+    )
 
 
 async def compare(ui: Ui, request: Request, visitor: Visitor) -> Response:
@@ -225,8 +283,7 @@ async def compare(ui: Ui, request: Request, visitor: Visitor) -> Response:
     if a or b:
         a, b = _ref_in_scope(caller, a), _ref_in_scope(caller, b)
         result = await _run(ui, caller, lambda: ui.ctx.registry.compare(a, b))
-    return render(ui, request, visitor, "compare.html", title="Compare", a=a, b=b,
-                  result=result)  # fmt: skip
+    return render(ui, request, visitor, "compare.html", title="Compare", a=a, b=b, result=result)
 
 
 async def bases(ui: Ui, request: Request, visitor: Visitor) -> Response:
@@ -260,28 +317,56 @@ async def base(ui: Ui, request: Request, visitor: Visitor) -> Response:
     for other, relation in related[:20]:
         found, count = await _page_of_versions(ui, caller, ListQuery(base=other), None, 1)
         others.append((other, relation, found[:10], count))
-    return render(ui, request, visitor, "base_model.html", title=f"Base {name}", name=name,
-                  records=records, versions=versions, total=total,
-                  pages=_pages(total, page), others=others)  # fmt: skip
+    return render(
+        ui,
+        request,
+        visitor,
+        "base_model.html",
+        title=f"Base {name}",
+        name=name,
+        records=records,
+        versions=versions,
+        total=total,
+        pages=_pages(total, page),
+        others=others,
+    )
 
 
 async def audit(ui: Ui, request: Request, visitor: Visitor) -> Response:
     caller = reader(visitor)
-    name, action, actor = _param(request, "name"), _param(request, "action"), _param(request, "actor")
+    name, action, actor = (
+        _param(request, "name"),
+        _param(request, "action"),
+        _param(request, "actor"),
+    )
     before = _int(request, "before", 0) or None
     if name and not caller.covers(name):
         raise UiProblem(404, NOT_FOUND)
 
     def work() -> list[AuditEvent]:
         rows = browse.audit_page(
-            ui.ctx.registry.catalog.engine, namespace=caller.namespace, name=name or None,
-            actions=[action] if action else (), actor=actor or None, before=before, size=100,
-        )  # fmt: skip
-        return [AuditEvent(int(r.id), r.at, r.actor, r.action, r.name, r.version,
-                           json.loads(r.details)) for r in rows]  # fmt: skip
+            ui.ctx.registry.catalog.engine,
+            namespace=caller.namespace,
+            name=name or None,
+            actions=[action] if action else (),
+            actor=actor or None,
+            before=before,
+            size=100,
+        )
+        return [
+            AuditEvent(int(r.id), r.at, r.actor, r.action, r.name, r.version, json.loads(r.details))
+            for r in rows
+        ]
 
     events = await _run(ui, caller, work)
     older = events[-1].id if len(events) == 100 else None
-    return render(ui, request, visitor, "audit.html", title="Audit log", events=events,
-                  form={"name": name, "action": action, "actor": actor}, older=older)  # fmt: skip
-
+    return render(
+        ui,
+        request,
+        visitor,
+        "audit.html",
+        title="Audit log",
+        events=events,
+        form={"name": name, "action": action, "actor": actor},
+        older=older,
+    )

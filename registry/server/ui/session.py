@@ -94,9 +94,12 @@ def set_cookie(response: Response, request: Request, session: Session, secret: b
 
 def clear_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
-        COOKIE, path="/ui", httponly=True, samesite="strict",
+        COOKIE,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
-    )  # fmt: skip
+    )
 
 
 def csrf_ok(session: Session | None, presented: str | None, secret: bytes) -> bool:

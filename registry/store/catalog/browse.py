@@ -37,10 +37,12 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def namespace_clause(column: Any, namespace: str | None) -> list[ColumnElement[bool]]:
-    """Names under ``namespace/`` (none: every name)."""
+def namespace_clause(column: Any, namespace: str | None, dialect: str) -> list[ColumnElement[bool]]:
+    """Names under ``namespace/`` (none: every name), compared by code point on every
+    backend (a locale collation may order '/' and '0' otherwise)."""
     if namespace is None:
         return []
+    column = byte_order(column, dialect)
     return [column >= namespace + "/", column < namespace + "0"]
 
 
@@ -74,16 +76,14 @@ def browse_versions(
     and ``namespace``, ordered by name (code points) then PEP 440 version."""
     v = AdapterVersionRow
     size = max(1, min(size, MAX_PAGE))
-    clauses = filter_clauses(flt) + namespace_clause(col(v.name), namespace)
+    dialect = engine.dialect.name
+    clauses = filter_clauses(flt) + namespace_clause(col(v.name), namespace, dialect)
     if search:
         clauses.append(search_clause(search))
     with engine.connect() as connection:
-        dialect = connection.dialect.name
         keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
-        query = (
-            select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
-        )
-        ids = tuple(int(row[0]) for row in connection.execute(query))
+        query = select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
+        ids = tuple(int(i) for i in connection.execute(query).scalars().all() if i is not None)
         if offset == 0 and len(ids) < size:
             total = len(ids)
         else:
@@ -106,7 +106,7 @@ def audit_page(
     namespace only events on names inside it (registry-wide events name nothing there).
     Rows of ``audit_events`` (``details`` is JSON text)."""
     e = AuditEventRow
-    clauses: list[Any] = namespace_clause(col(e.name), namespace)
+    clauses: list[Any] = namespace_clause(col(e.name), namespace, engine.dialect.name)
     if name is not None:
         clauses.append(col(e.name) == name)
     if actions:
