@@ -5,13 +5,16 @@ field a page shows."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from registry import Registry
-from support.handmade import write_lora
+from support.handmade import safetensors_bytes, write_lora
 from support.server import ServedRegistry, served_registry
 
 # Markup and script for fields that take any text (description, tag value, eval notes):
@@ -82,11 +85,20 @@ def _populate(local: Registry, work: Path) -> None:
 
 
 def _record_bases(local: Registry, work: Path) -> None:
-    # transformers builds the tiny bases; imported here, as only this helper needs it
-    from support.models import base_model, save_base
-
-    base = save_base(base_model("llama"), work / "tiny-llama")
-    local.add_base(base, name="tiny/llama")
-    local.add_base(save_base(base_model("llama", seed=1), work / "tiny-llama-int8"),
-                   name="tiny/llama-int8", quantization="int8")  # fmt: skip
+    # Weights written by hand in the shapes write_lora targets: a real fingerprint
+    # without building a model (transformers would add seconds to every run).
+    for seed, name, quantization in ((0, "tiny/llama", None), (1, "tiny/llama-int8", "int8")):
+        rng = np.random.default_rng(seed)
+        directory = work / name.replace("/", "--")
+        directory.mkdir(parents=True)
+        tensors = {
+            f"model.layers.{layer}.self_attn.{module}.weight": rng.standard_normal((16, 16))
+            for layer in range(2)
+            for module in ("q_proj", "v_proj")
+        }
+        (directory / "model.safetensors").write_bytes(safetensors_bytes(tensors))
+        (directory / "config.json").write_text(
+            json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+        )
+        local.add_base(directory, name=name, quantization=quantization)
     local.link_bases("tiny/llama-int8", "tiny/llama", "quantized-from")
