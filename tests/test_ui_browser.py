@@ -84,6 +84,41 @@ def test_sign_in_search_and_open_a_version(site: ServedRegistry, page: Page) -> 
     screenshot(page, "version")
 
 
+def test_the_session_cookie_is_http_only_and_signing_out_ends_it(
+    site: ServedRegistry, page: Page
+) -> None:
+    sign_in(page, site, "writer")
+    (cookie,) = page.context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert site.tokens["writer"] not in cookie["value"]
+    assert page.evaluate("() => document.cookie") == ""  # no script can read it
+    page.get_by_test_id("signout").click()
+    page.wait_for_url(re.compile(r"/ui/signin"))
+    goto(page, version_url(site, "chat-lora@2"))
+    assert page.get_by_test_id("signed-in-as").count() == 0
+    assert page.get_by_test_id("eval-form").count() == 0
+
+
+def test_a_maintainer_edits_tags_yanks_and_unyanks(site: ServedRegistry, page: Page) -> None:
+    sign_in(page, site, "maintainer")
+    goto(page, version_url(site, "chat-int8@1"))
+    page.locator("#tags-text").fill("stage=beta\nowner=nlp-team")
+    assert submit(page, "tags-form").status == 303
+    assert page.get_by_test_id("tags").inner_text().split() == ["owner=nlp-team", "stage=beta"]
+    page.locator("#yank-reason").fill("bad eval data")
+    assert submit(page, "yank-form").status == 303
+    assert page.get_by_test_id("yanked").is_visible()
+    goto(page, f"{site.url}/ui/?status=yanked")
+    refs = page.get_by_test_id("version-row").evaluate_all("rows => rows.map(r => r.dataset.ref)")
+    assert refs == ["chat-int8@1"]
+    goto(page, version_url(site, "chat-int8@1"))
+    assert submit(page, "unyank-form").status == 303
+    assert page.get_by_test_id("yanked").count() == 0
+    with local(site) as reg:
+        version = reg.get("chat-int8@1")
+    assert version.status == "active" and version.tags == {"owner": "nlp-team", "stage": "beta"}
+
+
 def test_sign_in_refuses_an_unknown_token(site: ServedRegistry, page: Page) -> None:
     goto(page, f"{site.url}/ui/signin")
     page.get_by_test_id("signin-token").fill("adp_not-a-real-token")
