@@ -13,10 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    union,
+)
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from registry.store.catalog import search_index
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.listing import byte_order, filter_clauses
 from registry.store.catalog.tables import AdapterVersionRow, AuditEventRow, TagRow
@@ -46,21 +57,31 @@ def namespace_clause(column: Any, namespace: str | None, dialect: str) -> list[C
     return [column >= namespace + "/", column < namespace + "0"]
 
 
-def search_clause(text: str) -> ColumnElement[bool]:
-    """Name, description, or a tag's key or value holding ``text`` (case-insensitive)."""
+def search_clause(text: str, index: str | None = None) -> ColumnElement[bool]:
+    """Name, description, or a tag's key or value holding ``text`` (case-insensitive).
+
+    With the SQLite trigram index (``index`` "fts5-trigram") one FTS5 phrase query; else
+    one UNION of three narrow scans (names, descriptions, tags; on PostgreSQL each served
+    by its ``pg_trgm`` index) rather than an OR across the whole row.
+    """
     v = AdapterVersionRow
-    pattern = _like(text.lower())
-    tagged = select(col(TagRow.version_id)).where(
+    phrase = search_index.fts_phrase(text) if index == "fts5-trigram" else None
+    if phrase is not None:
+        fts = table(search_index.FTS_TABLE, column("rowid"))
+        matching = select(fts.c.rowid).where(
+            literal_column(search_index.FTS_TABLE).op("MATCH")(phrase)
+        )
+        return col(v.id).in_(matching)
+    pattern = _like(text)
+    by_name = select(col(v.id)).where(col(v.name).ilike(pattern, escape="\\"))
+    by_description = select(col(v.id)).where(col(v.description).ilike(pattern, escape="\\"))
+    by_tag = select(col(TagRow.version_id)).where(
         or_(
-            func.lower(col(TagRow.key)).like(pattern, escape="\\"),
-            func.lower(col(TagRow.value)).like(pattern, escape="\\"),
+            col(TagRow.key).ilike(pattern, escape="\\"),
+            col(TagRow.value).ilike(pattern, escape="\\"),
         )
     )
-    return or_(
-        col(v.name).like(pattern, escape="\\"),
-        func.lower(col(v.description)).like(pattern, escape="\\"),
-        col(v.id).in_(tagged),
-    )
+    return col(v.id).in_(union(by_name, by_description, by_tag))
 
 
 def browse_versions(
@@ -78,9 +99,9 @@ def browse_versions(
     size = max(1, min(size, MAX_PAGE))
     dialect = engine.dialect.name
     clauses = filter_clauses(flt) + namespace_clause(col(v.name), namespace, dialect)
-    if search:
-        clauses.append(search_clause(search))
     with engine.connect() as connection:
+        if search:
+            clauses.append(search_clause(search, search_index.kind(connection)))
         keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
         query = select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
         ids = tuple(int(i) for i in connection.execute(query).scalars().all() if i is not None)
