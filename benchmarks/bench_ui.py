@@ -54,6 +54,8 @@ def main() -> None:
                 "list, first page": "/ui/",
                 "list, page 1000": "/ui/?page=1000",
                 "list, search": "/ui/?q=team-0500",
+                "list, search matching every version": "/ui/?q=adapter",
+                "list, search of two characters": "/ui/?q=zq",
                 "list, base + eval threshold": f"/ui/?base={LIST_BASE}&metric=accuracy&min=0.9",
                 "list, alias": "/ui/?alias=prod",
                 "list, yanked": "/ui/?status=yanked",

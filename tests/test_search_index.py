@@ -14,7 +14,7 @@ from support.handmade import write_adapter
 
 from registry import Registry
 from registry.cli import main
-from registry.store.catalog import search_index
+from registry.store.catalog import browse, search_index
 from registry.store.catalog.browse import browse_versions, search_clause
 from registry.store.catalog.catalog import ListFilter
 from registry.store.catalog.tables import AdapterVersionRow
@@ -41,7 +41,7 @@ QUERIES = [
 def _fill(registry: Registry, root: Path) -> None:
     pushes = [
         ("team/chat-lora", "Summarises news articles", {"stage": "prod-canary"}),
-        ("team/code-ia3", "100% of a_b, say \"hi\"", {"owner": "ab"}),
+        ("team/code-ia3", '100% of a_b, say "hi"', {"owner": "ab"}),
         ("other/unicode", "café au lait", {"lang": "Ünïcode"}),
         ("solo", "", {"stage": "dev"}),
     ]
@@ -107,7 +107,8 @@ def test_schema4_catalog_with_versions_upgrades_to_the_index(
 ) -> None:
     _fill(registry, tmp_path)
     home = registry.home.root
-    # Make it exactly the schema-4 catalog: step 5 only adds the index objects.
+    # Make it exactly the schema-4 catalog: step 5 only adds the search index objects
+    # and the status index.
     with registry.catalog.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
             for (trigger,) in connection.exec_driver_sql(
@@ -120,6 +121,7 @@ def test_schema4_catalog_with_versions_upgrades_to_the_index(
                 connection.exec_driver_sql(f"DROP INDEX ix_adapter_versions_{name}_trgm")
             for name in ("key", "value"):
                 connection.exec_driver_sql(f"DROP INDEX ix_tags_{name}_trgm")
+        connection.exec_driver_sql("DROP INDEX ix_adapter_versions_status_name")
         connection.exec_driver_sql("DELETE FROM schema_info WHERE key = 'search_index'")
         connection.exec_driver_sql(
             "UPDATE schema_info SET value = '4' WHERE key = 'schema_version'"
@@ -157,3 +159,17 @@ def test_phrase_only_when_the_index_answers_exactly(text: str) -> None:
         assert phrase is None
     else:
         assert phrase == '"x""y"'
+
+
+def test_broad_searches_walk_the_listing_order(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(registry, tmp_path)
+    narrow = browse_versions(registry.catalog.engine, ListFilter(), search="team", size=1)
+    monkeypatch.setattr(browse, "BROAD", 0)  # every search counts as broad
+    for text in QUERIES:
+        assert _search(registry, text) == _expected(registry, text), text
+    broad = browse_versions(registry.catalog.engine, ListFilter(), search="team", size=1)
+    assert broad == narrow and broad.total == 2
+    second = browse_versions(registry.catalog.engine, ListFilter(), search="team", offset=1)
+    assert [v.name for v in registry.catalog.get_many(second.ids)] == ["team/code-ia3"]

@@ -5,6 +5,11 @@ Ancestors sit in columns to the left (parents next to the version), descendants 
 right; a version reached at several depths takes its deepest column, so every edge runs
 left to right. Within a column, nodes are ordered by the mean position of their
 neighbours in the column before (one barycentre sweep), which keeps most edges short.
+
+Edges leave a node's right side and enter the left side at ports spread over its height
+(ordered by where the other end sits, so edges do not cross at a node). An edge's label
+sits at its source end, just above its own line where the curve is still level, on a
+background box: it never lies on a line or a node.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from registry.lifecycle.results import LineageNode, LineageReport
 MAX_NODES = 300
 NODE_W = 190
 NODE_H = 40
-COL_GAP = 110
+COL_GAP = 160  # room for a label at the source end of each edge
 ROW_GAP = 26
 MARGIN = 20
+LABEL_H = 14  # the label's box: 11px text (ui.css) and padding
+LABEL_CHAR_W = 6.4  # an estimate of one character's width at 11px
+LABEL_GAP = 2  # between a label's box and its line
 
 
 @dataclass
@@ -38,10 +46,11 @@ class GraphEdge:
     target: str  # the version made from it
     operation: str
     weight: float | None
-    # Filled by the layout: the path and where its label goes.
+    # Filled by the layout: the path, and the label's box (x, y: its top left corner).
     path: str = ""
     label_x: float = 0.0
     label_y: float = 0.0
+    label_w: float = 0.0
 
     @property
     def label(self) -> str:
@@ -118,15 +127,18 @@ def _layout(graph: LineageGraph, nodes: list[GraphNode], edges: list[GraphEdge])
             node.x = MARGIN + index * (NODE_W + COL_GAP)
             node.y = MARGIN + offset + row * (NODE_H + ROW_GAP)
             by_ref[node.ref] = node
+    start = _ports(edges, by_ref, outgoing=True)
+    end = _ports(edges, by_ref, outgoing=False)
     placed_edges = []
     for edge in edges:
         a, b = by_ref[edge.source], by_ref[edge.target]
-        x1, y1 = a.x + NODE_W, a.y + NODE_H / 2
-        x2, y2 = b.x, b.y + NODE_H / 2
+        x1, y1 = a.x + NODE_W, start[(edge.source, edge.target)]
+        x2, y2 = b.x, end[(edge.source, edge.target)]
         middle = (x1 + x2) / 2
         path = (
             f"M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} {middle:.0f},{y2:.0f} {x2 - 6:.0f},{y2:.0f}"
         )
+        width = min(len(edge.label) * LABEL_CHAR_W + 6, COL_GAP - 20)
         placed_edges.append(
             GraphEdge(
                 edge.source,
@@ -134,11 +146,35 @@ def _layout(graph: LineageGraph, nodes: list[GraphNode], edges: list[GraphEdge])
                 edge.operation,
                 edge.weight,
                 path,
-                middle,
-                (y1 + y2) / 2 - 6,
+                x1 + 4,
+                y1 - LABEL_GAP - LABEL_H,
+                width,
             )
         )
     graph.nodes = sorted(by_ref.values(), key=lambda n: (n.x, n.y))
-    graph.edges = placed_edges
+    # Upper edges first: a line leaving a port above another edge's label, then falling,
+    # is painted before that label's box, which covers it.
+    graph.edges = sorted(placed_edges, key=lambda e: (by_ref[e.source].x, e.label_y, e.target))
     graph.width = MARGIN * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     graph.height = MARGIN * 2 + tallest * NODE_H + (tallest - 1) * ROW_GAP
+
+
+def _ports(
+    edges: list[GraphEdge], by_ref: dict[str, GraphNode], *, outgoing: bool
+) -> dict[tuple[str, str], float]:
+    """Where each edge meets its node: the node's edges on that side, ordered by the
+    other end's height, spread evenly over the node's height."""
+    sides: dict[str, list[GraphEdge]] = {}
+    for edge in edges:
+        sides.setdefault(edge.source if outgoing else edge.target, []).append(edge)
+    found: dict[tuple[str, str], float] = {}
+    for ref, side in sides.items():
+        node = by_ref[ref]
+        side.sort(key=lambda e: (by_ref[e.target if outgoing else e.source].y, e.source, e.target))
+        # Far enough apart that each label fits between its line and the one above;
+        # centred on the node's middle.
+        step = max(NODE_H / (len(side) + 1), LABEL_H + 2 * LABEL_GAP)
+        first = node.y + NODE_H / 2 - step * (len(side) - 1) / 2
+        for index, edge in enumerate(side):
+            found[(edge.source, edge.target)] = first + step * index
+    return found

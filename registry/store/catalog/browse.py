@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Select,
     column,
     func,
     literal_column,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     table,
     union,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from registry.store.catalog import search_index
@@ -33,6 +34,7 @@ from registry.store.catalog.listing import byte_order, filter_clauses
 from registry.store.catalog.tables import AdapterVersionRow, AuditEventRow, TagRow
 
 MAX_PAGE = 500
+BROAD = 2000  # matches past which a search walks the listing order (see search_clause)
 
 
 @dataclass(frozen=True)
@@ -57,21 +59,26 @@ def namespace_clause(column: Any, namespace: str | None, dialect: str) -> list[C
     return [column >= namespace + "/", column < namespace + "0"]
 
 
-def search_clause(text: str, index: str | None = None) -> ColumnElement[bool]:
+def _fts_rowids(phrase: str) -> Select[Any]:
+    fts = table(search_index.FTS_TABLE, column("rowid"))
+    return select(fts.c.rowid).where(literal_column(search_index.FTS_TABLE).op("MATCH")(phrase))
+
+
+def search_clause(
+    text: str, index: str | None = None, *, broad: bool = False
+) -> ColumnElement[bool]:
     """Name, description, or a tag's key or value holding ``text`` (case-insensitive).
 
     With the SQLite trigram index (``index`` "fts5-trigram") one FTS5 phrase query; else
     one UNION of three narrow scans (names, descriptions, tags; on PostgreSQL each served
-    by its ``pg_trgm`` index) rather than an OR across the whole row.
+    by its ``pg_trgm`` index) rather than an OR across the whole row. ``broad``: the
+    text matches many versions, so walk the listing order and test each id against the
+    matches (``id + 0`` keeps SQLite from looking every match up and sorting them all).
     """
     v = AdapterVersionRow
     phrase = search_index.fts_phrase(text) if index == "fts5-trigram" else None
     if phrase is not None:
-        fts = table(search_index.FTS_TABLE, column("rowid"))
-        matching = select(fts.c.rowid).where(
-            literal_column(search_index.FTS_TABLE).op("MATCH")(phrase)
-        )
-        return col(v.id).in_(matching)
+        return (col(v.id) + 0 if broad else col(v.id)).in_(_fts_rowids(phrase))
     pattern = _like(text)
     by_name = select(col(v.id)).where(col(v.name).ilike(pattern, escape="\\"))
     by_description = select(col(v.id)).where(col(v.description).ilike(pattern, escape="\\"))
@@ -82,6 +89,15 @@ def search_clause(text: str, index: str | None = None) -> ColumnElement[bool]:
         )
     )
     return col(v.id).in_(union(by_name, by_description, by_tag))
+
+
+def _broad(connection: Connection, text: str, index: str | None) -> bool:
+    """Whether more than ``BROAD`` versions hold ``text`` (the index counts that cheaply)."""
+    phrase = search_index.fts_phrase(text) if index == "fts5-trigram" else None
+    if phrase is None:
+        return False
+    probe = select(func.count()).select_from(_fts_rowids(phrase).limit(BROAD + 1).subquery())
+    return int(connection.execute(probe).scalar_one()) > BROAD
 
 
 def browse_versions(
@@ -101,7 +117,8 @@ def browse_versions(
     clauses = filter_clauses(flt) + namespace_clause(col(v.name), namespace, dialect)
     with engine.connect() as connection:
         if search:
-            clauses.append(search_clause(search, search_index.kind(connection)))
+            index = search_index.kind(connection)
+            clauses.append(search_clause(search, index, broad=_broad(connection, search, index)))
         keys = (byte_order(col(v.name), dialect), col(v.version_key), col(v.id))
         query = select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
         ids = tuple(int(i) for i in connection.execute(query).scalars().all() if i is not None)

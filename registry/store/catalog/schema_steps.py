@@ -14,7 +14,8 @@ aliases, tags, audit events and base models. Schema 2 adds the tables of lifecyc
 string and manifest); the indexes listing and resolution read; append-only triggers on
 the history tables; and, on PostgreSQL, time-zone-aware timestamps. Schema 3 adds
 ``adapter_versions.description``, the text `adapters describe` sets. Schema 4 adds the
-server's ``api_tokens``; schema 5 the free-text search index (``search_index.py``).
+server's ``api_tokens``; schema 5 the free-text search index (``search_index.py``)
+and an index on status.
 """
 
 from __future__ import annotations
@@ -398,7 +399,17 @@ def _search_index(dialect: str) -> Step:
     )
 
 
-_STEPS_SEARCH: list[Callable[[str], Step]] = [_search_index]
+def _status_index(_dialect: str) -> Step:
+    return _sql(
+        "index adapter_versions by status (the yanked filter)",
+        [
+            "CREATE INDEX ix_adapter_versions_status_name "
+            "ON adapter_versions (status, name, version_key)"
+        ],
+    )
+
+
+_STEPS_SEARCH: list[Callable[[str], Step]] = [_search_index, _status_index]
 
 # STEPS[n]: the steps that take a catalog from schema n to n + 1, per dialect.
 STEPS: dict[int, list[Callable[[str], Step]]] = {
