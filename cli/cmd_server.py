@@ -38,6 +38,13 @@ from registry.errors import ArgumentError
     show_default=True,
     help="Seconds a JSON request body may take to arrive in whole (408 after).",
 )
+@click.option(
+    "--ui-secret-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="ADAPTERS_UI_SECRET_FILE",
+    help="File whose bytes sign web UI sessions, so they outlive a restart and agree across "
+    "servers [env ADAPTERS_UI_SECRET_FILE; default: a key made per start].",
+)
 @pass_state
 def server(
     state: AppState,
@@ -47,8 +54,11 @@ def server(
     max_upload_bytes: int,
     body_timeout: float,
     request_timeout: float,
+    ui_secret_file: str | None,
 ) -> None:
     """Serve this registry over HTTP: the JSON API /api/v1 with access tokens.
+
+    The web UI is at /ui: sign in there with a token (docs/ui.md).
 
     Every request needs a token (`adapters token create`) unless --anonymous-read.
     Stop it with Ctrl-C or SIGTERM: pushes in flight are finished first. For TLS,
@@ -65,8 +75,15 @@ def server(
     registry = state.registry()
     if state.is_remote():
         raise ArgumentError("serve a local registry: --registry must be a path here, not a URL")
+    ui_secret = None
+    if ui_secret_file is not None:
+        from pathlib import Path
+
+        ui_secret = Path(ui_secret_file).read_bytes().strip()
+        if len(ui_secret) < 32:
+            raise ArgumentError("--ui-secret-file must hold at least 32 bytes of random data")
     settings = ServerSettings(
-        host, port, anonymous_read, max_upload_bytes=max_upload_bytes,
+        host, port, anonymous_read, max_upload_bytes=max_upload_bytes, ui_secret=ui_secret,
         idle_seconds=body_timeout,
         request_seconds=request_timeout,
     )

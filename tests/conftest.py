@@ -24,6 +24,7 @@ from support.server import ServedRegistry, served_registry
 from registry import Registry
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
     from support.s3_server import S3Server
 
 POSTGRES_URL_ENV = "ADAPTERS_TEST_POSTGRES_URL"
@@ -199,3 +200,28 @@ def served(
     finally:
         for _ in databases:  # drops the PostgreSQL database
             pass
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium (Debian's, through Playwright) for the session."""
+    from support.browser import REQUIRE_BROWSER_ENV, launch_browser, missing_browser
+
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+            pytest.fail(f"{REQUIRE_BROWSER_ENV}=1 but {reason}")
+        pytest.skip(reason)
+    with launch_browser() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a context of its own (no cookies from other tests), closed after the test."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

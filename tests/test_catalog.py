@@ -140,8 +140,9 @@ def add_marker(engine: Engine) -> None:
 def schema_rows(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT key, value FROM schema_info ORDER BY key")).all()
-    # created_at: when the catalog began (a timestamp, checked in test_catalog_safety.py).
-    return [(row[0], row[1]) for row in rows if row[0] != "created_at"]
+    # created_at: when the catalog began (a timestamp, checked in test_catalog_safety.py);
+    # search_index: which index the backend built (test_search_index.py).
+    return [(row[0], row[1]) for row in rows if row[0] not in ("created_at", "search_index")]
 
 
 def test_reopening_keeps_data_and_version(catalog: Catalog, reopen: Callable[..., Catalog]) -> None:
@@ -320,7 +321,7 @@ def test_concurrent_first_opens(database_url: str) -> None:
     try:
         with engine.connect() as connection:
             count = connection.execute(text("SELECT count(*) FROM schema_info")).scalar_one()
-        assert count == 2  # schema_version and created_at, once each
+        assert count == 3  # schema_version, created_at and search_index, once each
     finally:
         engine.dispose()
 

@@ -198,7 +198,19 @@ def authenticate(engine: Engine, presented: str) -> TokenInfo | None:
     revoked one (the caller says only that it was refused)."""
     if not presented.startswith(PREFIX) or len(presented) > 128:
         return None
-    digest = _hash(presented)
+    return authenticate_digest(engine, _hash(presented))
+
+
+def secret_digest(presented: str) -> str:
+    """What is stored of a token: the hex sha256 of the whole token."""
+    return _hash(presented)
+
+
+def authenticate_digest(engine: Engine, digest: str) -> TokenInfo | None:
+    """The active token whose secret hashes to ``digest`` (a web session keeps the hash,
+    never the secret); None for an unknown, expired or revoked one."""
+    if len(digest) != 64:
+        return None
     with read_session(engine) as session:
         row = session.exec(
             select(ApiTokenRow).where(col(ApiTokenRow.secret_sha256) == digest)

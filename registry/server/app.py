@@ -44,8 +44,10 @@ def create_app(registry: Registry, settings: ServerSettings | None = None) -> St
         Route("/readyz", _readyz(ctx), methods=["GET"]),
         Route(f"{API}/openapi.json", _openapi(table), methods=["GET"]),
     ]
+    from registry.server.ui.routes import ui_routes
+
     app = Starlette(
-        routes=extra + api_routes,
+        routes=extra + api_routes + ui_routes(ctx),
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     return AccessLog(app)  # type: ignore[return-value]

@@ -22,3 +22,5 @@ class ServerSettings:
     max_page_size: int = 1000
     # uvicorn waits this long on shutdown for requests in flight (pushes) to finish.
     graceful_seconds: float = 120.0
+    # Signs web UI session cookies; None: a key made per start (sessions end with it).
+    ui_secret: bytes | None = None

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, col
 
 from registry.errors import CatalogError, CatalogMissingError
-from registry.store.catalog import tables
+from registry.store.catalog import search_index, tables
 from registry.store.catalog.engine import WRITE_OPTION, redacted_url
 from registry.store.catalog.schema_steps import STEPS, upgrade_one
 from registry.store.catalog.schema_version import SCHEMA_VERSION as SCHEMA_VERSION
@@ -83,6 +83,7 @@ def ensure_schema(engine: Engine, *, upgrade: bool = False, create: bool = True)
                     )
                 _refuse_foreign_tables(connection)
                 SQLModel.metadata.create_all(connection)
+                search_index.create(connection)  # not a table of the metadata
                 connection.execute(
                     tables.SchemaInfo.__table__.insert(),  # type: ignore[attr-defined]
                     [

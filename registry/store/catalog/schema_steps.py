@@ -13,7 +13,9 @@ aliases, tags, audit events and base models. Schema 2 adds the tables of lifecyc
 ``version_key`` and ``base_fingerprint`` columns (backfilled from each version's
 string and manifest); the indexes listing and resolution read; append-only triggers on
 the history tables; and, on PostgreSQL, time-zone-aware timestamps. Schema 3 adds
-``adapter_versions.description``, the text `adapters describe` sets.
+``adapter_versions.description``, the text `adapters describe` sets. Schema 4 adds the
+server's ``api_tokens``; schema 5 the free-text search index (``search_index.py``)
+and an index on status.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from registry.store.catalog import search_index
 from registry.store.catalog.version_order import version_key
 
 
@@ -386,11 +389,34 @@ def _create_api_tokens(dialect: str) -> Step:
 # upgrade lands before it.
 _STEPS_TOKENS: list[Callable[[str], Step]] = [_create_api_tokens]
 
+# -- the free-text search index ---------------------------------------------------------------
+
+
+def _search_index(dialect: str) -> Step:
+    what = {"sqlite": "an FTS5 trigram table kept by triggers", "postgresql": "pg_trgm indexes"}
+    return Step(
+        f"index names, descriptions and tags for search ({what[dialect]})", search_index.create
+    )
+
+
+def _status_index(_dialect: str) -> Step:
+    return _sql(
+        "index adapter_versions by status (the yanked filter)",
+        [
+            "CREATE INDEX ix_adapter_versions_status_name "
+            "ON adapter_versions (status, name, version_key)"
+        ],
+    )
+
+
+_STEPS_SEARCH: list[Callable[[str], Step]] = [_search_index, _status_index]
+
 # STEPS[n]: the steps that take a catalog from schema n to n + 1, per dialect.
 STEPS: dict[int, list[Callable[[str], Step]]] = {
     1: _STEPS_1_TO_2,
     2: _STEPS_2_TO_3,
     3: _STEPS_TOKENS,
+    4: _STEPS_SEARCH,
 }
 
 

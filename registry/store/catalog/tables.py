@@ -57,6 +57,8 @@ class AdapterVersionRow(SQLModel, table=True):
         UniqueConstraint("name", "version", name="uq_adapter_versions_name_version"),
         UniqueConstraint("name", "digest", name="uq_adapter_versions_name_digest"),
         Index("ix_adapter_versions_name_version_key", "name", "version_key"),
+        # The status filter (yanked versions), in listing order.
+        Index("ix_adapter_versions_status_name", "status", "name", "version_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
