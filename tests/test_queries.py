@@ -419,3 +419,54 @@ def test_the_sqlite_reader_leaves_other_schema_versions_to_the_catalog(
     assert SqliteReader.open(path) is None
     assert SqliteReader.open(path.with_name("missing.db")) is None
     assert not path.with_name("missing.db").exists()
+
+
+def test_pages_stream_what_list_returns_in_every_order(
+    catalog_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.facade.reader import CatalogReader
+
+    # Pages of two over six versions: every order crosses page boundaries, inside a name
+    # (sql's 1.9 and 1.10) and across names.
+    monkeypatch.setattr("registry.store.catalog.listing.PAGE_SIZE", 2)
+    catalog_reg.yank("sql@1.9", reason="broken")
+    reader = CatalogReader.open(catalog_reg.home.root)
+    try:
+        for query in [*PARITY_QUERIES, {"reverse": True}, {"sort": "version", "reverse": True}]:
+            expected = catalog_reg.list(**query)  # type: ignore[arg-type]
+            pages = list(catalog_reg.list_pages(**query))  # type: ignore[arg-type]
+            assert [v for page in pages for v in page] == expected, query
+            if "limit" not in query:
+                assert all(len(page) <= 2 for page in pages), query
+            if reader is not None:
+                read = list(reader.list_pages(**query))  # type: ignore[arg-type]
+                assert [v for page in read for v in page] == expected, query
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def test_the_first_page_is_read_without_the_rest(
+    catalog_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    monkeypatch.setattr("registry.store.catalog.listing.PAGE_SIZE", 2)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    pages = catalog_reg.list_pages()
+    event.listen(catalog_reg.catalog.engine, "before_cursor_execute", record)
+    try:
+        first = next(pages)
+    finally:
+        event.remove(catalog_reg.catalog.engine, "before_cursor_execute", record)
+    assert [v.ref for v in first] == ["chat@1", "chat@2.0rc1"]
+    # One page of whole rows, limited in the database, then that page's annotations.
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert "LIMIT" in selects[0] and "ORDER BY" in selects[0], selects[0]
+    assert all(s.count("?") <= 3 for s in selects[1:]), selects
+    # The next page starts after the last row's key, not at an offset.
+    assert [v.ref for v in next(pages)] == ["plain@1", "sql@1.0"]

@@ -1,13 +1,15 @@
 """``CatalogReader``: the read-only part of the ``Registry`` surface (``list``, ``count``)
 over a local SQLite catalog, for commands that only read. It opens no blob store and
 imports no SQLAlchemy, so ``adapters list`` starts in a fraction of the time; the
-results are those of ``Registry.list`` and ``Registry.count`` (the same statements,
+results are those of ``Registry.list``, ``list_pages`` and ``count`` (the same statements,
 see ``store/catalog/listing.py``).
 """
 
 from __future__ import annotations
 
+import builtins
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,12 @@ class CatalogReader:
     def list(self, query: ListQuery | None = None, /, **fields: Any) -> list[AdapterVersion]:
         """As ``Registry.list``."""
         return self._reader.list_versions(ListQuery.of(query, fields).compile())
+
+    def list_pages(
+        self, query: ListQuery | None = None, /, **fields: Any
+    ) -> Iterator[builtins.list[AdapterVersion]]:
+        """As ``Registry.list_pages``."""
+        return self._reader.version_pages(ListQuery.of(query, fields).compile())
 
     def count(self, query: ListQuery | None = None, /, **fields: Any) -> int:
         """As ``Registry.count``."""

@@ -121,6 +121,12 @@ class RemoteRegistry(Registry):
     def blobs(self) -> BlobStore:
         _local_only("the blob store")
 
+    def list_pages(
+        self, query: ListQuery | None = None, /, **fields: Any
+    ) -> Iterator[builtins.list[AdapterVersion]]:
+        # The server pages /versions itself; its whole answer is one page here.
+        yield self.list(query, **fields)
+
     @property
     def hub(self) -> Any:
         _local_only("Hub sync")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,12 @@ from registry.store.catalog.history import (
     utcnow,
 )
 from registry.store.catalog.lineage_edges import record_lineage
-from registry.store.catalog.listing import ListFilter, count_matching, list_versions
+from registry.store.catalog.listing import (
+    ListFilter,
+    count_matching,
+    list_versions,
+    version_pages,
+)
 from registry.store.catalog.resolve import choose
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
 from registry.store.catalog.tables import (
@@ -303,6 +309,15 @@ class Catalog:
         with read_session(self.engine) as session:
             connection = session.connection()
             return list_versions(_executor(connection), flt, connection.dialect.name)
+
+    def version_pages(self, flt: ListFilter) -> Iterator[list[AdapterVersion]]:
+        """``list_versions(flt)`` a page at a time, each read in its own session."""
+        return version_pages(self._page_reader, flt, self.engine.dialect.name)
+
+    @contextmanager
+    def _page_reader(self) -> Iterator[Execute]:
+        with read_session(self.engine) as session:
+            yield _executor(session.connection())
 
     def count_matching(self, flt: ListFilter) -> int:
         """How many versions match ``flt``'s filters (its order and limit aside)."""

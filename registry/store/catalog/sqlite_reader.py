@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from registry.store.catalog.listing import ListFilter, count_matching, list_versions
+from registry.store.catalog.listing import (
+    ListFilter,
+    count_matching,
+    list_versions,
+    version_pages,
+)
 from registry.store.catalog.schema_version import SCHEMA_VERSION, VERSION_KEY
+from registry.store.catalog.version_rows import Execute
 from registry.store.results import AdapterVersion
 
 BUSY_TIMEOUT_S = 30.0
@@ -64,6 +70,14 @@ class SqliteReader:
         # One read transaction: the ids and the rows they load come from one snapshot.
         with self._snapshot():
             return list_versions(self._execute, flt, "sqlite")
+
+    def version_pages(self, flt: ListFilter) -> Iterator[list[AdapterVersion]]:
+        return version_pages(self._page_reader, flt, "sqlite")
+
+    @contextmanager
+    def _page_reader(self) -> Iterator[Execute]:
+        with self._snapshot():
+            yield self._execute
 
     def count_matching(self, flt: ListFilter) -> int:
         return count_matching(self._execute, flt)
