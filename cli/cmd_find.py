@@ -214,13 +214,9 @@ def show(state: AppState, ref: str, show_config: bool, as_json: bool) -> None:
       adapters show my-lora@prod --config
       adapters show 'my-lora>=1,<2' --json
     """
-    registry = state.registry()
+    registry = state.reader()
     version = registry.get(ref)
-    # Hub links live in the catalog, which a server does not expose (yet).
-    remote = state.is_remote()
-    from registry.hub.links import links_for_version
-
-    links = [] if remote else links_for_version(registry.catalog, version.name, version.version)
+    links = state.hub_links(registry, version)
     if as_json:
         echo_json({**version.to_dict(), "hub": [link.to_dict() for link in links]})
         return

@@ -114,7 +114,7 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
             size_bytes=row[c["size_bytes"]],
             status=row[c["status"]],
             status_reason=row[c["status_reason"]],
-            created_at=_naive(row[c["created_at"]]),
+            created_at=naive_datetime(row[c["created_at"]]),
             created_by=row[c["created_by"]],
             training_data=tuple(data.get(row[0], ())),
             evals=tuple(evals.get(row[0], ())),
@@ -128,10 +128,10 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
 
 # SQLite stores timestamps as text, which plain statements return as is; PostgreSQL's
 # driver returns datetimes. Both become what the table's DateTime type gives.
-def _naive(value: str | datetime) -> datetime:
+def naive_datetime(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _aware(value: str | datetime) -> datetime:
-    parsed = _naive(value)
+    parsed = naive_datetime(value)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
