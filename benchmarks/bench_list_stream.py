@@ -26,16 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_catalog import fill  # noqa: E402
+from bench_catalog import _MEASURED, fill  # noqa: E402
 
 KEYS = ("first_ms", "total_ms", "rss_mb")
-_MEASURED = (
-    "import atexit, resource, runpy, sys\n"
-    "atexit.register(lambda: sys.stderr.write("
-    "'MAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
-    "sys.argv = ['adapters', *sys.argv[1:]]\n"
-    "runpy.run_module('registry.cli', run_name='__main__')\n"
-)
 
 
 def run_once(code: Path, args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
