@@ -515,6 +515,10 @@ def test_the_sqlite_reader_resolves_what_get_resolves(catalog_reg: Registry) -> 
             "pinned exactly"
         ]
         assert isinstance(_outcome(reader.get, "nope")[0], tuple)
+        # get and list give one version alike, timestamps in UTC as the tables store them.
+        listed = next(v for v in catalog_reg.list() if v.ref == "sql@1.10")
+        assert reader.get("sql@1.10") == catalog_reg.get("sql@1.10") == listed
+        assert listed.created_at.tzinfo is not None
         assert reader.hub_links(chat_rc) == links_for_version(
             catalog_reg.catalog, "chat", "2.0rc1"
         )

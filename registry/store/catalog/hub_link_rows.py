@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from registry.store.catalog.version_rows import Execute, naive_datetime
+from registry.store.catalog.version_rows import Execute, utc_datetime
 from registry.store.results import iso_utc
 
 # "commit" is a reserved word in SQL.
@@ -76,7 +76,7 @@ def read_links(execute: Execute, name: str, version: str | None = None) -> list[
             revision=row[7],
             commit=row[8],
             tag=row[9],
-            at=naive_datetime(row[10]),
+            at=utc_datetime(row[10]),
             actor=row[11],
         )
         for row in rows
