@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 
 from registry.cli.context import AppState, pass_state
-from registry.cli.render import echo_json, human_size, output_width, table
+from registry.cli.render import (
+    column_widths,
+    echo_json,
+    echo_json_array,
+    human_size,
+    output_width,
+    table,
+)
 from registry.store.catalog.listing import STATUSES
 from registry.store.list_query import ListQuery
 from registry.store.manifest import Lineage
@@ -97,7 +104,8 @@ def list_(
     """List adapter versions; every filter given must hold.
 
     Shows the first --limit versions (a note on stderr says how many more match);
-    --all shows them all. Tables are cut to the terminal width; --json has it all.
+    --all streams them all, a page at a time, its columns sized by the first page.
+    Tables are cut to the terminal width; --json has it all.
 
     \b
     Example:
@@ -112,6 +120,9 @@ def list_(
     # The other options are named after the query's fields, so they pass through as is.
     query = ListQuery(tags=tag_filter, **filters)
     registry = state.reader()
+    if show_all:
+        _stream_versions(registry.list_pages(replace(query, limit=None)), as_json)
+        return
     # One row more than shown tells whether to count the rest; only a page is read.
     page = registry.list(replace(query, limit=None if show_all else limit + 1))
     more = 0
@@ -132,8 +143,32 @@ def list_(
         )
 
 
-def _print_versions(versions: Sequence[AdapterVersion]) -> None:
+def _stream_versions(pages: Iterator[list[AdapterVersion]], as_json: bool) -> None:
+    """Print each page as it is read: memory stays that of one page at any size."""
+    if as_json:
+        echo_json_array(v.to_dict() for page in pages for v in page)
+        return
+    first = next(pages, None)
+    if first is None:
+        click.echo("no adapters match", err=True)
+        return
+    layout = _print_versions(first)
+    for page in pages:
+        _print_versions(page, layout)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A streamed table's metric columns and widths, fixed by its first page."""
+
+    metrics: list[str]
+    widths: list[int]
+
+
+def _print_versions(versions: Sequence[AdapterVersion], layout: _Layout | None = None) -> _Layout:
     metrics, scores = _eval_columns(versions)
+    if layout is not None:
+        metrics = layout.metrics
     rows = [
         (
             v.name,
@@ -148,14 +183,21 @@ def _print_versions(versions: Sequence[AdapterVersion]) -> None:
         for v, row in zip(versions, scores, strict=True)
     ]
     headers = ("NAME", "VERSION", "METHOD", "BASE", "ALIASES", *metrics, "SIZE", "DIGEST")
+    if layout is None:
+        layout = _Layout(metrics, column_widths(headers, rows, output_width()))
+        widths = None  # the first part prints the header over these same widths
+    else:
+        widths = layout.widths
     click.echo(
         table(
             headers,
             rows,
             width=output_width(),
             row_style=lambda i: {"dim": True} if versions[i].yanked else {},
+            widths=widths,
         )
     )
+    return layout
 
 
 @click.command()
@@ -172,13 +214,9 @@ def show(state: AppState, ref: str, show_config: bool, as_json: bool) -> None:
       adapters show my-lora@prod --config
       adapters show 'my-lora>=1,<2' --json
     """
-    registry = state.registry()
+    registry = state.reader()
     version = registry.get(ref)
-    # Hub links live in the catalog, which a server does not expose (yet).
-    remote = state.is_remote()
-    from registry.hub.links import links_for_version
-
-    links = [] if remote else links_for_version(registry.catalog, version.name, version.version)
+    links = state.hub_links(registry, version)
     if as_json:
         echo_json({**version.to_dict(), "hub": [link.to_dict() for link in links]})
         return

@@ -12,7 +12,9 @@ import click
 if TYPE_CHECKING:
     from registry.api import Registry
     from registry.facade.reader import CatalogReader
+    from registry.store.catalog.hub_link_rows import HubLink
     from registry.store.home import RegistryHome
+    from registry.store.results import AdapterVersion
 
 
 @dataclass
@@ -47,6 +49,20 @@ class AppState:
                 announce_home(reader.home)
                 return reader
         return self.registry()
+
+    def hub_links(
+        self, registry: Registry | CatalogReader, version: AdapterVersion
+    ) -> list[HubLink]:
+        """``version``'s pushes to and pulls from the Hub, read where ``registry`` reads."""
+        from registry.facade.reader import CatalogReader
+
+        if isinstance(registry, CatalogReader):
+            return registry.hub_links(version)
+        if self.is_remote():
+            return []  # they live in the catalog, which a server does not expose (yet)
+        from registry.hub.links import links_for_version
+
+        return links_for_version(registry.catalog, version.name, version.version)
 
     def is_remote(self) -> bool:
         """A server URL, given with --registry or ADAPTERS_URL (as Registry.open reads it)."""

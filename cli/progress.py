@@ -13,7 +13,29 @@ from typing import Any
 
 import click
 
+from registry.cli.render import human_size
 from registry.progress import NoProgress, Progress
+
+# Sizes as the rest of the CLI writes them (12.3 KB, 4.0 MB), where tqdm would print
+# "12.3k/4.00M" with no unit.
+BAR_FORMAT = "{l_bar}{bar}| {done}/{size} [{elapsed}<{remaining}, {speed}/s]"
+
+
+def _byte_bar(tqdm: type) -> type:
+    class ByteBar(tqdm):  # type: ignore[misc]
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            values: dict[str, Any] = super().format_dict
+            elapsed = values["elapsed"]
+            rate = values["rate"] or (values["n"] / elapsed if elapsed else 0)
+            values.update(
+                done=human_size(values["n"]),
+                size=human_size(values["total"] or 0),
+                speed=human_size(int(rate)),
+            )
+            return values
+
+    return ByteBar
 
 
 class TerminalProgress:
@@ -30,16 +52,18 @@ class TerminalProgress:
         from tqdm.auto import tqdm
 
         if self._single and self._bar is not None:
+            self._bar.refresh()  # the last step's end is drawn before the next replaces it
+            self._bar.set_description(self._label or label, refresh=False)
             self._bar.reset(total=max(total_bytes, 1))
-            self._bar.set_description(self._label or label)
             return
         self.finish()
-        self._bar = tqdm(
+        self._bar = _byte_bar(tqdm)(
             total=max(total_bytes, 1),
             desc=self._label or label,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
+            bar_format=BAR_FORMAT,
             file=sys.stderr,
             dynamic_ncols=True,
             leave=True,

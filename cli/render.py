@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -21,6 +21,17 @@ ELLIPSIS = "…"
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def echo_json_array(items: Iterable[Any]) -> None:
+    """The text ``echo_json(list(items))`` prints, written item by item as they come."""
+    opened = False
+    for item in items:
+        text = json.dumps(item, indent=2, sort_keys=True, default=str)
+        # Nested as json.dumps nests it: every line of an item two spaces in.
+        click.echo(("," if opened else "[") + "\n  " + text.replace("\n", "\n  "), nl=False)
+        opened = True
+    click.echo("\n]" if opened else "[]")
 
 
 def colour_enabled(err: bool = False) -> bool:
@@ -50,27 +61,44 @@ def table(
     *,
     width: int | None = None,
     row_style: Callable[[int], dict[str, Any]] | None = None,
+    widths: Sequence[int] | None = None,
 ) -> str:
     """Aligned columns under a header rule; with ``width``, the widest columns are cut
     (ending in an ellipsis) until a line fits. ``row_style(i)`` gives click style
-    keywords for row i, used on a colour terminal."""
+    keywords for row i, used on a colour terminal. With ``widths`` (from
+    ``column_widths`` of an earlier part), only the rows, cut to those widths: the
+    next part of a table printed as it streams."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    if width is not None:
-        widths = _fit(widths, width)
+    header = widths is None
+    if widths is None:
+        widths = _widths(cells, width)
+    else:
+        cells = cells[1:]
     colour = colour_enabled()
     lines = []
     for index, row in enumerate(cells):
         line = "  ".join(_clip(value, widths[i]).ljust(widths[i]) for i, value in enumerate(row))
         line = line.rstrip()
-        if colour and index == 0:
+        if colour and header and index == 0:
             line = click.style(line, bold=True)
         elif colour and row_style is not None:
-            line = click.style(line, **row_style(index - 1))
+            line = click.style(line, **row_style(index - 1 if header else index))
         lines.append(line)
-        if index == 0:
+        if header and index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def column_widths(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], width: int | None = None
+) -> list[int]:
+    """The widths ``table`` gives these columns."""
+    return _widths([[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows], width)
+
+
+def _widths(cells: Sequence[Sequence[str]], width: int | None) -> list[int]:
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return _fit(widths, width) if width is not None else widths
 
 
 def _fit(widths: list[int], total: int) -> list[int]:

@@ -6,7 +6,7 @@ import builtins
 import dataclasses
 import importlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -248,6 +248,14 @@ class Registry(LifecycleMethods, OperatorMethods):
         one, only about that many rows are read, however large the catalog.
         """
         return self.catalog.list_versions(ListQuery.of(query, fields).compile())
+
+    def list_pages(
+        self, query: ListQuery | None = None, /, **fields: Any
+    ) -> Iterator[builtins.list[AdapterVersion]]:
+        """``list``'s versions in order, a page (up to 1000) at a time: memory stays flat
+        however many match, and the first page comes before the last is read. Each page
+        is read on its own, so versions pushed meanwhile may appear (none twice)."""
+        return self.catalog.version_pages(ListQuery.of(query, fields).compile())
 
     def count(self, query: ListQuery | None = None, /, **fields: Any) -> int:
         """How many versions ``list`` with the same filters would return without a limit."""

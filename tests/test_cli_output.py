@@ -158,3 +158,31 @@ def test_every_command_has_an_example_and_json_where_it_prints_data() -> None:
         if name not in ("demo", "server"):  # a narrated tour; a long-running server
             options = {opt for param in command.params for opt in param.opts}
             assert "--json" in options, f"adapters {name} has no --json"
+
+
+def test_list_all_streams_pages_sized_by_the_first(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.cli.render import echo_json
+
+    monkeypatch.setattr("registry.store.catalog.listing.PAGE_SIZE", 2)
+    for index in range(5):
+        insert(registry.catalog, "ab", manifest(index), version=f"1.{index}")
+    insert(registry.catalog, "zz/a-much-longer-name", manifest(9), version="10.0.0")
+    result = run("list", "--all")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "METHOD", "BASE", "ALIASES", "SIZE", "DIGEST"]
+    assert sum(1 for line in lines if line.startswith("NAME")) == 1  # one header
+    assert len(lines) == 2 + 6
+    # The first page (ab@1.0, ab@1.1) set the widths: later cells are cut to them.
+    assert lines[-1].startswith("zz/…  10.0.0  "), lines[-1]
+    assert {line.index("lora") for line in lines[2:]} == {lines[2].index("lora")}
+    # --json is one valid array, the very text the whole list printed at once gives.
+    streamed = run("list", "--all", "--json")
+    whole = CliRunner().invoke(
+        click.command()(lambda: echo_json([v.to_dict() for v in registry.list()]))
+    )
+    assert streamed.stdout == whole.stdout
+    assert [v["ref"] for v in json.loads(streamed.stdout)] == [v.ref for v in registry.list()]
+    assert run("list", "--all", "--json", "--name", "nothing*").stdout == "[]\n"
+    assert run("list", "--all", "--name", "nothing*").stderr.strip() == "no adapters match"

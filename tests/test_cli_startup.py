@@ -53,6 +53,18 @@ def test_list_imports_no_heavy_library(hermetic_env: Path) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_show_imports_no_heavy_library(hermetic_env: Path) -> None:
+    from support.lifecycle import insert, manifest
+
+    registry = Registry.open(hermetic_env, create=True)
+    insert(registry.catalog, "ab", manifest(1), version="1.0", alias="prod")
+    registry.close()
+    # Resolved (alias, specifier) and shown with its Hub links through sqlite3 alone.
+    for ref in ("ab@prod", "ab>=1,<2"):
+        loaded = _imported_after(["show", ref, "--json"], hermetic_env)
+        assert not loaded & set(HEAVY), (ref, sorted(loaded & set(HEAVY)))
+
+
 def test_list_of_a_registry_not_created_yet_opens_it_through_the_catalog(
     hermetic_env: Path,
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,11 @@ from hypothesis import strategies as st
 from support.lifecycle import insert, manifest, one_line_error, run
 
 from registry import Registry
-from registry.errors import ArgumentError, InvalidNameError
+from registry.errors import ArgumentError, InvalidNameError, RegistryError
 from registry.store.catalog.listing import ListFilter, explain
 from registry.store.conditions import Condition, parse_condition
 from registry.store.list_query import ListQuery
+from registry.store.results import AdapterVersion
 
 FP_A = "sha256:" + "a1" * 32
 FP_B = "sha256:" + "b2" * 32
@@ -419,3 +422,107 @@ def test_the_sqlite_reader_leaves_other_schema_versions_to_the_catalog(
     assert SqliteReader.open(path) is None
     assert SqliteReader.open(path.with_name("missing.db")) is None
     assert not path.with_name("missing.db").exists()
+
+
+def test_pages_stream_what_list_returns_in_every_order(
+    catalog_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.facade.reader import CatalogReader
+
+    # Pages of two over six versions: every order crosses page boundaries, inside a name
+    # (sql's 1.9 and 1.10) and across names.
+    monkeypatch.setattr("registry.store.catalog.listing.PAGE_SIZE", 2)
+    catalog_reg.yank("sql@1.9", reason="broken")
+    reader = CatalogReader.open(catalog_reg.home.root)
+    try:
+        for query in [*PARITY_QUERIES, {"reverse": True}, {"sort": "version", "reverse": True}]:
+            expected = catalog_reg.list(**query)  # type: ignore[arg-type]
+            pages = list(catalog_reg.list_pages(**query))  # type: ignore[arg-type]
+            assert [v for page in pages for v in page] == expected, query
+            if "limit" not in query:
+                assert all(len(page) <= 2 for page in pages), query
+            if reader is not None:
+                read = list(reader.list_pages(**query))  # type: ignore[arg-type]
+                assert [v for page in read for v in page] == expected, query
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def test_the_first_page_is_read_without_the_rest(
+    catalog_reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    monkeypatch.setattr("registry.store.catalog.listing.PAGE_SIZE", 2)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    pages = catalog_reg.list_pages()
+    event.listen(catalog_reg.catalog.engine, "before_cursor_execute", record)
+    try:
+        first = next(pages)
+    finally:
+        event.remove(catalog_reg.catalog.engine, "before_cursor_execute", record)
+    assert [v.ref for v in first] == ["chat@1", "chat@2.0rc1"]
+    # One page of whole rows, limited in the database, then that page's annotations.
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert "LIMIT" in selects[0] and "ORDER BY" in selects[0], selects[0]
+    assert all(s.count("?") <= 3 for s in selects[1:]), selects
+    # The next page starts after the last row's key, not at an offset.
+    assert [v.ref for v in next(pages)] == ["plain@1", "sql@1.0"]
+
+
+def _outcome(resolve: Callable[[str], AdapterVersion], ref: str) -> tuple[object, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found: object = resolve(ref)
+        except RegistryError as exc:
+            found = (type(exc), str(exc))
+    return found, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+def test_the_sqlite_reader_resolves_what_get_resolves(catalog_reg: Registry) -> None:
+    from registry.facade.reader import CatalogReader
+    from registry.hub.links import links_for_version, record_link
+
+    catalog_reg.yank("sql@1.9", reason="broken")
+    catalog_reg.record_eval("chat@1", {"accuracy": 0.5}, dataset="mmlu", split="test")
+    chat_rc = catalog_reg.get("chat@2.0rc1")
+    link = dict(digest=chat_rc.digest, endpoint="https://hub.example", repo_id="a/b")
+    record_link(catalog_reg.catalog, name="chat", version="2.0rc1", direction="push",
+                revision="main", commit="c" * 40, tag="v2", actor="me", **link)  # fmt: skip
+    reader = CatalogReader.open(catalog_reg.home.root)
+    if reader is None:
+        assert catalog_reg.catalog.engine.dialect.name != "sqlite"
+        return
+    refs = [
+        "sql", "sql@1.10", "sql@1.9", "sql@prod", "sql>=1.0,<1.10", "sql==1.9", "sql~=1.0",
+        "chat", "chat>=2.0rc1", "chat@prod", f"chat@{chat_rc.digest[:19]}", "plain@1.0.0",
+        # and every way of not finding one
+        "nope", "nope@prod", "sql@staging", "sql@7.0", "sql>=5", "chat@sha256:" + "0" * 12,
+        "nope@sha256:" + "0" * 12, "sql==1.9.1", "Bad Name", "sql@sha256:zz",
+    ]  # fmt: skip
+    try:
+        for ref in refs:
+            expected = _outcome(catalog_reg.get, ref)
+            assert _outcome(reader.get, ref) == expected, ref
+        assert _outcome(reader.get, "sql@1.9")[1] == [
+            "YankedVersionWarning: sql@1.9 is yanked (broken); it resolved only because it was "
+            "pinned exactly"
+        ]
+        assert isinstance(_outcome(reader.get, "nope")[0], tuple)
+        # get and list give one version alike, timestamps in UTC as the tables store them.
+        listed = next(v for v in catalog_reg.list() if v.ref == "sql@1.10")
+        assert reader.get("sql@1.10") == catalog_reg.get("sql@1.10") == listed
+        assert listed.created_at.tzinfo is not None
+        assert reader.hub_links(chat_rc) == links_for_version(
+            catalog_reg.catalog, "chat", "2.0rc1"
+        )
+        assert len(reader.hub_links(chat_rc)) == 1
+        assert reader.hub_links(catalog_reg.get("sql")) == []
+    finally:
+        reader.close()

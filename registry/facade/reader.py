@@ -1,19 +1,23 @@
-"""``CatalogReader``: the read-only part of the ``Registry`` surface (``list``, ``count``)
-over a local SQLite catalog, for commands that only read. It opens no blob store and
-imports no SQLAlchemy, so ``adapters list`` starts in a fraction of the time; the
-results are those of ``Registry.list`` and ``Registry.count`` (the same statements,
-see ``store/catalog/listing.py``).
+"""``CatalogReader``: the read-only part of the ``Registry`` surface (``get``, ``list``,
+``list_pages``, ``count``, and a version's Hub links) over a local SQLite catalog, for
+commands that only read. It opens no blob store and imports no SQLAlchemy, so ``adapters
+list`` and ``show`` start in a fraction of the time; the results are those of the
+``Registry`` methods (the same statements: ``store/catalog/listing.py``, ``resolve.py``).
 """
 
 from __future__ import annotations
 
+import builtins
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from registry.store.catalog.hub_link_rows import HubLink, read_links
 from registry.store.catalog.sqlite_reader import SqliteReader
 from registry.store.home import DATABASE_URL_ENV, RegistryHome, find_home
 from registry.store.list_query import ListQuery
+from registry.store.refs import Ref, parse_ref, warn_if_yanked
 from registry.store.results import AdapterVersion
 
 
@@ -42,6 +46,22 @@ class CatalogReader:
     def list(self, query: ListQuery | None = None, /, **fields: Any) -> list[AdapterVersion]:
         """As ``Registry.list``."""
         return self._reader.list_versions(ListQuery.of(query, fields).compile())
+
+    def list_pages(
+        self, query: ListQuery | None = None, /, **fields: Any
+    ) -> Iterator[builtins.list[AdapterVersion]]:
+        """As ``Registry.list_pages``."""
+        return self._reader.version_pages(ListQuery.of(query, fields).compile())
+
+    def get(self, ref: str | Ref) -> AdapterVersion:
+        """As ``Registry.get``: the same resolution, errors and yanked warning."""
+        version = self._reader.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
+        warn_if_yanked(version, stacklevel=2)
+        return version
+
+    def hub_links(self, version: AdapterVersion) -> builtins.list[HubLink]:
+        """Every push and pull of ``version``, as ``hub.links_for_version``."""
+        return self._reader.read(lambda execute: read_links(execute, version.name, version.version))
 
     def count(self, query: ListQuery | None = None, /, **fields: Any) -> int:
         """As ``Registry.count``."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from registry.hub.links import HubLink, links_for_version
+from registry.hub.links import links_for_version
 from registry.hub.results import HubPullResult, HubPushResult, HubStatus, HubStatusReport
 from registry.progress import Progress
+from registry.store.catalog.hub_link_rows import HubLink
 
 if TYPE_CHECKING:
     from registry.hub.settings import HubSettings

@@ -4,57 +4,17 @@ transaction. Nothing here imports huggingface_hub, so ``adapters show`` stays li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
-
 from registry.store.catalog.catalog import Catalog
-from registry.store.catalog.engine import read_session, write_session
+from registry.store.catalog.engine import write_session
 from registry.store.catalog.history import add_event, utcnow
+
+# HubLink and read_links live where reading needs no SQLAlchemy (``adapters show``).
+from registry.store.catalog.hub_link_rows import HubLink, read_links
 from registry.store.catalog.tables import HubLinkRow
-from registry.store.results import iso_utc
 
 DIRECTIONS = ("push", "pull")
-
-
-@dataclass(frozen=True)
-class HubLink:
-    name: str
-    version: str
-    digest: str
-    direction: str  # "push" | "pull"
-    endpoint: str
-    repo_type: str
-    repo_id: str
-    revision: str
-    commit: str
-    tag: str | None
-    at: datetime
-    actor: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.endpoint}/{self.repo_id}/tree/{self.commit}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "direction": self.direction,
-            "endpoint": self.endpoint,
-            "repo_type": self.repo_type,
-            "repo_id": self.repo_id,
-            "revision": self.revision,
-            "commit": self.commit,
-            "tag": self.tag,
-            "digest": self.digest,
-            "at": iso_utc(self.at),
-            "actor": self.actor,
-        }
 
 
 def _link(row: HubLinkRow) -> HubLink:
@@ -132,19 +92,11 @@ def record_link(
 
 def links_for_version(catalog: Catalog, name: str, version: str) -> list[HubLink]:
     """Every push and pull of ``name@version``, oldest first."""
-    with read_session(catalog.engine) as session:
-        rows = session.exec(
-            select(HubLinkRow)
-            .where(HubLinkRow.name == name, HubLinkRow.version == version)
-            .order_by(col(HubLinkRow.id))
-        )
-        return [_link(row) for row in rows]
+    with catalog.plain_reader() as execute:
+        return read_links(execute, name, version)
 
 
 def links_for_name(catalog: Catalog, name: str) -> list[HubLink]:
     """Every push and pull of any version of ``name``, oldest first."""
-    with read_session(catalog.engine) as session:
-        rows = session.exec(
-            select(HubLinkRow).where(HubLinkRow.name == name).order_by(col(HubLinkRow.id))
-        )
-        return [_link(row) for row in rows]
+    with catalog.plain_reader() as execute:
+        return read_links(execute, name)

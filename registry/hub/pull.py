@@ -98,15 +98,21 @@ def pull_repo(
             hub_errors(settings, "pull", repo_id, revision),
             client_session(settings, progress_bars=progress_bars),
         ):
-            folder = download(
-                settings,
-                repo_id,
-                listing.commit,
-                list(wanted.values()),
-                cached_only=cached_only,
-                sizes=_listed_sizes(listing, wanted.values()),
-            )
-            progress.start("checking", sum(listing.files[p].size or 0 for p in wanted.values()))
+            total = sum(listing.files[p].size or 0 for p in wanted.values())
+            progress.start("downloading", total)
+            try:
+                folder = download(
+                    settings,
+                    repo_id,
+                    listing.commit,
+                    list(wanted.values()),
+                    cached_only=cached_only,
+                    sizes=_listed_sizes(listing, wanted.values()),
+                    progress=progress,
+                )
+            finally:
+                progress.finish()
+            progress.start("checking", total)
             try:
                 sha256 = {
                     path: checked_copy(

@@ -14,6 +14,7 @@ from pathlib import Path
 from registry.bases.hub_cache import cached_snapshot
 from registry.errors import FingerprintError, HubError
 from registry.faults import fault_point
+from registry.hub.download_progress import forwarding_bars
 from registry.hub.files import RemoteFile, copy_hashed, evict_cached, mismatch
 from registry.hub.limits import DownloadLimits, bounded_downloads
 from registry.hub.remote_manifest import MANIFEST_PATH, RemoteManifest, parse
@@ -69,11 +70,15 @@ def download(
     *,
     cached_only: bool,
     sizes: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Fetch ``paths`` at ``revision`` into the HF cache; the snapshot folder (named by commit).
 
-    With ``sizes`` (each path's listed size) the downloads run under ``limits``."""
+    With ``sizes`` (each path's listed size) the downloads run under ``limits``; with
+    ``progress``, the bytes written are reported to it instead of the client's own bars."""
     from huggingface_hub import snapshot_download
+
+    bars = forwarding_bars(progress) if progress is not None else None
 
     def fetch() -> str:
         return snapshot_download(
@@ -85,6 +90,7 @@ def download(
             token=settings.token,
             local_files_only=cached_only,
             max_workers=4,
+            tqdm_class=bars,
         )
 
     if cached_only or sizes is None:

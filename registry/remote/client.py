@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -122,6 +122,12 @@ class RemoteRegistry(RemoteRecords):
     @property
     def blobs(self) -> BlobStore:
         _local_only("the blob store")
+
+    def list_pages(
+        self, query: ListQuery | None = None, /, **fields: Any
+    ) -> Iterator[builtins.list[AdapterVersion]]:
+        # The server pages /versions itself; its whole answer is one page here.
+        yield self.list(query, **fields)
 
     @property
     def hub(self) -> Any:

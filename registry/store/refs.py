@@ -14,14 +14,18 @@ and at most 96 characters, so that no name can be a path trick.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from registry.errors import InvalidNameError, NotFoundError
+from registry.errors import InvalidNameError, NotFoundError, YankedVersionWarning
+
+if TYPE_CHECKING:
+    from registry.store.results import AdapterVersion
 
 MAX_NAME_LENGTH = 96
 MIN_DIGEST_PREFIX = 12
@@ -197,3 +201,15 @@ def next_version(existing: Iterable[str]) -> str:
     # Keep the epoch: "2" sorts below "1!1.0", so it would not be the newest.
     epoch = f"{highest.epoch}!" if highest.epoch else ""
     return f"{epoch}{highest.release[0] + 1}"
+
+
+def warn_if_yanked(version: AdapterVersion, *, stacklevel: int = 1) -> None:
+    """A reference that resolved to a yanked version (pinned exactly) says so;
+    ``stacklevel`` counts from the caller, as ``warnings.warn`` does."""
+    if version.yanked:
+        warnings.warn(
+            f"{version.ref} is yanked ({version.status_reason}); it resolved only because "
+            "it was pinned exactly",
+            YankedVersionWarning,
+            stacklevel=stacklevel + 1,
+        )

@@ -9,16 +9,15 @@ travels further down.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import CatalogMissingError, YankedVersionWarning
+from registry.errors import CatalogMissingError
 from registry.store.blob_config import open_blob_store
 from registry.store.blob_store import BlobBackend
 from registry.store.catalog.catalog import Catalog
 from registry.store.home import RegistryHome
-from registry.store.refs import Ref, parse_ref
+from registry.store.refs import Ref, parse_ref, warn_if_yanked
 from registry.store.results import AdapterVersion
 
 
@@ -67,13 +66,7 @@ class Store:
     def resolve(self, ref: str | Ref) -> AdapterVersion:
         """One version for a reference; a yanked one (pinned exactly) with a warning."""
         version = self.catalog.resolve(parse_ref(ref) if isinstance(ref, str) else ref)
-        if version.yanked:
-            warnings.warn(
-                f"{version.ref} is yanked ({version.status_reason}); it resolved only because "
-                "it was pinned exactly",
-                YankedVersionWarning,
-                stacklevel=3,
-            )
+        warn_if_yanked(version, stacklevel=3)
         return version
 
     def close(self) -> None:

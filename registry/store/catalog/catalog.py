@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,16 @@ from registry.store.catalog.history import (
     utcnow,
 )
 from registry.store.catalog.lineage_edges import record_lineage
-from registry.store.catalog.listing import ListFilter, count_matching, list_versions
-from registry.store.catalog.resolve import choose
+from registry.store.catalog.listing import (
+    ListFilter,
+    count_matching,
+    list_versions,
+    version_pages,
+)
+from registry.store.catalog.resolve import resolve_row
 from registry.store.catalog.schema import SchemaStatus, ensure_schema
 from registry.store.catalog.tables import (
     AdapterVersionRow,
-    AliasRow,
     AuditEventRow,
     EvalRow,
     TagRow,
@@ -250,46 +255,8 @@ class Catalog:
     # -- reading -----------------------------------------------------------------
 
     def resolve(self, ref: Ref) -> AdapterVersion:
-        with read_session(self.engine) as session:
-            row = self._resolve_row(session, ref)
-            return self._load(session, [row])[0]
-
-    def _resolve_row(self, session: Session, ref: Ref) -> AdapterVersionRow:
-        by_name = select(AdapterVersionRow).where(AdapterVersionRow.name == ref.name)
-        if ref.kind == "alias":
-            alias = session.get(AliasRow, (ref.name, ref.value))
-            if alias is None:
-                self._require_name(session, ref.name)
-                raise NotFoundError(f"{ref.name} has no alias {ref.value!r}")
-            row = session.get(AdapterVersionRow, alias.version_id)
-            assert row is not None  # the foreign key guarantees it
-            return row
-        if ref.kind == "digest":
-            matches = list(
-                session.exec(
-                    by_name.where(col(AdapterVersionRow.digest).startswith(f"sha256:{ref.value}"))
-                )
-            )
-            if not matches:
-                self._require_name(session, ref.name)
-                raise NotFoundError(f"{ref.name} has no version with digest sha256:{ref.value}")
-            if len(matches) > 1:
-                raise NotFoundError(
-                    f"digest prefix sha256:{ref.value} is ambiguous for {ref.name}; "
-                    "give more digits"
-                )
-            return matches[0]
-        # Reads the name's versions highest first from an index, not all of them.
-        chosen = choose(session, ref)
-        return session.exec(by_name.where(AdapterVersionRow.version == chosen.version)).one()
-
-    @staticmethod
-    def _require_name(session: Session, name: str) -> None:
-        found = session.exec(
-            select(AdapterVersionRow.id).where(AdapterVersionRow.name == name).limit(1)
-        ).first()
-        if found is None:
-            raise NotFoundError(f"no adapter named {name!r}")
+        with self.plain_reader() as execute:
+            return load_rows(execute, [resolve_row(execute, ref)])[0]
 
     def get_by_id(self, row_id: int) -> AdapterVersion:
         with read_session(self.engine) as session:
@@ -303,6 +270,16 @@ class Catalog:
         with read_session(self.engine) as session:
             connection = session.connection()
             return list_versions(_executor(connection), flt, connection.dialect.name)
+
+    def version_pages(self, flt: ListFilter) -> Iterator[list[AdapterVersion]]:
+        """``list_versions(flt)`` a page at a time, each read in its own session."""
+        return version_pages(self.plain_reader, flt, self.engine.dialect.name)
+
+    @contextmanager
+    def plain_reader(self) -> Iterator[Execute]:
+        """One read session, running plain SQL statements (``listing``, ``resolve``)."""
+        with read_session(self.engine) as session:
+            yield _executor(session.connection())
 
     def count_matching(self, flt: ListFilter) -> int:
         """How many versions match ``flt``'s filters (its order and limit aside)."""

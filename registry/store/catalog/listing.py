@@ -17,8 +17,9 @@ then never import SQLAlchemy. This module is the one place the query is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from packaging.version import Version
@@ -217,17 +218,35 @@ def byte_order(column: str, dialect: str) -> str:
     return f'{column} COLLATE "C"' if dialect == "postgresql" else column
 
 
-def id_query(flt: ListFilter, *, whole_rows: bool = False, dialect: str = "") -> Statement:
+def id_query(
+    flt: ListFilter,
+    *,
+    whole_rows: bool = False,
+    dialect: str = "",
+    after: Sequence[Any] | None = None,
+) -> Statement:
     """Step one: the matching ids (and sort keys), ordered and limited where SQL can.
 
     ``whole_rows`` selects every column instead (id, name and version stay first),
-    for listings without a limit, which load every match anyway.
+    for listings without a limit, which load every match anyway. ``after`` (name
+    order with a limit) is the (name, version_key, id) of the last row of the previous
+    page: the page after it, one range of the (name, version_key) index.
     """
     v = _V
     order = parse_sort(flt.sort)
     bind = SqlParams()
     columns = VERSION_COLUMNS if whole_rows else ("id", "name", "version")
-    sql = f"SELECT {', '.join(f'{v}.{c}' for c in columns)} FROM {v}" + _where(flt, bind)
+    clauses = filter_clauses(flt, bind)
+    if after is not None:
+        if order.kind != "name" or flt.limit is None:
+            raise ArgumentError("a page after a key needs the name order and a limit")
+        key = (byte_order(f"{v}.name", dialect), f"{v}.version_key", f"{v}.id")
+        # A row-value comparison, so the page stays right while versions are pushed.
+        values = ", ".join(bind(value) for value in after)
+        clauses.append(f"({', '.join(key)}) {'<' if flt.reverse else '>'} ({values})")
+    sql = f"SELECT {', '.join(f'{v}.{c}' for c in columns)} FROM {v}"
+    if clauses:
+        sql += f" WHERE {' AND '.join(clauses)}"
     keys: list[str] = []
     if order.kind == "created":
         keys = [f"{v}.created_at {'ASC' if flt.reverse else 'DESC'}"]
@@ -280,6 +299,49 @@ def list_versions(execute: Execute, flt: ListFilter, dialect: str) -> list[Adapt
         return load_rows(execute, ordered_rows(list(rows), flt))
     rows = execute(*id_query(flt, dialect=dialect))
     return load_ids(execute, ordered_ids(list(rows), flt))
+
+
+# Rows per page of a streamed listing: enough to size a table's columns, few enough
+# that memory stays flat however many versions match.
+PAGE_SIZE = 1000
+
+
+def version_pages(
+    connect: Callable[[], AbstractContextManager[Execute]],
+    flt: ListFilter,
+    dialect: str,
+    size: int | None = None,
+) -> Iterator[list[AdapterVersion]]:
+    """``list_versions(flt)`` a page at a time, so a caller can print the first rows
+    before the last are read and hold one page in memory. Each page is read on its own
+    connection from ``connect``. The name order pages by key in SQL; the others read
+    the ordered ids once (a few bytes per match) and load them a page at a time."""
+    size = size or PAGE_SIZE
+    if flt.limit is not None:
+        with connect() as execute:
+            yield list_versions(execute, flt, dialect)
+        return
+    if parse_sort(flt.sort).kind != "name":
+        with connect() as execute:
+            ids = ordered_ids(list(execute(*id_query(flt, dialect=dialect))), flt)
+        for start in range(0, len(ids), size):
+            with connect() as execute:
+                yield load_ids(execute, ids[start : start + size])
+        return
+    # Name order: each page is the next range of the index after the previous page's key.
+    paged = replace(flt, limit=size)
+    key = [VERSION_COLUMNS.index(column) for column in ("name", "version_key", "id")]
+    after: tuple[Any, ...] | None = None
+    while True:
+        with connect() as execute:
+            statement = id_query(paged, whole_rows=True, dialect=dialect, after=after)
+            rows = list(execute(*statement))
+            page = load_rows(execute, rows)
+        if page:
+            yield page
+        if len(rows) < size:
+            return
+        after = tuple(rows[-1][i] for i in key)
 
 
 def count_matching(execute: Execute, flt: ListFilter) -> int:

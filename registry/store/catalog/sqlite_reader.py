@@ -1,9 +1,9 @@
 """Reading a SQLite catalog with the standard library's ``sqlite3``, for commands that
-only read (``adapters list``): they then start without importing SQLAlchemy and
+only read (``adapters list``, ``show``): they then start without importing SQLAlchemy and
 SQLModel, which cost several times the interpreter's own start-up.
 
-It runs the very statements ``Catalog`` runs through SQLAlchemy (``listing`` and
-``version_rows``), so both give the same results. It opens only a catalog at the
+It runs the very statements ``Catalog`` runs through SQLAlchemy (``listing``,
+``resolve`` and ``version_rows``), so both give the same results. It opens only a catalog at the
 schema version of this release; anything else (missing, older, newer, unreadable) is
 left to ``Catalog``, whose messages say what to do.
 """
@@ -11,17 +11,26 @@ left to ``Catalog``, whose messages say what to do.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from registry.store.catalog.listing import ListFilter, count_matching, list_versions
+from registry.store.catalog.listing import (
+    ListFilter,
+    count_matching,
+    list_versions,
+    version_pages,
+)
+from registry.store.catalog.resolve import resolve_row
 from registry.store.catalog.schema_version import SCHEMA_VERSION, VERSION_KEY
+from registry.store.catalog.version_rows import Execute, load_rows
+from registry.store.refs import Ref
 from registry.store.results import AdapterVersion
 
 BUSY_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
 
 class SqliteReader:
@@ -64,6 +73,23 @@ class SqliteReader:
         # One read transaction: the ids and the rows they load come from one snapshot.
         with self._snapshot():
             return list_versions(self._execute, flt, "sqlite")
+
+    def version_pages(self, flt: ListFilter) -> Iterator[list[AdapterVersion]]:
+        return version_pages(self._page_reader, flt, "sqlite")
+
+    @contextmanager
+    def _page_reader(self) -> Iterator[Execute]:
+        with self._snapshot():
+            yield self._execute
+
+    def read(self, reading: Callable[[Execute], T]) -> T:
+        """``reading`` run on one snapshot of the catalog."""
+        with self._page_reader() as execute:
+            return reading(execute)
+
+    def resolve(self, ref: Ref) -> AdapterVersion:
+        with self._page_reader() as execute:
+            return load_rows(execute, [resolve_row(execute, ref)])[0]
 
     def count_matching(self, flt: ListFilter) -> int:
         return count_matching(self._execute, flt)

@@ -86,7 +86,7 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
             params,
         ):
             evals.setdefault(ev[0], []).append(
-                EvalScore(ev[1], ev[2], ev[3], ev[4], ev[5], _aware(ev[6]), ev[7])
+                EvalScore(ev[1], ev[2], ev[3], ev[4], ev[5], utc_datetime(ev[6]), ev[7])
             )
         for al in execute(
             f"SELECT version_id, alias FROM aliases WHERE version_id IN {members} ORDER BY alias",
@@ -114,7 +114,7 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
             size_bytes=row[c["size_bytes"]],
             status=row[c["status"]],
             status_reason=row[c["status_reason"]],
-            created_at=_naive(row[c["created_at"]]),
+            created_at=utc_datetime(row[c["created_at"]]),
             created_by=row[c["created_by"]],
             training_data=tuple(data.get(row[0], ())),
             evals=tuple(evals.get(row[0], ())),
@@ -127,11 +127,8 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
 
 
 # SQLite stores timestamps as text, which plain statements return as is; PostgreSQL's
-# driver returns datetimes. Both become what the table's DateTime type gives.
-def _naive(value: str | datetime) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _aware(value: str | datetime) -> datetime:
-    parsed = _naive(value)
+# driver returns naive datetimes. Both become what the tables' UTCDateTime type gives
+# (and so what rows loaded through SQLModel give): datetimes in UTC, with the zone.
+def utc_datetime(value: str | datetime) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
