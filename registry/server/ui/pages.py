@@ -116,12 +116,30 @@ def _list_query(form: ListForm) -> ListQuery:
     )
 
 
+@dataclass(frozen=True)
+class Count:
+    """How many versions match: exact, or "more than" ``n`` when capped."""
+
+    n: int
+    capped: bool
+
+    def __str__(self) -> str:
+        return f"more than {self.n:,}" if self.capped else f"{self.n:,}"
+
+
+@dataclass(frozen=True)
+class Found:
+    versions: list[AdapterVersion]
+    count: Count
+    more: bool  # a later page holds versions
+
+
 async def _page_of_versions(
     ui: Ui, caller: Caller, query: ListQuery, search: str | None, page: int
-) -> tuple[list[AdapterVersion], int]:
+) -> Found:
     catalog = ui.ctx.registry.catalog
 
-    def work() -> tuple[list[AdapterVersion], int]:
+    def work() -> Found:
         found = browse.browse_versions(
             catalog.engine,
             query.compile(),
@@ -130,18 +148,20 @@ async def _page_of_versions(
             offset=(page - 1) * PAGE_SIZE,
             size=PAGE_SIZE,
         )
-        return catalog.get_many(found.ids), found.total
+        versions = catalog.get_many(found.ids)
+        return Found(versions, Count(found.total, found.capped), found.more)
 
     return await _run(ui, caller, work)
 
 
-def _pages(total: int, page: int) -> dict[str, int | None]:
-    last = max(1, -(-total // PAGE_SIZE))
+def _pages(found: Found, page: int) -> dict[str, int | None]:
+    """Previous and next pages; the last one only when the count is exact."""
+    last = None if found.count.capped else max(1, -(-found.count.n // PAGE_SIZE))
     return {
         "page": page,
         "last": last,
         "prev": page - 1 if page > 1 else None,
-        "next": page + 1 if page < last else None,
+        "next": page + 1 if found.more else None,
     }
 
 
@@ -149,7 +169,7 @@ async def adapters(ui: Ui, request: Request, visitor: Visitor) -> Response:
     caller = reader(visitor)
     form = _list_form(request)
     page = max(1, _int(request, "page", 1))
-    versions, total = await _page_of_versions(ui, caller, _list_query(form), form.q or None, page)
+    found = await _page_of_versions(ui, caller, _list_query(form), form.q or None, page)
     return render(
         ui,
         request,
@@ -157,9 +177,9 @@ async def adapters(ui: Ui, request: Request, visitor: Visitor) -> Response:
         "adapters.html",
         title="Adapters",
         form=form,
-        versions=versions,
-        total=total,
-        pages=_pages(total, page),
+        versions=found.versions,
+        count=found.count,
+        pages=_pages(found, page),
     )
 
 
@@ -174,8 +194,8 @@ async def adapter(ui: Ui, request: Request, visitor: Visitor) -> Response:
         raise UiProblem(404, NOT_FOUND)
     page = max(1, _int(request, "page", 1))
     query = ListQuery(name=name)
-    versions, total = await _page_of_versions(ui, caller, query, None, page)
-    if total == 0:
+    found = await _page_of_versions(ui, caller, query, None, page)
+    if found.count.n == 0:
         raise UiProblem(404, NOT_FOUND)
     history = await _run(ui, caller, lambda: ui.ctx.registry.alias_history(name))
     return render(
@@ -185,9 +205,9 @@ async def adapter(ui: Ui, request: Request, visitor: Visitor) -> Response:
         "adapter.html",
         title=name,
         name=name,
-        versions=versions,
-        total=total,
-        pages=_pages(total, page),
+        versions=found.versions,
+        count=found.count,
+        pages=_pages(found, page),
         history=list(reversed(history))[:50],
     )
 
@@ -312,11 +332,11 @@ async def base(ui: Ui, request: Request, visitor: Visitor) -> Response:
     page = max(1, _int(request, "page", 1))
     records = [r for r in await _run(ui, caller, ui.ctx.registry.bases) if r.name == name]
     related = await _run(ui, caller, lambda: _related(ui, name))
-    versions, total = await _page_of_versions(ui, caller, ListQuery(base=name), None, page)
+    found = await _page_of_versions(ui, caller, ListQuery(base=name), None, page)
     others = []
     for other, relation in related[:20]:
-        found, count = await _page_of_versions(ui, caller, ListQuery(base=other), None, 1)
-        others.append((other, relation, found[:10], count))
+        theirs = await _page_of_versions(ui, caller, ListQuery(base=other), None, 1)
+        others.append((other, relation, theirs.versions[:10], theirs.count))
     return render(
         ui,
         request,
@@ -325,9 +345,9 @@ async def base(ui: Ui, request: Request, visitor: Visitor) -> Response:
         title=f"Base {name}",
         name=name,
         records=records,
-        versions=versions,
-        total=total,
-        pages=_pages(total, page),
+        versions=found.versions,
+        count=found.count,
+        pages=_pages(found, page),
         others=others,
     )
 

@@ -1,8 +1,10 @@
 """Paged queries for browsing the catalog (the server's web pages): a page of versions
-with free-text search inside a namespace, with its total; a page of audit events.
+with free-text search inside a namespace, with how many match (counted up to
+``COUNT_CAP``); a page of audit events.
 
-Each is one indexed statement for the ids (plus one COUNT), so a page of a huge
-catalog reads a page of rows; the versions themselves are then loaded by id in one
+Each is one indexed statement for the ids, so a page of a huge catalog reads at most
+``COUNT_CAP`` ids, never every match (an exact count of a search matching 100k versions
+costs as much as the page again); the versions themselves are then loaded by id in one
 batch (``Catalog.get_many``). A namespace is a half-open range on ``name`` (``ns/`` up to
 ``ns0``, '0' following '/'), which the name index serves.
 """
@@ -35,14 +37,19 @@ from registry.store.catalog.tables import AdapterVersionRow, AuditEventRow, TagR
 
 MAX_PAGE = 500
 BROAD = 2000  # matches past which a search walks the listing order (see search_clause)
+COUNT_CAP = 2000  # matches are counted up to this many; past it a page says "more than"
 
 
 @dataclass(frozen=True)
 class BrowsePage:
-    """The ids of one page of versions, in name then version order, and how many match."""
+    """The ids of one page of versions, in name then version order, and how many match:
+    ``total`` is exact unless ``capped`` (then more than ``COUNT_CAP`` match, and
+    ``total`` is ``COUNT_CAP``). ``more``: a later page holds versions."""
 
     ids: tuple[int, ...]
     total: int
+    capped: bool = False
+    more: bool = False
 
 
 def _like(text: str) -> str:
@@ -151,14 +158,25 @@ def browse_versions(
             index = search_index.kind(connection)
             clauses.append(search_clause(search, index, broad=_broad(connection, search, index)))
         keys = (code_point_order(col(v.name), dialect), col(v.version_key), col(v.id))
-        query = select(col(v.id)).where(*clauses).order_by(*keys).offset(max(0, offset)).limit(size)
-        ids = tuple(int(i) for i in connection.execute(query).scalars().all() if i is not None)
-        if offset == 0 and len(ids) < size:
-            total = len(ids)
-        else:
-            count = select(func.count()).select_from(v).where(*clauses)
-            total = int(connection.execute(count).scalar_one())
-    return BrowsePage(ids, total)
+        ordered = select(col(v.id)).where(*clauses).order_by(*keys)
+        offset, end = max(0, offset), max(0, offset) + size
+
+        def run(query: Select[Any]) -> list[int]:
+            return [int(i) for i in connection.execute(query).scalars().all() if i is not None]
+
+        if end <= COUNT_CAP:
+            # One statement gives the page and the count (up to the cap): a broad search
+            # builds its set of matches once, not once more for a COUNT.
+            found = run(ordered.limit(COUNT_CAP + 1))
+            ids = found[offset:end]
+            total, more = min(len(found), COUNT_CAP), len(found) > end
+            return BrowsePage(tuple(ids), total, len(found) > COUNT_CAP, more)
+        found = run(ordered.offset(offset).limit(size + 1))
+        if found:  # past the cap, so more than COUNT_CAP match
+            return BrowsePage(tuple(found[:size]), COUNT_CAP, True, len(found) > size)
+        capped = select(func.count()).select_from(ordered.limit(COUNT_CAP + 1).subquery())
+        count = int(connection.execute(capped).scalar_one())
+    return BrowsePage((), min(count, COUNT_CAP), count > COUNT_CAP, False)
 
 
 def audit_page(
