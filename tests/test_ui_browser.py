@@ -172,7 +172,6 @@ def test_compare_two_versions(site: ServedRegistry, page: Page) -> None:
     screenshot(page, "compare")
 
 
-@pytest.mark.xfail(strict=True, reason="/ui/compare?a=REF without b is an error page, not the form")
 def test_compare_with_from_a_version_opens_the_form_with_it_filled_in(
     site: ServedRegistry, page: Page
 ) -> None:
@@ -182,6 +181,13 @@ def test_compare_with_from_a_version_opens_the_form_with_it_filled_in(
     page.wait_for_url(re.compile(r"/ui/compare\?"))
     assert page.get_by_test_id("compare-form").count() == 1, page.inner_text("main")
     assert page.get_by_test_id("compare-a").input_value() == "chat-lora@1"
+    assert page.get_by_test_id("compare-b").input_value() == ""
+    picks = page.get_by_test_id("compare-pick")
+    assert picks.all_inner_texts() == ["chat-lora@2"]  # the adapter's other versions
+    screenshot(page, "compare-pick")
+    picks.first.click()
+    page.wait_for_url(re.compile(r"b=chat-lora"))
+    assert page.get_by_test_id("compare-evals").count() == 1
 
 
 def test_base_page_lists_its_adapters_and_the_model_tree(site: ServedRegistry, page: Page) -> None:

@@ -296,14 +296,28 @@ async def lineage(ui: Ui, request: Request, visitor: Visitor) -> Response:
     )
 
 
+def _refs_of(v: AdapterVersion) -> set[str]:
+    return {f"{v.name}@{v.version}", *(f"{v.name}@{alias}" for alias in v.aliases)}
+
+
 async def compare(ui: Ui, request: Request, visitor: Visitor) -> Response:
     caller = reader(visitor)
     a, b = _param(request, "a"), _param(request, "b")
-    result = None
-    if a or b:
+    result, others = None, []
+    if a and b:
         a, b = _ref_in_scope(caller, a), _ref_in_scope(caller, b)
         result = await _run(ui, caller, lambda: ui.ctx.registry.compare(a, b))
-    return render(ui, request, visitor, "compare.html", title="Compare", a=a, b=b, result=result)
+    elif a or b:
+        # One side given ("Compare with…" on a version page): the form with it filled
+        # in, and the same adapter's other versions to pick the other side from.
+        given = _ref_in_scope(caller, a or b)
+        name = parse_ref(given).name
+        found = await _page_of_versions(ui, caller, ListQuery(name=name), None, 1)
+        others = [v for v in found.versions if given not in _refs_of(v)]
+    return render(
+        ui, request, visitor, "compare.html",
+        title="Compare", a=a, b=b, result=result, others=others,
+    )  # fmt: skip
 
 
 async def bases(ui: Ui, request: Request, visitor: Visitor) -> Response:
