@@ -206,22 +206,42 @@ def test_a_gate_refuses_the_promotion_until_the_eval_is_recorded(
 ) -> None:
     sign_in(page, site, "maintainer")
     goto(page, version_url(site, "chat-lora@2"))
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.locator("#al-alias").fill("prod")
-    response = submit(page, "alias-form")
-    assert response.status == 409
-    report = page.get_by_test_id("gate-report")
-    assert "accuracy" in report.inner_text() and "0.9" in report.inner_text()
-    assert page.get_by_test_id("gate-check").first.get_attribute("data-status") == "fail"
-    assert page.get_by_test_id("aliases").inner_text() == "none"
+    with page.expect_response(re.compile(r"/ui/version\?")) as shown:
+        assert submit(page, "alias-form").status == 303  # Post/Redirect/Get
+    assert shown.value.status == 409
+    assert re.search(r"/ui/version\?ref=chat-lora%402&refused=", page.url), page.url
+
+    def refused_report_is_shown() -> None:
+        report = page.get_by_test_id("gate-report")
+        assert "accuracy" in report.inner_text() and "0.9" in report.inner_text()
+        assert page.get_by_test_id("gate-check").first.get_attribute("data-status") == "fail"
+        assert page.get_by_test_id("aliases").inner_text() == "none"
+
+    refused_report_is_shown()
     screenshot(page, "gate-refused")
+    # Reloading shows the refusal again and sends nothing.
+    assert len(posts) == 1
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.status == 409
+    refused_report_is_shown()
+    assert len(posts) == 1
     with local(site) as reg:
         assert "prod" not in reg.get("chat-lora@2").aliases
+        evals = len(reg.get("chat-lora@2").evals)
 
     page.locator("#ev-metric").fill("accuracy")
     page.locator("#ev-value").fill("0.95")
     page.locator("#ev-dataset").fill("gsm8k")
     assert submit(page, "eval-form").status == 303
     assert page.get_by_test_id("flash").inner_text() == "Done: eval recorded."
+    assert page.get_by_test_id("gate-report").count() == 0
+    page.reload()
+    assert page.get_by_test_id("flash").inner_text() == "Done: eval recorded."
+    with local(site) as reg:
+        assert len(reg.get("chat-lora@2").evals) == evals + 1  # recorded once, not on reload
     page.locator("#al-alias").fill("prod")
     page.locator("#al-note").fill("accuracy now 0.95")
     assert submit(page, "alias-form").status == 303

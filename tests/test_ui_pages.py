@@ -223,8 +223,22 @@ def test_gate_refused_alias_shows_report_then_allowed(
     page = maintainer.get("/ui/version?ref=team/model@1")
     response = maintainer.post("/ui/actions/alias", data={"csrf": csrf_of(page.text),
                                "ref": "team/model@1", "alias": "prod"})  # fmt: skip
-    assert response.status_code == 409
-    assert 'data-testid="gate-report"' in response.text and "accuracy" in response.text
+    # Post/Redirect/Get: the refusal is shown at the version page's address, with its
+    # status, as often as it is reloaded, and nothing is sent again.
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/ui/version?ref=team%2Fmodel%401&refused=")
+    for _ in range(2):
+        shown = maintainer.get(location)
+        assert shown.status_code == 409
+        assert 'data-testid="gate-report"' in shown.text and "accuracy" in shown.text
+    # Only the session that was refused sees it, for that version, as signed.
+    other = signed_in(site, site.tokens["maintainer"]).get(location)
+    assert other.status_code == 200 and 'data-testid="gate-report"' not in other.text
+    moved = location.replace("team%2Fmodel%401", "team%2Fmodel%402")
+    assert 'data-testid="gate-report"' not in maintainer.get(moved).text
+    forged = maintainer.get(location[:-3] + "abc")
+    assert forged.status_code == 200 and 'data-testid="gate-report"' not in forged.text
     with Registry.open(site.home, database_url=site.database_url) as local:
         assert "prod" not in local.get("team/model@1").aliases
     response = maintainer.post("/ui/actions/alias", data={"csrf": csrf_of(page.text),
@@ -248,7 +262,10 @@ def test_yank_unyank_tags_and_description(site: ServedRegistry, maintainer: http
     assert post("unyank").status_code == 303
     assert post("tags", tags="team=nlp\nowner=ana").status_code == 303
     assert post("describe", description="a mix").status_code == 303
-    assert post("tags", tags="no equals sign").status_code == 400
+    refused = post("tags", tags="no equals sign")
+    assert refused.status_code == 303
+    shown = maintainer.get(refused.headers["location"])
+    assert shown.status_code == 400 and "KEY=VALUE" in shown.text
     with Registry.open(site.home, database_url=site.database_url) as local:
         version = local.get(ref)
         assert version.status == "active"

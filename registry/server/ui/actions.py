@@ -18,7 +18,9 @@ from starlette.responses import Response
 
 from registry.errors import GateError, RegistryError
 from registry.security.tokens import authenticate, secret_digest
+from registry.server.ui import flash
 from registry.server.ui import session as sessions
+from registry.server.ui.flash import Refusal
 from registry.server.ui.page import (
     NOT_FOUND,
     Ui,
@@ -28,7 +30,7 @@ from registry.server.ui.page import (
     redirect,
     render,
 )
-from registry.server.ui.pages import _ref_in_scope, version_page
+from registry.server.ui.pages import _ref_in_scope
 
 # action -> (least role, what the form does)
 ACTIONS: dict[str, str] = {
@@ -142,24 +144,28 @@ def action_handler(action: str) -> Any:
             raise UiProblem(403, f"this needs a {role} token; ask an admin")
         caller = visitor.caller
         ref = _ref_in_scope(caller, form.get("ref", "").strip())
-        work = _work(ui, action, ref, form)
         try:
+            work = _work(ui, action, ref, form)
             await ui.ctx.call(caller, work)
+        except UiProblem as exc:
+            if exc.status != 400:
+                raise
+            return _refused(ui, visitor, ref, Refusal(400, error=str(exc)))
         except GateError:
             alias = form.get("alias", "").strip()
             report = await ui.ctx.call(caller, lambda: ui.ctx.registry.check_alias(ref, alias))
-            return await _refused(ui, request, visitor, ref, 409, gate=report)
+            return _refused(ui, visitor, ref, Refusal(409, gate=report))
         except RegistryError as exc:
             if type(exc).__name__ == "NotFoundError":
                 raise UiProblem(404, NOT_FOUND) from None
-            return await _refused(ui, request, visitor, ref, 400, error=str(exc))
+            return _refused(ui, visitor, ref, Refusal(400, error=str(exc)))
         return redirect("/ui/version", {"ref": ref, "done": action})
 
     return handle
 
 
-async def _refused(
-    ui: Ui, request: Request, visitor: Visitor, ref: str, status: int, **extra: Any
-) -> Response:
-    """The version page again, with why the action was refused (nothing was changed)."""
-    return await version_page(ui, request, visitor, status, ref=ref, **extra)
+def _refused(ui: Ui, visitor: Visitor, ref: str, refusal: Refusal) -> Response:
+    """To the version page, which shows why (nothing was changed): a redirect, so that
+    reloading it does not send the form again."""
+    signed = flash.encode(refusal, ref, visitor.session, ui.secret)
+    return redirect("/ui/version", {"ref": ref, flash.PARAM: signed})

@@ -16,6 +16,7 @@ from registry.errors import ArgumentError, InvalidNameError, NotFoundError
 from registry.lifecycle.results import AuditEvent, LineageNode
 from registry.security.signature_rows import signatures_of
 from registry.server.auth import Caller
+from registry.server.ui import flash
 from registry.server.ui.lineage_graph import build_graph
 from registry.server.ui.page import NOT_FOUND, Ui, UiProblem, Visitor, reader, render
 from registry.store.base_records import base_state_check
@@ -243,24 +244,27 @@ def _details(ui: Ui, ref: str) -> VersionDetails:
     )
 
 
-async def version_page(
-    ui: Ui, request: Request, visitor: Visitor, status: int = 200, **extra: Any
-) -> Response:
+async def version_page(ui: Ui, request: Request, visitor: Visitor) -> Response:
     caller = reader(visitor)
-    ref = _ref_in_scope(caller, _param(request, "ref") or str(extra.pop("ref", "")))
+    ref = _ref_in_scope(caller, _param(request, "ref"))
     details = await _run(ui, caller, lambda: _details(ui, ref))
     v = details.version
+    # An action refused just before (see actions): shown with its 4xx status.
+    refused = request.query_params.get(flash.PARAM, "")
+    refusal = flash.decode(refused, ref, visitor.session, ui.secret) if refused else None
     return render(
         ui,
         request,
         visitor,
         "version.html",
-        status,
+        200 if refusal is None else refusal.status,
         title=f"{v.name}@{v.version}",
         d=details,
         v=v,
         config=json.dumps(v.manifest.config, indent=2, sort_keys=True),
-        **{"gate": None, "error": None, "done": _param(request, "done"), **extra},
+        gate=refusal and refusal.gate,
+        error=refusal and refusal.error,
+        done="" if refusal else _param(request, "done"),
     )
 
 
