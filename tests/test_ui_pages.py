@@ -283,6 +283,9 @@ def test_hostile_text_is_inert_everywhere(maintainer: httpx2.Client) -> None:
     version = maintainer.get("/ui/version?ref=team/model@1").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in version
     assert "f1&#34;&#39;&amp;x" in version and "ds&#34;&#39;&amp;y" in version
+    # Audit details are JSON as recorded, escaped once for HTML (no \u003c escapes).
+    audit = maintainer.get("/ui/audit?name=team/model").text
+    assert "\\u003c" not in audit and "&lt;script&gt;alert(1)&lt;/script&gt;" in audit
 
 
 def test_anonymous_read_shows_pages_without_actions(site: ServedRegistry, tmp_path: Path) -> None:

@@ -111,6 +111,20 @@ def screenshot(page: Page, name: str) -> None:
     )
 
 
+def screenshot_at(page: Page, name: str, width: int) -> None:
+    """Write docs/ui/<name>.png of the top of the page at ``width`` px (a phone's)."""
+    if not screenshots_wanted():
+        return
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 800})
+    height = min(int(page.evaluate("() => document.documentElement.scrollHeight")), MAX_HEIGHT)
+    page.screenshot(
+        path=str(SCREENSHOT_DIR / f"{name}.png"),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": width, "height": height},
+    )
+
+
 def has_horizontal_overflow(page: Page) -> bool:
     """Whether the document is wider than the viewport (a sideways scroll bar)."""
     return bool(

@@ -4,6 +4,7 @@ pages that name nothing stored."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class Ui:
         env.filters["qs"] = lambda params: urlencode(
             [(k, v) for k, v in params.items() if v not in (None, "")]
         )
+        # JSON as the characters recorded (tojson writes <, >, & and ' as \u escapes,
+        # which is for scripts); autoescaping keeps it inert text.
+        env.filters["readable"] = lambda value: json.dumps(value, ensure_ascii=False)
         return cls(ctx, secret, env)
 
 
