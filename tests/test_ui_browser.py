@@ -450,10 +450,13 @@ def test_dates_stay_on_one_line(site: ServedRegistry, page: Page, path: str, tes
     sign_in(page, site, "admin")
     page.set_viewport_size({"width": 1000, "height": 800})
     goto(page, site.url + path)
-    dates = page.get_by_test_id(testid).locator("td.date")
+    table = page.get_by_test_id(testid)
+    dates = table.locator("td.date")
     assert dates.count() >= 1
     for i in range(dates.count()):
         assert dates.nth(i).evaluate(LINES) == 1, dates.nth(i).inner_text()
+    # ... and the table still fits: nothing is cut off behind a sideways scroll.
+    assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
 
 
 def test_audit_details_read_as_the_text_recorded(site: ServedRegistry, page: Page) -> None:
