@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from registry.formats.check_common import CheckResult, shape_of
+from registry.formats.check_common import CheckResult, adapterhub_tensor, shape_of
 from registry.formats.model import TensorInfo
 from registry.formats.text import show
 
@@ -78,15 +78,8 @@ def check_adapterhub_lora(
         result.features.add("vera")
     modules: dict[str, dict[str, TensorInfo]] = {}
     for key, info in sorted(tensors.items()):
-        match = _LORA.search(key) or _LORA_SHARED.search(key)
+        match = adapterhub_tensor(key, (_LORA, _LORA_SHARED), name, "LoRA", result)
         if match is None:
-            result.problems.append(f"tensor {show(key)}: not an AdapterHub LoRA tensor")
-            continue
-        if match.group("name") != name:
-            result.problems.append(
-                f"tensor {show(key)}: belongs to adapter {match.group('name')!r} but the "
-                f"config names {name!r}"
-            )
             continue
         rest = match.group("rest")
         if vera:
@@ -160,15 +153,8 @@ def check_adapterhub_prefix(
     result.features.add("flat" if flat else "reparametrised")
     locations: dict[str, dict[str, TensorInfo]] = {}
     for key, info in sorted(tensors.items()):
-        match = _PREFIX.search(key) or _PREFIX_GATE.search(key)
+        match = adapterhub_tensor(key, (_PREFIX, _PREFIX_GATE), name, "prefix tuning", result)
         if match is None:
-            result.problems.append(f"tensor {show(key)}: not an AdapterHub prefix tuning tensor")
-            continue
-        if match.group("name") != name:
-            result.problems.append(
-                f"tensor {show(key)}: belongs to adapter {match.group('name')!r} but the "
-                f"config names {name!r}"
-            )
             continue
         if match.re is _PREFIX_GATE:
             if not config.get("use_gating"):

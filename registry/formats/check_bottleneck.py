@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from registry.formats.check_common import CheckResult, shape_of
+from registry.formats.check_common import CheckResult, adapterhub_tensor, shape_of
 from registry.formats.model import TensorInfo
 from registry.formats.text import show
 
@@ -38,20 +38,11 @@ def check_bottleneck(document: Mapping[str, Any], tensors: Mapping[str, TensorIn
     _features(config, result)
     locations: dict[str, dict[str, TensorInfo]] = {}
     for key, info in sorted(tensors.items()):
-        match = _ADAPTER.search(key)
-        side = _SIDE.search(key)
-        if match is None and side is None:
-            result.problems.append(f"tensor {show(key)}: not an AdapterHub bottleneck tensor")
-            continue
-        owner = match.group("name") if match else side.group("name") if side else None
-        if owner != name:
-            result.problems.append(
-                f"tensor {show(key)}: belongs to adapter {owner!r} but the config names {name!r}"
-            )
-            continue
+        match = adapterhub_tensor(key, (_ADAPTER, _SIDE), name, "bottleneck", result)
         if match is None:
-            assert side is not None
-            if side.group("kind") == "invertible_adapters" and not config.get("inv_adapter"):
+            continue
+        if match.re is _SIDE:
+            if match.group("kind") == "invertible_adapters" and not config.get("inv_adapter"):
                 result.problems.append(
                     f"tensor {show(key)}: invertible adapter weights but inv_adapter is not set"
                 )

@@ -8,7 +8,8 @@ file may legitimately hold full tensors of ``modules_to_save`` modules, biases (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,24 @@ class CheckResult:
         self.problems.extend(other.problems)
         self.features |= other.features
         self.empty_ok |= other.empty_ok
+
+
+def adapterhub_tensor(
+    key: str, patterns: Sequence[re.Pattern[str]], name: object, what: str, result: CheckResult
+) -> re.Match[str] | None:
+    """The first of ``patterns`` that matches AdapterHub tensor ``key`` and names adapter
+    ``name`` (the config's); None, with the problem recorded, for any other tensor."""
+    match = next((m for m in (p.search(key) for p in patterns) if m is not None), None)
+    if match is None:
+        result.problems.append(f"tensor {show(key)}: not an AdapterHub {what} tensor")
+        return None
+    if match.group("name") != name:
+        result.problems.append(
+            f"tensor {show(key)}: belongs to adapter {match.group('name')!r} but the config "
+            f"names {name!r}"
+        )
+        return None
+    return match
 
 
 def shape_of(info: TensorInfo) -> str:
