@@ -14,8 +14,9 @@ not be applied to that base: the loader refuses it with ``BaseModelMismatchError
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -126,10 +127,10 @@ def _module_binding_check(
     target: BaseTarget,
 ) -> tuple[Check, float | None, tuple[str, ...]]:
     found = bind_modules(shapes, target.fingerprint.tensors)
-    layout = layout_of_config(target.config) if found.unbound else None
-    if layout is not None:
+    names = _CheckpointNames(target)
+    if found.unbound and names.layout is not None:
         # An adapter trained on the live model names modules as transformers 5 renamed them.
-        live = {layout.live_name(name) for name in target.fingerprint.tensors}
+        live = names.live_names
         found = bind_modules(shapes, dict.fromkeys([*target.fingerprint.tensors, *live]))
     if not found.considered:
         return Check("binding", "pass", f"{version.method} binds to no base module"), None, ()
@@ -163,15 +164,15 @@ def _binding_check(
     if not needed:
         return Check("binding", "fail", "the adapter has no tensors to bind"), 0.0, ()
     base = target.fingerprint.tensors
-    saved_name = _saved_names(target)
-    fused = _fused_names(target)
+    names = _CheckpointNames(target)
     unbound: list[str] = []
     for req in needed:
-        found = base.get(req.parameter) or base.get(saved_name(req.parameter) or "")
+        found = base.get(req.parameter) or base.get(names.saved_name(req.parameter) or "")
         if found is None:
             alias = tied_embedding(req.parameter, base, target.config)
             found = base.get(alias) if alias is not None else None
-        if found is None and req.dims is None and req.numel is None and fused(req.parameter):
+        unshaped = req.dims is None and req.numel is None
+        if found is None and unshaped and req.parameter in names.live_names:
             continue  # a live parameter fused from saved ones: existence is all it needs
         if found is None:
             unbound.append(f"{req.module} (no parameter {req.parameter} in the base)")
@@ -195,32 +196,27 @@ def _binding_check(
     return Check("binding", "fail", detail), coverage, tuple(unbound)
 
 
-def _saved_names(target: BaseTarget) -> Callable[[str], str | None]:
-    """Live parameter name -> its name in the base's checkpoint (transformers 5 renames some
-    modules on load: an adapter trained on the live model names them as they are live)."""
-    layouts: list[CheckpointLayout | None] = []
+class _CheckpointNames:
+    """The base's tensor names as transformers 5 has them live and as its checkpoint saves
+    them (it renames some modules and fuses others on load), read on first use only: the
+    layout imports transformers."""
 
-    def saved(name: str) -> str | None:
-        if not layouts:  # built on the first miss only: it imports transformers
-            layouts.append(layout_of_config(target.config))
-        return layouts[0].saved_name(name) if layouts[0] is not None else None
+    def __init__(self, target: BaseTarget) -> None:
+        self._target = target
 
-    return saved
+    @functools.cached_property
+    def layout(self) -> CheckpointLayout | None:
+        return layout_of_config(self._target.config)
 
+    def saved_name(self, live: str) -> str | None:
+        """Live parameter name -> its checkpoint name (None: not renamed, or fused)."""
+        return self.layout.saved_name(live) if self.layout is not None else None
 
-def _fused_names(target: BaseTarget) -> Callable[[str], bool]:
-    """Whether a live parameter is fused on load from tensors the base's checkpoint holds
-    (transformers 5 fuses Mixtral's and Qwen3-MoE's per-expert weights)."""
-    known: list[set[str]] = []
-
-    def fused(name: str) -> bool:
-        if not known:  # built on the first miss only: it imports transformers
-            layout = layout_of_config(target.config)
-            saved = target.fingerprint.tensors
-            known.append({layout.live_name(n) for n in saved} if layout is not None else set())
-        return name in known[0]
-
-    return fused
+    @functools.cached_property
+    def live_names(self) -> frozenset[str]:
+        """The live tensors the checkpoint's tensors load into (fused ones included)."""
+        layout, saved = self.layout, self._target.fingerprint.tensors
+        return frozenset(layout.live_name(n) for n in saved) if layout is not None else frozenset()
 
 
 def _weights_check(
