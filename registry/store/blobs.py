@@ -17,7 +17,13 @@ from pathlib import Path
 from registry.errors import IntegrityError, RegistryError
 from registry.faults import fault_point
 from registry.store.blob_store import DigestHook, StoredBlob
-from registry.store.hashing import CHUNK_SIZE, ProgressCallback, copy_hashed, sha256_file
+from registry.store.hashing import (
+    CHUNK_SIZE,
+    ProgressCallback,
+    copy_hashed,
+    sha256_file,
+    write_hashed,
+)
 
 TMP_PREFIX = ".tmp-"
 
@@ -94,27 +100,14 @@ class BlobStore:
             return StoredBlob(expected, self.path(expected).stat().st_size, created=False)
         staging = self.root / "sha256" / "staging"
         staging.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        buffer = bytearray(CHUNK_SIZE)
-        view = memoryview(buffer)
         fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=staging)
         tmp = Path(tmp_name)
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while True:
-                    count = src.readinto(buffer)
-                    if not count:
-                        break
-                    digest.update(view[:count])
-                    dst.write(view[:count])
-                    size += count
-                    if progress is not None:
-                        progress(count)
+            with os.fdopen(fd, "wb") as dst:
+                sha256, size = write_hashed(source, dst, progress)
                 dst.flush()
                 os.fsync(dst.fileno())
             fault_point("push.staged")
-            sha256 = digest.hexdigest()
             if before_commit is not None and sha256 != expected:
                 before_commit(sha256)
             return self._commit(tmp, sha256, size, expected)

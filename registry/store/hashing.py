@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from registry.errors import InvalidNameError, RegistryError
 
@@ -45,19 +45,29 @@ def sha256_file(path: Path, progress: ProgressCallback | None = None) -> str:
 
 def copy_hashed(source: Path, destination: Path, progress: ProgressCallback | None = None) -> str:
     """Copy ``source`` to a new file ``destination``; the hex sha256 of the bytes copied."""
+    with open(destination, "wb") as dst:
+        return write_hashed(source, dst, progress)[0]
+
+
+def write_hashed(
+    source: Path, dst: BinaryIO, progress: ProgressCallback | None = None
+) -> tuple[str, int]:
+    """Copy ``source`` into the open file ``dst``; the hex sha256 and size of the bytes."""
     digest = hashlib.sha256()
+    size = 0
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
-    with open(source, "rb") as src, open(destination, "wb") as dst:
+    with open(source, "rb") as src:
         while True:
             count = src.readinto(buffer)
             if not count:
                 break
             digest.update(view[:count])
             dst.write(view[:count])
+            size += count
             if progress is not None:
                 progress(count)
-    return digest.hexdigest()
+    return digest.hexdigest(), size
 
 
 def sha256_bytes(data: bytes) -> str:
