@@ -91,29 +91,28 @@ def _method_check(method: str, analysis: str = "full") -> Check:
         return _peft_only_check(method, analysis)
     if method not in METHODS:
         return Check("method", "fail", f"{method} adapters are not supported")
+    missing = _without_peft(method, "through")
+    return missing or Check("method", "pass", f"{method}: loaded through the peft library")
+
+
+def _without_peft(method: str, how: str) -> Check | None:
+    """The failed check when the peft library, which ``method`` loads ``how`` (through,
+    only through), is not installed; None when it is."""
     try:
         importlib.metadata.version("peft")
     except importlib.metadata.PackageNotFoundError:
         return Check(
             "method",
             "fail",
-            f"{method} adapters load through the peft library, which is not installed "
+            f"{method} adapters load {how} the peft library, which is not installed "
             "(pip install 'adapter-registry[peft]')",
         )
-    return Check("method", "pass", f"{method}: loaded through the peft library")
+    return None
 
 
 def _peft_only_check(method: str, analysis: str) -> Check:
-    try:
-        importlib.metadata.version("peft")
-    except importlib.metadata.PackageNotFoundError:
-        return Check(
-            "method",
-            "fail",
-            f"{method} adapters load only through the peft library, which is not installed "
-            "(pip install 'adapter-registry[peft]')",
-        )
-    return Check(
+    missing = _without_peft(method, "only through")
+    return missing or Check(
         "method",
         "pass",
         f"{method} ({analysis} analysis): loaded through the peft library (mode='peft'); "
