@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from registry.bases.sample_values import decode_sample
@@ -103,16 +103,7 @@ class Fingerprint:
 
     def with_digests(self, digests: Mapping[str, str]) -> Fingerprint:
         """This fingerprint with full-content digests added (exhaustive mode)."""
-        merged = {**self.digests, **digests}
-        return Fingerprint(
-            self.algorithm,
-            self.structure,
-            self.content,
-            self.tensor_count,
-            self.total_params,
-            self.tensors,
-            merged,
-        )
+        return replace(self, digests={**self.digests, **digests})
 
     @property
     def is_complete(self) -> bool:
@@ -126,14 +117,10 @@ class Fingerprint:
         (``model.layers.0.self_attn.q_proj``) keeps its weight and bias.
         """
         keep = select_names(self.tensors, names, "fingerprint")
-        return Fingerprint(
-            self.algorithm,
-            self.structure,
-            self.content,
-            self.tensor_count,
-            self.total_params,
-            {name: self.tensors[name] for name in keep},
-            {name: self.digests[name] for name in keep if name in self.digests},
+        return replace(
+            self,
+            tensors={name: self.tensors[name] for name in keep},
+            digests={name: self.digests[name] for name in keep if name in self.digests},
         )
 
 
