@@ -45,10 +45,7 @@ class OperatorMethods(FacadeCore):
         from registry.ops.methods import CombineSpec
         from registry.runtime.derive import Destination, combine_versions
 
-        if spec is None:
-            spec = CombineSpec.build(count=len(refs), **parameters)
-        elif parameters:
-            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
+        spec = CombineSpec.for_call(spec, len(refs), parameters)
         return combine_versions(
             self.store,
             [str(r) for r in refs],
@@ -137,4 +134,3 @@ class OperatorMethods(FacadeCore):
             seed=seed,
             progress=progress,
         )
-

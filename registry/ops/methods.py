@@ -8,7 +8,7 @@ usage error never need torch, and the two can never disagree.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,18 @@ class CombineSpec:
         Not checked; ``validate`` (or ``problems``) says what is wrong with it."""
         given = tuple(float(w) for w in weights) if weights is not None else (1.0,) * count
         return cls(method, given, rank, density, seed, majority_sign)
+
+    @classmethod
+    def for_call(
+        cls, spec: CombineSpec | None, count: int, parameters: Mapping[str, Any]
+    ) -> CombineSpec:
+        """``combine``'s spec: ``spec`` itself, or one built from its loose fields, never
+        both."""
+        if spec is None:
+            return cls.build(count=count, **parameters)
+        if parameters:
+            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
+        return spec
 
     def mismatches(self, count: int) -> list[str]:
         """Parameters that do not fit the method or the number of parents: a weight count, a

@@ -87,10 +87,7 @@ class RemoteOperators(Registry):
         from registry.ops.methods import CombineSpec
         from registry.runtime.derive import Destination, derive_combine
 
-        if spec is None:
-            spec = CombineSpec.build(count=len(refs), **parameters)
-        elif parameters:
-            raise TypeError(f"give a CombineSpec or its fields, not both: {sorted(parameters)}")
+        spec = CombineSpec.for_call(spec, len(refs), parameters)
         destination = Destination(name, version, alias, dict(tags or {}))
         texts = [str(r) for r in refs]
         versions = [self._resolve(r) for r in texts]
