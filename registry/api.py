@@ -15,6 +15,7 @@ from registry.check import Check
 from registry.errors import ArgumentError, RegistryError
 from registry.facade.lifecycle_methods import LifecycleMethods
 from registry.facade.operator_methods import OperatorMethods
+from registry.facade.trust_methods import TrustMethods
 from registry.lifecycle.aliases import push_gate
 from registry.lifecycle.selection import row_id
 from registry.progress import Progress
@@ -53,7 +54,7 @@ URL_OPENERS: dict[str, Callable[..., Registry]] = {}
 URL_OPENER_MODULES = {"http": "registry.remote", "https": "registry.remote"}
 
 
-class Registry(LifecycleMethods, OperatorMethods):
+class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
     """An open registry: a catalog plus a blob store, found like git finds a repo.
 
     >>> reg = Registry.open()                       # doctest: +SKIP

@@ -95,7 +95,28 @@ def _requests(ref: str, digest: str) -> dict[tuple[str, str], Callable[[], Reque
         ("POST", f"{API}/bases/link"): lambda: (
             "POST", f"{API}/bases/link",
             j({"source": "absent", "target": "absent-too", "relation": "equivalent"})),
+        ("GET", f"{API}/keys"): lambda: ("GET", f"{API}/keys", {}),
+        ("POST", f"{API}/keys"): lambda: (
+            "POST", f"{API}/keys", j({"name": f"matrix-{next(_counter)}", "public_key": _pem()})),
+        ("POST", f"{API}/keys/untrust"): lambda: (
+            "POST", f"{API}/keys/untrust", j({"name": "absent"})),
+        ("GET", f"{API}/policy"): lambda: ("GET", f"{API}/policy", {}),
+        # Invalid on purpose (an admin gets 422): the module's server keeps no policy.
+        ("PUT", f"{API}/policy"): lambda: ("PUT", f"{API}/policy", j({"document": {"version": 1}})),
+        ("POST", f"{API}/policy/check"): lambda: (
+            "POST", f"{API}/policy/check", j({"document": {"version": 1, "rules": []}})),
     }  # fmt: skip
+
+
+def _pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
 
 
 @pytest.fixture(scope="module")

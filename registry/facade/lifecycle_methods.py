@@ -17,6 +17,7 @@ from registry.lifecycle.results import (
     EvalRecord,
     GateReport,
     LineageReport,
+    LogPage,
     Removal,
     StatusChange,
     TagChange,
@@ -117,6 +118,22 @@ class LifecycleMethods(FacadeCore):
     ) -> builtins.list[AuditEvent]:
         """Audit events, oldest first (``limit``: the newest ``limit`` of them)."""
         return audit.audit_log(self.catalog, ref, actions=actions, actor=actor, limit=limit)
+
+    def log_page(
+        self,
+        ref: str | Ref | None = None,
+        *,
+        actions: Sequence[str] = (),
+        actor: str | None = None,
+        namespace: str | None = None,
+        before: int | None = None,
+        size: int = 100,
+    ) -> LogPage:
+        """Audit events newest first, a page at a time: at most ``size`` older than the
+        event id ``before`` (the last one of the previous page); ``namespace`` keeps the
+        events of names under ``namespace/``."""
+        return audit.audit_page(self.catalog, ref, actions=actions, actor=actor,
+                                namespace=namespace, before=before, size=size)  # fmt: skip
 
     def record_event(
         self,

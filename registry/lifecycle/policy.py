@@ -100,11 +100,7 @@ def load_policy(home_root: Path) -> Policy:
         raise ValidationError(
             str(path), [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
         ) from None
-    import schemas  # jsonschema is slow to import; only a policy file needs it
-
-    problems = schemas.validate(data, "policy")
-    if not problems:
-        problems = _semantic_problems(data)
+    problems = policy_problems(data)
     if problems:
         raise ValidationError(str(path), problems)
     load = data.get("load") or {}
@@ -113,6 +109,14 @@ def load_policy(home_root: Path) -> Policy:
         path,
         load_requires_signature=bool(load.get("require_signature")),
     )
+
+
+def policy_problems(data: Any) -> list[str]:
+    """Every problem of a policy document: schemas/policy.schema.json, then what a schema
+    cannot say (a min above its max); empty when it is valid."""
+    import schemas  # jsonschema is slow to import; only a policy document needs it
+
+    return schemas.validate(data, "policy") or _semantic_problems(data)
 
 
 def _semantic_problems(data: dict[str, Any]) -> list[str]:

@@ -164,6 +164,14 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class LogPage:
+    """A page of the audit log, newest first; ``more``: older events follow."""
+
+    events: tuple[AuditEvent, ...]
+    more: bool
+
+
+@dataclass(frozen=True)
 class LineageNode:
     """A version related to the one asked about, with its own further relatives.
 

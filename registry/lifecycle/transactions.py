@@ -318,7 +318,41 @@ def events(
     limit: int | None = None,
 ) -> list[AuditEventRow]:
     """Matching events, oldest first; with ``limit``, the newest ``limit`` of them."""
-    query = select(AuditEventRow)
+    query = _event_filter(select(AuditEventRow), name, version, actions, actor)
+    query = query.order_by(col(AuditEventRow.id).desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with read_session(engine) as session:
+        return list(reversed(session.exec(query).all()))
+
+
+def events_before(
+    engine: Engine,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    actions: Sequence[str] = (),
+    actor: str | None = None,
+    namespace: str | None = None,
+    before: int | None = None,
+    size: int,
+) -> list[AuditEventRow]:
+    """At most ``size`` matching events older than the event ``before``, newest first:
+    keyset pages on the event id, which only grows. ``namespace`` keeps the events of
+    names under ``NS/`` (in the query, so that a page is never short for it)."""
+    query = _event_filter(select(AuditEventRow), name, version, actions, actor)
+    if namespace is not None:
+        query = query.where(col(AuditEventRow.name).startswith(namespace + "/", autoescape=True))
+    if before is not None:
+        query = query.where(col(AuditEventRow.id) < before)
+    query = query.order_by(col(AuditEventRow.id).desc()).limit(size)
+    with read_session(engine) as session:
+        return list(session.exec(query).all())
+
+
+def _event_filter(
+    query: Any, name: str | None, version: str | None, actions: Sequence[str], actor: str | None
+) -> Any:
     if name is not None:
         query = query.where(AuditEventRow.name == name)
     if version is not None:
@@ -327,11 +361,7 @@ def events(
         query = query.where(col(AuditEventRow.action).in_(list(actions)))
     if actor is not None:
         query = query.where(AuditEventRow.actor == actor)
-    query = query.order_by(col(AuditEventRow.id).desc())
-    if limit is not None:
-        query = query.limit(limit)
-    with read_session(engine) as session:
-        return list(reversed(session.exec(query).all()))
+    return query
 
 
 def event_count(engine: Engine) -> int:

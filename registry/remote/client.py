@@ -37,9 +37,10 @@ from registry.lifecycle.results import (
 )
 from registry.progress import Progress
 from registry.remote import wire
+from registry.remote.admin import RemoteAdmin
 from registry.remote.codec import decode, encode
 from registry.remote.operators import pushed_base_name
-from registry.remote.records import RemoteRecords
+from registry.remote.paging import every_page
 from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     import httpx2
 
     from registry.security.signing import Signature
-    from registry.security.tokens import NewToken, TokenInfo
 
 TOKEN_ENV = "ADAPTERS_TOKEN"
 CACHE_ENV = "ADAPTERS_CACHE_DIR"
@@ -77,7 +77,7 @@ def _local_only(what: str) -> NoReturn:
     )
 
 
-class RemoteRegistry(RemoteRecords):
+class RemoteRegistry(RemoteAdmin):
     """A registry server, used through the same methods as a local ``Registry``."""
 
     def __init__(
@@ -154,6 +154,10 @@ class RemoteRegistry(RemoteRecords):
     def _get(self, path: str, kind: type[T], **params: Any) -> T:
         clean = {k: v for k, v in params.items() if v is not None and v != []}
         return decode(kind, self._send("GET", path, params=clean).json())
+
+    def _every(self, path: str, kind: type[T], **params: Any) -> builtins.list[T]:
+        """Every item of a paged list, following its cursors."""
+        return every_page(lambda p, **kw: self._send("GET", p, **kw), path, kind, **params)
 
     def _post(self, path: str, kind: type[T], body: Any) -> T:
         return decode(kind, self._send("POST", path, json=encode(body)).json())
@@ -353,7 +357,7 @@ class RemoteRegistry(RemoteRecords):
     # -- base models ----------------------------------------------------------------------
 
     def bases(self) -> builtins.list[BaseModelRecord]:
-        return self._get("/bases", builtins.list[BaseModelRecord])
+        return self._every("/bases", BaseModelRecord)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -385,7 +389,7 @@ class RemoteRegistry(RemoteRecords):
         return self._post("/aliases/remove", AliasChange, wire.AliasRemoveBody(name, alias, note))
 
     def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasChange]:
-        return self._get("/aliases/history", builtins.list[AliasChange], name=name, alias=alias)
+        return self._every("/aliases/history", AliasChange, name=name, alias=alias)
 
     def yank(self, ref: str | Ref, reason: str) -> StatusChange:
         return self._post("/yank", StatusChange, wire.YankBody(str(ref), reason))
@@ -409,14 +413,12 @@ class RemoteRegistry(RemoteRecords):
         actor: str | None = None,
         limit: int | None = None,
     ) -> builtins.list[AuditEvent]:
-        return self._get(
-            "/log",
-            builtins.list[AuditEvent],
-            ref=None if ref is None else str(ref),
-            action=list(actions),
-            actor=actor,
-            limit=limit,
-        )
+        if limit is not None and limit < 1:
+            raise ArgumentError(f"--limit must be at least 1, not {limit}")
+        # The server pages from the newest event back; the library's order is oldest first.
+        newest_first = self._every("/log", AuditEvent, ref=None if ref is None else str(ref),
+                                   action=list(actions), actor=actor, limit=limit)  # fmt: skip
+        return newest_first[::-1]
 
     def record_event(self, action: str, *_args: Any, **_kw: Any) -> None:
         _local_only("recording an outside event")
@@ -426,30 +428,6 @@ class RemoteRegistry(RemoteRecords):
 
     def compare(self, a: str | Ref, b: str | Ref) -> Comparison:
         return self._get("/compare", Comparison, a=str(a), b=str(b))
-
-    # -- tokens ---------------------------------------------------------------------------
-
-    def create_token(
-        self,
-        name: str,
-        role: str,
-        *,
-        namespace: str | None = None,
-        expires: str | None = None,
-    ) -> NewToken:
-        from registry.security.tokens import NewToken
-
-        return self._post("/tokens", NewToken, wire.TokenBody(name, role, namespace, expires))
-
-    def tokens(self) -> builtins.list[TokenInfo]:
-        from registry.security.tokens import TokenInfo
-
-        return self._get("/tokens", builtins.list[TokenInfo])
-
-    def revoke_token(self, name: str) -> TokenInfo:
-        from registry.security.tokens import TokenInfo
-
-        return self._post("/tokens/revoke", TokenInfo, wire.TokenNameBody(name))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from registry.remote import wire
 from registry.remote.codec import decode, encode
 from registry.remote.loading import RemoteLoading
+from registry.remote.paging import every_page
 from registry.store.refs import Ref
 from registry.store.results import BaseModelRecord, BaseRelation
 
@@ -59,7 +60,8 @@ class RemoteRecords(RemoteLoading):
         return decode(BaseModelRecord, self._send_json("/bases", body))
 
     def base_relations(self) -> list[BaseRelation]:
-        return decode(list[BaseRelation], self._send("GET", "/bases/relations").json())
+        return every_page(lambda p, **kw: self._send("GET", p, **kw), "/bases/relations",
+                          BaseRelation)  # fmt: skip
 
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         body = wire.BaseLinkBody(source, target, relation)

@@ -129,6 +129,26 @@ class TokenNameBody:
 
 
 @dataclass(frozen=True)
+class KeyBody:
+    """A public key to trust: PEM or OpenSSH text (never a private key)."""
+
+    name: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class KeyNameBody:
+    name: str
+
+
+@dataclass(frozen=True)
+class PolicyBody:
+    """A policy document to store or check; None (check only): the stored one."""
+
+    document: Any = None
+
+
+@dataclass(frozen=True)
 class ClientBase:
     """Base weights fingerprinted by the client (``push --base-path``, ``base add``). The
     fingerprint document (``fingerprint_to_json``; a model of many tensors outgrows a JSON

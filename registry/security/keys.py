@@ -15,6 +15,7 @@ appear in a message: errors name the file instead.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.errors import ConflictError, InvalidNameError, NotFoundError, SignatureError
-from registry.security.trust_records import record_trust, recorded_trust
+from registry.security.trust_records import record_trust, record_untrust, recorded_trust
 from registry.store.actor import current_actor
 from registry.store.catalog.catalog import Catalog
 
@@ -52,6 +53,13 @@ def key_id(public: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def ssh_fingerprint(public: Ed25519PublicKey) -> str:
+    """The fingerprint ``ssh-keygen -l`` shows: SHA256 of the OpenSSH key blob, base64."""
+    line = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    blob = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
 def public_pem(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -67,11 +75,13 @@ class KeyInfo:
     public_path: Path
     has_private: bool
     recorded: bool = True  # False: a file in keys/trusted/ no `key trust` recorded (ignored)
+    fingerprint: str = ""  # as ``ssh-keygen -l`` shows it
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "key_id": self.key_id,
+            "fingerprint": self.fingerprint,
             "public_key": str(self.public_path),
             "private_key_here": self.has_private,
             "trusted": self.recorded,
@@ -111,20 +121,30 @@ class Keyring:
         _write_atomic(public_path, public_pem(key.public_key()), mode=0o644)
         new_id = key_id(key.public_key())
         record_trust(self.catalog, current_actor(), name, new_id)
-        return KeyInfo(name, new_id, public_path, has_private=True)
+        return KeyInfo(name, new_id, public_path, has_private=True,
+                       fingerprint=ssh_fingerprint(key.public_key()))  # fmt: skip
 
     def trust(self, name: str, public_file: Path) -> KeyInfo:
         """Trust the ed25519 public key in ``public_file`` (PEM or OpenSSH) under ``name``."""
+        return self.trust_bytes(name, _read_key_file(public_file), str(public_file))
+
+    def trust_bytes(self, name: str, data: bytes, source: str) -> KeyInfo:
+        """Trust the ed25519 public key ``data`` (PEM or OpenSSH, read from ``source``,
+        which errors name) under ``name``."""
         validate_key_name(name)
-        public = load_public_key(public_file)
+        if len(data) > _MAX_KEY_FILE:
+            raise SignatureError(f"{source} is too large to be a key file")
+        public = parse_public_key(data, source)
         new_id = key_id(public)
+        print_ = ssh_fingerprint(public)
         for info in self.candidates():
             if info.key_id == new_id:
                 if info.name != name:
-                    raise ConflictError(f"{public_file} is already trusted as {info.name!r}")
+                    raise ConflictError(f"{source} is already trusted as {info.name!r}")
                 if not info.recorded:  # a file placed by hand: trusting it is this command's job
                     record_trust(self.catalog, current_actor(), name, new_id)
-                return KeyInfo(name, new_id, info.public_path, info.has_private)
+                return KeyInfo(name, new_id, info.public_path, info.has_private,
+                               fingerprint=print_)  # fmt: skip
         path = self.public_path(name)
         if path.exists():
             raise ConflictError(
@@ -132,7 +152,20 @@ class Keyring:
             )
         _write_atomic(path, public_pem(public), mode=0o644)
         record_trust(self.catalog, current_actor(), name, new_id)
-        return KeyInfo(name, new_id, path, self.private_path(name).exists())
+        return KeyInfo(name, new_id, path, self.private_path(name).exists(), fingerprint=print_)
+
+    def untrust(self, name: str) -> KeyInfo:
+        """Stop trusting the key called ``name``: the untrust is recorded in the audit log,
+        then its public key file removed. A private key made here stays in keys/private/."""
+        found = next((info for info in self.candidates() if info.name == name), None)
+        if found is None:
+            raise NotFoundError(f"no key named {validate_key_name(name)!r} in {self.trusted_dir}; "
+                                "see `adapters key list`")  # fmt: skip
+        # Recorded first: a crash before the file goes leaves an unrecorded file, not trusted.
+        record_untrust(self.catalog, current_actor(), name, found.key_id)
+        found.public_path.unlink(missing_ok=True)
+        return KeyInfo(found.name, found.key_id, found.public_path, found.has_private,
+                       recorded=False, fingerprint=found.fingerprint)  # fmt: skip
 
     # -- reading keys -------------------------------------------------------------------
 
@@ -163,6 +196,7 @@ class Keyring:
                     path,
                     self.private_path(name).exists(),
                     recorded=recorded.get(ident) == name,
+                    fingerprint=ssh_fingerprint(public),
                 )
             )
         return found
@@ -207,7 +241,12 @@ def refuse_unsafe(path: Path, forbidden: int, fix: str = "go-w") -> None:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    data = _read_key_file(path)
+    return parse_public_key(_read_key_file(path), str(path))
+
+
+def parse_public_key(data: bytes, path: str) -> Ed25519PublicKey:
+    """An ed25519 public key from PEM or OpenSSH bytes; errors name ``path``, never the
+    bytes."""
     try:
         if data.startswith(b"ssh-ed25519 "):
             key: Any = serialization.load_ssh_public_key(data)

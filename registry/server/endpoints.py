@@ -211,25 +211,6 @@ async def verify(ctx: Context, request: Request, caller: Caller) -> Response:
     return ok(await ctx.call(caller, lambda: ctx.registry.verify(body.ref)))
 
 
-async def log(ctx: Context, request: Request, caller: Caller) -> Response:
-    ref = _param(request, "ref", required=False)
-    if ref is not None:
-        caller.require_ref(ref)
-    actions = request.query_params.getlist("action")
-    actor = _param(request, "actor", required=False)
-    limit = _int_param(request, "limit", None)
-
-    def events() -> list[Any]:
-        found = ctx.registry.log(ref, actions=actions, actor=actor,
-                                 limit=None if caller.namespace else limit)  # fmt: skip
-        if caller.namespace:
-            found = [e for e in found if e.name is not None and caller.covers(e.name)]
-            found = found[-limit:] if limit else found
-        return found
-
-    return ok(await ctx.call(caller, events))
-
-
 def _prune(nodes: tuple[LineageNode, ...], caller: Caller) -> tuple[LineageNode, ...]:
     return tuple(
         replace(node, links=_prune(node.links, caller))
@@ -254,18 +235,6 @@ async def compare(ctx: Context, request: Request, caller: Caller) -> Response:
     caller.require_ref(a)
     caller.require_ref(b)
     return ok(await ctx.call(caller, lambda: ctx.registry.compare(a, b)))
-
-
-async def bases(ctx: Context, request: Request, caller: Caller) -> Response:
-    return ok(await ctx.call(caller, ctx.registry.bases))
-
-
-async def alias_history(ctx: Context, request: Request, caller: Caller) -> Response:
-    name = _required(request, "name")
-    validate_name(name)
-    caller.require_name(name)
-    alias = _param(request, "alias", required=False)
-    return ok(await ctx.call(caller, lambda: ctx.registry.alias_history(name, alias)))
 
 
 async def check_alias(ctx: Context, request: Request, caller: Caller) -> Response:
@@ -351,10 +320,6 @@ async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
 async def gc(ctx: Context, request: Request, caller: Caller) -> Response:
     body = await _body(ctx, request, wire.GcBody)
     return ok(await ctx.call(caller, lambda: ctx.registry.gc(dry_run=body.dry_run)))
-
-
-async def list_tokens(ctx: Context, request: Request, caller: Caller) -> Response:
-    return ok(await ctx.call(caller, ctx.registry.tokens))
 
 
 async def create_token(ctx: Context, request: Request, caller: Caller) -> Response:

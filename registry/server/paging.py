@@ -11,8 +11,9 @@ of a metric are broken the same way on every page.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -119,4 +120,85 @@ def decode_cursor(cursor: str) -> tuple[Any, ...]:
             key.append(Version(value) if kind == "v" else value)
         return tuple(key)
     except (ValueError, TypeError, InvalidVersion, UnicodeDecodeError):
+        raise ArgumentError(_BAD) from None
+
+
+# -- the other lists ----------------------------------------------------------------------
+#
+# Their cursors carry the list they belong to and a digest of its filters (and the
+# caller's namespace), so a cursor of another list, or of the same list filtered another
+# way, is refused rather than read as a position it never was. A cursor is not signed: a
+# well-formed one made by hand is only a position to start after, and every page is
+# filtered to what the caller may see before it is cut.
+
+Key = tuple[str | int, ...]
+
+
+def scope_digest(kind: str, scope: Sequence[str | None]) -> str:
+    raw = json.dumps([kind, *scope], separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def make_cursor(kind: str, scope: Sequence[str | None], key: Key) -> str:
+    body = {"l": kind, "s": scope_digest(kind, scope), "k": list(key)}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_cursor(
+    cursor: str, kind: str, scope: Sequence[str | None], shape: tuple[type, ...]
+) -> Key:
+    """The position in ``cursor``, which must be one made for this list and these filters,
+    holding values of the types in ``shape``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ArgumentError(_BAD) from None
+    if (
+        not isinstance(body, dict)
+        or set(body) != {"l", "s", "k"}
+        or body["l"] != kind
+        or body["s"] != scope_digest(kind, scope)
+        or not isinstance(body["k"], list)
+        or len(body["k"]) != len(shape)
+        or any(type(v) is not t for v, t in zip(body["k"], shape, strict=True))
+    ):
+        raise ArgumentError(_BAD)
+    return tuple(body["k"])
+
+
+def keyed_page(
+    items: Sequence[T],
+    key_of: Callable[[T], Key],
+    *,
+    kind: str,
+    scope: Sequence[str | None],
+    cursor: str | None,
+    size: int,
+) -> tuple[list[T], str | None]:
+    """``size`` items after ``cursor``'s position in the order of their unique keys, and
+    the cursor of the next page (None: this was the last)."""
+    keyed = sorted(((key_of(item), item) for item in items), key=lambda pair: pair[0])
+    start = 0
+    if cursor is not None and keyed:
+        shape = tuple(type(v) for v in keyed[0][0])
+        after = read_cursor(cursor, kind, scope, shape)
+        start = next((n for n, (k, _) in enumerate(keyed) if k > after), len(keyed))
+    elif cursor is not None:
+        # An empty list has no shape to check against; the list and filters still must match.
+        read_cursor(cursor, kind, scope, tuple(_shape_of(cursor)))
+    chosen = keyed[start : start + size]
+    following = None
+    if chosen and start + size < len(keyed):
+        following = make_cursor(kind, scope, chosen[-1][0])
+    return [item for _, item in chosen], following
+
+
+def _shape_of(cursor: str) -> list[type]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)["k"]
+        return [type(v) if type(v) in (str, int) else object for v in key]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
         raise ArgumentError(_BAD) from None

@@ -84,10 +84,6 @@ async def add_base(ctx: Context, request: Request, caller: Caller) -> Response:
     return ok(record, 201)
 
 
-async def base_relations(ctx: Context, request: Request, caller: Caller) -> Response:
-    return ok(await ctx.call(caller, ctx.registry.base_relations))
-
-
 async def link_bases(ctx: Context, request: Request, caller: Caller) -> Response:
     body = wire.parse_body(wire.BaseLinkBody, await read_json(request, ctx.settings))
     return ok(

@@ -6,7 +6,7 @@ The app routes from it and the OpenAPI document is built from it, so the two agr
 from __future__ import annotations
 
 from registry.remote.wire import API
-from registry.server import bundle, records, uploads
+from registry.server import admin, bundle, lists, records, uploads
 from registry.server import endpoints as e
 from registry.server.context import Endpoint
 
@@ -19,11 +19,11 @@ def table() -> list[Endpoint]:
         Endpoint("GET", f"{a}/manifest", "reader", "A version's manifest (ETag)", e.manifest),
         Endpoint("GET", f"{a}/blobs/{{sha256:str}}", "reader", "Download a file", e.download_blob),
         Endpoint("POST", f"{a}/verify", "reader", "Re-hash and re-check a version", e.verify),
-        Endpoint("GET", f"{a}/log", "reader", "Audit events", e.log),
+        Endpoint("GET", f"{a}/log", "reader", "Audit events", lists.log),
         Endpoint("GET", f"{a}/lineage", "reader", "Ancestors and descendants", e.lineage),
         Endpoint("GET", f"{a}/compare", "reader", "Compare two versions", e.compare),
-        Endpoint("GET", f"{a}/bases", "reader", "Base model records", e.bases),
-        Endpoint("GET", f"{a}/aliases/history", "reader", "Alias moves", e.alias_history),
+        Endpoint("GET", f"{a}/bases", "reader", "Base model records", lists.bases),
+        Endpoint("GET", f"{a}/aliases/history", "reader", "Alias moves", lists.alias_history),
         Endpoint("POST", f"{a}/aliases/check", "reader", "Evaluate alias gates", e.check_alias),
         Endpoint("PUT", f"{a}/uploads/{{sha256:str}}", "writer", "Upload a file", uploads.put),
         Endpoint("POST", f"{a}/uploads/presign", "writer", "Upload URLs", uploads.presign),
@@ -46,10 +46,23 @@ def table() -> list[Endpoint]:
         Endpoint("POST", f"{a}/unyank", "maintainer", "Unyank a version", e.unyank),
         Endpoint("POST", f"{a}/remove", "maintainer", "Delete a version", e.remove),
         Endpoint("POST", f"{a}/gc", "admin", "Collect unreferenced blobs", e.gc, True),
-        Endpoint("GET", f"{a}/tokens", "admin", "List tokens", e.list_tokens, True),
+        Endpoint("GET", f"{a}/tokens", "admin", "List tokens", lists.tokens, True),
         Endpoint("POST", f"{a}/tokens", "admin", "Create a token", e.create_token, True),
         Endpoint("POST", f"{a}/tokens/revoke", "admin", "Revoke a token", e.revoke_token, True),
         *_records(a),
+        *_admin(a),
+    ]
+
+
+def _admin(a: str) -> list[Endpoint]:
+    """What the server trusts and requires: signing keys and the promotion policy."""
+    return [
+        Endpoint("GET", f"{a}/keys", "admin", "List trusted keys", admin.list_keys, True),
+        Endpoint("POST", f"{a}/keys", "admin", "Trust a public key", admin.trust_key, True),
+        Endpoint("POST", f"{a}/keys/untrust", "admin", "Untrust a key", admin.untrust_key, True),
+        Endpoint("GET", f"{a}/policy", "admin", "The promotion policy", admin.policy, True),
+        Endpoint("PUT", f"{a}/policy", "admin", "Replace the policy", admin.set_policy, True),
+        Endpoint("POST", f"{a}/policy/check", "admin", "Check a policy", admin.check_policy, True),
     ]
 
 
@@ -62,6 +75,6 @@ def _records(a: str) -> list[Endpoint]:
         Endpoint("POST", f"{a}/tags", "writer", "Set or remove tags", r.set_tags),
         Endpoint("POST", f"{a}/describe", "writer", "Set a description", r.describe),
         Endpoint("POST", f"{a}/bases", "writer", "Record a client's base", r.add_base, True),
-        Endpoint("GET", f"{a}/bases/relations", "reader", "Base relations", r.base_relations),
+        Endpoint("GET", f"{a}/bases/relations", "reader", "Base relations", lists.base_relations),
         Endpoint("POST", f"{a}/bases/link", "maintainer", "Relate two bases", r.link_bases, True),
     ]
