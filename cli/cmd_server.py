@@ -110,7 +110,7 @@ def token() -> None:
     required=True,
     type=click.Choice(["reader", "writer", "maintainer", "admin"]),
     help="reader: read, download; writer: + push, eval; maintainer: + alias, yank, rm; "
-    "admin: + tokens, gc, sign.",
+    "admin: + tokens, trusted keys, policy, gc, sign.",
 )
 @click.option("--namespace", metavar="NS", help="Limit the token to names NS/*.")
 @click.option("--expires", metavar="WHEN", help="30d, 12h, 2w, or an ISO date (default never).")

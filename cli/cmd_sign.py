@@ -52,12 +52,15 @@ def key() -> None:
     """Manage signing keys: make one, trust someone else's, list them.
 
     Keys live in the registry home: private keys in keys/private/ (mode 0600),
-    trusted public keys in keys/trusted/.
+    trusted public keys in keys/trusted/. trust, untrust and list also work on a
+    registry server (--registry http://..., an admin token); generate makes a key
+    on this machine.
 
     \b
     Example:
       adapters key generate release
       adapters key trust alice alice.pub
+      adapters key untrust alice
       adapters key list
     """
 
@@ -98,13 +101,15 @@ def generate(state: AppState, name: str, as_json: bool) -> None:
 def trust(state: AppState, name: str, public_key: Path, as_json: bool) -> None:
     """Trust the ed25519 PUBLIC_KEY (PEM or OpenSSH) under NAME.
 
-    Signatures made with it then pass `adapters verify` and policy gates.
+    Signatures made with it then pass `adapters verify` and policy gates. Recorded
+    in the audit log (key-trust) with who did it.
 
     \b
     Example:
       adapters key trust alice alice.pub
+      adapters --registry http://registry:8321 key trust alice alice.pub
     """
-    info = _keyring(state).trust(name, public_key)
+    info = state.registry().trust_key(name, public_key)
     if as_json:
         echo_json(info.to_dict())
         return
@@ -124,7 +129,7 @@ def list_keys(state: AppState, as_json: bool) -> None:
     Example:
       adapters key list --json
     """
-    keys = _keyring(state).candidates()
+    keys = state.registry().trusted_keys()
     if as_json:
         echo_json([info.to_dict() for info in keys])
         return
@@ -132,10 +137,11 @@ def list_keys(state: AppState, as_json: bool) -> None:
         click.echo("no trusted keys; make one with `adapters key generate NAME`", err=True)
         return
     rows = [
-        (k.name, k.key_id[:16], "yes" if k.recorded else "NO", "yes" if k.has_private else "no")
+        (k.name, k.key_id[:16], k.fingerprint, "yes" if k.recorded else "NO",
+         "yes" if k.has_private else "no")
         for k in keys
-    ]
-    click.echo(table(("NAME", "KEY ID", "TRUSTED", "CAN SIGN HERE"), rows))
+    ]  # fmt: skip
+    click.echo(table(("NAME", "KEY ID", "FINGERPRINT", "TRUSTED", "CAN SIGN HERE"), rows))
     for k in keys:
         if not k.recorded:
             click.echo(
@@ -143,6 +149,28 @@ def list_keys(state: AppState, as_json: bool) -> None:
                 f"signatures do not count until `adapters key trust {k.name} {k.public_path}`",
                 err=True,
             )
+
+
+@key.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON.")
+@pass_state
+def untrust(state: AppState, name: str, as_json: bool) -> None:
+    """Stop trusting the key NAME: its signatures no longer count.
+
+    Recorded in the audit log (key-untrust) with who did it, and its public key file
+    removed. A private key made here stays in keys/private/: delete it yourself if it
+    should sign nothing more.
+
+    \b
+    Example:
+      adapters key untrust alice
+    """
+    info = state.registry().untrust_key(name)
+    if as_json:
+        echo_json(info.to_dict())
+        return
+    click.echo(f"untrusted key {info.name} ({info.key_id[:16]}...)")
 
 
 COMMANDS = [sign, key]

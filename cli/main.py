@@ -135,6 +135,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "migrate",
         "Upgrade the catalog (SQLite file or PostgreSQL) to this release's schema, in place.",
     ),
+    "policy": (
+        "cmd_policy",
+        "policy",
+        "Show, check or replace the promotion policy (policy.json): the gates alias moves meet.",
+    ),
     "push": (
         "cmd_store",
         "push",

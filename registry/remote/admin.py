@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import NotFoundError, SignatureError
 from registry.remote import wire
 from registry.remote.codec import decode, encode
-from registry.remote.paging import every_page
 from registry.remote.records import RemoteRecords
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ class RemoteAdmin(RemoteRecords):
     def tokens(self) -> builtins.list[TokenInfo]:
         from registry.security.tokens import TokenInfo
 
-        return every_page(lambda p, **kw: self._send("GET", p, **kw), "/tokens", TokenInfo)
+        return self._every("/tokens", TokenInfo)
 
     def revoke_token(self, name: str) -> TokenInfo:
         from registry.security.tokens import TokenInfo
@@ -59,7 +58,7 @@ class RemoteAdmin(RemoteRecords):
     def trusted_keys(self) -> builtins.list[KeyInfo]:
         from registry.security.keys import KeyInfo
 
-        return every_page(lambda p, **kw: self._send("GET", p, **kw), "/keys", KeyInfo)
+        return self._every("/keys", KeyInfo)
 
     def trust_key(self, name: str, public_key: str | Path | bytes) -> KeyInfo:
         """Send the public key (read here from a file, or given as bytes) for the server

@@ -40,7 +40,7 @@ from registry.remote import wire
 from registry.remote.admin import RemoteAdmin
 from registry.remote.codec import decode, encode
 from registry.remote.operators import pushed_base_name
-from registry.remote.paging import every_page
+from registry.remote.paging import PAGE_SIZE
 from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -87,9 +87,13 @@ class RemoteRegistry(RemoteAdmin):
         token: str | None = None,
         cache_dir: str | Path | None = None,
         timeout: float = 60.0,
+        page_size: int = PAGE_SIZE,
     ) -> None:
+        """``page_size``: items asked for in each request of a paged list (at most the
+        server's maximum, 1,000 by default); lists follow the server's cursors."""
         import httpx2
 
+        self.page_size = page_size
         self.url = url.rstrip("/")
         secret = token if token is not None else os.environ.get(TOKEN_ENV, "")
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
@@ -154,10 +158,6 @@ class RemoteRegistry(RemoteAdmin):
     def _get(self, path: str, kind: type[T], **params: Any) -> T:
         clean = {k: v for k, v in params.items() if v is not None and v != []}
         return decode(kind, self._send("GET", path, params=clean).json())
-
-    def _every(self, path: str, kind: type[T], **params: Any) -> builtins.list[T]:
-        """Every item of a paged list, following its cursors."""
-        return every_page(lambda p, **kw: self._send("GET", p, **kw), path, kind, **params)
 
     def _post(self, path: str, kind: type[T], body: Any) -> T:
         return decode(kind, self._send("POST", path, json=encode(body)).json())
@@ -254,7 +254,7 @@ class RemoteRegistry(RemoteAdmin):
             "limit": compiled.limit,
             "where": [str(c) for c in chosen.where],
             "tag": [k if v is None else f"{k}={v}" for k, v in compiled.tags],
-            "page_size": 1000,
+            "page_size": self.page_size,
         }
         found: list[AdapterVersion] = []
         while True:

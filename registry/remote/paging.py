@@ -15,12 +15,12 @@ PAGE_SIZE = 1000
 
 
 def every_page(
-    get: Callable[..., Any], path: str, kind: type[T], **params: Any
+    get: Callable[..., Any], path: str, kind: type[T], page_size: int, **params: Any
 ) -> builtins.list[T]:
-    """Every item of the list at ``path``; ``get(path, params=...)`` sends one request and
-    returns its response."""
+    """Every item of the list at ``path``, ``page_size`` a request; ``get(path,
+    params=...)`` sends one request and returns its response."""
     query = {k: v for k, v in params.items() if v is not None and v != []}
-    query["page_size"] = PAGE_SIZE
+    query["page_size"] = page_size
     found: builtins.list[T] = []
     while True:
         body = get(path, params=query).json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.remote import wire
 from registry.remote.codec import decode, encode
@@ -18,9 +18,18 @@ from registry.store.results import BaseModelRecord, BaseRelation
 if TYPE_CHECKING:
     from registry.lifecycle.results import DescriptionChange, TagChange
 
+T = TypeVar("T")
+
 
 class RemoteRecords(RemoteLoading):
     """Tags, descriptions and base records of ``RemoteRegistry``."""
+
+    page_size: int  # set by the client
+
+    def _every(self, path: str, kind: type[T], **params: Any) -> list[T]:
+        """Every item of a paged list, following its cursors."""
+        get = lambda p, **kw: self._send("GET", p, **kw)  # noqa: E731
+        return every_page(get, path, kind, self.page_size, **params)
 
     def set_tags(
         self,
@@ -60,8 +69,7 @@ class RemoteRecords(RemoteLoading):
         return decode(BaseModelRecord, self._send_json("/bases", body))
 
     def base_relations(self) -> list[BaseRelation]:
-        return every_page(lambda p, **kw: self._send("GET", p, **kw), "/bases/relations",
-                          BaseRelation)  # fmt: skip
+        return self._every("/bases/relations", BaseRelation)
 
     def link_bases(self, source: str, target: str, relation: str) -> BaseRelation:
         body = wire.BaseLinkBody(source, target, relation)
