@@ -5,8 +5,8 @@ whole token is stored (a high-entropy secret needs no slow hash); it is looked u
 that hash and compared again in constant time. The secret is shown once, at creation.
 
 Roles nest: reader (read, download) < writer (+ push, eval, sign) < maintainer (+ alias
-moves, yank, rm) < admin (+ tokens, gc). A token with a namespace may only name
-``NAMESPACE/...`` adapters.
+moves, yank, rm) < admin (+ tokens, trusted keys, policy, gc). A token with a namespace
+may only name ``NAMESPACE/...`` adapters.
 """
 
 from __future__ import annotations
