@@ -172,3 +172,19 @@ def test_forged_and_foreign_cursors_are_refused(served: ServedRegistry, filled: 
     # A namespaced token gets the same 400 for a cursor made by another namespace's walk.
     response = _get(served, "team-reader", "/log", cursor=log_cursor)
     assert response.status_code == 400
+
+
+def test_the_log_command_shows_the_same_remotely(served: ServedRegistry, filled: Registry) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    def log(target: str, env: dict[str, str], *args: str) -> Any:
+        result = CliRunner().invoke(main, ["--registry", target, "log", "--json", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    remote = {"ADAPTERS_TOKEN": served.tokens["admin"]}
+    local = {"ADAPTERS_DATABASE_URL": served.database_url}
+    for args in ((), ("--limit", "3"), ("team/lm",)):
+        assert log(served.url, remote, *args) == log(str(served.home), local, *args)

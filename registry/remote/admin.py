@@ -8,7 +8,7 @@ import builtins
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import NotFoundError, SignatureError
+from registry.errors import SignatureError
 from registry.remote import wire
 from registry.remote.codec import decode, encode
 from registry.remote.records import RemoteRecords
@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from registry.lifecycle.policy_file import PolicyChange, PolicyCheck, PolicyDocument
     from registry.security.keys import KeyInfo
     from registry.security.tokens import NewToken, TokenInfo
-
-# A public key file is small; anything larger is not one (as ``security.keys`` holds).
-_MAX_KEY_FILE = 64 * 1024
 
 
 class RemoteAdmin(RemoteRecords):
@@ -63,9 +60,9 @@ class RemoteAdmin(RemoteRecords):
     def trust_key(self, name: str, public_key: str | Path | bytes) -> KeyInfo:
         """Send the public key (read here from a file, or given as bytes) for the server
         to check and trust under ``name``."""
-        from registry.security.keys import KeyInfo
+        from registry.security.keys import KeyInfo, read_key_file
 
-        data = public_key if isinstance(public_key, bytes) else _read_public(Path(public_key))
+        data = public_key if isinstance(public_key, bytes) else read_key_file(Path(public_key))
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:
@@ -95,13 +92,3 @@ class RemoteAdmin(RemoteRecords):
         body = encode(wire.PolicyBody(document))
         return decode(PolicyChange, self._send("PUT", "/policy", json=body).json())
 
-
-def _read_public(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise NotFoundError(f"cannot read the key file {path}: {exc.strerror or exc}") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise SignatureError(f"{path} is too large to be a key file")
-    return data

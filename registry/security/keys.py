@@ -126,7 +126,7 @@ class Keyring:
 
     def trust(self, name: str, public_file: Path) -> KeyInfo:
         """Trust the ed25519 public key in ``public_file`` (PEM or OpenSSH) under ``name``."""
-        return self.trust_bytes(name, _read_key_file(public_file), str(public_file))
+        return self.trust_bytes(name, read_key_file(public_file), str(public_file))
 
     def trust_bytes(self, name: str, data: bytes, source: str) -> KeyInfo:
         """Trust the ed25519 public key ``data`` (PEM or OpenSSH, read from ``source``,
@@ -241,7 +241,7 @@ def refuse_unsafe(path: Path, forbidden: int, fix: str = "go-w") -> None:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    return parse_public_key(_read_key_file(path), str(path))
+    return parse_public_key(read_key_file(path), str(path))
 
 
 def parse_public_key(data: bytes, path: str) -> Ed25519PublicKey:
@@ -270,7 +270,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
             f"the private key {path} can be read by other users (mode "
             f"{stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
         )
-    data = _read_key_file(path)
+    data = read_key_file(path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -285,7 +285,8 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _read_key_file(path: Path) -> bytes:
+def read_key_file(path: Path) -> bytes:
+    """A key file's bytes, refused when larger than any key file."""
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_KEY_FILE + 1)
