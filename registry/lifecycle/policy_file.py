@@ -85,7 +85,13 @@ def set_policy(home_root: Path, catalog: Catalog, document: Any, actor: str) -> 
     path = home_root / POLICY_FILE
     data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
     digest = hashlib.sha256(data).hexdigest()
-    fd, tmp = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=home_root)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".policy-", suffix=".tmp", dir=home_root)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise RegistryError(
+            f"cannot write the policy file in {home_root}: {reason}; check the home's permissions"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
