@@ -428,7 +428,9 @@ class Registry(LifecycleMethods, OperatorMethods):
         """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
 
         Each blob is hashed on the first load in this process and again only when its file
-        changed (size, mtime or inode) or ``reverify`` is true.
+        changed (size, mtime or inode) or ``reverify`` is true. Likewise the model's
+        fingerprint is kept between loads while none of its tensors was replaced or written
+        in place (``registry.runtime.live_target``); ``reverify`` takes it again.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
         model when a check fails and ``strict`` is true, including when the base the version

@@ -31,6 +31,7 @@ from registry.errors import (
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
+from registry.runtime.live_target import forget_target, live_target
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
 from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
@@ -55,6 +56,9 @@ _UPDATES_KEPT = 4
 # Blobs hashed intact by this process: (path, sha256, size, mtime_ns, inode). A rewritten
 # or replaced file changes the stat, and is hashed again.
 _verified_blobs: set[tuple[str, str, int, int, int]] = set()
+# The tensor shapes in a version's weights file, by digest (which names the content).
+_shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+_SHAPES_KEPT = 64
 
 
 class AdapterCompatibilityWarning(UserWarning):
@@ -132,6 +136,7 @@ def release_buffers(model: torch.nn.Module) -> None:
     for attribute in (_BUFFERS, _SCRATCH, _UPDATES):
         if hasattr(model, attribute):
             delattr(model, attribute)
+    forget_target(model)
 
 
 def _buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -233,11 +238,18 @@ def load(
         )
     _check_blobs(version, store, reverify=reverify)
     _check_signature_policy(version, store)
-    target = target_from_module(
-        model, digest=_bound_parameters(store, version) if exhaustive else False
+    target = (
+        target_from_module(model, digest=_bound_parameters(store, version))
+        if exhaustive
+        else live_target(model, refresh=reverify)
     )
     report = compat_for_target(
-        store, version, target, allow_unverified_base=allow_unverified_base, known=known_base
+        store,
+        version,
+        target,
+        allow_unverified_base=allow_unverified_base,
+        known=known_base,  # read again on every load: base records may change in between
+        shapes=_adapter_shapes(store, version),
     )
     if not report.ok:
         hints = ["pass strict=False to load anyway"]
@@ -315,6 +327,16 @@ def _refuse_peft_wrapped(model: torch.nn.Module) -> None:
         "PEFT's layers, the base weights are untouched), then load onto `base` "
         "(mode='peft' wraps it in a new PeftModel)"
     )
+
+
+def _adapter_shapes(store: Store, version: AdapterVersion) -> dict[str, tuple[int, ...]]:
+    found = _shapes.get(version.digest)
+    if found is None:
+        found = adapter_shapes(store, version)
+        if len(_shapes) >= _SHAPES_KEPT:
+            del _shapes[next(iter(_shapes))]
+        _shapes[version.digest] = found
+    return found
 
 
 def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
