@@ -28,9 +28,7 @@ def _pushed(reg: Registry, tmp_path: Path) -> tuple[str, object]:
     return reg.push(made.directory, name="cached", base_path=base_dir).version.ref, made
 
 
-def test_a_load_and_unload_leave_the_kept_fingerprint_valid(
-    tmp_path: Path, reg: Registry
-) -> None:
+def test_a_load_and_unload_leave_the_kept_fingerprint_valid(tmp_path: Path, reg: Registry) -> None:
     ref, made = _pushed(reg, tmp_path)
     model = made.base_factory()  # type: ignore[attr-defined]
     first = live_target(model)

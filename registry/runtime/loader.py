@@ -35,12 +35,16 @@ from registry.runtime.live_target import forget_target, live_target
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
 from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
+from registry.runtime.unmerged import attach, detach, prepared_plan
+from registry.runtime.unmerged import forget as forget_branches
 from registry.store.base_records import KnownBase, adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
 
 if TYPE_CHECKING:
+    from torch.utils.hooks import RemovableHandle
+
     from registry.store.store import Store
 
 LoadMode = Literal["auto", "native", "peft"]
@@ -82,6 +86,8 @@ class LoadedAdapter:
     _originals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _snapshot: ModuleSnapshot | None = field(default=None, repr=False)  # peft mode
     active: bool = True
+    merged: bool = True  # native: merged into the weights, or hooked in at forward time
+    _hooks: list[RemovableHandle] = field(default_factory=list, repr=False)
 
     def unload(self, *, keep_buffers: bool = True) -> torch.nn.Module:
         """Restore the base model's original weights (the very tensors) and return it.
@@ -92,7 +98,11 @@ class LoadedAdapter:
         """
         if not self.active:
             return self.base
-        if self.mode == "native":
+        if self.mode == "native" and not self.merged:
+            detach(self._hooks, self.base)
+            if not keep_buffers:
+                release_buffers(self.base)
+        elif self.mode == "native":
             params = _tensors_by_name(self.base)
             merged: dict[str, torch.Tensor] = {}
             with torch.no_grad():
@@ -137,6 +147,7 @@ def release_buffers(model: torch.nn.Module) -> None:
         if hasattr(model, attribute):
             delattr(model, attribute)
     forget_target(model)
+    forget_branches(model)
 
 
 def _buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -205,9 +216,22 @@ def load(
     allow_unverified_base: bool = False,
     exhaustive: bool = False,
     known_base: KnownBase | None = None,
+    merge: bool = True,
 ) -> LoadedAdapter:
+    """Check ``version`` against ``model`` and apply it (see the module's docstring).
+
+    ``merge=False`` (native LoRA only) leaves the base weights untouched and adds the
+    low-rank branch at forward time (``registry.runtime.unmerged``).
+    """
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
+    if not merge and mode == "peft":
+        raise ArgumentError(
+            "merge=False is the native unmerged mode; mode='peft' is unmerged already: "
+            "drop merge=False, or use mode='auto'"
+        )
+    if not merge:
+        mode = "native"
     rewrites_base = base_rewriting_init(version.method, version.manifest.config)
     chosen: Literal["native", "peft"] = (
         "native"
@@ -267,6 +291,19 @@ def load(
     elif report.warnings:
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
+    if not merge:
+        unmerged = prepared_plan(store, version, model)
+        if unmerged.problem is not None:
+            raise UnsupportedMethodError(
+                f"{version.ref} cannot be loaded with merge=False: {unmerged.problem}; "
+                "load it with merge=True or mode='peft'"
+            )
+        hooks = attach(unmerged, model)
+        setattr(model, _MARKER, version.digest)
+        return LoadedAdapter(
+            version.ref, version.digest, version.method, "native", report, model, model,
+            merged=False, _hooks=hooks,
+        )  # fmt: skip
     plan = _plan_for(store, version, model) if chosen == "native" else None
     if plan is not None and plan.problem is not None:
         if mode == "native":
