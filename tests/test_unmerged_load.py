@@ -206,3 +206,29 @@ def test_merge_false_with_peft_mode_is_an_argument_error(tmp_path: Path, reg: Re
     made = _made(reg, tmp_path, "llama")
     with pytest.raises(ArgumentError, match="unmerged already"):
         reg.load(made.ref, made.base(), mode="peft", merge=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_bases_match_peft_with_float32_factors(
+    tmp_path: Path, reg: Registry, dtype: torch.dtype
+) -> None:
+    made = _made(reg, tmp_path, "llama")
+    inputs = make_inputs(0)
+    model = made.base().to(dtype)
+    theirs = peft.PeftModel.from_pretrained(made.base().to(dtype), str(made.directory))
+    with reg.load(made.ref, model, merge=False, strict=False):  # a cast of the recorded base
+        assert torch.equal(outputs(model, inputs), outputs(theirs, inputs))
+
+
+def test_lora_on_a_convolution_is_refused(tmp_path: Path, reg: Registry) -> None:
+    from safetensors.torch import save_file
+    from support.models import tiny_conv
+    from support.ops_adapters import conv_adapter, state_of
+
+    conv_adapter(tmp_path / "a", seed=1)
+    base_dir = tmp_path / "base"
+    base_dir.mkdir()
+    save_file(dict(state_of(tiny_conv())), str(base_dir / "model.safetensors"))
+    ref = reg.push(tmp_path / "a", name="conv", base_path=base_dir).version.ref
+    with pytest.raises(UnsupportedMethodError, match="Conv2d; unmerged load covers Linear"):
+        reg.load(ref, tiny_conv(), merge=False)
