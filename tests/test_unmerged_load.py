@@ -176,6 +176,7 @@ def test_a_mismatched_base_is_refused_as_the_merged_path_refuses(
         ("dora", "DoRA"),
         ("lora_embedding", "embedding layer"),
         ("ia3", "ia3 adapter"),
+        ("prefix_tuning", "prefix_tuning adapter"),
         ("lora_bert", "modules_to_save"),
     ],
 )

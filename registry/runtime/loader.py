@@ -230,6 +230,11 @@ def load(
             "merge=False is the native unmerged mode; mode='peft' is unmerged already: "
             "drop merge=False, or use mode='auto'"
         )
+    if not merge and version.method != "lora":
+        raise UnsupportedMethodError(
+            f"{version.ref} cannot be loaded with merge=False: it is a {version.method} "
+            "adapter, and unmerged load covers LoRA; load it with merge=True or mode='peft'"
+        )
     if not merge:
         mode = "native"
     rewrites_base = base_rewriting_init(version.method, version.manifest.config)
