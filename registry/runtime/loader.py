@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,7 @@ from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, app
 from registry.runtime.live_target import forget_target, live_target
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
+from registry.runtime.recent import kept_recent
 from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
 from registry.runtime.unmerged import attach, detach, prepared_plan
 from registry.runtime.unmerged import forget as forget_branches
@@ -443,17 +445,11 @@ def _plan_for(store: Store, version: AdapterVersion, model: torch.nn.Module) -> 
     """
     shapes = {name: t.shape for name, t in _tensors_by_name(model).items()}
     key = (version.digest, tuple(shapes.items()), tuple(canonical_names(model).items()))
-    kept: dict[Any, NativePlan] | None = getattr(model, _UPDATES, None)
+    kept: dict[Hashable, NativePlan] | None = getattr(model, _UPDATES, None)
     if kept is None:
         kept = {}
         object.__setattr__(model, _UPDATES, kept)
-    found = kept.pop(key, None)
-    if found is None:
-        found = plan_native(store, version, model)
-    kept[key] = found  # most recent last
-    while len(kept) > _UPDATES_KEPT:
-        del kept[next(iter(kept))]
-    return found
+    return kept_recent(kept, key, lambda: plan_native(store, version, model), _UPDATES_KEPT)
 
 
 def _spare_for(spare: dict[str, torch.Tensor], name: str, like: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ of the last few versions, so a swap re-registers them and switches factors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ import torch
 
 from registry.ops.lora import module_scaling
 from registry.ops.tensors import load_adapter_tensors, split_key
+from registry.runtime.recent import kept_recent
 
 if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
@@ -176,15 +177,9 @@ def prepared_plan(store: Store, version: AdapterVersion, model: torch.nn.Module)
     """``plan_unmerged``, kept on the model for the last few versions (by digest, and the
     modules' types, weight shapes, dtypes and devices)."""
     kept = _kept(model)
-    plans: dict[Any, UnmergedPlan] = kept.setdefault("plans", {})
+    plans: dict[Hashable, UnmergedPlan] = kept.setdefault("plans", {})
     key = (version.digest, _layout(model))
-    found = plans.pop(key, None)
-    if found is None:
-        found = plan_unmerged(store, version, model)
-    plans[key] = found  # most recent last
-    while len(plans) > _KEPT_VERSIONS:
-        del plans[next(iter(plans))]
-    return found
+    return kept_recent(plans, key, lambda: plan_unmerged(store, version, model), _KEPT_VERSIONS)
 
 
 def attach(plan: UnmergedPlan, model: torch.nn.Module) -> list[RemovableHandle]:
