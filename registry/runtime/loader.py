@@ -2,8 +2,9 @@
 
 Native mode merges the adapter's deltas into the model's weights in place (no
 inference overhead) and keeps the original tensors, so ``unload()`` puts back
-the exact original weights and adapters can be hot-swapped. ``mode="peft"``
-hands the same checked files to ``peft.PeftModel.from_pretrained``.
+the exact original weights and adapters can be hot-swapped. ``merge=False`` instead
+hooks LoRA's low-rank branch in at forward time (``unmerged``), leaving the weights
+alone. ``mode="peft"`` hands the same checked files to ``peft.PeftModel.from_pretrained``.
 """
 
 from __future__ import annotations
