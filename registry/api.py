@@ -425,11 +425,19 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
         reverify: bool = False,
         allow_unverified_base: bool = False,
         exhaustive: bool = False,
+        merge: bool = True,
     ) -> LoadedAdapter:
         """Apply a version to ``model`` after checking it fits; see ``registry.runtime.loader``.
 
         Each blob is hashed on the first load in this process and again only when its file
-        changed (size, mtime or inode) or ``reverify`` is true.
+        changed (size, mtime or inode) or ``reverify`` is true. Likewise the model's
+        fingerprint is kept between loads while none of its tensors was replaced or written
+        in place (``registry.runtime.live_target``); ``reverify`` takes it again.
+
+        Native mode merges the adapter into the weights (nothing extra per forward; a swap
+        rewrites every adapted weight). ``merge=False`` (LoRA on Linear / Conv1D layers)
+        leaves the weights untouched and adds the low-rank branch at forward time exactly
+        as PEFT's LoRA layers do: swaps cost almost nothing, every forward pays the branch.
 
         Raises ``BaseModelMismatchError`` (with the ``CompatReport``) before touching the
         model when a check fails and ``strict`` is true, including when the base the version
@@ -451,6 +459,7 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
             reverify=reverify,
             allow_unverified_base=allow_unverified_base,
             exhaustive=exhaustive,
+            merge=merge,
         )
 
     def export(

@@ -135,3 +135,26 @@ def test_load_puts_the_adapter_on_the_model(either: Registry, name: str, tmp_pat
         changed = [k for k, v in model.state_dict().items() if not v.equal(before[k])]
         assert changed
     assert all(v.equal(before[k]) for k, v in model.state_dict().items())
+
+
+def test_load_unmerged_adds_the_branch_at_forward_time(
+    either: Registry, name: str, tmp_path: Path
+) -> None:
+    import torch
+    from support.handmade import tiny_model
+
+    either.push(write_adapter(tmp_path / "a", seed=5), name=name)
+    model = tiny_model()
+    q_proj = model.get_submodule("model.layers.0.self_attn.q_proj")
+    x = torch.randn(3, q_proj.in_features, generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = q_proj(x)
+    with either.load(name, model, mode="native", allow_unverified_base=True):
+        merged = q_proj(x)
+    with either.load(name, model, merge=False, allow_unverified_base=True) as handle:
+        assert not handle.merged
+        assert all(v.equal(before[k]) for k, v in model.state_dict().items())
+        unmerged = q_proj(x)
+    assert not unmerged.equal(plain)
+    assert torch.allclose(unmerged, merged, atol=1e-5)
+    assert q_proj(x).equal(plain) and not q_proj._forward_hooks

@@ -45,9 +45,10 @@ class RemoteLoading(RemoteOperators):
         reverify: bool = False,
         allow_unverified_base: bool = False,
         exhaustive: bool = False,
+        merge: bool = True,
     ) -> LoadedAdapter:
         """Apply a version to ``model`` here, from verified blobs in the local cache, once
-        the server's signature policy is met."""
+        the server's signature policy is met (``merge=False``: unmerged, as locally)."""
         from registry.runtime.loader import load
 
         version = self.get(ref)
@@ -63,6 +64,7 @@ class RemoteLoading(RemoteOperators):
             allow_unverified_base=allow_unverified_base,
             exhaustive=exhaustive,
             known_base=self._known_base(version),
+            merge=merge,
         )
 
     def check_compat(

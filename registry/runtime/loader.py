@@ -2,8 +2,9 @@
 
 Native mode merges the adapter's deltas into the model's weights in place (no
 inference overhead) and keeps the original tensors, so ``unload()`` puts back
-the exact original weights and adapters can be hot-swapped. ``mode="peft"``
-hands the same checked files to ``peft.PeftModel.from_pretrained``.
+the exact original weights and adapters can be hot-swapped. ``merge=False`` instead
+hooks LoRA's low-rank branch in at forward time (``unmerged``), leaving the weights
+alone. ``mode="peft"`` hands the same checked files to ``peft.PeftModel.from_pretrained``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,15 +33,21 @@ from registry.errors import (
 from registry.formats.lora_init import base_rewriting_init, base_rewriting_message
 from registry.ops.threads import torch_threads
 from registry.ops.updates import LowRankProduct, WeightUpdate, apply_update, apply_update_into
+from registry.runtime.live_target import forget_target, live_target
 from registry.runtime.module_snapshot import ModuleSnapshot, restore_snapshot, take_snapshot
 from registry.runtime.native_plan import NativePlan, canonical_names, plan_native
+from registry.runtime.recent import kept_recent
 from registry.runtime.saved_updates import apply_saved_updates, route_saved_updates
+from registry.runtime.unmerged import attach, detach, prepared_plan
+from registry.runtime.unmerged import forget as forget_branches
 from registry.store.base_records import KnownBase, adapter_shapes, compat_for_target
 from registry.store.export import export_version
 from registry.store.results import AdapterVersion
 from registry.store.verify import check_manifest
 
 if TYPE_CHECKING:
+    from torch.utils.hooks import RemovableHandle
+
     from registry.store.store import Store
 
 LoadMode = Literal["auto", "native", "peft"]
@@ -55,6 +63,9 @@ _UPDATES_KEPT = 4
 # Blobs hashed intact by this process: (path, sha256, size, mtime_ns, inode). A rewritten
 # or replaced file changes the stat, and is hashed again.
 _verified_blobs: set[tuple[str, str, int, int, int]] = set()
+# The tensor shapes in a version's weights file, by digest (which names the content).
+_shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+_SHAPES_KEPT = 64
 
 
 class AdapterCompatibilityWarning(UserWarning):
@@ -78,6 +89,8 @@ class LoadedAdapter:
     _originals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _snapshot: ModuleSnapshot | None = field(default=None, repr=False)  # peft mode
     active: bool = True
+    merged: bool = True  # native: merged into the weights, or hooked in at forward time
+    _hooks: list[RemovableHandle] = field(default_factory=list, repr=False)
 
     def unload(self, *, keep_buffers: bool = True) -> torch.nn.Module:
         """Restore the base model's original weights (the very tensors) and return it.
@@ -88,7 +101,11 @@ class LoadedAdapter:
         """
         if not self.active:
             return self.base
-        if self.mode == "native":
+        if self.mode == "native" and not self.merged:
+            detach(self._hooks, self.base)
+            if not keep_buffers:
+                release_buffers(self.base)
+        elif self.mode == "native":
             params = _tensors_by_name(self.base)
             merged: dict[str, torch.Tensor] = {}
             with torch.no_grad():
@@ -132,6 +149,8 @@ def release_buffers(model: torch.nn.Module) -> None:
     for attribute in (_BUFFERS, _SCRATCH, _UPDATES):
         if hasattr(model, attribute):
             delattr(model, attribute)
+    forget_target(model)
+    forget_branches(model)
 
 
 def _buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -200,9 +219,27 @@ def load(
     allow_unverified_base: bool = False,
     exhaustive: bool = False,
     known_base: KnownBase | None = None,
+    merge: bool = True,
 ) -> LoadedAdapter:
+    """Check ``version`` against ``model`` and apply it (see the module's docstring).
+
+    ``merge=False`` (native LoRA only) leaves the base weights untouched and adds the
+    low-rank branch at forward time (``registry.runtime.unmerged``).
+    """
     if mode not in ("auto", "native", "peft"):
         raise RegistryError(f"unknown load mode {mode!r}; use 'auto', 'native' or 'peft'")
+    if not merge and mode == "peft":
+        raise ArgumentError(
+            "merge=False is the native unmerged mode; mode='peft' is unmerged already: "
+            "drop merge=False, or use mode='auto'"
+        )
+    if not merge and version.method != "lora":
+        raise UnsupportedMethodError(
+            f"{version.ref} cannot be loaded with merge=False: it is a {version.method} "
+            "adapter, and unmerged load covers LoRA; load it with merge=True or mode='peft'"
+        )
+    if not merge:
+        mode = "native"
     rewrites_base = base_rewriting_init(version.method, version.manifest.config)
     chosen: Literal["native", "peft"] = (
         "native"
@@ -233,11 +270,18 @@ def load(
         )
     _check_blobs(version, store, reverify=reverify)
     _check_signature_policy(version, store)
-    target = target_from_module(
-        model, digest=_bound_parameters(store, version) if exhaustive else False
+    target = (
+        target_from_module(model, digest=_bound_parameters(store, version))
+        if exhaustive
+        else live_target(model, refresh=reverify)
     )
     report = compat_for_target(
-        store, version, target, allow_unverified_base=allow_unverified_base, known=known_base
+        store,
+        version,
+        target,
+        allow_unverified_base=allow_unverified_base,
+        known=known_base,  # read again on every load: base records may change in between
+        shapes=_adapter_shapes(store, version),
     )
     if not report.ok:
         hints = ["pass strict=False to load anyway"]
@@ -255,6 +299,19 @@ def load(
     elif report.warnings:
         notes = "; ".join(f"{c.name}: {c.detail}" for c in report.warnings)
         warnings.warn(f"loading {version.ref}: {notes}", AdapterCompatibilityWarning, stacklevel=3)
+    if not merge:
+        unmerged = prepared_plan(store, version, model)
+        if unmerged.problem is not None:
+            raise UnsupportedMethodError(
+                f"{version.ref} cannot be loaded with merge=False: {unmerged.problem}; "
+                "load it with merge=True or mode='peft'"
+            )
+        hooks = attach(unmerged, model)
+        setattr(model, _MARKER, version.digest)
+        return LoadedAdapter(
+            version.ref, version.digest, version.method, "native", report, model, model,
+            merged=False, _hooks=hooks,
+        )  # fmt: skip
     plan = _plan_for(store, version, model) if chosen == "native" else None
     if plan is not None and plan.problem is not None:
         if mode == "native":
@@ -315,6 +372,16 @@ def _refuse_peft_wrapped(model: torch.nn.Module) -> None:
         "PEFT's layers, the base weights are untouched), then load onto `base` "
         "(mode='peft' wraps it in a new PeftModel)"
     )
+
+
+def _adapter_shapes(store: Store, version: AdapterVersion) -> dict[str, tuple[int, ...]]:
+    found = _shapes.get(version.digest)
+    if found is None:
+        found = adapter_shapes(store, version)
+        if len(_shapes) >= _SHAPES_KEPT:
+            del _shapes[next(iter(_shapes))]
+        _shapes[version.digest] = found
+    return found
 
 
 def _bound_parameters(store: Store, version: AdapterVersion) -> set[str] | bool:
@@ -379,17 +446,11 @@ def _plan_for(store: Store, version: AdapterVersion, model: torch.nn.Module) -> 
     """
     shapes = {name: t.shape for name, t in _tensors_by_name(model).items()}
     key = (version.digest, tuple(shapes.items()), tuple(canonical_names(model).items()))
-    kept: dict[Any, NativePlan] | None = getattr(model, _UPDATES, None)
+    kept: dict[Hashable, NativePlan] | None = getattr(model, _UPDATES, None)
     if kept is None:
         kept = {}
         object.__setattr__(model, _UPDATES, kept)
-    found = kept.pop(key, None)
-    if found is None:
-        found = plan_native(store, version, model)
-    kept[key] = found  # most recent last
-    while len(kept) > _UPDATES_KEPT:
-        del kept[next(iter(kept))]
-    return found
+    return kept_recent(kept, key, lambda: plan_native(store, version, model), _UPDATES_KEPT)
 
 
 def _spare_for(spare: dict[str, torch.Tensor], name: str, like: torch.Tensor) -> torch.Tensor:

@@ -151,10 +151,12 @@ def compat_for_target(
     *,
     allow_unverified_base: bool = False,
     known: KnownBase | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> CompatReport:
     """Every compatibility check of ``version`` against ``target``, with what the catalog
     knows of the base the adapter was trained on and of recorded relations (``known``:
-    that knowledge from elsewhere, a registry server's catalog).
+    that knowledge from elsewhere, a registry server's catalog; ``shapes``: the adapter's
+    tensor shapes when the caller has read them already).
 
     With no fingerprint of the base trained on, the weights check fails unless
     ``allow_unverified_base``.
@@ -162,7 +164,7 @@ def compat_for_target(
     known = known if known is not None else known_base(store.catalog, version)
     return check(
         version,
-        adapter_shapes(store, version),
+        shapes if shapes is not None else adapter_shapes(store, version),
         target,
         trained_on=known.trained_on,
         related=known.related,
