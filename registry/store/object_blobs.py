@@ -93,6 +93,11 @@ def _make_store(scheme: str, bucket: str) -> Any:
     if scheme == "gs":
         return GCSStore(bucket, client_options=client, retry_config=_retry_config())
     if scheme == "az":
+        # obstore reads the AZURE_* chain itself, but client options given here replace
+        # the environment's, so an http:// endpoint (Azurite, a proxy) must be allowed here.
+        endpoint = os.environ.get("AZURE_STORAGE_ENDPOINT") or os.environ.get("AZURE_ENDPOINT")
+        if endpoint and endpoint.startswith("http://"):
+            client["allow_http"] = True
         return AzureStore(bucket, client_options=client, retry_config=_retry_config())
     config: dict[str, Any] = {"checksum_algorithm": "sha256"}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
