@@ -111,7 +111,11 @@ class AzuriteServer:
         request = urllib.request.Request(
             f"{self.endpoint}/{name}?restype=container",
             method="PUT",
-            headers={**headers, "Content-Length": "0", "Authorization": f"SharedKey {ACCOUNT}:{signature}"},
+            headers={
+                **headers,
+                "Content-Length": "0",
+                "Authorization": f"SharedKey {ACCOUNT}:{signature}",
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
