@@ -1,0 +1,171 @@
+"""Azure Blob Storage (``az://``) against a real Azurite on 127.0.0.1: what differs from
+S3. Errors name Azure's variables, a missing container or a bad container name is one
+line that says what to fix, the account key never leaks, throttling replies are retried,
+and the server killed mid-upload leaves no version and no visible blob.
+
+The behaviour shared with S3 (push, verify, export, load, gc, doctor, the cache,
+concurrent pushes, multipart) runs on Azure through the backend fixtures in conftest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import use_azure
+from support.azurite import ACCOUNT_KEY, CONTAINER, AzuriteServer, azurite_binary
+from support.handmade import write_lora
+from support.lifecycle import one_line_error, run
+from support.s3_proxy import ThrottlingProxy
+
+from registry import Registry
+from registry.errors import ArgumentError, BlobStoreError
+from registry.progress import NoProgress
+from registry.store import object_blobs
+from registry.store.blob_cache import BlobCache
+from registry.store.hashing import sha256_file
+from registry.store.object_blobs import ObjectBlobStore, parse_object_url
+
+WRONG_KEY = base64.b64encode(b"not-the-azurite-account-key").decode()
+
+
+def test_wrong_key_names_the_azure_variables(
+    azurite_server: AzuriteServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = use_azure(azurite_server, monkeypatch)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", WRONG_KEY)
+    store = ObjectBlobStore(url, BlobCache(tmp_path / "cache"))
+    with pytest.raises(BlobStoreError, match="refused the credentials") as caught:
+        store.put_bytes(b"data")
+    message = str(caught.value)
+    assert "\n" not in message and "AZURE_STORAGE_ACCOUNT_KEY" in message
+    assert "AWS_" not in message and WRONG_KEY not in message
+
+
+def test_missing_container_is_one_line_on_push_and_gc(
+    azurite_server: AzuriteServer,
+    monkeypatch: pytest.MonkeyPatch,
+    hermetic_env: Path,
+    tmp_path: Path,
+) -> None:
+    use_azure(azurite_server, monkeypatch)
+    Registry.open(hermetic_env, create=True).close()
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", "az://no-such-container-15/p")
+    for args in (["push", str(write_lora(tmp_path / "a", 3)), "--name", "x"], ["gc"]):
+        shown = run(*args)
+        assert shown.exit_code == 1 and one_line_error(shown), shown.output
+        assert "container 'no-such-container-15' does not exist" in shown.stderr
+    assert run("list", "--json").stdout.strip() in ("[]", "")
+
+
+@pytest.mark.parametrize(
+    "url", ["az://c1/p", "az://Upper/p", "az://two--hyphens/p", "az://-start/p", "az://a_b/p"]
+)
+def test_bad_container_names_are_refused_before_any_request(url: str) -> None:
+    with pytest.raises(ArgumentError, match="container name"):
+        parse_object_url(url)
+
+
+def test_good_names_pass() -> None:
+    assert parse_object_url("az://adapters-test/a/b") == ("az", "adapters-test", "a/b")
+    assert parse_object_url("s3://my.bucket-1/p") == ("s3", "my.bucket-1", "p")
+    assert parse_object_url("gs://my_bucket/p") == ("gs", "my_bucket", "p")
+
+
+def test_key_never_printed_or_stored(
+    azurite_server: AzuriteServer,
+    monkeypatch: pytest.MonkeyPatch,
+    hermetic_env: Path,
+    tmp_path: Path,
+) -> None:
+    use_azure(azurite_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    reg.push(write_lora(tmp_path / "a", 1), name="x")
+    outputs = [
+        run(*args).output for args in (["doctor", "--write-check"], ["show", "x"], ["verify", "x"])
+    ]
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", WRONG_KEY)
+    refused = run("verify", "x")  # streams from the store, past the cache
+    assert refused.exit_code == 1 and one_line_error(refused), refused.output
+    outputs.append(refused.output)
+    for text in outputs:
+        assert ACCOUNT_KEY not in text and WRONG_KEY not in text
+    catalog = Path(str(reg.catalog.engine.url.database)).read_bytes()
+    assert ACCOUNT_KEY.encode() not in catalog
+    assert ACCOUNT_KEY.encode() not in (hermetic_env / "registry.json").read_bytes()
+    reg.close()
+
+
+def test_throttling_replies_are_retried(
+    azurite_server: AzuriteServer,
+    monkeypatch: pytest.MonkeyPatch,
+    hermetic_env: Path,
+    tmp_path: Path,
+) -> None:
+    use_azure(azurite_server, monkeypatch)
+    monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
+    monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
+    source = write_lora(tmp_path / "a", 2, r=32, hidden=16384)  # 16 MiB: multipart
+    with ThrottlingProxy(azurite_server.endpoint) as proxy:
+        path = azurite_server.endpoint.split("/", 3)[3]
+        monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"{proxy.endpoint}/{path}")
+        reg = Registry.open(hermetic_env, create=True)
+        pushed = reg.push(source, name="x")
+        assert reg.verify("x").ok
+        out = reg.export("x", tmp_path / "out").directory
+        reg.close()
+    for entry in pushed.version.files:
+        assert hashlib.sha256((out / entry.path).read_bytes()).hexdigest() == entry.sha256
+    assert proxy.throttled >= 5 and proxy.forwarded >= proxy.throttled  # each kind refused once
+
+
+@pytest.fixture
+def own_azurite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path
+) -> Iterator[AzuriteServer]:
+    """An Azurite of this test's own (it gets killed), with the registry's blobs on it."""
+    if azurite_binary() is None:
+        pytest.skip("azurite-blob missing")  # the session fixture fails it under CI
+    server = AzuriteServer(tmp_path / "azurite").start()
+    try:
+        use_azure(server, monkeypatch)
+        monkeypatch.setenv("ADAPTERS_BLOB_RETRY_SECONDS", "2")
+        monkeypatch.setenv("ADAPTERS_BLOB_URL", f"az://{CONTAINER}/faults")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(tmp_path / "azurite", ignore_errors=True)
+
+
+class KillAfter(NoProgress):
+    def __init__(self, server: AzuriteServer, limit: int) -> None:
+        self.server, self.limit, self.seen = server, limit, 0
+
+    def advance(self, count: int) -> None:
+        self.seen += count
+        if self.seen >= self.limit and self.server.process is not None:
+            self.server.kill()
+
+
+def test_server_killed_mid_upload_then_push_again(
+    own_azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
+    monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(object_blobs, "PART_CONCURRENCY", 2)
+    reg = Registry.open(hermetic_env, create=True)
+    reg.push(write_lora(tmp_path / "small", 4), name="small")
+    source = write_lora(tmp_path / "big", 1, r=32, hidden=16384)
+    weights = sha256_file(source / "adapter_model.safetensors")
+    with pytest.raises(BlobStoreError) as caught:
+        reg.push(source, name="big", progress=KillAfter(own_azurite, 8 << 20))
+    assert "\n" not in str(caught.value) and "retry" in str(caught.value)
+    own_azurite.start()
+    assert [v.name for v in reg.list()] == ["small"]
+    assert not reg.blobs.exists(weights)  # the block list was never committed
+    pushed = reg.push(source, name="big")
+    assert reg.blobs.exists(weights) and reg.verify(pushed.version.ref).ok
+    reg.close()
