@@ -169,3 +169,32 @@ def test_server_killed_mid_upload_then_push_again(
     pushed = reg.push(source, name="big")
     assert reg.blobs.exists(weights) and reg.verify(pushed.version.ref).ok
     reg.close()
+
+
+def test_a_server_on_azure_takes_the_bytes_itself(
+    azurite_server: AzuriteServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A plain PUT to an Azure pre-signed URL is refused (Put Blob needs x-ms-blob-type),
+    # so the server offers no direct upload and the push streams through it.
+    import httpx2
+    from support.server import served_registry
+
+    from registry.remote.wire import API
+
+    use_azure(azurite_server, monkeypatch)
+    source = write_lora(tmp_path / "a", 1)
+    monkeypatch.setenv("ADAPTERS_CACHE_DIR", str(tmp_path / "server-cache"))
+    with served_registry(tmp_path / "home", f"sqlite:///{tmp_path / 'c.db'}") as served:
+        monkeypatch.setenv("ADAPTERS_CACHE_DIR", str(tmp_path / "client-cache"))
+        monkeypatch.delenv("ADAPTERS_BLOB_URL")
+        headers = {"Authorization": f"Bearer {served.tokens['writer']}"}
+        offer = httpx2.post(
+            f"{served.url}{API}/uploads/presign", json={"files": ["0" * 64]}, headers=headers
+        ).json()
+        assert offer == {"direct": False, "uploads": {}}
+        client = Registry.open(served.url, token=served.tokens["writer"])
+        pushed = client.push(source, name="through")
+        assert client.verify(pushed.version.ref).ok
+        out = client.export("through", tmp_path / "out").directory
+        for entry in pushed.version.files:
+            assert hashlib.sha256((out / entry.path).read_bytes()).hexdigest() == entry.sha256
