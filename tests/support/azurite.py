@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +25,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support.processes import ServerProcess
 
 ACCOUNT = "adapterstest"
 ACCOUNT_KEY = base64.b64encode(b"adapters-azurite-test-key-7d41c2e9").decode()
@@ -51,15 +52,20 @@ def _free_port() -> int:
 
 
 @dataclass
-class AzuriteServer:
+class AzuriteServer(ServerProcess):
     workdir: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_name: str = "azurite.log"
 
     @property
     def endpoint(self) -> str:
-        """The account's blob endpoint (path style, as Azurite serves it)."""
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        """The server's address; the account's blob endpoint is ``{endpoint}/{ACCOUNT}``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def through(self, proxy: str) -> dict[str, str]:
+        """The variables that send a client through ``proxy`` (which forwards here)."""
+        return {"AZURE_STORAGE_ENDPOINT": f"{proxy}/{ACCOUNT}"}
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,7 +73,7 @@ class AzuriteServer:
         return {
             "AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT,
             "AZURE_STORAGE_ACCOUNT_KEY": ACCOUNT_KEY,
-            "AZURE_STORAGE_ENDPOINT": self.endpoint,
+            "AZURE_STORAGE_ENDPOINT": f"{self.endpoint}/{ACCOUNT}",
         }
 
     def start(self, timeout: float = 60.0) -> AzuriteServer:
@@ -109,7 +115,7 @@ class AzuriteServer:
         digest = hmac.new(base64.b64decode(ACCOUNT_KEY), to_sign.encode(), hashlib.sha256)
         signature = base64.b64encode(digest.digest()).decode()
         request = urllib.request.Request(
-            f"{self.endpoint}/{name}?restype=container",
+            f"{self.endpoint}/{ACCOUNT}/{name}?restype=container",
             method="PUT",
             headers={
                 **headers,
@@ -128,29 +134,6 @@ class AzuriteServer:
             return self.create_container(CONTAINER) in (201, 409)
         except OSError:
             return False
-
-    def log_tail(self) -> str:
-        try:
-            return (self.workdir / "azurite.log").read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """Stop at once, mid-request (SIGKILL to the whole process group)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process = None
 
 
 def start_azurite() -> AzuriteServer:
