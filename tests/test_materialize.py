@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def pushed(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Registry, object]:
-    blobs_on(request, monkeypatch)  # local unless a test asks for s3
+    blobs_on(request, monkeypatch)  # local unless a test asks for s3 or azure
     registry: Registry = request.getfixturevalue("sqlite_registry")
     made = make_adapter("lora", tmp_path / "bot", seed=0)
     registry.push(made.directory, name="team/bot", alias="prod")
     return registry, made
 
 
-ON_EACH_STORE = pytest.mark.parametrize("pushed", ["local", "s3"], indirect=True)
+ON_EACH_STORE = pytest.mark.parametrize("pushed", ["local", "s3", "azure"], indirect=True)
 
 
 @ON_EACH_STORE

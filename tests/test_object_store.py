@@ -83,9 +83,8 @@ def test_verify_finds_a_replaced_blob(blob_registry: Registry, tmp_path: Path) -
 
 
 def test_load_downloads_once_then_hits_the_cache(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
-    use_s3(s3_server, monkeypatch)
     reg = Registry.open(hermetic_env, create=True)
     made = make_adapter("lora", tmp_path / "adapter")
     reg.push(made.directory, name="x")
@@ -123,9 +122,9 @@ def test_cache_refuses_wrong_bytes_and_evicts_lru(tmp_path: Path) -> None:
 
 
 def test_concurrent_puts_of_one_blob(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    url = use_s3(s3_server, monkeypatch)
+    url = object_url
     stores = [ObjectBlobStore(url, BlobCache(tmp_path / f"c{i}")) for i in range(4)]
     data = os.urandom(1 << 16)
     results: list[bool] = []
@@ -143,9 +142,9 @@ def test_concurrent_puts_of_one_blob(
 
 
 def test_multipart_upload_and_abort_on_changed_source(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    object_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    url = use_s3(s3_server, monkeypatch)
+    url = object_url
     monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
     monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
     store = ObjectBlobStore(url, BlobCache(tmp_path / "cache"))
@@ -169,8 +168,11 @@ def test_multipart_upload_and_abort_on_changed_source(
     with pytest.raises(IntegrityError, match="changed while it was being stored"):
         store.put_file(changed)
     assert set(store.iter_digests()) == {stored.sha256}
+    if store.scheme != "s3":
+        return  # Azure keeps uncommitted blocks out of sight and drops them after 7 days
     import boto3  # the server's own view: no multipart upload was left open
 
+    s3_server: S3Server = request.getfixturevalue("s3_server")
     client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
     pending = client.list_multipart_uploads(Bucket=BUCKET, Prefix=store.prefix)
     assert not pending.get("Uploads"), pending.get("Uploads")
@@ -281,9 +283,9 @@ def test_store_gone_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def test_blob_url_in_registry_json(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
-    url = use_s3(s3_server, monkeypatch)
+    url = object_url
     monkeypatch.delenv("ADAPTERS_BLOB_URL")
     Registry.open(hermetic_env, create=True).close()
     marker = hermetic_env / "registry.json"
@@ -306,15 +308,15 @@ def test_bad_blob_url_is_refused(monkeypatch: pytest.MonkeyPatch, hermetic_env: 
 del torch  # imported so the tiny models' import cost is not charged to the first test
 
 
-def test_blobs_copy_local_to_s3_and_back_resumes(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+def test_blobs_copy_local_to_object_store_and_back_resumes(
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
+    url = object_url
+    monkeypatch.delenv("ADAPTERS_BLOB_URL")  # the registry starts on the local store
     reg = Registry.open(hermetic_env, create=True)
     reg.push(write_lora(tmp_path / "a", 1), name="x")
     reg.push(write_lora(tmp_path / "b", 2), name="y")
     local = set(reg.blobs.iter_digests())
-    url = use_s3(s3_server, monkeypatch)
-    monkeypatch.delenv("ADAPTERS_BLOB_URL")
     first = run("blobs", "copy", "-", url, "--json")
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["copied"] == len(local)
@@ -334,12 +336,11 @@ def test_blobs_copy_local_to_s3_and_back_resumes(
 
 
 def test_processes_share_the_cache_and_push_concurrently(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
     import subprocess
     import sys
 
-    use_s3(s3_server, monkeypatch)
     monkeypatch.setenv("ADAPTERS_DATABASE_URL", f"sqlite:///{tmp_path / 'shared.db'}")
     Registry.open(hermetic_env, create=True).close()
     sources = [write_lora(tmp_path / f"a{i}", 7) for i in range(3)]  # identical content
@@ -403,9 +404,8 @@ def test_gc_aborts_incomplete_uploads_once_stale(
 
 
 def test_cold_export_downloads_once_into_target_and_cache(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
-    use_s3(s3_server, monkeypatch)
     reg = Registry.open(hermetic_env, create=True)
     pushed = reg.push(write_lora(tmp_path / "a", 5), name="x")
     blobs = reg.blobs
@@ -431,11 +431,10 @@ def test_cold_export_downloads_once_into_target_and_cache(
 
 
 def test_cold_export_of_a_damaged_blob_leaves_nothing(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
 ) -> None:
     import obstore
 
-    use_s3(s3_server, monkeypatch)
     reg = Registry.open(hermetic_env, create=True)
     pushed = reg.push(write_lora(tmp_path / "a", 6), name="x")
     blobs = reg.blobs

@@ -90,7 +90,7 @@ async def presign(ctx: Context, request: Request, caller: Caller) -> Response:
         raise ArgumentError(f"name between 1 and {_MAX_FILES} files by sha256: {{'files': [...]}}")
     digests = [_checked_sha(str(sha)) for sha in files]
     blobs = ctx.registry.blobs
-    if not isinstance(blobs, ObjectBlobStore):
+    if not direct_uploads.can_sign(blobs):
         return ok({"direct": False, "uploads": {}})
     tickets = await ctx.call(caller, lambda: direct_uploads.sign_uploads(blobs, digests))
     return ok(

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from registry.errors import ArgumentError, IntegrityError
 from registry.store.blob_store import BlobBackend
@@ -46,8 +46,11 @@ class UploadTicket:
     key: str  # where the client's bytes land, to name when claiming them
 
 
-def can_sign(blobs: BlobBackend) -> bool:
-    return isinstance(blobs, ObjectBlobStore)
+def can_sign(blobs: BlobBackend) -> TypeGuard[ObjectBlobStore]:
+    """Whether clients may PUT to pre-signed URLs of this store: S3 only. Azure's Put Blob
+    also wants an ``x-ms-blob-type`` header a plain PUT lacks (400), and GCS is untested;
+    clients of those send the bytes through the server."""
+    return isinstance(blobs, ObjectBlobStore) and blobs.scheme == "s3"
 
 
 def _incoming_root(blobs: ObjectBlobStore) -> str:

@@ -35,11 +35,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TypeVar, cast
 
-from registry.errors import ArgumentError, BlobStoreError, IntegrityError
+from registry.errors import BlobStoreError, IntegrityError
 from registry.faults import fault_point
 from registry.store.blob_cache import BlobCache
 from registry.store.blob_store import DigestHook, StoredBlob
 from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
+from registry.store.object_url import parse_object_url
 
 SINGLE_PUT_LIMIT = 32 * 1024**2  # above this, multipart (a single PUT holds the blob in memory)
 PART_SIZE = 16 * 1024**2
@@ -61,16 +62,16 @@ _SECRET_VARS = (
 T = TypeVar("T")
 
 
-def parse_object_url(url: str) -> tuple[str, str, str]:
-    """``s3://bucket/some/prefix`` -> ("s3", "bucket", "some/prefix")."""
-    scheme, _, rest = url.partition("://")
-    bucket, _, prefix = rest.partition("/")
-    if not bucket or "@" in rest or "?" in rest or "#" in rest:
-        raise ArgumentError(
-            f"the blob store URL must be {scheme}://BUCKET/PREFIX with "
-            "no credentials or options in it; credentials come from the environment"
-        )
-    return scheme, bucket, prefix.strip("/")
+_MISSING_BUCKET = ("NoSuchBucket", "ContainerNotFound")  # S3 and GCS's XML API; Azure
+# What to check when the store refuses the credentials, per cloud.
+_CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket's",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_SERVICE_ACCOUNT_KEY) and the bucket's",
+    "az": (
+        "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY, "
+        "or AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET) and the container's"
+    ),
+}
 
 
 def _retry_config() -> Any:
@@ -93,6 +94,11 @@ def _make_store(scheme: str, bucket: str) -> Any:
     if scheme == "gs":
         return GCSStore(bucket, client_options=client, retry_config=_retry_config())
     if scheme == "az":
+        # obstore reads the AZURE_* chain itself, but client options given here replace
+        # the environment's, so an http:// endpoint (Azurite, a proxy) must be allowed here.
+        endpoint = os.environ.get("AZURE_STORAGE_ENDPOINT") or os.environ.get("AZURE_ENDPOINT")
+        if endpoint and endpoint.startswith("http://"):
+            client["allow_http"] = True
         return AzureStore(bucket, client_options=client, retry_config=_retry_config())
     config: dict[str, Any] = {"checksum_algorithm": "sha256"}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -150,7 +156,11 @@ class ObjectBlobStore:
     def _call(self, what: str, action: Callable[[], T]) -> T:
         try:
             return action()
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            # A 404 is a missing object, unless it names the bucket (a PUT or GET into a
+            # container that does not exist): that must not read as "push again".
+            if any(code in str(exc) for code in _MISSING_BUCKET):
+                raise BlobStoreError(self._no_bucket()) from None
             raise
         except Exception as exc:  # obstore raises its own tree; all become one line
             self._fail(what, exc)
@@ -169,18 +179,20 @@ class ObjectBlobStore:
         ):
             raise BlobStoreError(
                 f"{self.url} refused the credentials while trying to {what}: check "
-                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the "
-                "bucket's permissions"
+                f"{_CREDENTIALS.get(self.scheme, _CREDENTIALS['s3'])} permissions"
             ) from None
-        if "NoSuchBucket" in full or (what == "list blobs" and "404 Not Found" in full):
+        if any(code in full for code in _MISSING_BUCKET) or (
+            what == "list blobs" and "404 Not Found" in full
+        ):
             raise BlobStoreError(self._no_bucket()) from None
         raise BlobStoreError(
             f"{self.url}: could not {what} ({detail}); check that the store is reachable and retry"
         ) from None
 
     def _no_bucket(self) -> str:
+        kind = "container" if self.scheme == "az" else "bucket"
         return (
-            f"bucket {self.bucket!r} does not exist at {self.scheme}://; create it or fix "
+            f"{kind} {self.bucket!r} does not exist at {self.scheme}://; create it or fix "
             "ADAPTERS_BLOB_URL (or blob_url in registry.json)"
         )
 

@@ -11,15 +11,15 @@ it back on the same ports with the same data, for the fault tests.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support.processes import ServerProcess
 
 ACCESS_KEY = "AKIAADAPTERSTEST"
 SECRET_KEY = "adapters-test-secret-3f9c1e77"
@@ -33,11 +33,12 @@ def _free_port() -> int:
 
 
 @dataclass
-class S3Server:
+class S3Server(ServerProcess):
     workdir: Path
     endpoint: str = ""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     ports: dict[str, int] = field(default_factory=dict)
+    log_name: str = "weed.log"
 
     @property
     def env(self) -> dict[str, str]:
@@ -48,6 +49,10 @@ class S3Server:
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": "us-east-1",
         }
+
+    def through(self, proxy: str) -> dict[str, str]:
+        """The variables that send a client through ``proxy`` (which forwards here)."""
+        return {"AWS_ENDPOINT_URL": proxy}
 
     def start(self, timeout: float = 60.0) -> S3Server:
         weed = shutil.which("weed")
@@ -113,29 +118,6 @@ class S3Server:
         except Exception:
             return False
         return True
-
-    def log_tail(self) -> str:
-        try:
-            return (self.workdir / "weed.log").read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """Stop at once, mid-request (SIGKILL to the whole process group)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process = None
 
 
 def start_server() -> S3Server:
