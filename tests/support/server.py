@@ -3,6 +3,7 @@ stopped (SIGTERM, then kill) when the test ends."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -87,6 +88,7 @@ class ServedRegistry:
     home: Path
     database_url: str
     tokens: dict[str, str]
+    backend: str = "sqlite+local"
 
     @property
     def url(self) -> str:
@@ -95,13 +97,25 @@ class ServedRegistry:
 
 @contextmanager
 def served_registry(
-    home: Path, database_url: str, args: tuple[str, ...] = ()
+    home: Path,
+    database_url: str,
+    args: tuple[str, ...] = (),
+    blob_url: str | None = None,
+    backend: str = "sqlite+local",
 ) -> Iterator[ServedRegistry]:
     """A new registry at ``home`` on ``database_url``, tokens ``reader``, ``writer``,
     ``maintainer``, ``admin`` (and ``team-writer``, ``team-maintainer`` limited to the
-    namespace ``team``), served on a free port."""
+    namespace ``team``), served on a free port. With ``blob_url`` its blobs are there,
+    named in its ``registry.json`` so that local opens of ``home`` find them too (the
+    object store's credentials come from the environment)."""
     from registry import Registry
 
+    if blob_url is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        Registry.open(home, create=True, database_url=database_url).close()
+        marker = home / "registry.json"
+        settings = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**settings, "blob_url": blob_url}) + "\n")
     local = Registry.open(home, create=True, database_url=database_url)
     try:
         tokens = {
@@ -115,4 +129,4 @@ def served_registry(
     finally:
         local.close()
     with running_server(home, {"ADAPTERS_DATABASE_URL": database_url}, args) as server:
-        yield ServedRegistry(server, home, database_url, tokens)
+        yield ServedRegistry(server, home, database_url, tokens, backend)
