@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import errors
 from registry.errors import ServerError
 from registry.remote import wire
 from registry.remote.codec import encode
+
+if TYPE_CHECKING:
+    from registry.store.results import PushResult
 
 CHUNK = 1 << 20
 # Pushes up to this size go in one request (POST /push/bundle); larger ones file by file.
@@ -31,12 +37,31 @@ class Upload:
     paths: dict[str, Path] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     sizes: dict[str, int] = field(default_factory=dict)
+    # What a local push reports in ``skipped`` that the server cannot see: the conversion.
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, root: Path) -> Upload:
+    def of(cls, root: Path, *, convert_pickle: bool = False) -> Upload:
         paths = {path.relative_to(root).as_posix(): path for path in regular_files(root)}
-        files = {relative: sha256_of(path) for relative, path in paths.items()}
-        return cls(paths, files, {relative: p.stat().st_size for relative, p in paths.items()})
+        if not convert_pickle:
+            return cls(paths, *_hashed(paths))
+        work = Path(tempfile.mkdtemp(prefix="adapters-convert-"))
+        converted = convert_weights(root, work)
+        notes: tuple[str, ...] = ()
+        if converted is not None:
+            pickled, safe, target, notes = converted
+            del paths[pickled]
+            paths[safe] = target
+        upload = cls(paths, *_hashed(paths), notes)
+        # The converted file lives as long as the upload that sends it (or until exit).
+        weakref.finalize(upload, shutil.rmtree, work, True)
+        return upload
+
+    def noted(self, result: PushResult) -> PushResult:
+        """The server's result with the notes only this side knows, as a local push has."""
+        if not self.notes:
+            return result
+        return replace(result, skipped=tuple(sorted({*result.skipped, *self.notes})))
 
     @property
     def bundled(self) -> bool:
@@ -93,6 +118,27 @@ def _upload_direct(send: Send, path: Path, digest: str, ticket: dict[str, str]) 
             f"the object store refused the upload of {path.name} ({reply.status_code}); push again"
         )
     send("POST", f"/uploads/{digest}/staged", json={"key": ticket["key"]})
+
+
+def convert_weights(root: Path, work: Path) -> tuple[str, str, Path, tuple[str, ...]] | None:
+    """Pickle weights converted to safetensors in ``work`` by the code and checks a local
+    push uses (``torch.load(weights_only=True)``, refusing anything but named tensors): the
+    pickle's and the converted file's names, where the converted file is, and the notes a
+    local push makes on it. None when the adapter already has safetensors weights."""
+    from registry.formats.reader import WEIGHTS_NAMES, read_adapter_dir
+
+    source = read_adapter_dir(root, convert_pickle=True, work_dir=work)
+    weights = next(f for f in source.files if f.path == source.weights_path)
+    if not weights.source.is_relative_to(work):
+        return None
+    pickled = WEIGHTS_NAMES[source.source_format][1]
+    notes = tuple(note for note in source.skipped if note.startswith(f"{pickled}: "))
+    return pickled, weights.path, weights.source, notes
+
+
+def _hashed(paths: dict[str, Path]) -> tuple[dict[str, str], dict[str, int]]:
+    files = {relative: sha256_of(path) for relative, path in paths.items()}
+    return files, {relative: path.stat().st_size for relative, path in paths.items()}
 
 
 def regular_files(root: Path) -> Iterator[Path]:

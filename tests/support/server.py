@@ -14,8 +14,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
+
+if TYPE_CHECKING:
+    from registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +84,19 @@ def running_server(
         server.stop()
 
 
+def new_home(home: Path, database_url: str, blob_url: str | None = None) -> Registry:
+    """A new registry at ``home`` on ``database_url``, its blobs at ``blob_url`` (named in
+    its ``registry.json``, so that every later open of ``home`` finds them) or local."""
+    from registry import Registry
+
+    Registry.open(home, create=True, database_url=database_url).close()
+    if blob_url is not None:
+        marker = home / "registry.json"
+        settings = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**settings, "blob_url": blob_url}) + "\n")
+    return Registry.open(home, database_url=database_url)
+
+
 @dataclass
 class ServedRegistry:
     """A server over a registry home of its own, with one token per role."""
@@ -108,15 +125,7 @@ def served_registry(
     namespace ``team``), served on a free port. With ``blob_url`` its blobs are there,
     named in its ``registry.json`` so that local opens of ``home`` find them too (the
     object store's credentials come from the environment)."""
-    from registry import Registry
-
-    if blob_url is not None:
-        home.mkdir(parents=True, exist_ok=True)
-        Registry.open(home, create=True, database_url=database_url).close()
-        marker = home / "registry.json"
-        settings = json.loads(marker.read_text())
-        marker.write_text(json.dumps({**settings, "blob_url": blob_url}) + "\n")
-    local = Registry.open(home, create=True, database_url=database_url)
+    local = new_home(home, database_url, blob_url)
     try:
         tokens = {
             role: local.create_token(role, role).secret
