@@ -184,10 +184,10 @@ class RemoteRegistry(RemoteRecords):
     ) -> PushResult:
         """Upload the directory's files (each checked by its sha256 in the server), then
         store them as a version with every check of a local push run in the server."""
-        if exhaustive_base and base_path is None and base_module is None:
-            _local_only("finding a base by name to hash in full (give base_path)")
         record = None
-        if base_path is not None or base_module is not None:
+        if exhaustive_base and base_path is None and base_module is None:
+            record, base = self._found_base(Path(directory), base)  # as a local push finds it
+        elif base_path is not None or base_module is not None:
             # Fingerprinted here; the server checks the record and names it the client's.
             record = self._client_base(base_path=base_path, base_module=base_module,
                                        exhaustive=exhaustive_base)  # fmt: skip
