@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,35 @@ def _damage(local: Registry, sha256: str) -> None:
     data[0] ^= 0xFF
     path.write_bytes(bytes(data))
 
+
+
+def test_gc_beside_pushes_loses_nothing(
+    served: ServedRegistry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # File by file: on S3 the blobs land before the push that claims them is recorded.
+    monkeypatch.setattr(remote_upload, "BUNDLE_BYTES", 0)
+    name = f"gc-{os.urandom(4).hex()}"
+    sources = [write_lora(tmp_path / f"a{i}", 20 + i) for i in range(5)]
+    pushed: list[str] = []
+    failed: list[BaseException] = []
+
+    def push_all() -> None:
+        try:
+            with Registry.open(served.url, token=served.tokens["writer"]) as writer:
+                pushed.extend(writer.push(s, name=name).version.ref for s in sources)
+        except BaseException as exc:  # reported by the main thread
+            failed.append(exc)
+
+    pusher = threading.Thread(target=push_all)
+    with Registry.open(served.url, token=served.tokens["admin"]) as admin:
+        pusher.start()
+        runs = 0
+        while pusher.is_alive() or runs == 0:
+            admin.gc()
+            runs += 1
+        pusher.join()
+        assert not failed, failed
+        assert admin.gc().blobs == ()  # every blob pushed is referenced
+        for ref in pushed:
+            assert admin.verify(ref).ok, ref
+    assert len(pushed) == len(sources)
