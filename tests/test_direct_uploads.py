@@ -167,3 +167,22 @@ def test_the_upload_url_lifetime_is_checked(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv("ADAPTERS_UPLOAD_URL_SECONDS", bad)
         with pytest.raises(ArgumentError, match=r"ADAPTERS_UPLOAD_URL_SECONDS=.* fix or unset it"):
             url_lifetime()
+
+
+def test_a_server_with_a_bad_upload_url_lifetime_does_not_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from support.server import ROOT, free_port
+
+    Registry.open(tmp_path / "home", create=True).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ADAPTERS_UPLOAD_URL_SECONDS": "forever"}
+    done = subprocess.run(
+        [sys.executable, "-m", "registry.cli", "--registry", str(tmp_path / "home"), "server",
+         "--port", str(free_port())],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ADAPTERS_UPLOAD_URL_SECONDS=forever is not a number")
