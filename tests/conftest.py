@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from support.processes import ServerProcess
 from support.server import ServedRegistry, served_registry
+from support.server_matrix import DEFAULT_BACKEND, ServerBackend, backend_params
 
 from registry import Registry
 
@@ -240,25 +243,73 @@ def blob_registry(
         reg.close()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedRegistry]:
-    """A real ``adapters server`` process (one per test module and backend) over a registry
-    of its own, with a token per role (``served.tokens``); see tests/support/server.py."""
-    root = tmp_path_factory.mktemp("served")
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Server tests run on the server backends ``support.server_matrix`` chooses."""
+    for fixture, scope in (("served", "module"), ("server_backend", "function")):
+        if fixture in metafunc.fixturenames:
+            params = backend_params(metafunc.definition.nodeid)
+            metafunc.parametrize(fixture, params, indirect=True, scope=scope)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ServerStore:
+    """Where a test server keeps its catalog and blobs; ``env`` holds the object store's
+    credentials, set in this process too while the store is in use."""
+
+    backend: str
+    database_url: str
+    blob_url: str | None
+    env: dict[str, str]
+
+
+@contextmanager
+def server_store(
+    request: pytest.FixtureRequest, root: Path, backend: ServerBackend | None = None
+) -> Iterator[ServerStore]:
+    """A fresh catalog database and blob store on ``backend`` (else ``request.param``)."""
+    if backend is None:
+        backend = getattr(request, "param", ServerBackend(DEFAULT_BACKEND))
     databases = (
         iter([f"sqlite:///{root / 'catalog.db'}"])
-        if request.param == "sqlite"
+        if backend.catalog == "sqlite"
         else _postgres_database()
     )
     url = next(databases)
     try:
-        with served_registry(root / "home", url) as running:
-            yield running
+        with pytest.MonkeyPatch.context() as patch:
+            blob_url, env = None, {}
+            if backend.blobs == "s3":
+                from support.s3_server import BUCKET
+
+                env = dict(request.getfixturevalue("s3_server").env)
+                for key, value in env.items():
+                    patch.setenv(key, value)
+                blob_url = f"s3://{BUCKET}/srv-{uuid.uuid4().hex[:12]}"
+            yield ServerStore(backend.name, url, blob_url, env)
     finally:
         for _ in databases:  # drops the PostgreSQL database
             pass
+
+
+@pytest.fixture(scope="module")
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedRegistry]:
+    """A real ``adapters server`` process (one per test module and server backend) over a
+    registry of its own, with a token per role (``served.tokens``); see
+    tests/support/server.py, and support/server_matrix.py for the backends."""
+    root = tmp_path_factory.mktemp("served")
+    with server_store(request, root) as store, served_registry(
+        root / "home", store.database_url, blob_url=store.blob_url, backend=store.backend
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerStore]:
+    """A catalog and blob store on one server backend, for a test starting its own server."""
+    with server_store(request, tmp_path) as store:
+        yield store
 
 
 @pytest.fixture(scope="session")

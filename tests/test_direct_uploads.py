@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx2
@@ -117,3 +118,71 @@ def test_gc_removes_unclaimed_direct_uploads_once_stale(
     with pytest.raises(FileNotFoundError):
         obstore.head(blobs.store, ticket.key)
     reg.close()
+
+
+@pytest.mark.parametrize("server_says_when", [True, False], ids=["renewed", "refused-then-renewed"])
+def test_a_push_outlasting_its_upload_urls_asks_for_fresh_ones(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_says_when: bool
+) -> None:
+    url = use_s3(s3_server, monkeypatch)
+    monkeypatch.setenv("ADAPTERS_UPLOAD_URL_SECONDS", "2")  # the server's URLs: 2 s
+    monkeypatch.setattr(remote_upload, "BUNDLE_BYTES", 0)
+    done = remote_upload._Tickets.done
+
+    def slowly(tickets: remote_upload._Tickets, digest: str) -> None:
+        done(tickets, digest)
+        time.sleep(2.5)  # the next file's URL has expired by now
+
+    monkeypatch.setattr(remote_upload._Tickets, "done", slowly)
+    if not server_says_when:  # as from a server that does not say how long URLs live
+        ask = remote_upload._Tickets._ask
+
+        def unaware(tickets: remote_upload._Tickets, digests: list[str]) -> bool:
+            answer = ask(tickets, digests)
+            tickets._renew_at = float("inf")
+            return answer
+
+        monkeypatch.setattr(remote_upload._Tickets, "_ask", unaware)
+    with served_registry(tmp_path / "home", f"sqlite:///{tmp_path / 'c.db'}", blob_url=url) as s:
+        monkeypatch.delenv("ADAPTERS_BLOB_URL")
+        client = Registry.open(s.url, token=s.tokens["writer"])
+        pushed = client.push(write_lora(tmp_path / "a", 5), name="slow")
+        assert client.verify(pushed.version.ref).ok
+        log = requests(s.server.access_log())
+        assert log.count(("POST", f"{API}/uploads/presign")) == 2
+        assert not [p for m, p in log if m == "PUT"]  # still straight to the store
+        client.close()
+
+
+def test_the_upload_url_lifetime_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from registry.errors import ArgumentError
+    from registry.store.direct_uploads import url_lifetime
+
+    assert url_lifetime() == timedelta(hours=1)
+    monkeypatch.setenv("ADAPTERS_UPLOAD_URL_SECONDS", "600")
+    assert url_lifetime() == timedelta(minutes=10)
+    for bad in ("0", "-5", "soon", str(8 * 24 * 3600)):
+        monkeypatch.setenv("ADAPTERS_UPLOAD_URL_SECONDS", bad)
+        with pytest.raises(ArgumentError, match=r"ADAPTERS_UPLOAD_URL_SECONDS=.* fix or unset it"):
+            url_lifetime()
+
+
+def test_a_server_with_a_bad_upload_url_lifetime_does_not_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from support.server import ROOT, free_port
+
+    Registry.open(tmp_path / "home", create=True).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ADAPTERS_UPLOAD_URL_SECONDS": "forever"}
+    done = subprocess.run(
+        [sys.executable, "-m", "registry.cli", "--registry", str(tmp_path / "home"), "server",
+         "--port", str(free_port())],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ADAPTERS_UPLOAD_URL_SECONDS=forever is not a number")

@@ -15,7 +15,7 @@ import pytest
 import torch
 from support.models import base_model, save_base
 from support.ops_adapters import save_adapter
-from support.server import ServedRegistry, served_registry
+from support.server import ServedRegistry
 
 from registry import Registry
 from registry.errors import AccessError, ArgumentError, RegistryError
@@ -26,10 +26,9 @@ from registry.store.manifest import BaseModelRef, Lineage, ParentRef
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRegistry]:
-    root = tmp_path_factory.mktemp("operators")
-    with served_registry(root / "home", f"sqlite:///{root / 'c.db'}") as running:
-        yield running
+def server(served: ServedRegistry) -> ServedRegistry:
+    """The module's server, on each server backend (support/server_matrix.py)."""
+    return served
 
 
 @pytest.fixture

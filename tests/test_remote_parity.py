@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from conftest import server_store
 from support.handmade import write_adapter
-from support.server import ServedRegistry, served_registry
+from support.server import ServedRegistry
+from support.server_matrix import ServerBackend
 
 from registry import (
     ArgumentError,
@@ -22,24 +25,27 @@ from registry import (
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRegistry]:
-    root = tmp_path_factory.mktemp("parity")
-    with served_registry(root / "home", f"sqlite:///{root / 'c.db'}") as running:
-        yield running
-
-
 @pytest.fixture(params=["local", "remote"])
-def either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    if request.param == "local":
-        reg = Registry.open(tmp_path / "local-home", create=True)
-    else:
-        served: ServedRegistry = request.getfixturevalue("server")
-        reg = Registry.open(served.url, token=served.tokens["admin"])
-    try:
-        yield reg
-    finally:
-        reg.close()
+def either(
+    request: pytest.FixtureRequest, served: ServedRegistry, tmp_path: Path
+) -> Iterator[Registry]:
+    """A registry on the server's backend: local, or the server's through its API."""
+    with ExitStack() as stack:
+        if request.param == "local":
+            store = stack.enter_context(
+                server_store(request, tmp_path, ServerBackend(served.backend))
+            )
+            patch = stack.enter_context(pytest.MonkeyPatch.context())
+            if store.blob_url is not None:
+                patch.setenv("ADAPTERS_BLOB_URL", store.blob_url)
+            home = tmp_path / "local-home"
+            reg = Registry.open(home, create=True, database_url=store.database_url)
+        else:
+            reg = Registry.open(served.url, token=served.tokens["admin"])
+        try:
+            yield reg
+        finally:
+            reg.close()
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ records fingerprinted on the client."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from support.handmade import tiny_model, write_adapter
 from support.models import base_model, save_base
-from support.server import ServedRegistry, served_registry
+from support.server import ServedRegistry
 
 from registry import Registry
 from registry.errors import AccessError, ArgumentError, SignatureError
@@ -20,10 +19,9 @@ from registry.security.keys import Keyring
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRegistry]:
-    root = tmp_path_factory.mktemp("records")
-    with served_registry(root / "home", f"sqlite:///{root / 'c.db'}") as running:
-        yield running
+def server(served: ServedRegistry) -> ServedRegistry:
+    """The module's server, on each server backend (support/server_matrix.py)."""
+    return served
 
 
 def _client(server: ServedRegistry, role: str) -> Registry:
@@ -60,8 +58,10 @@ def test_load_and_materialize_follow_the_servers_signature_policy(
             )
 
             # a signature the server stores but that does not sign this version
-            with sqlite3.connect(server.database_url.removeprefix("sqlite:///")) as db:
-                db.execute("UPDATE signatures SET signature = ?", ("A" * 86 + "==",))
+            engine = create_engine(server.database_url)
+            with engine.begin() as db:
+                db.execute(text("UPDATE signatures SET signature = :s"), {"s": "A" * 86 + "=="})
+            engine.dispose()
             with pytest.raises(SignatureError):
                 admin.load(version.ref, tiny_model(), allow_unverified_base=True)
         finally:

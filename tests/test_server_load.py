@@ -12,8 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import ServerStore
 from support.handmade import write_adapter
-from support.server import ServedRegistry, running_server, served_registry
+from support.server import ServedRegistry, new_home, running_server, served_registry
 
 from registry import Registry, ServerError
 
@@ -104,11 +105,11 @@ def _load(served: ServedRegistry, tmp_path: Path) -> None:
 
 
 def test_a_server_killed_mid_push_leaves_no_version_and_the_retry_completes(
-    tmp_path: Path,
+    server_backend: ServerStore, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    database = f"sqlite:///{tmp_path / 'c.db'}"
-    with Registry.open(home, create=True, database_url=database) as local:
+    database = server_backend.database_url
+    with new_home(home, database, server_backend.blob_url) as local:
         token = local.create_token("w", "writer").secret
     directory = write_adapter(tmp_path / "crash-lora", seed=5)
     env = {"ADAPTERS_DATABASE_URL": database, "ADAPTERS_FAULT_POINT": "catalog.insert-version"}

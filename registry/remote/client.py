@@ -188,12 +188,10 @@ class RemoteRegistry(RemoteAdmin):
     ) -> PushResult:
         """Upload the directory's files (each checked by its sha256 in the server), then
         store them as a version with every check of a local push run in the server."""
-        if convert_pickle:
-            _local_only("converting pickle weights during push")
-        if exhaustive_base and base_path is None and base_module is None:
-            _local_only("finding a base by name to hash in full (give base_path)")
         record = None
-        if base_path is not None or base_module is not None:
+        if exhaustive_base and base_path is None and base_module is None:
+            record, base = self._found_base(Path(directory), base)  # as a local push finds it
+        elif base_path is not None or base_module is not None:
             # Fingerprinted here; the server checks the record and names it the client's.
             record = self._client_base(base_path=base_path, base_module=base_module,
                                        exhaustive=exhaustive_base)  # fmt: skip
@@ -203,7 +201,7 @@ class RemoteRegistry(RemoteAdmin):
         root = Path(directory)
         if not root.is_dir():
             raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
-        upload = Upload.of(root)
+        upload = Upload.of(root, convert_pickle=convert_pickle)  # converted here, if asked
         if not upload.bundled:
             upload.send_each(self._send)
         hashes = list(data_hashes) + [data_digest(Path(p)).sha256 for p in data]
@@ -223,8 +221,8 @@ class RemoteRegistry(RemoteAdmin):
             base_record=record,
         )
         if upload.bundled:
-            return decode(PushResult, upload.send_bundle(self._send, body))
-        return self._post("/push", PushResult, body)
+            return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
+        return upload.noted(self._post("/push", PushResult, body))
 
     # -- finding ------------------------------------------------------------------------
 

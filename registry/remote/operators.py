@@ -24,6 +24,7 @@ from registry.api import Registry
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.upload import Upload
+from registry.store.manifest import BaseModelRef
 from registry.store.refs import Ref
 from registry.store.results import AdapterVersion, PushResult
 
@@ -224,6 +225,27 @@ class RemoteOperators(Registry):
             target = target_from_module(base_module, digest=exhaustive)
         return self._base_record(target, target.label)
 
+    def _found_base(self, directory: Path, base: str | None) -> tuple[wire.ClientBase, str]:
+        """``push(exhaustive_base=True)`` without ``base_path``: the base the adapter names
+        (or ``base``) found on this machine where a local push looks (a directory of that
+        name, the Hugging Face cache), hashed in full here; its record and name."""
+        from registry.bases.target import locate_base
+        from registry.store.push import parse_base
+
+        named = parse_base(base) if base else _config_base(directory)
+        if named is None or named.name is None:
+            raise errors.ArgumentError(
+                f"{directory} names no base model to hash in full; pass --base-path DIR "
+                "(base_path=) with its weights"
+            )
+        located = locate_base(named.name, named.revision, exhaustive=True)
+        if located.target is None:
+            raise errors.ArgumentError(
+                f"cannot hash base {_base_text(named.name, named.revision)} in full: "
+                f"{located.note}; pass --base-path DIR (base_path=) with its weights"
+            )
+        return self._base_record(located.target, located.note), base or named.name
+
     def _base_record(self, target: BaseTarget, label: str) -> wire.ClientBase:
         from registry.bases.fingerprint_json import fingerprint_to_json
 
@@ -254,6 +276,22 @@ def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | Non
     if named or base_path is None:
         return None
     return Path(base_path).absolute().name
+
+
+def _config_base(directory: Path) -> BaseModelRef | None:
+    """The base model an adapter's config names (PEFT's, or AdapterHub's ``model_name``)."""
+    try:
+        config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the server reads the directory and reports what is wrong with it
+    if not isinstance(config, dict):
+        return None
+    name, revision = config.get("base_model_name_or_path"), config.get("revision")
+    if not name and isinstance(config.get("config"), dict):  # AdapterHub's layout
+        name, revision = config.get("model_name"), None
+    if not isinstance(name, str) or not name:
+        return None
+    return BaseModelRef(name, revision if isinstance(revision, str) else None)
 
 
 def _base_text(name: str, revision: str | None) -> str:

@@ -16,6 +16,10 @@ from registry.server.settings import ServerSettings
 def serve(registry: Registry, settings: ServerSettings) -> None:
     import uvicorn
 
+    from registry.store.direct_uploads import url_lifetime
+
+    url_lifetime()  # a bad ADAPTERS_UPLOAD_URL_SECONDS stops the start, not a client's push
+
     # A yanked version that a client pinned is reported in the result, not on our stderr.
     warnings.simplefilter("ignore", YankedVersionWarning)
     handler = logging.StreamHandler(sys.stderr)

@@ -93,9 +93,10 @@ async def presign(ctx: Context, request: Request, caller: Caller) -> Response:
     if not direct_uploads.can_sign(blobs):
         return ok({"direct": False, "uploads": {}})
     tickets = await ctx.call(caller, lambda: direct_uploads.sign_uploads(blobs, digests))
-    return ok(
-        {"direct": True, "uploads": {t.sha256: {"url": t.url, "key": t.key} for t in tickets}}
-    )
+    uploads = {t.sha256: {"url": t.url, "key": t.key} for t in tickets}
+    # How long the URLs stay valid, so that a client asks again before they expire.
+    expires_in = direct_uploads.url_lifetime().total_seconds()
+    return ok({"direct": True, "uploads": uploads, "expires_in": expires_in})
 
 
 async def staged(ctx: Context, request: Request, caller: Caller) -> Response:

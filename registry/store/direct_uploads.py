@@ -2,12 +2,13 @@
 
 A server whose blobs live on object storage need not carry every byte of a push: it
 hands the client a pre-signed PUT URL per file (``sign_uploads``), valid for
-``EXPIRES``, for a key of its own under ``PREFIX/incoming/<random>/<sha256>``, never
-for a blob's key. When the client says it is done, ``adopt_upload`` trusts nothing it
-sent: it first copies the object (server-side) to a key the client holds no URL for,
-so the client can no longer change it, then streams that copy into the server's local
-staging file while hashing it (the file the push's format checks read), and only when
-the hash is the one named copies it to the blob's content address. The pushed version
+``url_lifetime()`` (``ADAPTERS_UPLOAD_URL_SECONDS``, else an hour), for a key of its own
+under ``PREFIX/incoming/<random>/<sha256>``, never for a blob's key. When the client
+says it is done, ``adopt_upload`` trusts nothing it sent: it first copies the object
+(server-side) to a key the client holds no URL for, so the client can no longer change
+it, then streams that copy into the server's local staging file while hashing it (the
+file the push's format checks read), and only when the hash is the one named copies it
+to the blob's content address. The pushed version
 is recorded by the ordinary push afterwards, which finds the blob already stored.
 
 On a hash mismatch nothing reaches a blob key and the local file is not kept. Objects
@@ -34,6 +35,8 @@ from registry.store.blob_store import BlobBackend
 from registry.store.object_blobs import ObjectBlobStore
 
 EXPIRES = timedelta(hours=1)
+EXPIRES_ENV = "ADAPTERS_UPLOAD_URL_SECONDS"
+_LONGEST = timedelta(days=7)  # S3 signs URLs for at most a week
 MAX_SIZE = 5 * 1024**3  # one PUT holds at most 5 GiB on S3; larger files go through the server
 _INCOMING = "incoming"
 _TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -44,6 +47,23 @@ class UploadTicket:
     sha256: str
     url: str  # pre-signed PUT, carries its own authorisation
     key: str  # where the client's bytes land, to name when claiming them
+
+
+def url_lifetime() -> timedelta:
+    """How long a pre-signed upload URL stays valid: ``ADAPTERS_UPLOAD_URL_SECONDS``."""
+    raw = os.environ.get(EXPIRES_ENV, "").strip()
+    if not raw:
+        return EXPIRES
+    try:
+        lifetime = timedelta(seconds=int(raw))
+    except (ValueError, OverflowError):
+        lifetime = timedelta(0)
+    if not timedelta(seconds=1) <= lifetime <= _LONGEST:
+        raise ArgumentError(
+            f"{EXPIRES_ENV}={raw} is not a number of seconds from 1 to "
+            f"{int(_LONGEST.total_seconds())}; fix or unset it"
+        )
+    return lifetime
 
 
 def can_sign(blobs: BlobBackend) -> TypeGuard[ObjectBlobStore]:
@@ -60,10 +80,12 @@ def _incoming_root(blobs: ObjectBlobStore) -> str:
 def sign_uploads(blobs: ObjectBlobStore, digests: list[str]) -> list[UploadTicket]:
     import obstore
 
+    lifetime = url_lifetime()
+
     def ticket(sha256: str) -> UploadTicket:
         key = f"{_incoming_root(blobs)}{secrets.token_hex(16)}/{sha256}"
         url = blobs._call(
-            "sign an upload URL", lambda: obstore.sign(blobs.store, "PUT", key, EXPIRES)
+            "sign an upload URL", lambda: obstore.sign(blobs.store, "PUT", key, lifetime)
         )
         return UploadTicket(sha256, str(url), key)
 

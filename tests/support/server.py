@@ -3,6 +3,7 @@ stopped (SIGTERM, then kill) when the test ends."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,8 +14,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
+
+if TYPE_CHECKING:
+    from registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +84,19 @@ def running_server(
         server.stop()
 
 
+def new_home(home: Path, database_url: str, blob_url: str | None = None) -> Registry:
+    """A new registry at ``home`` on ``database_url``, its blobs at ``blob_url`` (named in
+    its ``registry.json``, so that every later open of ``home`` finds them) or local."""
+    from registry import Registry
+
+    Registry.open(home, create=True, database_url=database_url).close()
+    if blob_url is not None:
+        marker = home / "registry.json"
+        settings = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**settings, "blob_url": blob_url}) + "\n")
+    return Registry.open(home, database_url=database_url)
+
+
 @dataclass
 class ServedRegistry:
     """A server over a registry home of its own, with one token per role."""
@@ -87,6 +105,7 @@ class ServedRegistry:
     home: Path
     database_url: str
     tokens: dict[str, str]
+    backend: str = "sqlite+local"
 
     @property
     def url(self) -> str:
@@ -95,14 +114,18 @@ class ServedRegistry:
 
 @contextmanager
 def served_registry(
-    home: Path, database_url: str, args: tuple[str, ...] = ()
+    home: Path,
+    database_url: str,
+    args: tuple[str, ...] = (),
+    blob_url: str | None = None,
+    backend: str = "sqlite+local",
 ) -> Iterator[ServedRegistry]:
     """A new registry at ``home`` on ``database_url``, tokens ``reader``, ``writer``,
     ``maintainer``, ``admin`` (and ``team-writer``, ``team-maintainer`` limited to the
-    namespace ``team``), served on a free port."""
-    from registry import Registry
-
-    local = Registry.open(home, create=True, database_url=database_url)
+    namespace ``team``), served on a free port. With ``blob_url`` its blobs are there,
+    named in its ``registry.json`` so that local opens of ``home`` find them too (the
+    object store's credentials come from the environment)."""
+    local = new_home(home, database_url, blob_url)
     try:
         tokens = {
             role: local.create_token(role, role).secret
@@ -115,4 +138,4 @@ def served_registry(
     finally:
         local.close()
     with running_server(home, {"ADAPTERS_DATABASE_URL": database_url}, args) as server:
-        yield ServedRegistry(server, home, database_url, tokens)
+        yield ServedRegistry(server, home, database_url, tokens, backend)
