@@ -154,6 +154,10 @@ class ObjectBlobStore:
             self._store = _make_store(self.scheme, self.bucket)
         return self._store
 
+    @property
+    def known_digest_from(self) -> int | None:
+        return SINGLE_PUT_LIMIT + 1  # smaller blobs are read into memory and hashed there
+
     def key(self, sha256: str) -> str:
         tail = f"sha256/{sha256[:2]}/{sha256[2:]}"
         return f"{self.prefix}/{tail}" if self.prefix else tail
