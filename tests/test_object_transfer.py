@@ -8,6 +8,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import obstore
@@ -31,6 +32,19 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
     monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
     monkeypatch.setattr(object_blobs, "READ_CHUNK", 1 << 20)
+
+
+@pytest.fixture
+def s3_reg(
+    s3_server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    hermetic_env: Path,
+    small_parts: None,
+) -> Iterator[Registry]:
+    use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    yield reg
+    reg.close()
 
 
 def test_ranged_chunks_keep_order_bound_work_and_raise_in_turn() -> None:
@@ -64,15 +78,8 @@ def test_ranged_chunks_keep_order_bound_work_and_raise_in_turn() -> None:
     assert got == [0, 4]
 
 
-def test_ranged_export_of_a_corrupt_blob_leaves_nothing(
-    s3_server: S3Server,
-    monkeypatch: pytest.MonkeyPatch,
-    hermetic_env: Path,
-    tmp_path: Path,
-    small_parts: None,
-) -> None:
-    use_s3(s3_server, monkeypatch)
-    reg = Registry.open(hermetic_env, create=True)
+def test_ranged_export_of_a_corrupt_blob_leaves_nothing(s3_reg: Registry, tmp_path: Path) -> None:
+    reg = s3_reg
     pushed = reg.push(write_lora(tmp_path / "a", 2, r=32, hidden=16384), name="x")
     blobs = reg.blobs
     assert isinstance(blobs, ObjectBlobStore)
@@ -87,25 +94,18 @@ def test_ranged_export_of_a_corrupt_blob_leaves_nothing(
     assert not blobs.cache.path(weights.sha256).exists()
     assert list((blobs.cache.root / "staging").iterdir()) == []
     assert "hashes to" in str(blobs.check(weights.sha256, weights.size))
-    reg.close()
 
 
 def test_ranged_export_matches_the_blob(
-    s3_server: S3Server,
-    monkeypatch: pytest.MonkeyPatch,
-    hermetic_env: Path,
-    tmp_path: Path,
-    small_parts: None,
+    s3_reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_s3(s3_server, monkeypatch)
+    reg = s3_reg
     monkeypatch.setattr(object_blobs, "READ_CHUNK", (1 << 20) + 7)  # a short last range
-    reg = Registry.open(hermetic_env, create=True)
     pushed = reg.push(write_lora(tmp_path / "a", 3, r=32, hidden=16384), name="x")
     out = reg.export("x", tmp_path / "out").directory
     for entry in pushed.version.files:
         data = (out / entry.path).read_bytes()
         assert len(data) == entry.size and hashlib.sha256(data).hexdigest() == entry.sha256
-    reg.close()
 
 
 def test_put_with_a_wrong_known_digest_refuses_and_stores_nothing(
@@ -131,13 +131,9 @@ def test_put_with_a_wrong_known_digest_refuses_and_stores_nothing(
 
 
 def test_push_hashes_large_files_once_beside_the_format_checks(
-    s3_server: S3Server,
-    monkeypatch: pytest.MonkeyPatch,
-    hermetic_env: Path,
-    tmp_path: Path,
-    small_parts: None,
+    s3_reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_s3(s3_server, monkeypatch)
+    reg = s3_reg
     hashed: list[Path] = []
     real_hash = object_blobs.sha256_file
 
@@ -146,14 +142,12 @@ def test_push_hashes_large_files_once_beside_the_format_checks(
         return real_hash(path)
 
     monkeypatch.setattr(object_blobs, "sha256_file", counting)
-    reg = Registry.open(hermetic_env, create=True)
     source = write_lora(tmp_path / "a", 4, r=32, hidden=16384)
     pushed = reg.push(source, name="x")
     assert hashed == []  # the put had the digest: no pass before its upload
     assert reg.verify("x").ok
     again = reg.push(source, name="x")  # already stored: found under the known digest
     assert again.version.digest == pushed.version.digest and again.blobs_written == 0
-    reg.close()
 
 
 def test_background_hashes_cover_large_files_only(tmp_path: Path) -> None:
