@@ -19,8 +19,7 @@ Same layout and guarantees as the local store:
   ``PART_SIZE * PART_CONCURRENCY``) read through a reader that hashes the bytes it
   hands out and refuses at the end if they are not the hashed content, which aborts
   the upload before it completes. Conditional create does not apply to multipart
-  uploads, and need not: two pushes of one digest write identical bytes.
-
+  uploads, and need not: two pushes of one digest write identical bytes;
 - reads of blobs over ``READ_CHUNK`` are parallel ranged GETs handed on in order
   (object_transfer.py), hashed by the reader as they arrive.
 
