@@ -1,18 +1,21 @@
-"""Blobs on S3 (a SeaweedFS server on 127.0.0.1) against plain uploads and downloads.
+"""Push and export of a 1 GiB adapter on S3 (a SeaweedFS server on 127.0.0.1) against
+plain uploads and downloads of the same bytes.
 
     python benchmarks/bench_object_store.py [--size-mb 1024] [--repeat 3]
+    python benchmarks/bench_object_store.py --quick     # 256 MiB, 3 rounds
 
 One LoRA adapter of about ``--size-mb`` (float16 factors, rank 64, hidden 4096) is
 written once. Side by side in one run, medians of ``--repeat`` rounds in which the
-compared rows take turns:
+compared rows take turns (so a change in the machine's load touches them alike):
 
-- upload: the registry's blob put (hash, then multipart upload through the hashing
-  reader) vs ``obstore.put`` of the same file vs boto3 ``upload_file``;
-- download: ``export`` with a cold cache (one stream from the store, read ahead,
-  hashed and written to the target and the cache together) vs ``obstore.get``
-  streamed to a file vs boto3 ``download_file``;
-- a second export (cache hit) vs an export from a local-directory store;
-- for information, the whole ``push`` (format checks included) to S3 and locally.
+- upload, headline: the whole ``push`` of the adapter directory (format checks, the
+  large file hashed beside them, the upload through the hashing reader, the catalog)
+  vs ``obstore.put`` of the weights file vs boto3 ``upload_file``; for information the
+  blob put alone, given the digest and not (hash first, then upload);
+- download, headline: ``export`` with a cold cache (parallel ranged GETs, hashed in
+  order, written to the target and the cache) vs ``obstore.get`` streamed to a file vs
+  boto3 ``download_file``; for information the same export read as one stream;
+- a second export (cache hit) vs an export from a local-directory store.
 """
 
 from __future__ import annotations
@@ -61,16 +64,6 @@ def write_adapter(directory: Path, size_mb: int) -> Path:
     return directory
 
 
-def median_time(action: Callable[[], object], repeat: int, before: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        before()
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def interleaved(
     rows: dict[str, tuple[Callable[[], object], Callable[[], object]]], repeat: int
 ) -> dict[str, float]:
@@ -90,7 +83,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="256 MiB, 3 rounds")
     options = parser.parse_args()
+    if options.quick:
+        options.size_mb, options.repeat = 256, 3
 
     import boto3
     import obstore
@@ -98,6 +94,8 @@ def main() -> None:
     from support.s3_server import BUCKET, start_server
 
     from registry import Registry
+    from registry.store import object_blobs
+    from registry.store.hashing import sha256_file
     from registry.store.object_blobs import ObjectBlobStore
 
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
@@ -108,7 +106,8 @@ def main() -> None:
         adapter = write_adapter(work / "adapter", options.size_mb)
         weights = adapter / "adapter_model.safetensors"
         size = weights.stat().st_size
-        print(f"adapter: {size / 2**20:.0f} MiB, load {os.getloadavg()[0]:.1f}")
+        load_start = os.getloadavg()
+        print(f"adapter: {size / 2**20:.0f} MiB, load {load_start[0]:.1f}", flush=True)
 
         os.environ["ADAPTERS_BLOB_URL"] = f"s3://{BUCKET}/bench"
         s3_reg = Registry.open(work / "home-s3", create=True)
@@ -118,24 +117,32 @@ def main() -> None:
             "s3", endpoint_url=server.endpoint, config=Config(region_name="us-east-1")
         )
         plain_key = "plain/blob"
-        from registry.store.hashing import sha256_file
-
         sha = sha256_file(weights)
+        pushes = iter(range(10**6))
 
-        def drop_blob() -> None:
-            blobs.delete(sha)
+        def drop_blobs() -> None:
+            for digest in list(blobs.iter_digests()):
+                blobs.delete(digest)
 
+        def push() -> None:  # a new name each time, its blobs deleted: a full upload
+            s3_reg.push(adapter, name=f"big{next(pushes)}")
+
+        nothing = lambda: None  # noqa: E731
         results = interleaved(
             {
-                "put registry": (lambda: blobs.put_file(weights), drop_blob),
+                "push (whole command)": (push, drop_blobs),
                 "put obstore": (
                     lambda: obstore.put(blobs.store, plain_key, weights, chunk_size=16 << 20,
                                         max_concurrency=8),
-                    lambda: None,
+                    nothing,
                 ),
                 "put boto3": (
-                    lambda: client.upload_file(str(weights), BUCKET, plain_key), lambda: None
+                    lambda: client.upload_file(str(weights), BUCKET, plain_key), nothing
                 ),
+                "blob put, digest known (info)": (
+                    lambda: blobs.put_file(weights, expected=sha), drop_blobs
+                ),
+                "blob put, hash first (info)": (lambda: blobs.put_file(weights), drop_blobs),
             },
             options.repeat,
         )  # fmt: skip
@@ -152,48 +159,67 @@ def main() -> None:
                 for chunk in obstore.get(blobs.store, plain_key).stream(min_chunk_size=8 << 20):
                     handle.write(chunk)
 
-        export = lambda: s3_reg.export("big", out, overwrite=True)  # noqa: E731
+        def export() -> None:
+            s3_reg.export("big", out, overwrite=True)
+
+        def export_one_stream() -> None:
+            ranged_from = object_blobs.READ_CHUNK
+            object_blobs.READ_CHUNK = 1 << 62  # every blob read as one GET
+            try:
+                export()
+            finally:
+                object_blobs.READ_CHUNK = ranged_from
+
         results.update(
             interleaved(
                 {
-                    "get registry export (cold cache)": (export, cold),
-                    "get obstore": (plain_get, lambda: None),
+                    "export (cold cache)": (export, cold),
+                    "get obstore": (plain_get, nothing),
                     "get boto3": (
                         lambda: client.download_file(BUCKET, plain_key, str(work / "boto-out")),
-                        lambda: None,
+                        nothing,
+                    ),
+                    "export, cold, one stream (info)": (export_one_stream, cold),
+                },
+                options.repeat,
+            )
+        )
+        del os.environ["ADAPTERS_BLOB_URL"]
+        local_reg = Registry.open(work / "home-local", create=True)
+        local_reg.push(adapter, name="big")
+        warm = lambda: shutil.rmtree(out, ignore_errors=True)  # noqa: E731
+        results.update(
+            interleaved(
+                {
+                    "export (cache hit)": (export, warm),
+                    "export local store": (
+                        lambda: local_reg.export("big", out, overwrite=True),
+                        warm,
                     ),
                 },
                 options.repeat,
             )
         )
-        results["export s3 (cached)"] = median_time(
-            export, options.repeat, lambda: shutil.rmtree(out, ignore_errors=True)
-        )
-        del os.environ["ADAPTERS_BLOB_URL"]
-        local_reg = Registry.open(work / "home-local", create=True)
-        start = time.perf_counter()
-        local_reg.push(adapter, name="big")
-        results["push local (info)"] = time.perf_counter() - start
-        results["export local"] = median_time(
-            lambda: local_reg.export("big", out, overwrite=True),
-            options.repeat, lambda: shutil.rmtree(out, ignore_errors=True),
-        )  # fmt: skip
-        os.environ["ADAPTERS_BLOB_URL"] = f"s3://{BUCKET}/bench-push"
-        s3_push = Registry.open(work / "home-s3-push", create=True)
-        start = time.perf_counter()
-        s3_push.push(adapter, name="big")
-        results["push s3 (info)"] = time.perf_counter() - start
+        load_end = os.getloadavg()
 
         for name, seconds in results.items():
             print(f"{name:34} {seconds:7.2f} s  {size / seconds / 2**20:7.0f} MiB/s")
         r = results
-        print(f"put: registry / obstore {r['put registry'] / r['put obstore']:.2f}x, "
-              f"registry / boto3 {r['put registry'] / r['put boto3']:.2f}x")  # fmt: skip
-        cold_ratio = r["get registry export (cold cache)"]
-        print(f"get: export cold / obstore {cold_ratio / r['get obstore']:.2f}x, "
-              f"export cold / boto3 {cold_ratio / r['get boto3']:.2f}x")  # fmt: skip
-        print(f"cached export / local export {r['export s3 (cached)'] / r['export local']:.2f}x")
-        print(f"load after: {os.getloadavg()[0]:.1f}")
+        print(f"push / obstore {r['push (whole command)'] / r['put obstore']:.2f}x, "
+              f"push / boto3 {r['push (whole command)'] / r['put boto3']:.2f}x")  # fmt: skip
+        cold_ratio = r["export (cold cache)"]
+        print(f"cold export / obstore {cold_ratio / r['get obstore']:.2f}x, "
+              f"cold export / boto3 {cold_ratio / r['get boto3']:.2f}x")  # fmt: skip
+        cached = r["export (cache hit)"] / r["export local store"]
+        print(f"cached export / local export {cached:.2f}x")
+        known = r["blob put, digest known (info)"]
+        first = r["blob put, hash first (info)"]
+        print(f"blob put / obstore: digest known {known / r['put obstore']:.2f}x, "
+              f"hash first {first / r['put obstore']:.2f}x")  # fmt: skip
+        one = r["export, cold, one stream (info)"]
+        print(f"one-stream cold export / obstore {one / r['get obstore']:.2f}x")
+        loads = " ".join(f"{value:.1f}" for value in (*load_start, *load_end))
+        print(f"load average (1, 5, 15 min; start, end): {loads}")
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)

@@ -38,6 +38,13 @@ class BlobBackend(Protocol):
         """Where the blobs live, for messages (never with credentials)."""
         ...
 
+    @property
+    def known_digest_from(self) -> int | None:
+        """Files of at least this many bytes are best put with their digest known
+        (``expected``): the store names the upload by it and so reads an unhashed file
+        twice. None when a put hashes as it copies anyway (the local store)."""
+        ...
+
     def path(self, sha256: str) -> Path:
         """A local file holding the blob's bytes (object stores: from the cache)."""
         ...

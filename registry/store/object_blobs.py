@@ -9,7 +9,9 @@ Same layout and guarantees as the local store:
 - keys ``PREFIX/sha256/ab/cdef...``;
 - a put hashes the source first, then takes the gc lease (``before_commit``), then
   looks for the blob, and only then uploads. An object becomes visible only when its
-  upload completes, so readers never see a partial blob;
+  upload completes, so readers never see a partial blob. Given the digest already
+  (push hashes large files beside its format checks), a large put skips that first
+  pass: the hashing reader it uploads through is the check;
 - small blobs go up in one PUT with ``If-None-Match: *`` (conditional create: a
   concurrent push of the same blob gets 412 and keeps the one stored) and with the
   server-checked ``x-amz-checksum-sha256`` on S3;
@@ -17,7 +19,9 @@ Same layout and guarantees as the local store:
   ``PART_SIZE * PART_CONCURRENCY``) read through a reader that hashes the bytes it
   hands out and refuses at the end if they are not the hashed content, which aborts
   the upload before it completes. Conditional create does not apply to multipart
-  uploads, and need not: two pushes of one digest write identical bytes.
+  uploads, and need not: two pushes of one digest write identical bytes;
+- reads of blobs over ``READ_CHUNK`` are parallel ranged GETs handed on in order
+  (object_transfer.py), hashed by the reader as they arrive.
 
 Credentials come from each cloud's own chain (``AWS_*`` variables, ``AWS_PROFILE``
 through boto3 when installed, ``GOOGLE_*``, ``AZURE_*``); nothing here stores or
@@ -33,20 +37,23 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar, cast
+from typing import Any, NoReturn, TypeVar
 
 from registry.errors import BlobStoreError, IntegrityError
 from registry.faults import fault_point
 from registry.store.blob_cache import BlobCache
 from registry.store.blob_store import DigestHook, StoredBlob
-from registry.store.hashing import CHUNK_SIZE, ProgressCallback, sha256_file
+from registry.store.hashing import ProgressCallback, sha256_file
+from registry.store.object_transfer import CheckedReader, put_multipart, ranged_chunks
+from registry.store.object_transfer import read_ahead as _read_ahead
 from registry.store.object_url import parse_object_url
 
 SINGLE_PUT_LIMIT = 32 * 1024**2  # above this, multipart (a single PUT holds the blob in memory)
 PART_SIZE = 16 * 1024**2
 PART_CONCURRENCY = 8
-READ_CHUNK = 8 * 1024**2
+READ_CHUNK = 8 * 1024**2  # also the size of one ranged GET
 READ_AHEAD = 4  # chunks downloaded while the reader hashes and writes the previous ones
+RANGES_IN_FLIGHT = 8  # a blob over READ_CHUNK comes as this many ranged GETs at once
 RETRIES_ENV = "ADAPTERS_BLOB_RETRY_SECONDS"
 _KEY = re.compile(r"sha256/([0-9a-f]{2})/([0-9a-f]{62})")
 _SECRET_VARS = (
@@ -146,6 +153,10 @@ class ObjectBlobStore:
             self._store = _make_store(self.scheme, self.bucket)
         return self._store
 
+    @property
+    def known_digest_from(self) -> int | None:
+        return SINGLE_PUT_LIMIT + 1  # smaller blobs are read into memory and hashed there
+
     def key(self, sha256: str) -> str:
         tail = f"sha256/{sha256[:2]}/{sha256[2:]}"
         return f"{self.prefix}/{tail}" if self.prefix else tail
@@ -220,12 +231,19 @@ class ObjectBlobStore:
     ) -> StoredBlob:
         if expected is not None and before_commit is not None:
             before_commit(expected)
+        size = source.stat().st_size
         if expected is not None:
             found = self._head(expected)
             if found is not None:
+                if progress is not None:
+                    progress(size)
                 return StoredBlob(expected, found, created=False)
+            if size > SINGLE_PUT_LIMIT:
+                # Leased and looked for under ``expected``: upload straight to its key
+                # through the hashing reader, which refuses (aborting the upload) unless
+                # the bytes hash to it. No separate pass over the file first.
+                return self._put_large(source, expected, size, progress)
         sha256 = sha256_file(source)
-        size = source.stat().st_size
         if expected is not None and sha256 != expected:
             raise IntegrityError(
                 f"content changed while it was being stored: expected sha256 {expected}, "
@@ -246,20 +264,28 @@ class ObjectBlobStore:
             if progress is not None:
                 progress(size)
         else:
-            with open(source, "rb") as handle:
-                reader = _CheckedReader(handle, sha256, size, progress, str(source))
-                try:
-                    self._call(
-                        "upload a blob",
-                        lambda: _put_multipart(self.store, self.key(sha256), reader),
-                    )
-                except BlobStoreError:
-                    if reader.failure is not None:  # the upload was aborted for this
-                        raise reader.failure from None
-                    raise
-            created = True
+            return self._put_large(source, sha256, size, progress)
         fault_point("object.uploaded")
         return StoredBlob(sha256, size, created=created)
+
+    def _put_large(
+        self, source: Path, sha256: str, size: int, progress: ProgressCallback | None
+    ) -> StoredBlob:
+        with open(source, "rb") as handle:
+            reader = CheckedReader(handle, sha256, size, progress, str(source))
+            try:
+                self._call(
+                    "upload a blob",
+                    lambda: put_multipart(
+                        self.store, self.key(sha256), reader, PART_SIZE, PART_CONCURRENCY
+                    ),
+                )
+            except BlobStoreError:
+                if reader.failure is not None:  # the upload was aborted for this
+                    raise reader.failure from None
+                raise
+        fault_point("object.uploaded")
+        return StoredBlob(sha256, size, created=True)
 
     def _put_small(self, sha256: str, data: bytes) -> bool:
         import obstore
@@ -289,6 +315,12 @@ class ObjectBlobStore:
     def iter_chunks(self, sha256: str) -> Iterator[bytes]:
         import obstore
 
+        size = self._head(sha256)
+        if size is None:
+            raise FileNotFoundError(self.key(sha256))
+        if size > READ_CHUNK:
+            yield from self._iter_ranges(sha256, size)
+            return
         result = self._call("read a blob", lambda: obstore.get(self.store, self.key(sha256)))
         stream = result.stream(min_chunk_size=READ_CHUNK)
         while True:
@@ -301,6 +333,20 @@ class ObjectBlobStore:
             # obstore's Bytes is a buffer that hashlib, file writes and join take as is;
             # copying each chunk into bytes would cost a pass over the data.
             yield chunk
+            fault_point("object.reading")
+
+    def _iter_ranges(self, sha256: str, size: int) -> Iterator[bytes]:
+        import obstore
+
+        key = self.key(sha256)
+
+        def fetch(start: int, end: int) -> Any:
+            return self._call(
+                "read a blob", lambda: obstore.get_range(self.store, key, start=start, end=end)
+            )
+
+        for chunk in ranged_chunks(fetch, size, READ_CHUNK, RANGES_IN_FLIGHT):
+            yield chunk  # obstore's Bytes, a buffer (see above)
             fault_point("object.reading")
 
     def _chunks(self, sha256: str) -> Callable[[], Iterator[bytes]]:
@@ -443,102 +489,6 @@ def abort_stale_uploads(store: ObjectBlobStore, older_than: timedelta, *, dry_ru
             "add a lifecycle rule that aborts them"
         ) from None
     return count
-
-
-def _read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
-    """``source``'s items, pulled by a thread up to ``depth`` ahead, so the download
-    overlaps the caller's hashing and writing; memory is bounded by ``depth`` items.
-    Errors reach the caller in order; closing early stops the thread."""
-    import queue
-    import threading
-
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False  # the caller is gone
-
-    def pump() -> None:
-        try:
-            for item in source:
-                if not offer("item", item):
-                    return
-            offer("end", None)
-        except BaseException as exc:  # handed to the caller, raised there
-            offer("error", exc)
-
-    thread = threading.Thread(target=pump, name="blob-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-
-
-def _put_multipart(store: Any, key: str, reader: _CheckedReader) -> None:
-    import obstore
-
-    obstore.put(
-        store,
-        key,
-        cast(Any, reader),  # a file-like object: obstore reads it in parts
-        use_multipart=True,
-        chunk_size=PART_SIZE,
-        max_concurrency=PART_CONCURRENCY,
-    )
-
-
-class _CheckedReader:
-    """Hands a file to the uploader while hashing it; at the end, refuses (and so
-    aborts the upload before it completes) unless the bytes were the hashed ones."""
-
-    def __init__(
-        self,
-        handle: BinaryIO,
-        sha256: str,
-        size: int,
-        progress: ProgressCallback | None,
-        label: str,
-    ) -> None:
-        self.handle, self.sha256, self.size = handle, sha256, size
-        self.progress, self.label = progress, label
-        self.digest = hashlib.sha256()
-        self.seen = 0
-        self.failure: IntegrityError | None = None
-
-    def read(self, count: int = -1) -> bytes:
-        data = self.handle.read(count if count and count > 0 else CHUNK_SIZE)
-        if data:
-            self.digest.update(data)
-            self.seen += len(data)
-            if self.progress is not None:
-                self.progress(len(data))
-            fault_point("object.uploading")
-            return data
-        if self.seen != self.size or self.digest.hexdigest() != self.sha256:
-            self.failure = IntegrityError(
-                f"{self.label} changed while it was being stored; push again"
-            )
-            raise self.failure
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.handle.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.handle.tell()
 
 
 def _one_line(text: str) -> str:

@@ -36,6 +36,7 @@ from registry.store.conditions import (
 from registry.store.gc import PushLeases
 from registry.store.hashing import data_digest, given_digest
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
+from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
@@ -176,6 +177,9 @@ def _push(
 
     staging_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
+    # Object stores need a large file's digest before they upload it: hashed beside the
+    # format checks, which read the same files (see prehash.py).
+    hashes = BackgroundHashes(request.directory, blobs.known_digest_from)
     try:
         source = formats.read_adapter_dir(
             request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
@@ -191,9 +195,10 @@ def _push(
             base_target, base_note = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        files = _store_files(source, blobs, progress, leases.take)
+        files = _store_files(source, blobs, progress, leases.take, hashes.digest)
         entries, written, written_bytes, repaired = files
     finally:
+        hashes.close()
         shutil.rmtree(work_dir, ignore_errors=True)
     if request.exact_base is not None:
         base_id = _exact_base_id(catalog, request.exact_base)
@@ -452,7 +457,11 @@ def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
 
 
 def _store_files(
-    source: AdapterSource, blobs: BlobBackend, progress: Progress, lease: DigestHook
+    source: AdapterSource,
+    blobs: BlobBackend,
+    progress: Progress,
+    lease: DigestHook,
+    known: Callable[[Path], str | None],
 ) -> tuple[list[FileEntry], int, int, int]:
     entries: list[FileEntry] = []
     written = written_bytes = repaired = 0
@@ -463,7 +472,9 @@ def _store_files(
             if item.path == source.config_path:
                 blob = blobs.put_bytes(source.config_bytes, before_commit=lease)
             else:
-                blob = blobs.put_file(item.source, progress=progress.advance, before_commit=lease)
+                blob = blobs.put_file(
+                    item.source, known(item.source), progress.advance, before_commit=lease
+                )
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
             # The blob is in place (renamed, or found already stored) and leased.
             fault_point("push.blob-committed")
