@@ -30,6 +30,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ from registry.store.leases import (
     protected_digests,
     release,
     take_lease,
+    take_leases,
 )
 from registry.store.results import GcBlob, GcFile, GcResult
 
@@ -71,6 +73,14 @@ class PushLeases:
         if sha256 not in self.digests:
             take_lease(self.catalog.engine, self.lease, sha256)
             self.digests.append(sha256)
+            fault_point("push.leased")
+
+    def take_all(self, digests: Iterable[str]) -> None:
+        """Lease digests known before any blob is written, in one transaction."""
+        new = [sha256 for sha256 in dict.fromkeys(digests) if sha256 not in self.digests]
+        if new:
+            take_leases(self.catalog.engine, self.lease, new)
+            self.digests.extend(new)
             fault_point("push.leased")
 
     def release(self) -> None:

@@ -7,6 +7,7 @@ points at a missing or partial blob.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
 from registry.store.blob_store import BlobBackend, DigestHook
+from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog, NewVersion
 from registry.store.conditions import (
     validate_dataset,
@@ -39,6 +41,7 @@ from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, 
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
+from registry.store.verified_files import verified_for
 
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
@@ -191,7 +194,11 @@ def _push(
             base_target, base_note = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        files = _store_files(source, blobs, progress, leases.take)
+        verified = _verified_files(request, source)
+        if verified:
+            # Every digest is known before any blob is written: one lease transaction.
+            leases.take_all([*verified.values(), hashlib.sha256(source.config_bytes).hexdigest()])
+        files = _store_files(source, blobs, progress, leases.take, verified)
         entries, written, written_bytes, repaired = files
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -451,8 +458,25 @@ def _exact_base_id(catalog: Catalog, base: BaseModelRef) -> int | None:
     return found.id if found is not None and found.content_digest == base.fingerprint else None
 
 
+def _verified_files(request: PushRequest, source: AdapterSource) -> dict[str, str]:
+    """The files declared verified (``verified_files``) that are stored as they are (not
+    converted): the server's staged uploads, hashed and fsynced when they arrived."""
+    declared = verified_for(request.directory)
+    return {
+        item.path: declared[item.path]
+        for item in source.files
+        if item.path in declared
+        and item.path != source.config_path
+        and item.source == request.directory / item.path
+    }
+
+
 def _store_files(
-    source: AdapterSource, blobs: BlobBackend, progress: Progress, lease: DigestHook
+    source: AdapterSource,
+    blobs: BlobBackend,
+    progress: Progress,
+    lease: DigestHook,
+    verified: Mapping[str, str],
 ) -> tuple[list[FileEntry], int, int, int]:
     entries: list[FileEntry] = []
     written = written_bytes = repaired = 0
@@ -462,6 +486,11 @@ def _store_files(
         for item in source.files:
             if item.path == source.config_path:
                 blob = blobs.put_bytes(source.config_bytes, before_commit=lease)
+            elif item.path in verified and isinstance(blobs, BlobStore):
+                blob = blobs.adopt_file(item.source, verified[item.path], before_commit=lease)
+                progress.advance(blob.size)
+            elif item.path in verified:
+                blob = blobs.put_file(item.source, verified[item.path], progress.advance, lease)
             else:
                 blob = blobs.put_file(item.source, progress=progress.advance, before_commit=lease)
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
