@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.store.manifest import Manifest
+from registry.store.catalog.manifest_cache import parsed_manifest
 from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
 
 # Runs one statement (SQL text with :name parameters) and returns its rows as tuples.
@@ -110,7 +110,7 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
             name=row[c["name"]],
             version=row[c["version"]],
             digest=row[c["digest"]],
-            manifest=Manifest.from_json(row[c["manifest"]]),
+            manifest=parsed_manifest(row[c["manifest"]]),
             size_bytes=row[c["size_bytes"]],
             status=row[c["status"]],
             status_reason=row[c["status_reason"]],
