@@ -17,6 +17,12 @@ The protocol:
    EXCLUSIVE MODE``), reads referenced ∪ leased digests in one statement, and
    deletes the other blobs before that transaction ends.
 
+A push whose every file was hashed as it arrived (the server's staged uploads,
+``verified_files``) skips the leases: it links its blobs into place inside the very
+transaction that records the version, after ``hold_off_gc``, so gc's transaction runs
+wholly before it (and a blob it deleted is linked again) or wholly after (and sees the
+references).
+
 Why nothing is lost: a lease committed before gc's transaction is seen by it; a
 lease taken after it can only be committed once gc is done deleting, so the push's
 look for the final blob happens after the deletion and rewrites what is missing.

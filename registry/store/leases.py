@@ -62,6 +62,18 @@ def exclude_lease_writers(session: Session) -> None:
         session.connection().exec_driver_sql("LOCK TABLE blob_leases IN EXCLUSIVE MODE")
 
 
+def hold_off_gc(session: Session) -> None:
+    """Keep gc out until the current write transaction ends, so that blobs stored inside
+    it and referenced by its rows need no lease: gc's transaction cannot overlap it.
+
+    SQLite: BEGIN IMMEDIATE already holds the one write lock gc also needs. PostgreSQL:
+    ROW EXCLUSIVE on blob_leases conflicts with the EXCLUSIVE lock gc takes first
+    (``exclude_lease_writers``), so gc waits for this commit or this waits for gc's.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("LOCK TABLE blob_leases IN ROW EXCLUSIVE MODE")
+
+
 def protected_digests(session: Session, cutoff: datetime) -> set[str]:
     """Digests a version references or a live lease holds, read in one statement.
 
