@@ -264,11 +264,12 @@ class Catalog:
             return load_rows(execute, [resolve_row(execute, ref)])[0]
 
     def get_by_id(self, row_id: int) -> AdapterVersion:
-        with read_session(self.engine) as session:
-            row = session.get(AdapterVersionRow, row_id)
-            if row is None:
-                raise NotFoundError(f"no adapter version with id {row_id}")
-            return self._load(session, [row])[0]
+        # Plain SQL, as get_many: no ORM object to build and map back (a push reads its
+        # new version this way).
+        found = self.get_many([row_id])
+        if not found:
+            raise NotFoundError(f"no adapter version with id {row_id}")
+        return found[0]
 
     def list_versions(self, flt: ListFilter) -> list[AdapterVersion]:
         """Versions matching every filter of ``flt``, in its order (see ``listing.py``)."""
