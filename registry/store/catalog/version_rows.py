@@ -49,8 +49,10 @@ CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 
 
 def _in_list(ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
-    params = {f"i{n}": value for n, value in enumerate(ids)}
-    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+    # Row ids written as integer literals (int() refuses anything else), not bound
+    # parameters: SQLAlchemy's text() parses every ":name" of a statement with a regex,
+    # ~15 us each, which was a third of reading 1,000 versions.
+    return "(" + ", ".join(str(int(value)) for value in ids) + ")", {}
 
 
 def chunks(ids: Sequence[int]) -> list[Sequence[int]]:
