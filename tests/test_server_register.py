@@ -5,6 +5,7 @@ rather than a second copy and hash, and every check of a push still runs."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -77,3 +78,26 @@ def test_a_verified_file_is_linked_only_where_it_is_stored_as_is(tmp_path: Path)
         with verified_files(directory, {"adapter_model.safetensors": sha}):
             local.push(other, name="copied")
         assert os.stat(local.blobs.path(sha)).st_ino != os.stat(copied).st_ino
+
+
+def test_a_bundle_push_links_its_staged_files(served: ServedRegistry, tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "bundled", seed=35)
+    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    header = json.dumps(
+        {
+            "push": {"files": digests, "name": "bundled"},
+            "sizes": {name: len(data) for name, data in files.items()},
+        }
+    ).encode()
+    response = httpx2.post(
+        f"{served.url}{API}/push/bundle", content=header + b"".join(files.values()),
+        params={"header_bytes": len(header)},
+        headers={"Authorization": f"Bearer {served.tokens['writer']}"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        blob = local.blobs.path(digests["adapter_model.safetensors"])
+        # Stored from the staging file (linked; the staging copy is gone), read-only.
+        assert os.stat(blob).st_nlink == 1 and not os.stat(blob).st_mode & 0o222
+        assert local.verify("bundled@1").ok
