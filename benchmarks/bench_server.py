@@ -7,31 +7,42 @@ MLflow is not a dependency: install it in a virtual environment of its own and n
     PYTHONPATH=. python benchmarks/bench_server.py --mlflow /tmp/mlflow-venv/bin/mlflow
 
 Both servers are driven over plain HTTP with the same client (httpx), one request after
-another: register a version (ours: the files and the push in one request, as the client
-sends a small push, and file by file as it sends a large one; MLflow: create a model
-version), set an alias, resolve an alias, list 1,000 versions. Resolve and list are timed
-twice: repeated on an unchanged catalog (ours answers from what it kept), and each right
-after a write (an eval on another version: ours must read the catalog again). Medians of
-``--repeat`` runs, and the ratio ours / MLflow. Then 32 concurrent clients resolve an
-alias on ours for a few seconds (p50 / p99), each client connected and warmed up before
-the clock starts.
+another, the two sides alternating sample by sample so that the machine's load falls on
+both alike: register a version (MLflow: create a model version, a pointer to artifacts
+stored elsewhere; ours, like for like: ``POST /push`` of files already uploaded, and for
+information the whole push with its uploads, in one request as the client sends a small
+push and file by file as it sends a large one), set an alias, resolve an alias, list 1,000
+versions. Resolve and list are timed twice: repeated on an unchanged catalog (ours answers
+from what it kept), and each right after a write (an eval on another version: ours must
+read the catalog again). Medians of ``--repeat`` runs, and the ratio ours / MLflow.
+
+Then 32 concurrent connections resolve an alias on ours for a few seconds (p50 / p99),
+each connected and warmed up before the clock starts. They are driven by ``--processes``
+load-generator processes, each an asyncio loop over raw keep-alive sockets, so the
+generator does not serialise 32 clients on one Python interpreter's lock.
+
+``--quick``: fewer runs, 200 versions to list and 2 s of load, to re-check on an idle
+machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -46,24 +57,34 @@ from registry import Registry  # noqa: E402
 MLFLOW_API = "/api/2.0/mlflow"
 
 
-def _median_ms(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+Side = tuple[Callable[[], object], Callable[[], object] | None]  # (untimed setup, timed)
 
 
-def _median_after(write: Callable[[], object], action: Callable[[], object], repeat: int) -> float:
-    """The median time of ``action`` run right after an untimed ``write``."""
-    times = []
-    for _ in range(repeat):
-        write()
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+def _timed(side: Side) -> float:
+    before, action = side
+    if before is not None:
+        before()
+    started = time.perf_counter()
+    action()  # type: ignore[misc]
+    return time.perf_counter() - started
+
+
+def _paired(ours: Side, theirs: Side, repeat: int) -> tuple[float, float]:
+    """Median ms of each side, alternating the two sample by sample (who goes first too)."""
+    a: list[float] = []
+    b: list[float] = []
+    for index in range(repeat):
+        if index % 2:
+            b.append(_timed(theirs))
+            a.append(_timed(ours))
+        else:
+            a.append(_timed(ours))
+            b.append(_timed(theirs))
+    return statistics.median(a) * 1000, statistics.median(b) * 1000
+
+
+def _plain(action: Callable[[], object]) -> Side:
+    return (lambda: None, action)
 
 
 def _start_mlflow(mlflow: str, work: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -91,7 +112,12 @@ def main() -> None:
     parser.add_argument("--mlflow", required=True, help="the mlflow command of its venv")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--versions", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="of 32-connection load")
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--quick", action="store_true", help="10 runs, 200 versions, 2 s")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.versions, args.seconds = 10, 200, 2.0
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
     os.environ["ADAPTERS_CACHE_DIR"] = str(work / "cache")
     try:
@@ -101,7 +127,7 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace, work: Path) -> None:
-    adapters = [write_adapter(work / "src" / f"a{i}", seed=i) for i in range(2 * args.repeat + 1)]
+    adapters = [write_adapter(work / "src" / f"a{i}", seed=i) for i in range(3 * args.repeat + 1)]
     # 1,000 versions to list, stored directly in the server's registry beforehand.
     home = work / "home"
     database = f"sqlite:///{work / 'catalog.db'}"
@@ -134,14 +160,17 @@ def _run(args: argparse.Namespace, work: Path) -> None:
                 ours.post("/api/v1/push/bundle", content=header + b"".join(datas.values()),
                           params={"header_bytes": len(header)}).raise_for_status()  # fmt: skip
 
-            def register_ours_file_by_file() -> None:
-                directory = next(pending)
+            def upload(directory: Path) -> dict[str, str]:
                 files = {}
                 for path in sorted(directory.iterdir()):
                     data = path.read_bytes()
                     sha = hashlib.sha256(data).hexdigest()
                     ours.put(f"/api/v1/uploads/{sha}", content=data).raise_for_status()
                     files[path.name] = sha
+                return files
+
+            def register_ours_file_by_file() -> None:
+                files = upload(next(pending))
                 ours.post("/api/v1/push", json={"files": files, "name": "bench"}).raise_for_status()
 
             def register_theirs() -> None:
@@ -149,27 +178,40 @@ def _run(args: argparse.Namespace, work: Path) -> None:
                             json={"name": "bench", "source": "s3://bucket/model"}
                             ).raise_for_status()  # fmt: skip
 
+            staged: list[dict[str, str]] = []
+
+            def stage_ours() -> None:
+                # Untimed: the files are uploaded (hashed and fsynced by the server) first.
+                staged.append(upload(next(pending)))
+
+            def register_ours_uploaded() -> None:
+                ours.post("/api/v1/push", json={"files": staged.pop(), "name": "bench"}
+                          ).raise_for_status()  # fmt: skip
+
             register_ours()
             register_theirs()
-            results["register a version"] = (
-                _median_ms(register_ours, args.repeat), _median_ms(register_theirs, args.repeat)
+            results["register a version (files already uploaded: `POST /push`)"] = _paired(
+                (stage_ours, register_ours_uploaded), _plain(register_theirs), args.repeat
             )
-            mlflow_register = results["register a version"][1]
-            results["register, file by file (3 requests)"] = (
-                _median_ms(register_ours_file_by_file, args.repeat), mlflow_register
+            results["register with its upload, one request (`POST /push/bundle`)"] = _paired(
+                _plain(register_ours), _plain(register_theirs), args.repeat
             )
-            results["set an alias"] = (
-                _median_ms(lambda: ours.post("/api/v1/aliases", json={
-                    "ref": "bench@1", "alias": "prod"}).raise_for_status(), args.repeat),
-                _median_ms(lambda: theirs.post(f"{MLFLOW_API}/registered-models/alias", json={
-                    "name": "bench", "alias": "prod", "version": "1"}).raise_for_status(),
-                    args.repeat),
+            results["register with its upload, file by file (3 requests)"] = _paired(
+                _plain(register_ours_file_by_file), _plain(register_theirs), args.repeat
+            )
+            results["set an alias"] = _paired(
+                _plain(lambda: ours.post("/api/v1/aliases", json={
+                    "ref": "bench@1", "alias": "prod"}).raise_for_status()),
+                _plain(lambda: theirs.post(f"{MLFLOW_API}/registered-models/alias", json={
+                    "name": "bench", "alias": "prod", "version": "1"}).raise_for_status()),
+                args.repeat,
             )  # fmt: skip
-            results["resolve an alias"] = (
-                _median_ms(lambda: ours.get("/api/v1/resolve", params={
-                    "ref": "bench@prod"}).raise_for_status(), args.repeat),
-                _median_ms(lambda: theirs.get(f"{MLFLOW_API}/registered-models/alias", params={
-                    "name": "bench", "alias": "prod"}).raise_for_status(), args.repeat),
+            results["resolve an alias"] = _paired(
+                _plain(lambda: ours.get("/api/v1/resolve", params={
+                    "ref": "bench@prod"}).raise_for_status()),
+                _plain(lambda: theirs.get(f"{MLFLOW_API}/registered-models/alias", params={
+                    "name": "bench", "alias": "prod"}).raise_for_status()),
+                args.repeat,
             )  # fmt: skip
 
             def list_ours() -> None:
@@ -183,8 +225,8 @@ def _run(args: argparse.Namespace, work: Path) -> None:
                 assert len(body["model_versions"]) == args.versions
 
             reps = max(5, args.repeat // 3)
-            results[f"list {args.versions} versions"] = (
-                _median_ms(list_ours, reps), _median_ms(list_theirs, reps)
+            results[f"list {args.versions} versions"] = _paired(
+                _plain(list_ours), _plain(list_theirs), reps
             )
 
             def write_ours() -> None:
@@ -203,15 +245,16 @@ def _run(args: argparse.Namespace, work: Path) -> None:
                 theirs.get(f"{MLFLOW_API}/registered-models/alias", params={
                     "name": "bench", "alias": "prod"}).raise_for_status()  # fmt: skip
 
-            results["resolve an alias, after a write"] = (
-                _median_after(write_ours, resolve_ours, args.repeat),
-                _median_after(write_theirs, resolve_theirs, args.repeat),
+            results["resolve an alias, after a write"] = _paired(
+                (write_ours, resolve_ours), (write_theirs, resolve_theirs), args.repeat
             )
-            results[f"list {args.versions} versions, after a write"] = (
-                _median_after(write_ours, list_ours, reps),
-                _median_after(write_theirs, list_theirs, reps),
+            results[f"list {args.versions} versions, after a write"] = _paired(
+                (write_ours, list_ours), (write_theirs, list_theirs), reps
             )
-            p50, p99, count = _concurrent_resolves(served.url, served.tokens["reader"])
+            load = os.getloadavg()
+            p50, p99, count = _concurrent_resolves(
+                served.url, served.tokens["reader"], args.seconds, args.processes
+            )
     finally:
         mlflow.terminate()
         mlflow.wait(30)
@@ -221,39 +264,76 @@ def _run(args: argparse.Namespace, work: Path) -> None:
     print("|---|---|---|---|")
     for name, (a, b) in results.items():
         print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
-    print(f"\n32 concurrent clients resolving an alias on ours: {count} requests, "
-          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"\n32 concurrent connections resolving an alias on ours ({args.processes} "
+          f"load-generator processes, load {load[0]:.2f} before): {count} requests in "
+          f"{args.seconds:g} s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
 
 
-def _concurrent_resolves(url: str, token: str, seconds: float = 5.0) -> tuple[float, float, int]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(33)
-    deadline = 0.0
+def _concurrent_resolves(
+    url: str, token: str, seconds: float, processes: int, connections: int = 32
+) -> tuple[float, float, int]:
+    """p50 and p99 ms of resolves over ``connections`` keep-alive connections shared out
+    among ``processes`` load generators, and how many were served in ``seconds``."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes + 1)
+    results = context.Queue()
+    shares = [connections // processes + (i < connections % processes) for i in range(processes)]
+    workers = [
+        context.Process(target=_generate, args=(url, token, share, seconds, ready, results))
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    ready.wait(timeout=120)  # every connection open and warmed up: the clock starts for all
+    latencies = sorted(t for _ in workers for t in results.get(timeout=seconds + 120))
+    for worker in workers:
+        worker.join()
+    return (statistics.median(latencies) * 1000,
+            latencies[int(0.99 * (len(latencies) - 1))] * 1000, len(latencies))  # fmt: skip
 
-    def client() -> None:
-        with httpx2.Client(base_url=url, timeout=60,
-                           headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
-            http.get("/api/v1/resolve", params={"ref": "bench@prod"}).raise_for_status()
-            ready.wait()  # connected and warmed up: the clock starts for all at once
-            ready.wait()
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                http.get("/api/v1/resolve", params={"ref": "bench@prod"}).raise_for_status()
-                with lock:
-                    latencies.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=client) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
+def _generate(url: str, token: str, count: int, seconds: float, ready: Any, results: Any) -> None:
+    results.put(asyncio.run(_connections(url, token, count, seconds, ready)))
+
+
+async def _connections(url: str, token: str, count: int, seconds: float, ready: Any) -> list[float]:
+    parts = urlsplit(url)
+    request = (
+        f"GET /api/v1/resolve?ref=bench%40prod HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+    streams = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(count)]
+    for reader, writer in streams:
+        await _exchange(reader, writer, request)
+    await asyncio.to_thread(ready.wait, 120)
     deadline = time.monotonic() + seconds
-    ready.wait()
-    for thread in threads:
-        thread.join()
-    ordered = sorted(latencies)
-    return (statistics.median(ordered) * 1000,
-            ordered[int(0.99 * (len(ordered) - 1))] * 1000, len(ordered))  # fmt: skip
+    latencies: list[float] = []
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            await _exchange(reader, writer, request)
+            latencies.append(time.perf_counter() - started)
+        writer.close()
+
+    await asyncio.gather(*(client(r, w) for r, w in streams))
+    return latencies
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> None:
+    """One request on a keep-alive connection, its whole response read; not a 200 raises."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"resolve answered {head.splitlines()[0]!r}")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
 
 
 if __name__ == "__main__":

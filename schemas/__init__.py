@@ -28,6 +28,8 @@ _SUFFIX = ".schema.json"
 _NAME = re.compile(r"[a-z0-9_]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_MESSAGE = 300
+_OUTCOMES_KEPT = 1024
+_outcomes: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def available_schemas() -> list[str]:
@@ -47,10 +49,23 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def validate(instance: object, name: str) -> list[str]:
     """Every way ``instance`` breaks schema ``name``, one line each, sorted; empty when valid."""
-    validator = _validator(_normalise(name))
+    stem = _normalise(name)
+    try:
+        # The outcome depends only on the JSON text: successive checkpoints of one run
+        # and pushes from one recipe share their configs, so keep it by that text.
+        key = (stem, json.dumps(instance, sort_keys=True, allow_nan=True))
+    except (TypeError, ValueError, RecursionError):
+        key = None
+    if key is not None and key in _outcomes:
+        return list(_outcomes[key])
+    validator = _validator(stem)
     errors: Iterable[_SchemaError] = validator.iter_errors(instance)
-    lines = {_describe(error) for error in errors}
-    return sorted(lines)
+    lines = sorted({_describe(error) for error in errors})
+    if key is not None:
+        if len(_outcomes) >= _OUTCOMES_KEPT:
+            _outcomes.clear()
+        _outcomes[key] = tuple(lines)
+    return lines
 
 
 def format_path(parts: Iterable[str | int]) -> str:

@@ -250,3 +250,14 @@ def test_integers_are_whole_numbers_in_the_json_text(
             continue
         problems = schemas.validate({"peft_type": peft_type, **config, **extra}, "peft_config")
         assert any(p.startswith(expected) for p in problems), (peft_type, problems)
+
+
+def test_outcomes_are_kept_by_json_text_and_never_shared() -> None:
+    bad = {"peft_type": "LORA", "r": "eight"}
+    first = schemas.validate(bad, "peft_config")
+    assert first and first == schemas.validate(dict(bad), "peft_config")
+    first.append("edited by the caller")
+    assert "edited by the caller" not in schemas.validate(bad, "peft_config")
+    # Another text is checked afresh: 8 is valid where "eight" was not, True is not 1.
+    assert schemas.validate({"peft_type": "LORA", "r": 8}, "peft_config") == []
+    assert schemas.validate({"peft_type": "LORA", "r": True}, "peft_config") != []

@@ -131,3 +131,50 @@ def test_requests_that_miss_together_share_one_load() -> None:
     # Nothing is kept for a catalog without a generation.
     memo.put("n", None, 1)
     assert memo.get("n", None) is None
+
+
+def test_a_kept_token_is_rechecked_after_a_write_without_a_worker_thread(
+    sqlite_registry: Registry, tmp_path: Path
+) -> None:
+    """After an unrelated write the kept token's row is read on the event loop; a revoke
+    is still seen by the very next identification."""
+    import anyio.to_thread
+
+    from registry.server.auth import Authenticator
+    from registry.server.problems import HttpProblem
+
+    registry = sqlite_registry
+    engine = registry.catalog.engine
+    registry.push(write_adapter(tmp_path / "recheck-lora", seed=6))
+    secret = create_token(engine, "rechecked", "reader").secret
+    generation = CatalogGeneration(engine)
+    auth = Authenticator(engine, False, generation)
+    header = f"Bearer {secret}"
+
+    async def identify_with_no_thread_free() -> str:
+        # Every worker thread is taken: a look-up needing one would wait until the timeout.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = 1
+        await limiter.acquire()
+        try:
+            with anyio.fail_after(5):
+                return (await auth.identify(header, generation.current())).name
+        finally:
+            limiter.release()
+
+    async def first() -> str:
+        return (await auth.identify(header, generation.current())).name
+
+    try:
+        assert asyncio.run(first()) == "rechecked"  # looked up in full, kept
+        registry.record_eval("recheck-lora@1", {"accuracy": 0.5})  # an unrelated write
+        assert asyncio.run(identify_with_no_thread_free()) == "rechecked"
+        registry.revoke_token("rechecked")
+        try:
+            asyncio.run(first())
+        except HttpProblem as exc:
+            assert exc.status == 401
+        else:
+            raise AssertionError("a revoked token was accepted")
+    finally:
+        generation.close()

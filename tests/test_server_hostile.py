@@ -204,3 +204,11 @@ def test_the_server_still_works_after_all_that(hostile: ServedRegistry, tmp_path
     result = reg.push(write_adapter(tmp_path / "after-lora", seed=9))
     assert result.created and reg.verify(result.version.ref).ok
     reg.close()
+
+
+def test_the_server_runs_on_httptools_and_uvloop() -> None:
+    """The server extra brings the fast parser and loop, so every hostile case above ran
+    against httptools on uvloop, the pair ``adapters server`` picks when installed."""
+    from registry.server.run import protocols
+
+    assert protocols() == ("httptools", "uvloop")

@@ -8,16 +8,16 @@ anything else stored.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy.engine import Engine
 
-from registry.security.tokens import ROLES, TokenInfo, authenticate
+from registry.security.tokens import ROLES, TokenInfo, authenticate, secret_digest
 from registry.server.memo import Memo
 from registry.server.problems import HttpProblem
+from registry.store.catalog.generation import CatalogGeneration
 from registry.store.refs import parse_ref
 
 
@@ -58,11 +58,19 @@ class Authenticator:
     server or by ``adapters token revoke`` on the same catalog, changes the generation
     and so takes effect on the next request; expiry is checked on every request from the
     kept row. Refused tokens are not kept (guessing must not fill the memory).
+
+    After a write (any write: an eval, a push), a token kept from before is re-checked on
+    SQLite by one indexed read of its row on the generation's own connection, on the event
+    loop (no worker thread, no ORM session): still there, not revoked, same role and
+    namespace -> kept under the new generation; anything else -> looked up in full.
     """
 
-    def __init__(self, engine: Engine, anonymous_read: bool) -> None:
+    def __init__(
+        self, engine: Engine, anonymous_read: bool, generation: CatalogGeneration | None = None
+    ) -> None:
         self.engine = engine
         self.anonymous_read = anonymous_read
+        self.generation = generation
         self._accepted: Memo[TokenInfo] = Memo()
 
     async def identify(self, header: str, generation: Any) -> Caller:
@@ -75,7 +83,12 @@ class Authenticator:
         if scheme.lower() != "bearer":
             raise _refused()
 
+        key = _key(secret)
+
         async def look_up() -> TokenInfo:
+            kept = self._still_kept(key)
+            if kept is not None:
+                return kept
             token = await anyio.to_thread.run_sync(authenticate, self.engine, secret)
             if token is None:
                 raise _refused()
@@ -83,10 +96,26 @@ class Authenticator:
 
         # Keyed by the hash, so no secret is kept; a dict lookup by a hash of a
         # 256-bit secret tells a timing attacker nothing about any stored secret.
-        info = await self._accepted.load(_key(secret), generation, look_up)
+        info = await self._accepted.load(key, generation, look_up)
         if not info.active():  # expired since it was kept
             raise _refused()
         return Caller(info.name, info.role, info.namespace)
+
+    def _still_kept(self, key: str) -> TokenInfo | None:
+        """The token kept before the last write, if its row still says the same."""
+        kept = self._accepted.last(key)
+        if kept is None or self.generation is None:
+            return None
+        # The key is secret_digest(secret): what the catalog stores of the token.
+        rows = self.generation.read(_STILL_ACTIVE, (key,))
+        if rows != [(kept.name, kept.role, kept.namespace)]:
+            return None  # revoked, deleted or changed: the full look-up decides
+        return kept
+
+
+_STILL_ACTIVE = (
+    "SELECT name, role, namespace FROM api_tokens WHERE secret_sha256 = ? AND revoked_at IS NULL"
+)
 
 
 def _refused() -> HttpProblem:
@@ -95,4 +124,4 @@ def _refused() -> HttpProblem:
 
 
 def _key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return secret_digest(secret)

@@ -7,14 +7,15 @@ it is named by (else 422, nothing kept); then the directory is pushed by the lib
 ``POST /push`` does, with every check. Small pushes (the common case) save one round trip
 per file; large ones use ``PUT /uploads`` so a failed file can be sent again alone.
 
-Nothing is fsynced here: the staged files live only for this request, and the blob store
-writes, re-hashes and fsyncs its own copies before the catalog row is committed.
+Each staged file is fsynced once it hashes to its name, so the push may link it into
+the blob store as it is (``store/verified_files``) rather than copy and hash it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -74,6 +75,14 @@ def _header(raw: bytes) -> tuple[wire.PushBody, dict[str, int]]:
     return body, sizes
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 async def push_bundle(ctx: Context, request: Request, caller: Caller) -> Response:
     settings = ctx.settings
     length_text = request.query_params.get(HEADER_LENGTH, "")
@@ -87,6 +96,7 @@ async def push_bundle(ctx: Context, request: Request, caller: Caller) -> Respons
     staging = Path(tempfile.mkdtemp(prefix="bundle-", dir=ctx.registry.store.tmp_dir))
     try:
         directory = staging / "adapter"
+        verified = {}
         # check_push keeps the order of body.files: the order the files are sent in.
         for (relative, sha), path in zip(layout.items(), body.files, strict=True):
             target = directory / relative
@@ -99,12 +109,19 @@ async def push_bundle(ctx: Context, request: Request, caller: Caller) -> Respons
             if hasher.hexdigest() != sha:
                 message = f"{path} does not hash to the sha256 named; send again"
                 raise HttpProblem(422, "integrity_error", message)
+            verified[str(relative)] = sha
         # Anything after the last file is refused (chunks() then checks Content-Length).
         async for _extra in reader.source:
             raise HttpProblem(400, "bad_length", "the bundle is longer than its files")
         if reader.buffer:
             raise HttpProblem(400, "bad_length", "the bundle is longer than its files")
-        result = await ctx.call(caller, lambda: push_directory(ctx, directory, body, caller))
+
+        def run() -> object:
+            for relative in verified:  # in the worker thread: fsync may wait on the disk
+                _fsync(directory / relative)
+            return push_directory(ctx, directory, body, caller, verified)
+
+        result = await ctx.call(caller, run)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ok(result, 201)

@@ -48,7 +48,7 @@ class Context:
     def __post_init__(self) -> None:
         engine = self.registry.catalog.engine
         self.generation = CatalogGeneration(engine)
-        self.auth = Authenticator(engine, self.settings.anonymous_read)
+        self.auth = Authenticator(engine, self.settings.anonymous_read, self.generation)
 
     async def call(self, caller: Caller, work: Callable[[], T]) -> T:
         """Run blocking library work in a worker thread, recorded as done by ``caller``."""

@@ -62,6 +62,11 @@ class Memo(Generic[V]):
             return None
         return entry[1]
 
+    def last(self, key: Any) -> V | None:
+        """The value kept under ``key`` at whatever generation (to re-check, not serve)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
     def put(self, key: Any, generation: Any, value: V) -> None:
         if generation is None:
             return

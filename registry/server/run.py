@@ -1,8 +1,11 @@
 """Running the app under uvicorn, with JSON access logs and a graceful shutdown that lets
-requests in flight (pushes) finish."""
+requests in flight (pushes) finish. HTTP is parsed by httptools on a uvloop event loop
+when they are installed (the ``server`` extra brings them): about a third less CPU per
+small request than h11 on asyncio; without them uvicorn's pure-Python pair serves alike."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import warnings
@@ -11,6 +14,13 @@ from registry.api import Registry
 from registry.errors import YankedVersionWarning
 from registry.server.app import ACCESS_LOG, create_app
 from registry.server.settings import ServerSettings
+
+
+def protocols() -> tuple[str, str]:
+    """uvicorn's HTTP implementation and event loop for this server: the fast pair when
+    installed, else h11 and asyncio."""
+    fast = all(importlib.util.find_spec(name) for name in ("httptools", "uvloop"))
+    return ("httptools", "uvloop") if fast else ("h11", "asyncio")
 
 
 def serve(registry: Registry, settings: ServerSettings) -> None:
@@ -27,8 +37,11 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
     ACCESS_LOG.addHandler(handler)
     ACCESS_LOG.setLevel(logging.INFO)
     ACCESS_LOG.propagate = False
+    http, loop = protocols()
     uvicorn.run(
         create_app(registry, settings),
+        http=http,
+        loop=loop,
         host=settings.host,
         port=settings.port,
         access_log=False,  # ours is structured and names the token, not its secret

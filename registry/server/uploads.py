@@ -36,6 +36,7 @@ from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
+from registry.store.verified_files import verified_files
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -140,9 +141,21 @@ def check_push(caller: Caller, body: wire.PushBody) -> dict[PurePosixPath, str]:
     return {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
 
 
-def push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: Caller) -> object:
+def push_directory(
+    ctx: Context,
+    directory: Path,
+    body: wire.PushBody,
+    caller: Caller,
+    verified: dict[str, str] | None = None,
+) -> object:
     """``Registry.push`` of a directory laid out from a push body (every check runs); a
-    version derived on a client (lineage, or a parent's exact base) is checked as one."""
+    version derived on a client (lineage, or a parent's exact base) is checked as one.
+    ``verified``: files linked from uploads, hashed and fsynced when they arrived."""
+    with verified_files(directory, verified or {}):
+        return _push_directory(ctx, directory, body, caller)
+
+
+def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: Caller) -> object:
     if body.lineage is not None or body.exact_base is not None:
         return push_client_derived(ctx.registry.store, caller, body, directory)
     assert body.name is not None
@@ -175,14 +188,17 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
         staging = Path(tempfile.mkdtemp(prefix="push-", dir=ctx.registry.store.tmp_dir))
         try:
             directory = staging / "adapter"
+            verified = {}
             for relative, sha in layout.items():
                 target = directory / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(uploads / sha, target)
+                    # The very file PUT hashed and fsynced: the blob store may link it too.
+                    verified[str(relative)] = sha
                 except OSError:
                     shutil.copyfile(uploads / sha, target)
-            return push_directory(ctx, directory, body, caller)
+            return push_directory(ctx, directory, body, caller, verified)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

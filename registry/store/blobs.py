@@ -115,6 +115,29 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
             raise
 
+    def adopt_file(
+        self, source: Path, sha256: str, before_commit: DigestHook | None = None
+    ) -> StoredBlob:
+        """Store a file whose bytes were hashed to ``sha256`` and fsynced as they arrived
+        (the server's staged uploads) by hard-linking it into place: no copy, no second
+        hash. A blob already stored under ``sha256`` is kept, as ``put_file`` with
+        ``expected`` does; where a link cannot be made, ``put_file`` copies and hashes."""
+        if before_commit is not None:
+            before_commit(sha256)
+        final = self.path(sha256)
+        if final.is_file():
+            return StoredBlob(sha256, final.stat().st_size, created=False)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, final)
+        except FileExistsError:
+            return StoredBlob(sha256, final.stat().st_size, created=False)
+        except OSError:  # another filesystem, or links refused
+            return self.put_file(source, expected=sha256)
+        os.chmod(final, 0o444)  # blobs are immutable; make accidental edits fail loudly
+        _fsync_directory(final.parent)
+        return StoredBlob(sha256, final.stat().st_size, created=True)
+
     def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob:
         sha256 = hashlib.sha256(data).hexdigest()
         if before_commit is not None:

@@ -17,6 +17,12 @@ The protocol:
    EXCLUSIVE MODE``), reads referenced ∪ leased digests in one statement, and
    deletes the other blobs before that transaction ends.
 
+A push whose every file was hashed as it arrived (the server's staged uploads,
+``verified_files``) skips the leases: it links its blobs into place inside the very
+transaction that records the version, after ``hold_off_gc``, so gc's transaction runs
+wholly before it (and a blob it deleted is linked again) or wholly after (and sees the
+references).
+
 Why nothing is lost: a lease committed before gc's transaction is seen by it; a
 lease taken after it can only be committed once gc is done deleting, so the push's
 look for the final blob happens after the deletion and rewrites what is missing.
@@ -30,6 +36,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +58,7 @@ from registry.store.leases import (
     protected_digests,
     release,
     take_lease,
+    take_leases,
 )
 from registry.store.results import GcBlob, GcFile, GcResult
 
@@ -71,6 +79,14 @@ class PushLeases:
         if sha256 not in self.digests:
             take_lease(self.catalog.engine, self.lease, sha256)
             self.digests.append(sha256)
+            fault_point("push.leased")
+
+    def take_all(self, digests: Iterable[str]) -> None:
+        """Lease digests known before any blob is written, in one transaction."""
+        new = [sha256 for sha256 in dict.fromkeys(digests) if sha256 not in self.digests]
+        if new:
+            take_leases(self.catalog.engine, self.lease, new)
+            self.digests.extend(new)
             fault_point("push.leased")
 
     def release(self) -> None:

@@ -12,6 +12,7 @@ The protocol (the reasoning is in ``registry/store/gc.py``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,8 +29,17 @@ LEASE_EXPIRY = timedelta(hours=24)
 
 
 def take_lease(engine: Engine, lease: str, sha256: str, *, now: datetime | None = None) -> None:
+    take_leases(engine, lease, [sha256], now=now)
+
+
+def take_leases(
+    engine: Engine, lease: str, digests: Iterable[str], *, now: datetime | None = None
+) -> None:
+    """Lease several digests in one committed transaction (one fsync, not one each)."""
+    created = now or utcnow()
     with write_session(engine) as session:
-        session.add(BlobLeaseRow(lease=lease, sha256=sha256, created_at=now or utcnow()))
+        for sha256 in digests:
+            session.add(BlobLeaseRow(lease=lease, sha256=sha256, created_at=created))
 
 
 def release_leases(session: Session, lease: str) -> None:
@@ -50,6 +60,18 @@ def exclude_lease_writers(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("LOCK TABLE blob_leases IN EXCLUSIVE MODE")
+
+
+def hold_off_gc(session: Session) -> None:
+    """Keep gc out until the current write transaction ends, so that blobs stored inside
+    it and referenced by its rows need no lease: gc's transaction cannot overlap it.
+
+    SQLite: BEGIN IMMEDIATE already holds the one write lock gc also needs. PostgreSQL:
+    ROW EXCLUSIVE on blob_leases conflicts with the EXCLUSIVE lock gc takes first
+    (``exclude_lease_writers``), so gc waits for this commit or this waits for gc's.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("LOCK TABLE blob_leases IN ROW EXCLUSIVE MODE")
 
 
 def protected_digests(session: Session, cutoff: datetime) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +46,7 @@ from registry.store.catalog.tables import (
     VersionFileRow,
 )
 from registry.store.catalog.version_rows import VERSION_COLUMNS, Execute, load_ids, load_rows
-from registry.store.leases import release_leases
+from registry.store.leases import hold_off_gc, release_leases
 from registry.store.manifest import Manifest
 from registry.store.refs import Ref
 from registry.store.results import AdapterVersion, TrainingDataInfo
@@ -67,6 +67,10 @@ class NewVersion:
     alias: str | None = None
     base_model_id: int | None = None
     lease: str | None = None  # blob leases of this push, released when it is recorded
+    # Stores the version's blobs inside the transaction that records it, with gc held off
+    # until it commits (``leases.hold_off_gc``): a push whose digests are all known needs
+    # no leases then. Run before the rows are written; may run again on a retry.
+    store_blobs: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,7 @@ class Catalog:
             refuse_missing_file(url)
         self.engine: Engine = make_engine(url)
         with wrap_operational(self.engine):  # an unreachable server is a one-line error
-            self.schema: SchemaStatus = ensure_schema(
-                self.engine, upgrade=upgrade, create=create
-            )
+            self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade, create=create)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -129,6 +131,9 @@ class Catalog:
                     if new.version is not None:
                         self._refuse_taken_version(session, new.name, new.version, versions)
                         refuse_reuse(new.name, new.version, digest, removed)
+                    if new.store_blobs is not None:
+                        hold_off_gc(session)
+                        new.store_blobs()
                     row_id = self._insert(session, new, version, digest)
                     if new.lease is not None:
                         # Same transaction as the file rows: the blobs pass from leased
@@ -259,11 +264,12 @@ class Catalog:
             return load_rows(execute, [resolve_row(execute, ref)])[0]
 
     def get_by_id(self, row_id: int) -> AdapterVersion:
-        with read_session(self.engine) as session:
-            row = session.get(AdapterVersionRow, row_id)
-            if row is None:
-                raise NotFoundError(f"no adapter version with id {row_id}")
-            return self._load(session, [row])[0]
+        # Plain SQL, as get_many: no ORM object to build and map back (a push reads its
+        # new version this way).
+        found = self.get_many([row_id])
+        if not found:
+            raise NotFoundError(f"no adapter version with id {row_id}")
+        return found[0]
 
     def list_versions(self, flt: ListFilter) -> list[AdapterVersion]:
         """Versions matching every filter of ``flt``, in its order (see ``listing.py``)."""
@@ -328,6 +334,7 @@ def _queue_writers_of(session: Session, name: str) -> None:
 
 
 _VERSION_LOCK_SPACE = 7_245_002  # advisory lock keys: (space, hash of the name)
+
 
 def _executor(connection: Connection) -> Execute:
     """Plain SQL statements of ``listing`` and ``version_rows`` run through SQLAlchemy."""

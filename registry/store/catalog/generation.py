@@ -63,6 +63,16 @@ class CatalogGeneration:
             row = self._sqlite.execute("PRAGMA data_version").fetchone()
             return int(row[0])
 
+    def read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """Rows of a small indexed read on the same connection, on the calling thread
+        (microseconds on SQLite, so an event loop may call it); None on other databases."""
+        if self._file is None:
+            return None
+        self._sqlite_version()  # opens the connection on first use
+        with self._lock:
+            assert self._sqlite is not None
+            return self._sqlite.execute(sql, params).fetchall()
+
     def close(self) -> None:
         with self._lock:
             if self._sqlite is not None:

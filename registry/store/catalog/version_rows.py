@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.store.manifest import Manifest
+from registry.store.catalog.manifest_cache import parsed_manifest
 from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
 
 # Runs one statement (SQL text with :name parameters) and returns its rows as tuples.
@@ -49,8 +49,10 @@ CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 
 
 def _in_list(ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
-    params = {f"i{n}": value for n, value in enumerate(ids)}
-    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+    # Row ids written as integer literals (int() refuses anything else), not bound
+    # parameters: SQLAlchemy's text() parses every ":name" of a statement with a regex,
+    # ~15 us each, which was a third of reading 1,000 versions.
+    return "(" + ", ".join(str(int(value)) for value in ids) + ")", {}
 
 
 def chunks(ids: Sequence[int]) -> list[Sequence[int]]:
@@ -110,7 +112,7 @@ def load_rows(execute: Execute, rows: Sequence[Sequence[Any]]) -> list[AdapterVe
             name=row[c["name"]],
             version=row[c["version"]],
             digest=row[c["digest"]],
-            manifest=Manifest.from_json(row[c["manifest"]]),
+            manifest=parsed_manifest(row[c["manifest"]]),
             size_bytes=row[c["size_bytes"]],
             status=row[c["status"]],
             status_reason=row[c["status_reason"]],

@@ -1,0 +1,39 @@
+"""Files a push may store by link: bytes already hashed and fsynced as they arrived.
+
+The server stages each ``PUT /uploads/SHA256`` (hashed while it streams in, fsynced,
+renamed to its digest) and lays a push out from those files by hard link. Declaring them
+here, for the push of that one directory, lets the blob store link the staged file into
+place instead of copying and hashing it a second time, and lets the push lease every
+digest in one transaction. A context variable, like the actor: one server process runs
+many pushes at once, each in its own context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+_VERIFIED: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar(
+    "adapters_verified_files", default=None
+)
+
+
+@contextmanager
+def verified_files(directory: Path, files: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, a push of ``directory`` may take ``files`` (relative path ->
+    sha256) as verified: each must be the very file that was hashed to that digest."""
+    token = _VERIFIED.set((directory.absolute(), dict(files)))
+    try:
+        yield
+    finally:
+        _VERIFIED.reset(token)
+
+
+def verified_for(directory: Path) -> Mapping[str, str]:
+    """The verified files declared for a push of ``directory`` (none for any other)."""
+    declared = _VERIFIED.get()
+    if declared is None or declared[0] != directory.absolute():
+        return {}
+    return declared[1]

@@ -1,0 +1,103 @@
+"""Registering a version from files already uploaded (``PUT /uploads`` then ``POST
+/push``): the staged files, hashed and fsynced when they arrived, become blobs by a link
+rather than a second copy and hash, and every check of a push still runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx2
+from support.handmade import write_adapter
+from support.server import ServedRegistry
+
+from registry import Registry
+from registry.store.verified_files import verified_files
+
+API = "/api/v1"
+
+
+def _upload_all(served: ServedRegistry, directory: Path, http: httpx2.Client) -> dict[str, str]:
+    files = {}
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        http.put(f"{API}/uploads/{sha}", content=data).raise_for_status()
+        files[path.name] = sha
+    return files
+
+
+def test_uploaded_files_become_blobs_by_link(served: ServedRegistry, tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "linked", seed=31)
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        files = _upload_all(served, directory, http)
+        response = http.post(f"{API}/push", json={"files": files, "name": "linked"})
+    assert response.status_code == 201, response.text
+    weights = files["adapter_model.safetensors"]
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        blob = local.blobs.path(weights)
+        staged = local.store.tmp_dir / "uploads" / weights
+        assert os.stat(blob).st_ino == os.stat(staged).st_ino  # linked, not copied
+        assert not os.stat(blob).st_mode & 0o222  # read-only like every blob
+        assert local.verify("linked@1").ok
+        assert local.get("linked@1").manifest.digest == response.json()["version"]["digest"]
+
+
+def test_a_refused_push_of_uploads_stores_nothing(served: ServedRegistry, tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "refused", seed=32)
+    (directory / "adapter_config.json").write_text('{"peft_type": "LORA", "r": "eight"}')
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        files = _upload_all(served, directory, http)
+        response = http.post(f"{API}/push", json={"files": files, "name": "refused"})
+    assert response.status_code == 422, response.text
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        assert not local.blobs.exists(files["adapter_model.safetensors"])
+        assert not local.list(name="refused")
+
+
+def test_a_verified_file_is_linked_only_where_it_is_stored_as_is(tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "as-is", seed=33)
+    weights = directory / "adapter_model.safetensors"
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with Registry.open(tmp_path / "home", create=True) as local:
+        # A name the directory does not hold is ignored; the weights are linked.
+        declared = {"adapter_model.safetensors": sha, "other.bin": "0" * 64}
+        with verified_files(directory, declared):
+            result = local.push(directory, name="as-is")
+        assert result.created
+        assert os.stat(local.blobs.path(sha)).st_ino == os.stat(weights).st_ino
+        assert local.verify("as-is@1").ok
+        # Declared for another directory: copied and hashed as usual.
+        other = write_adapter(tmp_path / "copied", seed=34)
+        copied = other / "adapter_model.safetensors"
+        sha = hashlib.sha256(copied.read_bytes()).hexdigest()
+        with verified_files(directory, {"adapter_model.safetensors": sha}):
+            local.push(other, name="copied")
+        assert os.stat(local.blobs.path(sha)).st_ino != os.stat(copied).st_ino
+
+
+def test_a_bundle_push_links_its_staged_files(served: ServedRegistry, tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "bundled", seed=35)
+    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    header = json.dumps(
+        {
+            "push": {"files": digests, "name": "bundled"},
+            "sizes": {name: len(data) for name, data in files.items()},
+        }
+    ).encode()
+    response = httpx2.post(
+        f"{served.url}{API}/push/bundle", content=header + b"".join(files.values()),
+        params={"header_bytes": len(header)},
+        headers={"Authorization": f"Bearer {served.tokens['writer']}"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        blob = local.blobs.path(digests["adapter_model.safetensors"])
+        # Stored from the staging file (linked; the staging copy is gone), read-only.
+        assert os.stat(blob).st_nlink == 1 and not os.stat(blob).st_mode & 0o222
+        assert local.verify("bundled@1").ok
