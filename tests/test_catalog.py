@@ -395,6 +395,23 @@ def test_version_allocation(catalog: Catalog) -> None:
     assert [version_of(catalog, o) for o in (a, b, c)] == ["0.5", "5", "6"]
 
 
+def test_next_automatic_version_follows_the_highest_in_pep440_order(catalog: Catalog) -> None:
+    # Read through the order key, not every version: the key's order must be PEP 440's,
+    # string order ("9" > "10") or release-only order (11rc1 vs 10.post1) would differ.
+    cases = {
+        "p": ["1", "10", "9", "2.5"],
+        "q": ["3", "10.0.post1", "11rc1", "10+local.7"],
+        "r": ["1!0.1", "7", "2.0.dev3"],
+        "s": ["0.1a1", "0.0.1"],
+    }
+    for name, versions in cases.items():
+        for i, version in enumerate(versions):
+            insert(catalog, name, make_manifest(f"{name}-{i}"), version=version)
+        automatic = version_of(catalog, insert(catalog, name, make_manifest(f"{name}-auto")))
+        assert automatic == next_version(versions), name
+    assert [next_version(v) for v in cases.values()] == ["11", "12", "1!1", "1"]
+
+
 def test_same_manifest_is_not_stored_twice(catalog: Catalog) -> None:
     first = insert(catalog, "x", make_manifest(1))
     insert(catalog, "x", make_manifest(2))

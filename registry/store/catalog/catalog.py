@@ -117,18 +117,20 @@ class Catalog:
                         if new.lease is not None:
                             release_leases(session, new.lease)
                         return InsertOutcome(existing.id, created=False)
-                    versions = list(
-                        session.exec(
-                            select(AdapterVersionRow.version).where(
-                                AdapterVersionRow.name == new.name
-                            )
-                        )
-                    )
                     # A removed version's number keeps meaning its content: automatic
                     # numbers skip it, and only that content may be pushed under it again.
                     removed = removed_versions(session, new.name)
-                    version = new.version or next_version([*versions, *removed])
-                    if new.version is not None:
+                    if not new.version:
+                        version = next_version([*_highest_versions(session, new.name), *removed])
+                    else:
+                        version = new.version
+                        versions = list(
+                            session.exec(
+                                select(AdapterVersionRow.version).where(
+                                    AdapterVersionRow.name == new.name
+                                )
+                            )
+                        )
                         self._refuse_taken_version(session, new.name, new.version, versions)
                         refuse_reuse(new.name, new.version, digest, removed)
                     if new.store_blobs is not None:
@@ -343,3 +345,17 @@ def _executor(connection: Connection) -> Execute:
         return connection.execute(text(sql), dict(params)).all()
 
     return execute
+
+
+def _highest_versions(session: Session, name: str) -> list[str]:
+    """The name's highest version by its order key (and any row stored without a key):
+    all that the next automatic number depends on, read through the (name, key) index
+    instead of every version of the name."""
+    row = AdapterVersionRow
+    top = select(func.max(row.version_key)).where(row.name == name).scalar_subquery()
+    found = session.exec(
+        select(row.version).where(
+            row.name == name, (col(row.version_key) == top) | col(row.version_key).is_(None)
+        )
+    )
+    return list(found)
