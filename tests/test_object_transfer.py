@@ -21,7 +21,7 @@ from support.handmade import write_lora
 from support.s3_server import BUCKET, S3Server
 
 from registry import Registry
-from registry.errors import BlobStoreError, IntegrityError
+from registry.errors import BlobStoreError, IntegrityError, ValidationError
 from registry.store import object_blobs
 from registry.store.blob_cache import BlobCache
 from registry.store.object_blobs import ObjectBlobStore
@@ -207,3 +207,16 @@ def test_a_failed_cache_write_leaves_nothing_and_says_so(s3_reg: Registry, tmp_p
     assert list((blobs.cache.root / "staging").iterdir()) == []
     reg.export("x", out)  # with room again, the same export completes
     assert hashlib.sha256((out / weights.path).read_bytes()).hexdigest() == weights.sha256
+
+
+def test_a_push_failing_early_stops_its_hashing_and_leaves_no_temp(
+    s3_reg: Registry, tmp_path: Path
+) -> None:
+    source = write_lora(tmp_path / "a", 4, r=32, hidden=16384)
+    weights = source / "adapter_model.safetensors"
+    weights.write_bytes(b"\0" * 8 + weights.read_bytes()[8:])  # a broken header
+    threads = set(threading.enumerate())
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        s3_reg.push(source, name="x")
+    assert not [t for t in set(threading.enumerate()) - threads if t.name == "push-prehash"]
+    assert list(s3_reg.store.tmp_dir.glob("push-*")) == []
