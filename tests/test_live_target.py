@@ -71,3 +71,18 @@ def test_a_write_through_data_is_seen_with_reverify(tmp_path: Path, reg: Registr
     model.get_parameter(Q).data.mul_(2.0)  # torch's version counter does not see this
     with pytest.raises(BaseModelMismatchError, match="weights"):
         reg.load(ref, model, reverify=True)
+
+
+def test_a_whole_tensor_written_through_data_is_checked_again(
+    tmp_path: Path, reg: Registry
+) -> None:
+    ref, made = _pushed(reg, tmp_path)
+    model = made.base_factory()  # type: ignore[attr-defined]
+    reg.load(ref, model).unload()
+    param = model.get_parameter(Q)
+    original = param.detach().clone()
+    param.data.copy_(torch.randn_like(param))  # other weights, unseen by torch's counter
+    with pytest.raises(BaseModelMismatchError, match="weights"):
+        reg.load(ref, model)
+    param.data.copy_(original)
+    reg.load(ref, model).unload()

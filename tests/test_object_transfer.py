@@ -4,8 +4,11 @@ through the hashing reader alone, and push handing that digest down."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import resource
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ from support.handmade import write_lora
 from support.s3_server import BUCKET, S3Server
 
 from registry import Registry
-from registry.errors import IntegrityError
+from registry.errors import BlobStoreError, IntegrityError, ValidationError
 from registry.store import object_blobs
 from registry.store.blob_cache import BlobCache
 from registry.store.object_blobs import ObjectBlobStore
@@ -164,3 +167,56 @@ def test_background_hashes_cover_large_files_only(tmp_path: Path) -> None:
     none = BackgroundHashes(tmp_path, None)
     assert none.digest(big) is None
     none.close()
+
+
+@contextlib.contextmanager
+def _files_limited_to(size: int) -> Iterator[None]:
+    """Writes past ``size`` bytes fail (EFBIG), as on a full disk; for this process only."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_failed_cache_write_leaves_nothing_and_says_so(s3_reg: Registry, tmp_path: Path) -> None:
+    reg = s3_reg
+    pushed = reg.push(write_lora(tmp_path / "a", 2, r=32, hidden=16384), name="x")
+    blobs = reg.blobs
+    assert isinstance(blobs, ObjectBlobStore)
+    weights = next(f for f in pushed.version.files if f.role == "weights")
+    threads = set(threading.enumerate())
+    out = tmp_path / "out"
+    with _files_limited_to(weights.size // 2), pytest.raises(BlobStoreError) as failed:
+        reg.export("x", out)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "File too large" in message and "adapter_model.safetensors" in message
+    assert not out.exists() and list(tmp_path.glob(".out.export-*")) == []
+    assert not blobs.cache.path(weights.sha256).exists()
+    assert list((blobs.cache.root / "staging").iterdir()) == []
+    deadline = time.monotonic() + 10
+    while set(threading.enumerate()) - threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(threading.enumerate()) - threads == set()
+    with _files_limited_to(weights.size // 2), pytest.raises(BlobStoreError, match="File too"):
+        blobs.path(weights.sha256)  # a fill for a load, with no export beside it
+    assert list((blobs.cache.root / "staging").iterdir()) == []
+    reg.export("x", out)  # with room again, the same export completes
+    assert hashlib.sha256((out / weights.path).read_bytes()).hexdigest() == weights.sha256
+
+
+def test_a_push_failing_early_stops_its_hashing_and_leaves_no_temp(
+    s3_reg: Registry, tmp_path: Path
+) -> None:
+    source = write_lora(tmp_path / "a", 4, r=32, hidden=16384)
+    weights = source / "adapter_model.safetensors"
+    weights.write_bytes(b"\0" * 8 + weights.read_bytes()[8:])  # a broken header
+    threads = set(threading.enumerate())
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        s3_reg.push(source, name="x")
+    assert not [t for t in set(threading.enumerate()) - threads if t.name == "push-prehash"]
+    assert list(s3_reg.store.tmp_dir.glob("push-*")) == []

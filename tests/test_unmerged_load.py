@@ -233,3 +233,56 @@ def test_lora_on_a_convolution_is_refused(tmp_path: Path, reg: Registry) -> None
     ref = reg.push(tmp_path / "a", name="conv", base_path=base_dir).version.ref
     with pytest.raises(UnsupportedMethodError, match="Conv2d; unmerged load covers Linear"):
         reg.load(ref, tiny_conv(), merge=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_cast_after_the_load_casts_the_factors_as_peft_does(
+    tmp_path: Path, reg: Registry, dtype: torch.dtype
+) -> None:
+    made = _made(reg, tmp_path, "llama")
+    inputs = make_inputs(0)
+    model = made.base()
+    with reg.load(made.ref, model, merge=False):
+        model.to(dtype)  # PEFT's lora_A/lora_B are cast with the model
+        assert torch.equal(outputs(model, inputs), outputs(made.peft_model().to(dtype), inputs))
+        model.float()  # and back, with the rounding PEFT's factors kept
+        theirs = made.peft_model().to(dtype).float()
+        assert torch.equal(outputs(model, inputs), outputs(theirs, inputs))
+
+
+def test_gradients_reach_the_input_as_through_peft(tmp_path: Path, reg: Registry) -> None:
+    made = _made(reg, tmp_path, "llama")
+    ids = make_inputs(0)["input_ids"]
+    model, theirs = made.base(), made.peft_model()
+    grads = []
+    with reg.load(made.ref, model, merge=False):
+        for m in (model, theirs):
+            embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+            m(inputs_embeds=embeds).logits.square().sum().backward()
+            grads.append(embeds.grad)
+    assert grads[0] is not None and torch.equal(grads[0], grads[1])
+
+
+def test_a_module_under_two_names_is_refused(tmp_path: Path, reg: Registry) -> None:
+    made = _made(reg, tmp_path, "llama")
+    model = made.base()
+    layer = model.model.layers[0].self_attn
+    layer.add_module("q_alias", layer.q_proj)  # one object, two names
+    hooks, state = _hooks(model), _state(model)
+    with pytest.raises(UnsupportedMethodError, match="same module object as"):
+        reg.load(made.ref, model, merge=False, strict=False)
+    assert _hooks(model) == hooks
+    _same_state(model, state)
+
+
+def test_hooks_of_the_user_run_and_survive_the_unload(tmp_path: Path, reg: Registry) -> None:
+    made = _made(reg, tmp_path, "llama")
+    inputs = make_inputs(0)
+    model = made.base()
+    seen: list[torch.Tensor] = []
+    q_proj = model.model.layers[0].self_attn.q_proj
+    q_proj.register_forward_hook(lambda _m, _a, out: seen.append(out))
+    handle = reg.load(made.ref, model, merge=False)
+    assert torch.equal(outputs(model, inputs), outputs(made.peft_model(), inputs))
+    handle.unload()
+    assert len(seen) == 1 and len(q_proj._forward_hooks) == 1

@@ -11,7 +11,10 @@ swaps merged values into ``.data`` and ``unload()`` swaps the very original tens
 so after an unload the state is what it was and the kept fingerprint still holds.
 
 Writes through ``param.data`` (a tensor with a version counter of its own) are invisible
-to torch and so to this key: ``reverify=True`` fingerprints the model again.
+to torch's counter, so the key also holds two values of each tensor (its middle and last
+elements): a write of the whole tensor that way (``param.data.copy_(other)``,
+``.data.normal_()``) changes them. A write through ``.data`` of a few elements only can
+still pass unseen: ``reverify=True`` fingerprints the model again.
 """
 
 from __future__ import annotations
@@ -44,9 +47,21 @@ def weights_state(model: torch.nn.Module) -> tuple[tuple[Any, ...], ...]:
                     tuple(tensor.shape),
                     tensor.dtype,
                     tensor.device,
+                    _probe(tensor),
                 )
             )
     return tuple(found)
+
+
+def _probe(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """Two of the tensor's values, read cheaply; () where they cannot be."""
+    count = tensor.numel()
+    if count == 0 or tensor.is_meta or tensor.is_sparse or tensor.is_quantized:
+        return ()
+    if not tensor.is_contiguous():
+        return ()
+    flat = tensor.detach().view(-1)
+    return (flat[count // 2].item(), flat[count - 1].item())
 
 
 def live_target(model: torch.nn.Module, *, refresh: bool = False) -> BaseTarget:

@@ -10,7 +10,17 @@ forward pays the low-rank branch instead, as PEFT's own LoRA layers do. Each ada
 with ``x`` cast to the factors' dtype and the sum cast back to the base output's dtype.
 The factors are held in the dtype PEFT gives them on this model: the base weight's, or
 float32 for a float16/bfloat16 base (``autocast_adapter_dtype``). Dropout runs when the
-hooked module is in training mode, as ``nn.Dropout`` would.
+hooked module is in training mode, as ``nn.Dropout`` would. A cast or move of the model
+after the load (``model.half()``, ``.to(device)``) casts or moves PEFT's factors with it;
+the hooks follow: when a module's weight is no longer in the dtype or on the device its
+factors were prepared for, they use the factors converted as the module's call would
+have converted PEFT's. Gradients flow to the input as through PEFT's layers; the factors
+do not require grad (this is for serving, not training).
+
+A module object reachable under two names is refused: a hook would add the branch under
+both, where PEFT wraps only the name it adapted. Models sharing a module share its hooks,
+as they would share merged weights. A swap while another thread runs a forward is not
+supported: that forward may mix two adapters' factors across its layers.
 
 What a hook cannot reproduce is refused with the reason (``UnmergedPlan.problem``): other
 methods, LoRA variants (DoRA, aLoRA, ...), embeddings and convolutions, trainable tokens,
@@ -23,8 +33,8 @@ of the last few versions, so a swap re-registers them and switches factors.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -75,6 +85,8 @@ class Branch:
     bias: torch.Tensor | None
     scaling: float
     dropout: float
+    weight_dtype: torch.dtype  # the module weight's, when the factors were prepared
+    device: torch.device
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,9 @@ class _Hook:
 
     def __init__(self) -> None:
         self.branch: Branch | None = None
+        # (branch, its factors as cast or moved since): casts apply one after another, as
+        # they do to PEFT's factors (a round trip through float16 keeps the rounding)
+        self.converted: tuple[Branch, Branch] | None = None
 
     def __call__(
         self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
@@ -95,6 +110,12 @@ class _Hook:
         branch = self.branch
         if branch is None:
             return result
+        converted = self.converted
+        if converted is not None and converted[0] is branch:
+            branch = converted[1]
+        weight = cast(torch.Tensor, module.weight)
+        if weight.dtype != branch.weight_dtype or weight.device != branch.device:
+            branch = self._follow(branch, weight)
         x = args[0] if args else next(iter(kwargs.values()))
         result_dtype = result.dtype
         if x.dtype != branch.a.dtype:
@@ -104,6 +125,27 @@ class _Hook:
         low = torch.nn.functional.linear(x, branch.a)
         result = result + torch.nn.functional.linear(low, branch.b, branch.bias) * branch.scaling
         return result.to(result_dtype)
+
+    def _follow(self, branch: Branch, weight: torch.Tensor) -> Branch:
+        """The factors as PEFT's would be after the cast or move that changed ``weight``:
+        a module's ``.to(dtype)`` casts every floating tensor under it, factors included."""
+        original = self.branch
+        dtype = weight.dtype if weight.dtype != branch.weight_dtype else branch.a.dtype
+
+        def convert(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.to(dtype=dtype, device=weight.device)
+
+        converted = replace(
+            branch,
+            a=convert(branch.a),
+            b=convert(branch.b),
+            bias=None if branch.bias is None else convert(branch.bias),
+            weight_dtype=weight.dtype,
+            device=weight.device,
+        )
+        if original is not None:
+            self.converted = (original, converted)
+        return converted
 
 
 def _hookable(module: torch.nn.Module) -> bool:
@@ -134,12 +176,22 @@ def plan_unmerged(store: Store, version: AdapterVersion, model: torch.nn.Module)
         if split is None:
             return UnmergedPlan({}, f"it holds {key}, which is not a LoRA factor of a Linear layer")
         parts.setdefault(split[0], {})[split[1]] = tensor
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
+    names: dict[int, list[str]] = {}
+    for name, module in modules.items():
+        names.setdefault(id(module), []).append(name)
     branches: dict[str, Branch] = {}
     for path, found in sorted(parts.items()):
         module = modules.get(path)
         if module is None:
             return UnmergedPlan({}, f"the model has no module {path}")
+        aliases = [name for name in names[id(module)] if name != path]
+        if aliases:
+            return UnmergedPlan(
+                {},
+                f"{path} is the same module object as {aliases[0]}; a hook would add the "
+                "branch under both names, where PEFT adapts one",
+            )
         if not _hookable(module):
             return UnmergedPlan(
                 {}, f"{path} is a {type(module).__name__}; unmerged load covers Linear and Conv1D"
@@ -147,7 +199,7 @@ def plan_unmerged(store: Store, version: AdapterVersion, model: torch.nn.Module)
         if "lora_A.weight" not in found or "lora_B.weight" not in found:
             return UnmergedPlan({}, f"{path} lacks lora_A or lora_B")
         a, b = found["lora_A.weight"], found["lora_B.weight"]
-        weight = module.weight
+        weight = cast(torch.Tensor, module.weight)
         out_features, in_features = (
             weight.shape if type(module) is torch.nn.Linear else weight.shape[::-1]
         )
@@ -169,6 +221,8 @@ def plan_unmerged(store: Store, version: AdapterVersion, model: torch.nn.Module)
             bias=None if bias is None else bias.to(dtype=dtype, device=weight.device),
             scaling=module_scaling(config, path, int(a.shape[0])),
             dropout=float(config.get("lora_dropout") or 0.0),
+            weight_dtype=weight.dtype,
+            device=weight.device,
         )
     return UnmergedPlan(branches)
 
@@ -205,6 +259,7 @@ def detach(handles: list[RemovableHandle], model: torch.nn.Module) -> None:
     handles.clear()
     for hook in _kept(model).get("hooks", {}).values():
         hook.branch = None
+        hook.converted = None
 
 
 def forget(model: torch.nn.Module) -> None:

@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from registry.errors import ArgumentError, IntegrityError
+from registry.errors import ArgumentError, BlobStoreError, IntegrityError
 from registry.faults import fault_point
 from registry.store.hashing import ProgressCallback, copy_hashed
 
@@ -140,8 +140,11 @@ class BlobCache:
         progress: ProgressCallback | None = None,
     ) -> None:
         staging = self.root / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=staging)
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=staging)
+        except OSError as exc:
+            raise _write_failed(label, self.root, exc) from None
         tmp = Path(tmp_name)
         try:
             digest = hashlib.sha256()
@@ -156,11 +159,14 @@ class BlobCache:
                             progress(len(chunk))
                         fault_point("cache.filling")
                         while len(writes) > WRITES_BEHIND:
-                            writes.popleft().result()
+                            _wait(writes.popleft(), label, self.root, tee)
                     while writes:
-                        writes.popleft().result()
-                out.flush()
-                os.fsync(out.fileno())
+                        _wait(writes.popleft(), label, self.root, tee)
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise _write_failed(label, self.root, exc) from None
             if digest.hexdigest() != sha256:
                 raise IntegrityError(
                     f"{label} hashes to {digest.hexdigest()[:16]}..., not {sha256[:16]}...; "
@@ -209,13 +215,39 @@ class BlobCache:
         return removed
 
 
+class _TeeWriteError(Exception):
+    """A write to the export's file (not the cache's) failed."""
+
+
 def _write(chunk: bytes, out: IO[bytes], tee: IO[bytes] | None) -> None:
     start = out.tell()
     out.write(chunk)
     out.flush()
     _start_writeback(out.fileno(), start, len(chunk))
     if tee is not None:
-        tee.write(chunk)
+        try:
+            tee.write(chunk)
+        except OSError as exc:
+            raise _TeeWriteError() from exc
+
+
+def _wait(write: Future[None], label: str, root: Path, tee: IO[bytes] | None) -> None:
+    """The write's result; a failed write (a full disk) as one line naming where."""
+    try:
+        write.result()
+    except _TeeWriteError as exc:
+        cause = cast(OSError, exc.__cause__)
+        place = Path(str(getattr(tee, "name", root))).parent
+        raise _write_failed(label, place, cause) from None
+    except OSError as exc:
+        raise _write_failed(label, root, exc) from None
+
+
+def _write_failed(label: str, place: Path, exc: OSError) -> BlobStoreError:
+    return BlobStoreError(
+        f"cannot write {label} under {place}: {exc.strerror or exc}; free space there "
+        f"(or point {CACHE_DIR_ENV} elsewhere for the cache) and run the command again"
+    )
 
 
 @functools.cache
