@@ -138,7 +138,13 @@ def check_push(caller: Caller, body: wire.PushBody) -> dict[PurePosixPath, str]:
         raise ArgumentError(f"a push names between 1 and {_MAX_FILES} files")
     if body.name is None:
         raise ArgumentError("name the version: a pushed directory has no name here")
-    return {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    layout = {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    folders = {parent for path in layout for parent in path.parents}
+    clash = next((str(path) for path in layout if path in folders), None)
+    if clash is not None:
+        message = f"file path {clash[:100]!r} is also a folder of another file; rename one"
+        raise ArgumentError(message)
+    return layout
 
 
 def push_directory(
