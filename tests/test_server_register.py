@@ -40,7 +40,8 @@ def test_uploaded_files_become_blobs_by_link(served: ServedRegistry, tmp_path: P
     with Registry.open(served.home, database_url=served.database_url) as local:
         blob = local.blobs.path(weights)
         staged = local.store.tmp_dir / "uploads" / weights
-        assert os.stat(blob).st_ino == os.stat(staged).st_ino  # linked, not copied
+        if served.backend.endswith("+local"):  # on object storage the blob is not a file here
+            assert os.stat(blob).st_ino == os.stat(staged).st_ino  # linked, not copied
         assert not os.stat(blob).st_mode & 0o222  # read-only like every blob
         assert local.verify("linked@1").ok
         assert local.get("linked@1").manifest.digest == response.json()["version"]["digest"]
