@@ -102,3 +102,19 @@ def test_a_bundle_push_links_its_staged_files(served: ServedRegistry, tmp_path: 
         # Stored from the staging file (linked; the staging copy is gone), read-only.
         assert os.stat(blob).st_nlink == 1 and not os.stat(blob).st_mode & 0o222
         assert local.verify("bundled@1").ok
+
+
+def test_a_retried_upload_keeps_the_staged_file_from_gc(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    data = b"staged a day ago"
+    sha = hashlib.sha256(data).hexdigest()
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        assert http.put(f"{API}/uploads/{sha}", content=data).status_code == 201
+        staged = served.home / "tmp" / "uploads" / sha
+        os.utime(staged, (1, 1))  # as old as gc's cut-off
+        again = http.put(f"{API}/uploads/{sha}", content=data)
+    assert again.status_code == 200 and again.json()["stored"] is False
+    # Sent again just now: the push that follows must find it, so gc must not take it.
+    assert staged.stat().st_mtime > 10**9
