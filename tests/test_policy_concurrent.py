@@ -5,8 +5,9 @@ policy in force."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
+
+from test_catalog import _run_threads
 
 from registry import Registry
 from registry.lifecycle.policy_file import POLICY_ACTION
@@ -20,24 +21,13 @@ def test_concurrent_policy_sets_form_one_audited_chain(
     registry: Registry, hermetic_env: Path
 ) -> None:
     writers = 6
-    barrier = threading.Barrier(writers)
-    failures: list[BaseException] = []
 
-    def set_one(n: int) -> None:
-        try:
-            with Registry.open(hermetic_env) as own:  # a connection of its own
-                for round_ in range(3):
-                    barrier.wait()
-                    own.set_policy(_policy(n * 10 + round_))
-        except BaseException as exc:  # raised in the test below
-            failures.append(exc)
+    def set_three(n: int) -> None:
+        with Registry.open(hermetic_env) as own:  # a connection of its own
+            for round_ in range(3):
+                own.set_policy(_policy(n * 10 + round_))
 
-    threads = [threading.Thread(target=set_one, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
+    assert not _run_threads(writers, set_three)
     events = registry.log(actions=[POLICY_ACTION])
     assert len(events) == writers * 3
     # Each state of the file was replaced once: no two events name the same previous one.
