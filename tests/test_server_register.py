@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import httpx2
+import pytest
 from support.handmade import write_adapter
 from support.server import ServedRegistry
 
@@ -20,6 +21,10 @@ API = "/api/v1"
 
 
 def _upload_all(served: ServedRegistry, directory: Path, http: httpx2.Client) -> dict[str, str]:
+    return _upload_all_to(http, directory)
+
+
+def _upload_all_to(http: httpx2.Client, directory: Path) -> dict[str, str]:
     files = {}
     for path in sorted(directory.iterdir()):
         data = path.read_bytes()
@@ -118,3 +123,41 @@ def test_a_retried_upload_keeps_the_staged_file_from_gc(
     assert again.status_code == 200 and again.json()["stored"] is False
     # Sent again just now: the push that follows must find it, so gc must not take it.
     assert staged.stat().st_mtime > 10**9
+
+
+def test_a_server_killed_between_link_and_commit_leaves_an_orphan_gc_removes(
+    tmp_path: Path,
+) -> None:
+    from support.server import new_home, running_server
+
+    home = tmp_path / "home"
+    database_url = f"sqlite:///{home / 'catalog.db'}"
+    with new_home(home, database_url) as local:
+        token = local.create_token("w", "writer").secret
+    directory = write_adapter(tmp_path / "killed", seed=36)
+    auth = {"Authorization": f"Bearer {token}"}
+    crash = {"ADAPTERS_FAULT_POINT": "catalog.insert-version"}  # linked, rows not committed
+    with running_server(home, crash) as server:
+        with httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http:
+            files = _upload_all_to(http, directory)
+            with pytest.raises(httpx2.HTTPError):
+                http.post(f"{API}/push", json={"files": files, "name": "killed"})
+        server.process.wait(30)
+    weights = files["adapter_model.safetensors"]
+    with Registry.open(home) as local:
+        assert not local.list(name="killed")  # no partial version
+        assert local.blobs.exists(weights)  # the linked blob, referenced by nothing
+        before = set(local.blobs.iter_digests())
+        collected = local.gc()
+        # gc takes the orphans of that push and nothing else; the staged uploads stay.
+        assert {b.sha256 for b in collected.blobs} == set(files.values()) & before
+        assert (local.store.tmp_dir / "uploads" / weights).is_file()
+    with (
+        running_server(home) as server,
+        httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http,
+    ):
+        files = _upload_all_to(http, directory)  # already staged: nothing sent again
+        response = http.post(f"{API}/push", json={"files": files, "name": "killed"})
+    assert response.status_code == 201, response.text
+    with Registry.open(home) as local:
+        assert local.verify("killed@1").ok
