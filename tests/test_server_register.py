@@ -15,6 +15,7 @@ from support.handmade import write_adapter
 from support.server import ServedRegistry
 
 from registry import Registry
+from registry.errors import IntegrityError
 from registry.store.verified_files import verified_files
 
 API = "/api/v1"
@@ -161,3 +162,34 @@ def test_a_server_killed_between_link_and_commit_leaves_an_orphan_gc_removes(
     assert response.status_code == 201, response.text
     with Registry.open(home) as local:
         assert local.verify("killed@1").ok
+
+
+def test_where_a_link_cannot_be_made_the_file_is_copied_and_hashed(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    from support.server import new_home
+
+    other_fs = Path("/dev/shm")
+    if not other_fs.is_dir() or os.stat(other_fs).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the test's tmp")
+    blobs = Path(tempfile.mkdtemp(prefix="adapters-blobs-", dir=other_fs))
+    try:
+        directory = write_adapter(tmp_path / "crossed", seed=37)
+        weights = directory / "adapter_model.safetensors"
+        sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+        home = tmp_path / "home"
+        with new_home(home, f"sqlite:///{home / 'catalog.db'}", str(blobs)) as local:
+            # Declared with a wrong digest: the copy that replaces the link hashes, and refuses.
+            wrong = {"adapter_model.safetensors": "0" * 64}
+            with verified_files(directory, wrong), pytest.raises(IntegrityError):
+                local.push(directory, name="crossed")
+            assert not local.list(name="crossed")
+            with verified_files(directory, {"adapter_model.safetensors": sha}):
+                assert local.push(directory, name="crossed").created
+            stored = local.blobs.path(sha)
+            assert os.stat(stored).st_dev != os.stat(weights).st_dev
+            assert not os.stat(stored).st_mode & 0o222
+            assert local.verify("crossed@1").ok
+    finally:
+        shutil.rmtree(blobs, ignore_errors=True)
