@@ -29,6 +29,7 @@ _NAME = re.compile(r"[a-z0-9_]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_MESSAGE = 300
 _OUTCOMES_KEPT = 1024
+_LARGEST_KEPT = 256 * 1024  # real configs are a few kB
 _outcomes: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
@@ -56,6 +57,8 @@ def validate(instance: object, name: str) -> list[str]:
         key = (stem, json.dumps(instance, sort_keys=True, allow_nan=True))
     except (TypeError, ValueError, RecursionError):
         key = None
+    if key is not None and len(key[1]) > _LARGEST_KEPT:
+        key = None  # configs may be 16 MiB: 1024 such keys would be gigabytes
     if key is not None and key in _outcomes:
         return list(_outcomes[key])
     validator = _validator(stem)

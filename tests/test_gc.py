@@ -110,6 +110,24 @@ def test_stale_temp_files_are_removed(registry: Registry) -> None:
     assert not old_tmp.exists() and not old_dir.exists() and new_tmp.exists()
 
 
+def test_stale_staged_uploads_are_removed_one_by_one(registry: Registry) -> None:
+    # The server's staged uploads: an old one goes, a fresh one (say, uploaded for a push
+    # about to be made) stays, and so does their folder.
+    uploads = registry.home.tmp_dir / "uploads"
+    uploads.mkdir(parents=True)
+    old, fresh = uploads / ("a" * 64), uploads / ("b" * 64)
+    old.write_bytes(b"o" * 7)
+    fresh.write_bytes(b"f")
+    long_ago = time.time() - LEASE_EXPIRY.total_seconds() - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(uploads, (long_ago, long_ago))
+    assert {(Path(f.path).name, f.size) for f in registry.gc(dry_run=True).temp_files} == {
+        ("a" * 64, 7)
+    }
+    registry.gc()
+    assert not old.exists() and fresh.exists() and uploads.is_dir()
+
+
 # -- gc in the middle of a push ------------------------------------------------------------
 
 

@@ -70,3 +70,19 @@ def test_listing_reads_kept_manifests_and_an_edited_row_afresh(tmp_path: Path) -
         edited = text.replace('"source_format":"peft"', '"source_format":"other"')
         assert parsed_manifest(edited).source_format == "other"
         assert parsed_manifest(text).source_format == "peft"
+
+
+def test_the_texts_kept_are_bounded_in_bytes_not_only_in_count() -> None:
+    # A config may be up to 16 MiB: 8192 of them kept would be gigabytes.
+    def text(n: int, size: int) -> str:
+        big = dataclasses.replace(
+            _manifest(), config={"peft_type": "LORA", "pad": "x" * size, "n": n}
+        )
+        return big.canonical_bytes().decode()
+
+    huge = text(0, 2 * 1024 * 1024)
+    assert parsed_manifest(huge) == Manifest.from_json(huge)
+    assert huge not in manifest_cache._kept  # larger than any real manifest: parsed, not kept
+    for n in range(1, 100):
+        parsed_manifest(text(n, 900 * 1024))
+    assert sum(len(kept) for kept in manifest_cache._kept) <= 64 * 1024 * 1024

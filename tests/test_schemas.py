@@ -261,3 +261,11 @@ def test_outcomes_are_kept_by_json_text_and_never_shared() -> None:
     # Another text is checked afresh: 8 is valid where "eight" was not, True is not 1.
     assert schemas.validate({"peft_type": "LORA", "r": 8}, "peft_config") == []
     assert schemas.validate({"peft_type": "LORA", "r": True}, "peft_config") != []
+
+
+def test_a_large_instance_is_validated_but_its_outcome_not_kept() -> None:
+    import registry.schemas as schemas
+
+    big = {"peft_type": "LORA", "r": 8, "pad": "x" * (1024 * 1024)}
+    schemas.validate(big, "peft_config")
+    assert all(len(text) < 1024 * 1024 for _name, text in schemas._outcomes)

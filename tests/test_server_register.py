@@ -10,16 +10,22 @@ import os
 from pathlib import Path
 
 import httpx2
+import pytest
 from support.handmade import write_adapter
 from support.server import ServedRegistry
 
 from registry import Registry
+from registry.errors import IntegrityError
 from registry.store.verified_files import verified_files
 
 API = "/api/v1"
 
 
 def _upload_all(served: ServedRegistry, directory: Path, http: httpx2.Client) -> dict[str, str]:
+    return _upload_all_to(http, directory)
+
+
+def _upload_all_to(http: httpx2.Client, directory: Path) -> dict[str, str]:
     files = {}
     for path in sorted(directory.iterdir()):
         data = path.read_bytes()
@@ -40,7 +46,8 @@ def test_uploaded_files_become_blobs_by_link(served: ServedRegistry, tmp_path: P
     with Registry.open(served.home, database_url=served.database_url) as local:
         blob = local.blobs.path(weights)
         staged = local.store.tmp_dir / "uploads" / weights
-        assert os.stat(blob).st_ino == os.stat(staged).st_ino  # linked, not copied
+        if served.backend.endswith("+local"):  # on object storage the blob is not a file here
+            assert os.stat(blob).st_ino == os.stat(staged).st_ino  # linked, not copied
         assert not os.stat(blob).st_mode & 0o222  # read-only like every blob
         assert local.verify("linked@1").ok
         assert local.get("linked@1").manifest.digest == response.json()["version"]["digest"]
@@ -101,3 +108,88 @@ def test_a_bundle_push_links_its_staged_files(served: ServedRegistry, tmp_path: 
         # Stored from the staging file (linked; the staging copy is gone), read-only.
         assert os.stat(blob).st_nlink == 1 and not os.stat(blob).st_mode & 0o222
         assert local.verify("bundled@1").ok
+
+
+def test_a_retried_upload_keeps_the_staged_file_from_gc(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    data = b"staged a day ago"
+    sha = hashlib.sha256(data).hexdigest()
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        assert http.put(f"{API}/uploads/{sha}", content=data).status_code == 201
+        staged = served.home / "tmp" / "uploads" / sha
+        os.utime(staged, (1, 1))  # as old as gc's cut-off
+        again = http.put(f"{API}/uploads/{sha}", content=data)
+    assert again.status_code == 200 and again.json()["stored"] is False
+    # Sent again just now: the push that follows must find it, so gc must not take it.
+    assert staged.stat().st_mtime > 10**9
+
+
+def test_a_server_killed_between_link_and_commit_leaves_an_orphan_gc_removes(
+    tmp_path: Path,
+) -> None:
+    from support.server import new_home, running_server
+
+    home = tmp_path / "home"
+    database_url = f"sqlite:///{home / 'catalog.db'}"
+    with new_home(home, database_url) as local:
+        token = local.create_token("w", "writer").secret
+    directory = write_adapter(tmp_path / "killed", seed=36)
+    auth = {"Authorization": f"Bearer {token}"}
+    crash = {"ADAPTERS_FAULT_POINT": "catalog.insert-version"}  # linked, rows not committed
+    with running_server(home, crash) as server:
+        with httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http:
+            files = _upload_all_to(http, directory)
+            with pytest.raises(httpx2.HTTPError):
+                http.post(f"{API}/push", json={"files": files, "name": "killed"})
+        server.process.wait(30)
+    weights = files["adapter_model.safetensors"]
+    with Registry.open(home) as local:
+        assert not local.list(name="killed")  # no partial version
+        assert local.blobs.exists(weights)  # the linked blob, referenced by nothing
+        before = set(local.blobs.iter_digests())
+        collected = local.gc()
+        # gc takes the orphans of that push and nothing else; the staged uploads stay.
+        assert {b.sha256 for b in collected.blobs} == set(files.values()) & before
+        assert (local.store.tmp_dir / "uploads" / weights).is_file()
+    with (
+        running_server(home) as server,
+        httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http,
+    ):
+        files = _upload_all_to(http, directory)  # already staged: nothing sent again
+        response = http.post(f"{API}/push", json={"files": files, "name": "killed"})
+    assert response.status_code == 201, response.text
+    with Registry.open(home) as local:
+        assert local.verify("killed@1").ok
+
+
+def test_where_a_link_cannot_be_made_the_file_is_copied_and_hashed(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    from support.server import new_home
+
+    other_fs = Path("/dev/shm")
+    if not other_fs.is_dir() or os.stat(other_fs).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the test's tmp")
+    blobs = Path(tempfile.mkdtemp(prefix="adapters-blobs-", dir=other_fs))
+    try:
+        directory = write_adapter(tmp_path / "crossed", seed=37)
+        weights = directory / "adapter_model.safetensors"
+        sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+        home = tmp_path / "home"
+        with new_home(home, f"sqlite:///{home / 'catalog.db'}", str(blobs)) as local:
+            # Declared with a wrong digest: the copy that replaces the link hashes, and refuses.
+            wrong = {"adapter_model.safetensors": "0" * 64}
+            with verified_files(directory, wrong), pytest.raises(IntegrityError):
+                local.push(directory, name="crossed")
+            assert not local.list(name="crossed")
+            with verified_files(directory, {"adapter_model.safetensors": sha}):
+                assert local.push(directory, name="crossed").created
+            stored = local.blobs.path(sha)
+            assert os.stat(stored).st_dev != os.stat(weights).st_dev
+            assert not os.stat(stored).st_mode & 0o222
+            assert local.verify("crossed@1").ok
+    finally:
+        shutil.rmtree(blobs, ignore_errors=True)

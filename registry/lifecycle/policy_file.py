@@ -19,6 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlmodel import Session
+
 from registry.errors import RegistryError, ValidationError
 from registry.lifecycle.policy import POLICY_FILE, policy_problems
 from registry.store.catalog.catalog import Catalog
@@ -99,8 +102,9 @@ def set_policy(home_root: Path, catalog: Catalog, document: Any, actor: str) -> 
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
         with write_session(catalog.engine) as session:
-            # Read inside the transaction (under SQLite's write lock), so that the event
-            # names the file this one replaced.
+            # Read once this writer holds the turn (SQLite's write lock, PostgreSQL's
+            # advisory lock), so that the event names the file this one really replaced.
+            _take_turn(session)
             previous = _read(path)
             before = None if previous is None else hashlib.sha256(previous).hexdigest()
             details = {"sha256": digest, "previous_sha256": before, "rules": checked.rules}
@@ -111,6 +115,20 @@ def set_policy(home_root: Path, catalog: Catalog, document: Any, actor: str) -> 
         Path(tmp).unlink(missing_ok=True)
     _sync_dir(home_root)
     return PolicyChange(digest, before, checked.rules, actor, utcnow())
+
+
+_POLICY_LOCK = 7_245_003  # the advisory lock policy writers take turns on (PostgreSQL)
+
+
+def _take_turn(session: Session) -> None:
+    """Wait until no other writer of the policy is between its read and its commit."""
+    # The first statement begins the transaction: BEGIN IMMEDIATE on SQLite takes the
+    # write lock; on PostgreSQL the advisory lock is held until commit.
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POLICY_LOCK})
+    else:
+        connection.exec_driver_sql("SELECT 1")
 
 
 def _read(path: Path) -> bytes | None:

@@ -115,10 +115,14 @@ def _openapi(table: list[Endpoint]) -> Any:
                 "4XX": {"$ref": "#/components/responses/Error"},
             },
         }
+        query = routes.QUERY.get(f"{e.method} {e.path[len(API) :]}", ())
+        parameters = [_query_parameter(name) for name in query]
         if "{sha256}" in path:
-            operation["parameters"] = [
-                {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
+            parameters.insert(
+                0, {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+        if parameters:
+            operation["parameters"] = parameters
         paths.setdefault(path, {})[e.method.lower()] = operation
     document = {
         "openapi": "3.1.0",
@@ -139,6 +143,22 @@ def _openapi(table: list[Endpoint]) -> Any:
         return JSONResponse(document)
 
     return openapi
+
+
+_INTEGER_QUERY = {"page_size", "limit", "depth", "header_bytes"}
+_REPEATED_QUERY = {"tag", "where", "action"}  # may be given more than once
+
+
+def _query_parameter(declared: str) -> dict[str, Any]:
+    name = declared.rstrip("!")
+    schema: dict[str, Any] = (
+        {"type": "integer", "minimum": 1} if name in _INTEGER_QUERY else {"type": "string"}
+    )
+    if name in _REPEATED_QUERY:
+        schema = {"type": "array", "items": schema}
+    if name == "cursor":
+        schema["description"] = "next_cursor of the previous page; omit for the first"
+    return {"name": name, "in": "query", "required": declared.endswith("!"), "schema": schema}
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

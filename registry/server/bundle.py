@@ -86,7 +86,8 @@ def _fsync(path: Path) -> None:
 async def push_bundle(ctx: Context, request: Request, caller: Caller) -> Response:
     settings = ctx.settings
     length_text = request.query_params.get(HEADER_LENGTH, "")
-    if not length_text.isdigit() or not 0 < int(length_text) <= settings.max_json_bytes:
+    digits = length_text.isascii() and length_text.isdigit() and len(length_text) <= 9
+    if not digits or not 0 < int(length_text) <= settings.max_json_bytes:
         raise ArgumentError(f"give ?{HEADER_LENGTH}=N: the JSON header's length in bytes")
     if request.headers.get("content-length") is None:
         raise HttpProblem(411, "length_required", "send Content-Length with a bundle")

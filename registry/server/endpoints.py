@@ -48,7 +48,8 @@ def _int_param(request: Request, key: str, default: int | None) -> int | None:
     text = _param(request, key, required=False)
     if text is None:
         return default
-    if not text.isdigit() or len(text) > 9:
+    # isascii: isdigit() also accepts digits such as '²' that int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise ArgumentError(f"query parameter {key!r} must be a whole number, not {text!r}")
     return int(text)
 
@@ -149,7 +150,8 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     query = _query(request)
     if query.data is not None and not str(query.data).lower().startswith("sha256:"):
         raise ArgumentError("data must be a digest sha256:HEX on a server (digest files locally)")
-    size = _int_param(request, "page_size", ctx.settings.page_size) or ctx.settings.page_size
+    size = _int_param(request, "page_size", ctx.settings.page_size)
+    assert size is not None
     if not 1 <= size <= ctx.settings.max_page_size:
         raise ArgumentError(f"page_size must be between 1 and {ctx.settings.max_page_size}")
     cursor = _param(request, "cursor", required=False)

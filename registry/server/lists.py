@@ -44,7 +44,8 @@ def _number(request: Request, key: str) -> int | None:
     text = _text(request, key)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    # isascii: isdigit() also accepts digits such as '²' that int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
         raise ArgumentError(f"query parameter {key!r} must be a whole number from 1, not {text!r}")
     return int(text)
 

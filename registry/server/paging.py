@@ -163,6 +163,8 @@ def read_cursor(
         or not isinstance(body["k"], list)
         or len(body["k"]) != len(shape)
         or any(type(v) is not t for v, t in zip(body["k"], shape, strict=True))
+        # Ids go to the database as integers: one past 64 bits fails there, not here.
+        or any(type(v) is int and not -(2**63) <= v < 2**63 for v in body["k"])
     ):
         raise ArgumentError(_BAD)
     return tuple(body["k"])

@@ -10,6 +10,29 @@ from registry.server import admin, bundle, lists, records, uploads
 from registry.server import endpoints as e
 from registry.server.context import Endpoint
 
+PAGED = ("page_size", "cursor")
+_FILTERS = ("name", "base", "method", "alias", "tag", "data", "where", "status", "sort", "reverse")
+_REF = ("ref!",)
+# The query parameters each endpoint reads (by method and path after /api/v1), for the
+# OpenAPI document; a trailing "!" marks a required one.
+QUERY: dict[str, tuple[str, ...]] = {
+    "GET /versions": (*_FILTERS, "limit", *PAGED, "page_token"),
+    "GET /resolve": _REF,
+    "GET /manifest": _REF,
+    "GET /blobs/{sha256:str}": _REF,
+    "GET /log": ("ref", "action", "actor", "limit", *PAGED),
+    "GET /lineage": ("ref!", "depth"),
+    "GET /compare": ("a!", "b!"),
+    "GET /bases": PAGED,
+    "GET /aliases/history": ("name!", "alias", *PAGED),
+    "POST /push/bundle": ("header_bytes!",),
+    "GET /tokens": PAGED,
+    "GET /keys": PAGED,
+    "GET /load-policy": _REF,
+    "GET /known-base": _REF,
+    "GET /bases/relations": PAGED,
+}
+
 
 def table() -> list[Endpoint]:
     a = API

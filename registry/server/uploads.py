@@ -36,14 +36,14 @@ from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
-from registry.store.verified_files import verified_files
+from registry.store.verified_files import STAGED_UPLOADS, verified_files
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
 
 
 def _uploads_dir(ctx: Context) -> Path:
-    directory = ctx.registry.store.tmp_dir / "uploads"
+    directory = ctx.registry.store.tmp_dir / STAGED_UPLOADS
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -61,7 +61,9 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
     directory = _uploads_dir(ctx)
     final = directory / sha256
     if final.exists():
-        # Already staged (a retry): drain nothing, say so.
+        # Already staged (a retry): drain nothing, say so. Touched, so that gc (which
+        # removes staged files untouched for a day) keeps it for the push that follows.
+        os.utime(final)
         return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
     handle, name = tempfile.mkstemp(prefix=".part-", dir=directory)
     hasher = hashlib.sha256()
@@ -138,7 +140,13 @@ def check_push(caller: Caller, body: wire.PushBody) -> dict[PurePosixPath, str]:
         raise ArgumentError(f"a push names between 1 and {_MAX_FILES} files")
     if body.name is None:
         raise ArgumentError("name the version: a pushed directory has no name here")
-    return {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    layout = {_relative(path): _checked_sha(sha) for path, sha in body.files.items()}
+    folders = {parent for path in layout for parent in path.parents}
+    clash = next((str(path) for path in layout if path in folders), None)
+    if clash is not None:
+        message = f"file path {clash[:100]!r} is also a folder of another file; rename one"
+        raise ArgumentError(message)
+    return layout
 
 
 def push_directory(
@@ -196,6 +204,8 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                     os.link(uploads / sha, target)
                     # The very file PUT hashed and fsynced: the blob store may link it too.
                     verified[str(relative)] = sha
+                except FileNotFoundError:  # removed by gc since the check above
+                    raise ArgumentError(f"upload {relative} again (PUT /uploads/SHA256)") from None
                 except OSError:
                     shutil.copyfile(uploads / sha, target)
             return push_directory(ctx, directory, body, caller, verified)

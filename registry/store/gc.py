@@ -61,6 +61,7 @@ from registry.store.leases import (
     take_leases,
 )
 from registry.store.results import GcBlob, GcFile, GcResult
+from registry.store.verified_files import STAGED_UPLOADS
 
 if TYPE_CHECKING:
     from registry.store.store import Store
@@ -205,7 +206,13 @@ def _stale_temp_files(blobs: BlobBackend, tmp_dir: Path) -> list[tuple[Path, int
     found: list[tuple[Path, int]] = []
     candidates = list(blobs.staging_files())
     if tmp_dir.is_dir():
-        candidates += sorted(tmp_dir.iterdir())
+        for path in sorted(tmp_dir.iterdir()):
+            if path.name == STAGED_UPLOADS and path.is_dir():
+                # Each staged upload on its own: removing the folder as a whole would
+                # take uploads that arrived after this listing with it.
+                candidates += sorted(path.iterdir())
+            else:
+                candidates.append(path)
     for path in candidates:
         try:
             if _newest_mtime(path) < limit:

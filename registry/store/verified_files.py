@@ -15,6 +15,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+# The folder of the registry's tmp directory the server stages uploads in, one file per
+# sha256; gc removes each one untouched for as long as a lease lives, on its own.
+STAGED_UPLOADS = "uploads"
+
 _VERIFIED: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar(
     "adapters_verified_files", default=None
 )

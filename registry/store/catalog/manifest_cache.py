@@ -17,19 +17,29 @@ from typing import Any
 from registry.store.manifest import Manifest
 
 _CAPACITY = 8192  # a few thousand manifests of a few kB each
+# Configs may be up to 16 MiB: the texts kept are bounded in bytes too, and one larger
+# than _LARGEST (no real manifest is) is parsed each time rather than kept.
+_BUDGET = 64 * 1024 * 1024
+_LARGEST = 1024 * 1024
 _kept: dict[str | bytes, Manifest] = {}
+_kept_bytes = 0
 _lock = threading.Lock()
 
 
 def parsed_manifest(text: str | bytes) -> Manifest:
     """``Manifest.from_json(text)``, parsed once per distinct text."""
+    global _kept_bytes
     kept = _kept.get(text)
     if kept is None:
         kept = Manifest.from_json(text)
+        if len(text) > _LARGEST:
+            return kept  # not kept, so not shared: no copy needed
         with _lock:
-            if len(_kept) >= _CAPACITY:
+            if len(_kept) >= _CAPACITY or _kept_bytes + len(text) > _BUDGET:
                 _kept.clear()  # simpler than LRU; a scan past the capacity re-parses
+                _kept_bytes = 0
             _kept[text] = kept
+            _kept_bytes += len(text)
     return _copy(kept)
 
 
