@@ -3,6 +3,7 @@ plain uploads and downloads of the same bytes.
 
     python benchmarks/bench_object_store.py [--size-mb 1024] [--repeat 3]
     python benchmarks/bench_object_store.py --quick     # 256 MiB, 3 rounds
+    python benchmarks/bench_object_store.py --phases    # one push's timeline (push_phases.py)
 
 One LoRA adapter of about ``--size-mb`` (float16 factors, rank 64, hidden 4096) is
 written once. Side by side in one run, medians of ``--repeat`` rounds in which the
@@ -84,6 +85,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="256 MiB, 3 rounds")
+    parser.add_argument(
+        "--phases", action="store_true", help="print the timeline of --repeat pushes, then stop"
+    )
     options = parser.parse_args()
     if options.quick:
         options.size_mb, options.repeat = 256, 3
@@ -128,6 +132,11 @@ def main() -> None:
             s3_reg.push(adapter, name=f"big{next(pushes)}")
 
         nothing = lambda: None  # noqa: E731
+        if options.phases:
+            _phases(push, drop_blobs, lambda: obstore.put(
+                blobs.store, plain_key, weights, chunk_size=16 << 20, max_concurrency=8
+            ), options.repeat)  # fmt: skip
+            return
         results = interleaved(
             {
                 "push (whole command)": (push, drop_blobs),
@@ -224,6 +233,23 @@ def main() -> None:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _phases(
+    push: Callable[[], object],
+    drop_blobs: Callable[[], object],
+    plain_put: Callable[[], object],
+    repeat: int,
+) -> None:
+    from push_phases import timeline
+
+    for _ in range(repeat):
+        drop_blobs()
+        print("\n".join(timeline(push)))
+        start = time.perf_counter()
+        plain_put()
+        print(f"{'(plain obstore.put, next)':32} {time.perf_counter() - start:23.3f}", flush=True)
+    print(f"load average: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":
