@@ -22,7 +22,7 @@ from support.s3_server import BUCKET, S3Server
 
 from registry import Registry
 from registry.errors import BlobStoreError, IntegrityError, ValidationError
-from registry.store import object_blobs
+from registry.store import object_blobs, prehash
 from registry.store.blob_cache import BlobCache
 from registry.store.object_blobs import ObjectBlobStore
 from registry.store.object_transfer import ranged_chunks
@@ -220,3 +220,28 @@ def test_a_push_failing_early_stops_its_hashing_and_leaves_no_temp(
         s3_reg.push(source, name="x")
     assert not [t for t in set(threading.enumerate()) - threads if t.name == "push-prehash"]
     assert list(s3_reg.store.tmp_dir.glob("push-*")) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096, 10_000])
+def test_mapped_hash_is_hashlib_sha256(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # Slices of one page, so the sizes cover files below, on and across slice ends.
+    monkeypatch.setattr(prehash, "_SLICE", 4096)
+    path = tmp_path / "f.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert prehash.mapped_sha256(path) == hashlib.sha256(data).hexdigest()
+    hashes = BackgroundHashes(tmp_path, 0)
+    try:
+        assert hashes.digest(path) == hashlib.sha256(data).hexdigest()
+    finally:
+        hashes.close()
+
+
+def test_mapped_hash_stops_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 100)
+    stop = threading.Event()
+    stop.set()
+    assert prehash.mapped_sha256(path, stop) is None

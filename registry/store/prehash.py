@@ -6,18 +6,24 @@ format checks of a push read every tensor anyway and take about as long as one h
 so the first pass runs beside them on another core; the put then gets the digest as
 ``expected`` and hashes only through its upload reader, which refuses (and aborts the
 upload) if the file no longer hashes to it.
+
+The upload waits for this digest, so the hash is on the push's critical path. It hashes
+a memory map of the file in ``_SLICE`` steps: no copy out of the page cache (about 10%
+less CPU than reads into a buffer, close to hashlib's in-memory speed), and the GIL,
+which hashlib releases inside each update, changes hands once per 64 MiB instead of
+twice per read, so the format checks running Python on the main thread meanwhile slow
+it little. (The format checks map the same file to scan it for NaN/Inf already.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import threading
 from pathlib import Path
 
-from registry.store.hashing import CHUNK_SIZE
-
-_READ = 8 * CHUNK_SIZE
+_SLICE = 64 * 1024**2
 
 
 class BackgroundHashes:
@@ -41,16 +47,12 @@ class BackgroundHashes:
     def _run(self, files: list[Path]) -> None:
         try:
             for path in files:
-                digest = hashlib.sha256()
                 try:
-                    with open(path, "rb") as handle:
-                        while not self._stop.is_set() and (data := handle.read(_READ)):
-                            digest.update(data)
-                except OSError:
-                    pass  # the put reads the file itself, and reports the problem
-                else:
-                    if not self._stop.is_set():
-                        self._digests[path] = digest.hexdigest()
+                    found = mapped_sha256(path, self._stop)
+                except (OSError, ValueError):
+                    found = None  # the put reads the file itself, and reports the problem
+                if found is not None:
+                    self._digests[path] = found
                 self._done[path].set()
         finally:
             for event in self._done.values():
@@ -69,6 +71,23 @@ class BackgroundHashes:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def mapped_sha256(path: Path, stop: threading.Event | None = None) -> str | None:
+    """``path``'s hex sha256 read through a memory map; None if ``stop`` is set first."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return digest.hexdigest()  # an empty file cannot be mapped
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            if hasattr(mapped, "madvise"):  # read ahead: each page is read once, in order
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mapped) as view:
+                for start in range(0, len(view), _SLICE):
+                    if stop is not None and stop.is_set():
+                        return None
+                    digest.update(view[start : start + _SLICE])
+    return digest.hexdigest()
 
 
 def _key(path: Path) -> Path | None:
