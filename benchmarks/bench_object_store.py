@@ -136,6 +136,9 @@ def main() -> None:
             _phases(push, drop_blobs, lambda: obstore.put(
                 blobs.store, plain_key, weights, chunk_size=16 << 20, max_concurrency=8
             ), options.repeat)  # fmt: skip
+            from push_phases import prehash_rounds
+
+            print("\n".join(prehash_rounds(adapter, weights, max(options.repeat, 5))))
             return
         results = interleaved(
             {
