@@ -2,17 +2,20 @@
 
 An object store names a blob's key by its digest, so a put of an unhashed file reads
 it twice: once to name the key, once through the hashing reader it uploads from. The
-format checks of a push read every tensor anyway and take about as long as one hash,
-so the first pass runs beside them on another core; the put then gets the digest as
-``expected`` and hashes only through its upload reader, which refuses (and aborts the
-upload) if the file no longer hashes to it.
+format checks of a push read every tensor anyway (their NaN/Inf scan takes about half
+as long as one hash), so the first pass runs beside them on another core; the put then
+gets the digest as ``expected`` and hashes only through its upload reader, which refuses
+(and aborts the upload) if the file no longer hashes to it.
 
 The upload waits for this digest, so the hash is on the push's critical path. It hashes
 a memory map of the file in ``_SLICE`` steps: no copy out of the page cache (about 10%
 less CPU than reads into a buffer, close to hashlib's in-memory speed), and the GIL,
 which hashlib releases inside each update, changes hands once per 64 MiB instead of
 twice per read, so the format checks running Python on the main thread meanwhile slow
-it little. (The format checks map the same file to scan it for NaN/Inf already.)
+it little. The format checks map the same file to scan it for NaN/Inf already, so a
+file truncated by another process mid-push (which ends a process reading a map with
+SIGBUS) was already out of bounds; a file that changes otherwise is caught by the
+upload's hashing reader.
 """
 
 from __future__ import annotations
