@@ -297,3 +297,11 @@ def test_anonymous_read_shows_pages_without_actions(site: ServedRegistry, tmp_pa
         page = client.get("/ui/version?ref=team/model@2")
         assert page.status_code == 200 and 'data-testid="anonymous"' in page.text
         assert '<form method="post" action="/ui/actions' not in page.text
+
+
+def test_a_page_number_that_is_not_ascii_digits_is_refused(maintainer: httpx2.Client) -> None:
+    # '²' is a digit to str.isdigit() but not to int(): a 400, as on the JSON API.
+    for page in ("²", "x", "1" * 10):
+        response = maintainer.get("/ui/", params={"page": page})
+        assert response.status_code == 400, (page, response.text)
+    assert maintainer.get("/ui/", params={"page": "2"}).status_code == 200

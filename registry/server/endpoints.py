@@ -22,6 +22,7 @@ from registry.server.auth import Caller
 from registry.server.body import read_json
 from registry.server.context import GENERATION, Context, Listing, ok
 from registry.server.paging import page_after, version_positions
+from registry.server.query import is_whole_number, query_text
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
 from registry.store.results import AdapterVersion
@@ -29,27 +30,17 @@ from registry.store.results import AdapterVersion
 T = TypeVar("T")
 
 
-def _param(request: Request, key: str, required: bool = True) -> str | None:
-    value = request.query_params.get(key)
-    if value is None and required:
-        raise ArgumentError(f"missing query parameter {key!r}")
-    if value is not None and ("\x00" in value or len(value) > 1024):
-        raise ArgumentError(f"query parameter {key!r} holds a NUL byte or is too long")
-    return value
-
-
 def _required(request: Request, key: str) -> str:
-    value = _param(request, key)
+    value = query_text(request, key)
     assert value is not None
     return value
 
 
 def _int_param(request: Request, key: str, default: int | None) -> int | None:
-    text = _param(request, key, required=False)
+    text = query_text(request, key, required=False)
     if text is None:
         return default
-    # isascii: isdigit() also accepts digits such as '²' that int() refuses.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+    if not is_whole_number(text):
         raise ArgumentError(f"query parameter {key!r} must be a whole number, not {text!r}")
     return int(text)
 
@@ -130,17 +121,17 @@ def _query(request: Request) -> ListQuery:
     for item in request.query_params.getlist("tag"):
         key, sep, value = item.partition("=")
         tags[key] = value if sep else None
-    reverse = _param(request, "reverse", required=False)
+    reverse = query_text(request, "reverse", required=False)
     return ListQuery(
-        name=_param(request, "name", required=False),
-        base=_param(request, "base", required=False),
-        method=_param(request, "method", required=False),
-        alias=_param(request, "alias", required=False),
+        name=query_text(request, "name", required=False),
+        base=query_text(request, "base", required=False),
+        method=query_text(request, "method", required=False),
+        alias=query_text(request, "alias", required=False),
         tags=tags or None,
-        data=_param(request, "data", required=False),
+        data=query_text(request, "data", required=False),
         where=tuple(request.query_params.getlist("where")),
-        status=_param(request, "status", required=False),
-        sort=_param(request, "sort", required=False) or "name",
+        status=query_text(request, "status", required=False),
+        sort=query_text(request, "sort", required=False) or "name",
         reverse=reverse in ("1", "true"),
         limit=_int_param(request, "limit", None),
     )
@@ -154,8 +145,8 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     assert size is not None
     if not 1 <= size <= ctx.settings.max_page_size:
         raise ArgumentError(f"page_size must be between 1 and {ctx.settings.max_page_size}")
-    cursor = _param(request, "cursor", required=False)
-    token = _param(request, "page_token", required=False)
+    cursor = query_text(request, "cursor", required=False)
+    token = query_text(request, "page_token", required=False)
     if cursor is not None and token is not None:
         raise ArgumentError("give cursor or page_token, not both (cursor is the one to use)")
     offset = _page_offset(token)

@@ -28,24 +28,21 @@ from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.context import Context
 from registry.server.paging import Key, keyed_page, make_cursor, read_cursor
+from registry.server.query import is_whole_number, query_text
 from registry.store.refs import validate_name
 
 T = TypeVar("T")
 
 
 def _text(request: Request, key: str) -> str | None:
-    value = request.query_params.get(key)
-    if value is not None and ("\x00" in value or len(value) > 1024):
-        raise ArgumentError(f"query parameter {key!r} holds a NUL byte or is too long")
-    return value
+    return query_text(request, key, required=False)
 
 
 def _number(request: Request, key: str) -> int | None:
     text = _text(request, key)
     if text is None:
         return None
-    # isascii: isdigit() also accepts digits such as '²' that int() refuses.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+    if not is_whole_number(text) or int(text) < 1:
         raise ArgumentError(f"query parameter {key!r} must be a whole number from 1, not {text!r}")
     return int(text)
 

@@ -16,6 +16,7 @@ from registry.errors import ArgumentError, InvalidNameError, NotFoundError
 from registry.lifecycle.results import AuditEvent, LineageNode
 from registry.security.signature_rows import signatures_of
 from registry.server.auth import Caller
+from registry.server.query import is_whole_number
 from registry.server.ui import flash
 from registry.server.ui.lineage_graph import build_graph
 from registry.server.ui.page import NOT_FOUND, Ui, UiProblem, Visitor, reader, render
@@ -41,7 +42,7 @@ def _int(request: Request, key: str, default: int) -> int:
     text = _param(request, key)
     if not text:
         return default
-    if not text.isdigit() or len(text) > 9:
+    if not is_whole_number(text):
         raise UiProblem(400, f"{key} must be a whole number")
     return int(text)
 
