@@ -7,7 +7,6 @@ points at a missing or partial blob.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ from registry.store.conditions import (
     validate_split,
 )
 from registry.store.gc import PushLeases
-from registry.store.hashing import data_digest, given_digest
+from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
@@ -498,7 +497,7 @@ def _known_entries(source: AdapterSource, verified: Mapping[str, str]) -> list[F
     entries = []
     for item in source.files:
         if item.path == source.config_path:
-            sha256, size = hashlib.sha256(source.config_bytes).hexdigest(), len(source.config_bytes)
+            sha256, size = sha256_bytes(source.config_bytes), len(source.config_bytes)
         else:
             sha256, size = verified[item.path], item.source.stat().st_size
         entries.append(FileEntry(item.path, sha256, size, item.role))
