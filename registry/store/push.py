@@ -39,7 +39,7 @@ from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
-from registry.store.results import PushResult, TrainingDataInfo
+from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
 from registry.store.verified_files import verified_for
 
@@ -50,6 +50,13 @@ if TYPE_CHECKING:
     from registry.store.store import Store
 
 _TAG_KEY_MAX = 128
+
+
+class _Unread:
+    """A base record not looked up yet (``None`` is "looked up: none recorded")."""
+
+
+_UNREAD = _Unread()
 TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
 
 
@@ -177,8 +184,12 @@ def _push(
     data = _training_data(request.data, request.data_hashes)
     data = _with_known_data(data, request.known_data)
 
-    staging_root.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
+    # Only a pickle conversion writes a file of its own; no directory made (and removed)
+    # for every other push.
+    work_dir: Path | None = None
+    if request.convert_pickle:
+        staging_root.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
     # Object stores need a large file's digest before they upload it: hashed beside the
     # format checks, which read the same files (see prehash.py).
     hashes = BackgroundHashes(request.directory, blobs.known_digest_from)
@@ -188,13 +199,14 @@ def _push(
         )
         base = request.exact_base or _named_base(request, source)
         base_target: BaseTarget | None = request.base_target
+        known_base: BaseModelRecord | _Unread | None = _UNREAD
         if source.source_format in formats.SINGLE_FILE_FORMATS:
             source, base_note = _single_file_base(source, request)
             base_target = None
         elif base_target is not None:
             base_note = base_target.label
         else:
-            base_target, base_note = _find_base(catalog, base, request)
+            base_target, base_note, known_base = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
         verified = _verified_files(request, source)
@@ -223,11 +235,12 @@ def _push(
             entries, written, written_bytes, repaired = files
     finally:
         hashes.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
     if request.exact_base is not None:
         base_id = _exact_base_id(catalog, request.exact_base)
     else:
-        base, base_id = _record_base(catalog, base, base_target, request, base_note)
+        base, base_id = _record_base(catalog, base, base_target, request, base_note, known_base)
 
     manifest = Manifest(
         method=source.method,
@@ -275,7 +288,8 @@ def _push(
             tags=tags,
             alias=alias,
             base_model_id=base_id,
-            lease=leases.lease,
+            # No lease taken (a linked push): nothing to release, no statement for it.
+            lease=leases.lease if leases.digests else None,
             store_blobs=store_blobs,
         ),
         next_version,
@@ -286,7 +300,7 @@ def _push(
     leases.settled = True  # released in the transaction that recorded the version
     # Identical content already stored under this name: a no-op returning that
     # version, even when another version number was asked for.
-    stored = catalog.get_by_id(outcome.row_id)
+    stored = outcome.version or catalog.get_by_id(outcome.row_id)
     return PushResult(
         version=stored,
         created=outcome.created,
@@ -334,9 +348,11 @@ def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
 
 def _find_base(
     catalog: Catalog, base: BaseModelRef, request: PushRequest
-) -> tuple[BaseTarget | None, str]:
+) -> tuple[BaseTarget | None, str, BaseModelRecord | None]:
     """The base weights to fingerprint: ``--base-path``, else found by the base's name (a
-    local directory, the HF cache) unless a record of that name already has a fingerprint."""
+    local directory, the HF cache) unless a record of that name already has a fingerprint;
+    and the record of that name looked up on the way (linked to the version, not looked up
+    a second time)."""
     from registry.bases.target import locate_base, target_from_directory
     from registry.store.catalog.base_rows import find_base
 
@@ -344,14 +360,15 @@ def _find_base(
         if not request.base_path.is_dir():
             raise RegistryError(f"base model directory {request.base_path} does not exist")
         target = target_from_directory(request.base_path, exhaustive=request.exhaustive_base)
-        return target, str(request.base_path)
+        return target, str(request.base_path), None
     if request.exact_base is not None or base.name is None:
-        return None, "the base was recorded without a fingerprint where this version came from"
+        note = "the base was recorded without a fingerprint where this version came from"
+        return None, note, None
     known = find_base(catalog, base.name, base.revision)
     if known is not None and known.fingerprint is not None and not request.exhaustive_base:
-        return None, f"recorded base {known.ref}"
+        return None, f"recorded base {known.ref}", known
     located = locate_base(base.name, base.revision, exhaustive=request.exhaustive_base)
-    return located.target, located.note
+    return located.target, located.note, known
 
 
 def _single_file_base(source: AdapterSource, request: PushRequest) -> tuple[AdapterSource, str]:
@@ -409,8 +426,10 @@ def _record_base(
     target: BaseTarget | None,
     request: PushRequest,
     source: str,
+    known: BaseModelRecord | _Unread | None = _UNREAD,
 ) -> tuple[BaseModelRef, int | None]:
-    """Link the version to the recorded base; record the base when its weights were given."""
+    """Link the version to the recorded base; record the base when its weights were given.
+    ``known``: the record of the base's name as ``_find_base`` read it, if it did."""
     from registry.store.catalog.base_rows import find_base, record_base
 
     assert base.name is not None
@@ -427,8 +446,8 @@ def _record_base(
             actor=current_actor(),
         )
     else:
-        found = find_base(catalog, base.name, base.revision)
-        if found is None:
+        found = find_base(catalog, base.name, base.revision) if known is _UNREAD else known
+        if not isinstance(found, BaseModelRecord):
             return base, None
         record = found
     return BaseModelRef(base.name, base.revision, record.content_digest), record.id
