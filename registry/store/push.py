@@ -41,7 +41,7 @@ from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
-from registry.store.verified_files import verified_for
+from registry.store.verified_files import staged_sources, verified_for
 
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
@@ -192,11 +192,17 @@ def _push(
         work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
     # Object stores need a large file's digest before they upload it: hashed beside the
     # format checks, which read the same files (see prehash.py).
-    hashes = BackgroundHashes(request.directory, blobs.known_digest_from)
+    staged = staged_sources(request.directory)  # a server's staged uploads, read in place
+    hashes = BackgroundHashes(
+        request.directory, None if staged is not None else blobs.known_digest_from
+    )
     try:
-        source = formats.read_adapter_dir(
-            request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
-        )
+        if staged is not None:
+            source = formats.read_adapter_files(staged, label="the pushed files")
+        else:
+            source = formats.read_adapter_dir(
+                request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
+            )
         base = request.exact_base or _named_base(request, source)
         base_target: BaseTarget | None = request.base_target
         known_base: BaseModelRecord | _Unread | None = _UNREAD
@@ -209,7 +215,7 @@ def _push(
             base_target, base_note, known_base = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        verified = _verified_files(request, source)
+        verified = _verified_files(request, source, staged)
         store_blobs: Callable[[], None] | None = None
         committed: list[tuple[list[FileEntry], int, int, int]] = []  # what store_blobs did
         if (
@@ -259,7 +265,7 @@ def _push(
     ]
     evals.extend(request.eval_records)
     tags = dict(request.tags)
-    trainer = _trainer_record(request.directory)
+    trainer = _trainer_record(request.directory, staged)
     if trainer.step is not None:
         tags.setdefault("step", str(trainer.step))
     evals.extend(
@@ -314,9 +320,11 @@ def _push(
     )
 
 
-def _trainer_record(directory: Path) -> TrainerRecord:
-    from registry.formats.trainer_state import read_trainer_state
+def _trainer_record(directory: Path, staged: Mapping[str, Path] | None) -> TrainerRecord:
+    from registry.formats.trainer_state import TRAINER_STATE, read_trainer_state
 
+    if staged is not None:
+        return read_trainer_state(directory, staged.get(TRAINER_STATE))
     return read_trainer_state(Path(directory))
 
 
@@ -523,16 +531,19 @@ def _known_entries(source: AdapterSource, verified: Mapping[str, str]) -> list[F
     return entries
 
 
-def _verified_files(request: PushRequest, source: AdapterSource) -> dict[str, str]:
+def _verified_files(
+    request: PushRequest, source: AdapterSource, staged: Mapping[str, Path] | None
+) -> dict[str, str]:
     """The files declared verified (``verified_files``) that are stored as they are (not
     converted): the server's staged uploads, hashed and fsynced when they arrived."""
     declared = verified_for(request.directory)
+    where = staged or {}
     return {
         item.path: declared[item.path]
         for item in source.files
         if item.path in declared
         and item.path != source.config_path
-        and item.source == request.directory / item.path
+        and item.source == where.get(item.path, request.directory / item.path)
     }
 
 
