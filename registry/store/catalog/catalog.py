@@ -112,16 +112,13 @@ class Catalog:
             try:
                 with write_session(self.engine) as session:
                     _queue_writers_of(session, new.name)
-                    existing = session.exec(
-                        select(AdapterVersionRow).where(
-                            AdapterVersionRow.name == new.name, AdapterVersionRow.digest == digest
-                        )
-                    ).first()
+                    connection = session.connection()
+                    params = {"name": new.name, "digest": digest}
+                    existing = connection.execute(_SAME_CONTENT, params).scalar()
                     if existing is not None:
-                        assert existing.id is not None
                         if new.lease is not None:
                             release_leases(session, new.lease)
-                        return InsertOutcome(existing.id, created=False)
+                        return InsertOutcome(int(existing), created=False)
                     # A removed version's number keeps meaning its content: automatic
                     # numbers skip it, and only that content may be pushed under it again.
                     removed = removed_versions(session, new.name)
@@ -382,15 +379,16 @@ def _highest_versions(session: Session, name: str) -> list[str]:
     """The name's highest version by its order key (and any row stored without a key):
     all that the next automatic number depends on, read through the (name, key) index
     instead of every version of the name."""
-    row = AdapterVersionRow
-    top = select(func.max(row.version_key)).where(row.name == name).scalar_subquery()
-    found = session.exec(
-        select(row.version).where(
-            row.name == name, (col(row.version_key) == top) | col(row.version_key).is_(None)
-        )
-    )
-    return list(found)
+    return list(session.connection().execute(_HIGHEST, {"name": name}).scalars())
 
+
+# Plain statements of the write path, parsed once (an ORM select of a row costs more than
+# the rest of a small push's inserts).
+_SAME_CONTENT = text("SELECT id FROM adapter_versions WHERE name = :name AND digest = :digest")
+_HIGHEST = text(
+    "SELECT version FROM adapter_versions WHERE name = :name AND (version_key IS NULL OR "
+    "version_key = (SELECT max(version_key) FROM adapter_versions WHERE name = :name))"
+)
 
 # The tables a push writes, for Core inserts.
 _VERSIONS = AdapterVersionRow.__table__  # type: ignore[attr-defined]
