@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from registry.store.store import Store
 
 _TAG_KEY_MAX = 128
+TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
 
 
 class _Unread:
@@ -57,7 +58,6 @@ class _Unread:
 
 
 _UNREAD = _Unread()
-TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
 
 def _find_base(
     catalog: Catalog, base: BaseModelRef, request: PushRequest
-) -> tuple[BaseTarget | None, str, BaseModelRecord | None]:
+) -> tuple[BaseTarget | None, str, BaseModelRecord | _Unread | None]:
     """The base weights to fingerprint: ``--base-path``, else found by the base's name (a
     local directory, the HF cache) unless a record of that name already has a fingerprint;
     and the record of that name looked up on the way (linked to the version, not looked up
@@ -368,10 +368,10 @@ def _find_base(
         if not request.base_path.is_dir():
             raise RegistryError(f"base model directory {request.base_path} does not exist")
         target = target_from_directory(request.base_path, exhaustive=request.exhaustive_base)
-        return target, str(request.base_path), None
+        return target, str(request.base_path), _UNREAD
     if request.exact_base is not None or base.name is None:
         note = "the base was recorded without a fingerprint where this version came from"
-        return None, note, None
+        return None, note, _UNREAD
     known = find_base(catalog, base.name, base.revision)
     if known is not None and known.fingerprint is not None and not request.exhaustive_base:
         return None, f"recorded base {known.ref}", known
