@@ -269,7 +269,7 @@ class Catalog:
             created_by=new.actor,
             training_data=tuple(new.training_data),
             evals=tuple(
-                EvalScore(s.metric, s.value, s.dataset, s.split, s.notes, now, new.actor)
+                EvalScore(s.metric, float(s.value), s.dataset, s.split, s.notes, now, new.actor)
                 for s in new.evals
             ),
             aliases=(new.alias,) if new.alias is not None else (),
