@@ -127,8 +127,22 @@ class BlobCache:
         from filelock import FileLock
 
         locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(self.root, exc) from None
         return FileLock(str(locks / f"{sha256}.lock"))
+
+    def check_writable(self) -> str | None:
+        """Why the cache cannot take a new entry (for doctor), or None."""
+        try:
+            staging = self.root / "staging"
+            staging.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=staging) as probe:
+                probe.write(b"probe")
+        except OSError as exc:
+            return str(_unusable(self.root, exc))
+        return None
 
     def _fill(
         self,
@@ -243,6 +257,13 @@ def _wait(write: Future[None], label: str, root: Path, tee: IO[bytes] | None) ->
         raise _write_failed(label, root, exc) from None
 
 
+def _unusable(root: Path, exc: OSError) -> BlobStoreError:
+    return BlobStoreError(
+        f"the blob cache {root} is not a writable directory ({exc.strerror or exc}); "
+        f"fix its permissions or point {CACHE_DIR_ENV} at a writable directory"
+    )
+
+
 def _write_failed(label: str, place: Path, exc: OSError) -> BlobStoreError:
     return BlobStoreError(
         f"cannot write {label} under {place}: {exc.strerror or exc}; free space there "
@@ -278,7 +299,7 @@ def _touch(path: Path) -> bool:
     """Mark a hit for LRU; False when the entry is absent."""
     try:
         os.utime(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or the cache dir is not one
         return False
     except PermissionError:
         return path.is_file()  # a shared read-only cache still serves hits

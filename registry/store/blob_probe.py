@@ -1,5 +1,6 @@
-"""Probing a blob store: reachable, listable, and (on request) a canary written,
-read back and deleted, for ``adapters doctor --write-check``."""
+"""Probing a blob store: its local read cache writable (object stores), the store
+reachable and listable, and (on request) a canary written, read back and deleted, for
+``adapters doctor --write-check``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import hashlib
 import uuid
 
 from registry.errors import RegistryError
+from registry.store.blob_cache import BlobCache
 from registry.store.blob_store import BlobBackend
 
 
 def probe_blob_store(blobs: BlobBackend, *, write: bool = False) -> list[str]:
     """Problems found, each one line saying what to do; empty when the store works."""
+    cache = getattr(blobs, "cache", None)  # an object store's: every read goes through it
+    if isinstance(cache, BlobCache):
+        unusable = cache.check_writable()
+        if unusable is not None:
+            return [unusable]
     try:
         next(iter(blobs.iter_sizes()), None)
     except RegistryError as exc:
