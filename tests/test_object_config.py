@@ -194,6 +194,25 @@ def test_an_unusable_cache_directory_is_one_line(
     assert "the blob cache" in doctor.output and "ADAPTERS_CACHE_DIR" in doctor.output
 
 
+def test_a_version_larger_than_the_cache_still_verifies_exports_and_loads(
+    object_url: str, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    from support.peft_adapters import make_adapter
+
+    made = make_adapter("lora", tmp_path / "a", seed=1)
+    reg = Registry.open(hermetic_env, create=True)
+    reg.push(made.directory, name="x")
+    reg.close()
+    monkeypatch.setenv("ADAPTERS_CACHE_SIZE", "1")  # smaller than any one file
+    reg = Registry.open(hermetic_env)
+    report = reg.verify("x")
+    assert report.ok, [c for c in report.checks if c.status == "fail"]
+    with reg.load("x", made.base_factory(), allow_unverified_base=True):
+        pass
+    reg.close()
+    assert run("export", "x", str(tmp_path / "out")).exit_code == 0
+
+
 # -- blobs copy -----------------------------------------------------------------------------
 
 
