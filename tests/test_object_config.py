@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -264,4 +265,39 @@ def test_blobs_copy_of_many_small_blobs_lists_the_target_once(
     assert (again.copied, again.skipped) == (0, 121)
     assert proxy.throttled <= 3, proxy.throttled
     reg.close()
-    assert BUCKET in url
+
+
+class _CountingProxy(ThrottlingProxy):
+    """Forwards every request (throttles none) and counts them by method and path."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.requests: Counter[tuple[str, str]] = Counter()
+
+    def _first_time(self, method: str, path: str) -> bool:
+        with self._lock:
+            self.requests[(method, path.split("?")[0])] += 1
+        return False
+
+
+def test_a_cold_verify_downloads_each_blob_once(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, hermetic_env: Path, tmp_path: Path
+) -> None:
+    use_s3(s3_server, monkeypatch)
+    reg = Registry.open(hermetic_env, create=True)
+    pushed = reg.push(write_lora(tmp_path / "a", 1), name="x")
+    reg.close()
+    with _CountingProxy(s3_server.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        reg = Registry.open(hermetic_env)
+        blobs = reg.blobs
+        assert isinstance(blobs, ObjectBlobStore)
+        assert reg.verify("x").ok
+        gets = {path: n for (method, path), n in proxy.requests.items() if method == "GET"}
+        for entry in pushed.version.files:
+            assert gets[f"/{BUCKET}/{blobs.key(entry.sha256)}"] == 1
+        proxy.requests.clear()
+        assert reg.verify("x").ok  # warm: the store is still re-hashed, once per blob
+        gets = {path: n for (method, path), n in proxy.requests.items() if method == "GET"}
+        assert sorted(gets.values()) == [1] * len(pushed.version.files)
+        reg.close()
