@@ -301,3 +301,20 @@ def test_a_cold_verify_downloads_each_blob_once(
         gets = {path: n for (method, path), n in proxy.requests.items() if method == "GET"}
         assert sorted(gets.values()) == [1] * len(pushed.version.files)
         reg.close()
+
+
+def test_whitespace_around_the_setting_is_not_part_of_the_prefix(
+    monkeypatch: pytest.MonkeyPatch, hermetic_env: Path
+) -> None:
+    Registry.open(hermetic_env, create=True).close()
+    monkeypatch.setenv("ADAPTERS_BLOB_URL", " s3://bucket/team \n")
+    reg = Registry.open(hermetic_env)
+    assert isinstance(reg.blobs, ObjectBlobStore) and reg.blobs.url == "s3://bucket/team"
+    reg.close()
+    monkeypatch.delenv("ADAPTERS_BLOB_URL")
+    marker = hermetic_env / "registry.json"
+    settings = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**settings, "blob_url": "s3://bucket/team "}))
+    reg = Registry.open(hermetic_env)
+    assert reg.blobs.url == "s3://bucket/team"
+    reg.close()

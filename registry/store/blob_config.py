@@ -25,17 +25,19 @@ _SCHEME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 
 def blob_url_for(home: RegistryHome) -> str | None:
     """The configured blob store URL: ``ADAPTERS_BLOB_URL``, else ``registry.json``."""
-    url = os.environ.get(BLOB_URL_ENV)
+    # Surrounding whitespace (a value pasted or read from a file) would otherwise become
+    # part of the prefix: another, empty store.
+    url = os.environ.get(BLOB_URL_ENV, "").strip()
     if url:
         return url
-    return home.settings().get("blob_url") or None
+    return home.settings().get("blob_url", "").strip() or None
 
 
 def overridden_blob_url(home: RegistryHome) -> str | None:
     """A one-line note when ``ADAPTERS_BLOB_URL`` overrides a different ``blob_url`` in
     the home's ``registry.json`` (the variable wins), for doctor; else None."""
-    url = os.environ.get(BLOB_URL_ENV)
-    configured = home.settings().get("blob_url")
+    url = os.environ.get(BLOB_URL_ENV, "").strip()
+    configured = home.settings().get("blob_url", "").strip()
     if not url or not configured or url.rstrip("/") == configured.rstrip("/"):
         return None
     return f"{BLOB_URL_ENV}={url} overrides blob_url {configured} in {home.root / 'registry.json'}"
