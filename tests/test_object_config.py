@@ -318,3 +318,17 @@ def test_whitespace_around_the_setting_is_not_part_of_the_prefix(
     reg = Registry.open(hermetic_env)
     assert reg.blobs.url == "s3://bucket/team"
     reg.close()
+
+
+def test_blobs_copy_to_a_target_that_cannot_be_written_is_one_line(
+    hermetic_env: Path, tmp_path: Path
+) -> None:
+    reg = Registry.open(hermetic_env, create=True)
+    reg.push(write_lora(tmp_path / "a", 1), name="x")
+    reg.close()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    shown = run("blobs", "copy", "-", str(blocker / "target"))
+    assert shown.exit_code == 1 and one_line_error(shown), shown.output
+    assert "cannot write under" in shown.stderr and "TARGET" in shown.stderr
+    assert [p.name for p in (hermetic_env / "tmp").iterdir()] == []

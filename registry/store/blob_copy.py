@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import ArgumentError, IntegrityError
+from registry.errors import ArgumentError, BlobStoreError, IntegrityError
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.blob_store import BlobBackend
@@ -125,21 +125,38 @@ class _Locked:
 def _copy_one(
     source: BlobBackend, target: BlobBackend, sha256: str, staging: Path, progress: Progress
 ) -> None:
-    fd, name = tempfile.mkstemp(prefix="copy-", dir=staging)
+    try:
+        fd, name = tempfile.mkstemp(prefix="copy-", dir=staging)
+    except OSError as exc:
+        raise _cannot_write(staging, exc, "free space there") from None
     tmp = Path(name)
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             for chunk in source.iter_chunks(sha256):
                 digest.update(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise _cannot_write(staging, exc, "free space there") from None
                 progress.advance(len(chunk))
         if digest.hexdigest() != sha256:
             raise IntegrityError(
                 f"blob {sha256[:16]}... in {source.url} hashes to {digest.hexdigest()[:16]}...; "
                 "it is corrupt there: run `adapters doctor --deep` on the source"
             )
-        target.put_file(tmp, expected=sha256)
+        try:
+            target.put_file(tmp, expected=sha256)
+        except OSError as exc:  # a local target (an object store's errors are its own)
+            raise _cannot_write(
+                target.url, exc, "give a writable directory with room as TARGET"
+            ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _cannot_write(place: Path | str, exc: OSError, fix: str) -> BlobStoreError:
+    return BlobStoreError(
+        f"cannot write under {place}: {exc.strerror or exc}; {fix}, then copy again"
+    )
