@@ -190,9 +190,12 @@ def test_an_unusable_cache_directory_is_one_line(
     exported = run("export", "x", str(tmp_path / "out"))
     assert exported.exit_code == 1 and one_line_error(exported), exported.output
     assert "ADAPTERS_CACHE_DIR" in exported.stderr and not (tmp_path / "out").exists()
-    doctor = run("doctor")
+    doctor = run("doctor", "--json")
     assert doctor.exit_code == 1
-    assert "the blob cache" in doctor.output and "ADAPTERS_CACHE_DIR" in doctor.output
+    report = json.loads(doctor.stdout)
+    [cache] = [f for f in report["findings"] if "the blob cache" in f["what"]]
+    assert cache["severity"] == "warning" and "ADAPTERS_CACHE_DIR" in cache["what"]
+    assert "blobs" in report["checked"]  # a cache that cannot fill still lets the store be checked
 
 
 def test_a_version_larger_than_the_cache_still_verifies_exports_and_loads(

@@ -1,6 +1,6 @@
-"""Probing a blob store: its local read cache writable (object stores), the store
-reachable and listable, and (on request) a canary written, read back and deleted, for
-``adapters doctor --write-check``."""
+"""Probing a blob store: reachable, listable, and (on request) a canary written, read
+back and deleted, for ``adapters doctor --write-check``; and an object store's local read
+cache writable."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ from registry.store.blob_store import BlobBackend
 
 def probe_blob_store(blobs: BlobBackend, *, write: bool = False) -> list[str]:
     """Problems found, each one line saying what to do; empty when the store works."""
-    cache = getattr(blobs, "cache", None)  # an object store's: every read goes through it
-    if isinstance(cache, BlobCache):
-        unusable = cache.check_writable()
-        if unusable is not None:
-            return [unusable]
     try:
         next(iter(blobs.iter_sizes()), None)
     except RegistryError as exc:
@@ -44,3 +39,11 @@ def probe_blob_store(blobs: BlobBackend, *, write: bool = False) -> list[str]:
     except OSError as exc:
         return [f"cannot write to the blob store {blobs.url}: {exc.strerror or exc}"]
     return []
+
+
+def probe_cache(blobs: BlobBackend) -> str | None:
+    """Why an object store's local read cache cannot take new entries, or None. Every read
+    goes through it; a read-only one still serves what it holds, so this is no reason to
+    stop checking the store."""
+    cache = getattr(blobs, "cache", None)
+    return cache.check_writable() if isinstance(cache, BlobCache) else None
