@@ -20,20 +20,16 @@ from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
 # Runs one statement (SQL text with :name parameters) and returns its rows as tuples.
 Execute = Callable[[str, Mapping[str, Any]], Iterable[Sequence[Any]]]
 
-# Every column of adapter_versions, in the order rows are read (id, name, version
-# first); a test holds it equal to the table definition.
+# The columns of adapter_versions a typed result is made of, in the order rows are read
+# (id, name, version first), and version_key, which pages of a listing start after.
+# Not the others (method, source format and base are the manifest's, repeated to be
+# indexed): a listing reads every value of every row it returns, and each costs.
 VERSION_COLUMNS = (
     "id",
     "name",
     "version",
-    "digest",
     "version_key",
-    "method",
-    "source_format",
-    "base_model_id",
-    "base_name",
-    "base_revision",
-    "base_fingerprint",
+    "digest",
     "manifest",
     "size_bytes",
     "status",
