@@ -1,6 +1,6 @@
 """Version rows to typed results: ``adapter_versions`` rows with their annotations
 (evals, aliases, tags, training data) read as plain rows, one query per table and
-chunk, and built into ``AdapterVersion``.
+chunk, gathered per version into a hashable ``Record``, and built into ``AdapterVersion``.
 
 Plain SQL over an ``Execute`` callable, so that SQLAlchemy (every backend, in
 ``Catalog``) and the standard library's ``sqlite3`` (``sqlite_reader``) run the same
