@@ -40,7 +40,7 @@ from registry.remote import wire
 from registry.remote.admin import RemoteAdmin
 from registry.remote.codec import decode, encode
 from registry.remote.operators import pushed_base_name
-from registry.remote.paging import PAGE_SIZE
+from registry.remote.paging import PAGE_SIZE, Cursors
 from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -255,13 +255,14 @@ class RemoteRegistry(RemoteAdmin):
             "page_size": self.page_size,
         }
         found: list[AdapterVersion] = []
+        cursors, tokens = Cursors("/versions"), Cursors("/versions")
         while True:
             page = self._get("/versions", _Page, **params)
             found += page.items
-            if page.next_cursor is not None:
-                params["cursor"] = page.next_cursor  # stable while others push
+            if page.next_cursor is not None:  # stable while others push
+                params["cursor"] = cursors.follow(page.next_cursor, len(page.items))
             elif page.next_page_token is not None:  # a server without cursors
-                params["page_token"] = page.next_page_token
+                params["page_token"] = tokens.follow(page.next_page_token, len(page.items))
             else:
                 return found
 
