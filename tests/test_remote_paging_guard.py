@@ -25,7 +25,7 @@ class _Endless(BaseHTTPRequestHandler):
     mode = "same"
     counter = itertools.count()
 
-    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_GET(self) -> None:
         self.server.requests += 1  # type: ignore[attr-defined]
         if self.server.requests > 500:  # type: ignore[attr-defined]
             body = {"items": [], "next_cursor": None}  # the test failed: end it anyway
@@ -40,7 +40,7 @@ class _Endless(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -79,7 +79,7 @@ def test_a_list_whose_cursors_never_end_is_refused(
     url, server = endless
     remote = Registry.open(url, token="t")
     try:
-        with pytest.raises(ServerError, match="cursor|empty pages") as caught:
+        with pytest.raises(ServerError, match=r"cursor|empty pages") as caught:
             call(remote)  # type: ignore[operator]
     finally:
         remote.close()
