@@ -222,7 +222,12 @@ class RemoteRegistry(RemoteAdmin):
         )
         if upload.bundled:
             return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
-        return upload.noted(self._post("/push", PushResult, body))
+        try:
+            return upload.noted(self._post("/push", PushResult, body))
+        except errors.IntegrityError:
+            # A staged file damaged on the server was removed there: sent again, once.
+            upload.send_each(self._send)
+            return upload.noted(self._post("/push", PushResult, body))
 
     # -- finding ------------------------------------------------------------------------
 

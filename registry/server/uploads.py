@@ -36,7 +36,7 @@ from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
-from registry.store.verified_files import STAGED_UPLOADS, verified_files
+from registry.store.verified_files import STAGED_UPLOADS, intact_upload, verified_files
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -201,7 +201,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                 target = directory / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(uploads / sha, target)
+                    os.link(intact_upload(uploads, sha), target)
                     # The very file PUT hashed and fsynced: the blob store may link it too.
                     verified[str(relative)] = sha
                 except FileNotFoundError:  # removed by gc since the check above
