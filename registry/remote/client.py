@@ -94,11 +94,15 @@ class RemoteRegistry(RemoteAdmin):
         import httpx2
 
         self.page_size = page_size
-        self.url = url.rstrip("/")
+        self.url = _server_url(url)
         secret = token if token is not None else os.environ.get(TOKEN_ENV, "")
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx2.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(url)
+        self._anonymous = not secret
+        try:
+            self._http = httpx2.Client(base_url=self.url, headers=headers, timeout=timeout)
+        except httpx2.InvalidURL as exc:
+            raise ArgumentError(f"{_bad_url(url)} ({exc})") from None
+        self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(self.url)
         self._cache: Store | None = None
 
     @classmethod
@@ -151,6 +155,11 @@ class RemoteRegistry(RemoteAdmin):
             response = self._http.request(method, wire.API + path, **kwargs)
         except httpx2.HTTPError as exc:
             raise ServerError(f"cannot reach the registry server at {self.url}: {exc}") from None
+        if response.status_code == 401 and self._anonymous:
+            raise errors.AccessError(
+                f"the registry server at {self.url} needs a token: set {TOKEN_ENV}, or pass "
+                "token=... to Registry.open"
+            )
         if response.status_code >= 400:
             _raise(response)
         return response
@@ -462,6 +471,28 @@ def _raise(response: httpx2.Response) -> NoReturn:
     if kind is errors.BaseModelMismatchError:
         raise errors.BaseModelMismatchError(message, None)
     raise kind(message)
+
+
+def _server_url(url: str) -> str:
+    """``url`` without a trailing ``/`` or ``/api/v1`` (the API's own path, which a user
+    may well copy), refused unless it is http(s) with a host."""
+    from urllib.parse import urlsplit
+
+    base = url.strip().rstrip("/")
+    if base.endswith(wire.API):
+        base = base[: -len(wire.API)].rstrip("/")
+    try:
+        parts = urlsplit(base)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ArgumentError(_bad_url(url)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ArgumentError(_bad_url(url))
+    return base
+
+
+def _bad_url(url: str) -> str:
+    return f"{url[:200]!r} is not a registry server URL; give e.g. http://host:8321"
 
 
 def _default_cache(url: str) -> Path:
