@@ -44,3 +44,11 @@ def test_the_api_path_in_a_server_url_is_accepted(served: ServedRegistry) -> Non
 def test_a_malformed_server_url_is_one_line(url: str) -> None:
     with pytest.raises(ArgumentError, match="is not a registry server URL; give e"):
         Registry.open(url, token="t")
+
+
+@pytest.mark.parametrize("key", ["/etc/passwd", "../../etc/passwd", "~/.ssh/id", "key.pem", "Key"])
+def test_a_server_signs_only_with_a_key_it_holds(served: ServedRegistry, key: str) -> None:
+    admin = Registry.open(served.url, token=served.tokens["admin"])
+    with admin, pytest.raises(ArgumentError, match="a server signs only with a key it holds") as e:
+        admin.sign("anything@1", key)
+    assert "mode" not in str(e.value) and "\n" not in str(e.value)
