@@ -205,11 +205,11 @@ class RemoteRegistry(RemoteAdmin):
             record = self._client_base(base_path=base_path, base_module=base_module,
                                        exhaustive=exhaustive_base)  # fmt: skip
             base = base or pushed_base_name(Path(directory), base_path)
+        from registry.formats.listing import list_directory
         from registry.store.hashing import data_digest
 
         root = Path(directory)
-        if not root.is_dir():
-            raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
+        list_directory(root)  # not a directory, empty, a link outside: refused as locally
         upload = Upload.of(root, convert_pickle=convert_pickle)  # converted here, if asked
         if not upload.bundled:
             upload.send_each(self._send)
@@ -229,14 +229,19 @@ class RemoteRegistry(RemoteAdmin):
             requires=dict(requires or {}),
             base_record=record,
         )
-        if upload.bundled:
-            return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
         try:
-            return upload.noted(self._post("/push", PushResult, body))
-        except errors.IntegrityError:
-            # A staged file damaged on the server was removed there: sent again, once.
-            upload.send_each(self._send)
-            return upload.noted(self._post("/push", PushResult, body))
+            if upload.bundled:
+                return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
+            try:
+                return upload.noted(self._post("/push", PushResult, body))
+            except errors.IntegrityError:
+                # A staged file damaged on the server was removed there: sent again, once.
+                upload.send_each(self._send)
+                return upload.noted(self._post("/push", PushResult, body))
+        except errors.ValidationError as exc:  # about the directory, named as locally
+            if exc.subject != body.name:
+                raise
+            raise errors.ValidationError(str(directory), exc.problems) from None
 
     # -- finding ------------------------------------------------------------------------
 
