@@ -23,7 +23,7 @@ _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: cl
 def with_header_deadline(base: type[Any], seconds: float) -> type[Any]:
     """uvicorn's HTTP protocol ``base`` with ``seconds`` to finish a request's headers."""
 
-    class HeaderDeadline(base):  # type: ignore[misc, valid-type]
+    class HeaderDeadline(base):  # type: ignore[misc]
         _deadline: asyncio.TimerHandle | None = None
         _waiting_since: object = None  # the request in progress when the wait began
 
