@@ -162,6 +162,14 @@ class RemoteRegistry(RemoteAdmin):
             )
         if response.status_code >= 400:
             _raise(response)
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("application/json"):
+            # A login page of a proxy, or a URL that is not a registry server: every answer
+            # of the API is JSON, so anything else would fail deep in a caller.
+            raise ServerError(
+                f"{self.url} answered {path} with {kind.split(';')[0] or 'no content type'}, "
+                "not the registry's JSON; is the URL a registry server?"
+            )
         return response
 
     def _get(self, path: str, kind: type[T], **params: Any) -> T:
