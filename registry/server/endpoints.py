@@ -310,6 +310,15 @@ async def remove(ctx: Context, request: Request, caller: Caller) -> Response:
 async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
     body = await _body(ctx, request, wire.SignBody)
     caller.require_ref(body.ref)
+    from registry.security.keys import is_key_name
+
+    # Only a key of the server's own keyring: a path would have the server open any file
+    # its user can read (and sign with any key found there).
+    if not is_key_name(body.key) or body.key.endswith(".pem"):
+        raise ArgumentError(
+            f"key {body.key[:100]!r}: a server signs only with a key it holds; give its name "
+            "(`adapters key generate NAME` on the server's registry), not a path"
+        )
     return ok(await ctx.call(caller, lambda: ctx.registry.sign(body.ref, body.key)), 201)
 
 

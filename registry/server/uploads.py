@@ -27,16 +27,16 @@ from pathlib import Path, PurePosixPath
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.errors import ArgumentError
+from registry.errors import ArgumentError, RegistryError
 from registry.remote import wire
 from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
 from registry.server.derived import push_client_derived, pushed_base
-from registry.server.problems import HttpProblem
+from registry.server.problems import HttpProblem, naming
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
-from registry.store.verified_files import STAGED_UPLOADS, verified_files
+from registry.store.verified_files import STAGED_UPLOADS, intact_upload, verified_files
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -159,8 +159,11 @@ def push_directory(
     """``Registry.push`` of a directory laid out from a push body (every check runs); a
     version derived on a client (lineage, or a parent's exact base) is checked as one.
     ``verified``: files linked from uploads, hashed and fsynced when they arrived."""
-    with verified_files(directory, verified or {}):
-        return _push_directory(ctx, directory, body, caller)
+    try:
+        with verified_files(directory, verified or {}):
+            return _push_directory(ctx, directory, body, caller)
+    except RegistryError as exc:  # named after the version, not the staging directory
+        raise naming(exc, str(directory), str(body.name)) from None
 
 
 def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: Caller) -> object:
@@ -201,7 +204,7 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
                 target = directory / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(uploads / sha, target)
+                    os.link(intact_upload(uploads, sha), target)
                     # The very file PUT hashed and fsynced: the blob store may link it too.
                     verified[str(relative)] = sha
                 except FileNotFoundError:  # removed by gc since the check above
