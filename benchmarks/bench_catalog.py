@@ -219,15 +219,22 @@ def executed_plans(engine: Any, action: Callable[[], object]) -> list[str]:
 
     seen: list[tuple[str, Any]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+    def record(statement: str) -> None:
         if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, params))
+            seen.append((statement, ()))
 
-    event.listen(engine, "before_cursor_execute", record)
+    # Traced by SQLite itself (with the values bound), as the catalog hands plain SQL to
+    # pysqlite directly: on connections opened for this, then dropped.
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(record)
+
+    engine.dispose()
+    event.listen(engine, "connect", trace)
     try:
         action()
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "connect", trace)
+        engine.dispose()
     lines = []
     with engine.connect() as connection:
         for statement, params in seen:

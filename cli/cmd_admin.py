@@ -12,10 +12,17 @@ import click
 
 from registry.cli.context import AppState, announce_home, pass_state
 from registry.cli.render import echo_json
+from registry.errors import ArgumentError
 from registry.store.home import RegistryHome, find_home
 
 
 def _home(state: AppState) -> RegistryHome:
+    if state.is_remote():  # else ADAPTERS_URL would be passed over for the default home
+        name = click.get_current_context().info_name
+        raise ArgumentError(
+            f"{name} works on a registry's own catalog and blobs, not through a server: run "
+            "it on the server's machine with --registry PATH (and ADAPTERS_URL unset)"
+        )
     home = find_home(state.registry_path)
     announce_home(home)
     return home

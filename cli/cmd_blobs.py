@@ -28,9 +28,10 @@ def blobs() -> None:
 def copy(state: AppState, source: str, target: str, as_json: bool) -> None:
     """Copy every blob from SOURCE to TARGET, each one hash-checked; resumable.
 
-    SOURCE and TARGET are directories or s3://BUCKET/PREFIX, gs://..., az://... URLs;
-    `-` means this registry's blob store. Blobs TARGET already has are skipped, so run
-    it again after an interruption. Then point the registry at TARGET with
+    SOURCE and TARGET are directories (relative ones from the current directory) or
+    s3://BUCKET/PREFIX, gs://..., az://... URLs; `-` means this registry's blob store.
+    A SOURCE without blobs is refused. Blobs TARGET already has are skipped, so run it
+    again after an interruption. Then point the registry at TARGET with
     ADAPTERS_BLOB_URL or blob_url in registry.json.
 
     \b

@@ -29,7 +29,8 @@ from registry.errors import ArgumentError
     type=click.FloatRange(0.1),
     default=10.0,
     show_default=True,
-    help="Seconds a request body may stall before the request is refused (408).",
+    help="Seconds a request's headers may take, or its body may stall, before the request "
+    "is refused (408).",
 )
 @click.option(
     "--request-timeout",

@@ -519,13 +519,16 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
         *,
         progress: Progress | None = None,
     ) -> BlobCopyResult:
-        """Copy every blob from ``source`` to ``target`` (paths or ``s3://``, ``gs://``,
-        ``az://`` URLs; None is this registry's blob store), verified and resumable."""
-        from registry.store.blob_config import open_blob_backend
+        """Copy every blob from ``source`` to ``target`` (paths, relative ones from the
+        current directory, or ``s3://``, ``gs://``, ``az://`` URLs; None is this registry's
+        blob store), verified and resumable."""
+        from registry.store.blob_config import absolute_location, open_blob_backend
         from registry.store.blob_copy import copy_blobs
 
         def store(url: str | None) -> BlobBackend:
-            return self.blobs if url is None else open_blob_backend(url, self.home)
+            if url is None:
+                return self.blobs
+            return open_blob_backend(absolute_location(url), self.home)
 
         return copy_blobs(store(source), store(target), self.store.tmp_dir, progress)
 

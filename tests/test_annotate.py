@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+from support.handmade import write_adapter
 from support.lifecycle import insert, manifest, one_line_error, run
 
 from registry import Registry
@@ -62,6 +65,22 @@ def test_bad_tag_changes_are_refused_whole(registry: Registry) -> None:
     else:
         raise AssertionError("expected NotFoundError")
     assert _events(registry, "tag") == []
+
+
+def test_a_push_takes_only_tags_that_tag_would_take(registry: Registry, tmp_path: Path) -> None:
+    directory = write_adapter(tmp_path / "tagged", seed=5)
+    for tags, says in (
+        ({"k": "é" * 1001}, "at most 1000 characters"),
+        ({"k": "a\x01b"}, "printable text"),
+        ({"k\x00": "v"}, "invalid tag key"),
+        ({"k" * 129: "v"}, "invalid tag key"),
+    ):
+        with pytest.raises((ArgumentError, InvalidNameError), match=says) as caught:
+            registry.push(directory, name="tagged", tags=tags)
+        assert "\n" not in str(caught.value)
+    assert registry.list(name="tagged") == []
+    pushed = registry.push(directory, name="tagged", tags={"k": "é" * 1000, "言語": "日本語"})
+    assert registry.get(pushed.version.ref).tags == {"k": "é" * 1000, "言語": "日本語"}
 
 
 def test_describe_sets_shows_and_clears(registry: Registry) -> None:

@@ -186,3 +186,28 @@ def test_help_has_an_example() -> None:
     for command in ("doctor", "migrate"):
         shown = CliRunner().invoke(main, [command, "--help"])
         assert shown.exit_code == 0 and "Example:" in shown.stdout
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["migrate"], ["migrate", "--dry-run"]])
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_doctor_and_migrate_refuse_a_server_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str], how: str
+) -> None:
+    # With ADAPTERS_URL set they would otherwise check (or upgrade!) the default home.
+    home = tmp_path / "default"
+    Registry.open(home, create=True).close()
+    monkeypatch.setenv("ADAPTERS_HOME", str(home))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in home.iterdir())
+    url = "http://127.0.0.1:9"
+    if how == "env":
+        monkeypatch.setenv("ADAPTERS_URL", url)
+        args = command
+    else:
+        args = ["--registry", url, *command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "not through a server" in lines[0] and command[0] in lines[0]
+    assert (
+        sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "default").iterdir()) == before
+    )

@@ -210,7 +210,7 @@ def test_the_cli_works_against_the_server(served: ServedRegistry, tmp_path: Path
     assert exported.returncode == 0, exported.stderr
     assert (out / "adapter_config.json").is_file()
     nobody = cli("--registry", served.url, "list")
-    assert nobody.returncode == 1 and "Authorization" in nobody.stderr
+    assert nobody.returncode == 1 and "set ADAPTERS_TOKEN" in nobody.stderr
 
 
 def test_tokens_from_the_cli_on_the_servers_own_registry(tmp_path: Path) -> None:

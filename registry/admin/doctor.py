@@ -33,8 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from registry.errors import RegistryError
 from registry.runtime.peft_pairing import pairing_problem
 from registry.store import catalog_match
-from registry.store.blob_config import open_blob_store
-from registry.store.blob_probe import probe_blob_store
+from registry.store.blob_config import open_blob_store, overridden_blob_url
+from registry.store.blob_probe import probe_blob_store, probe_cache
 from registry.store.blob_store import BlobBackend
 from registry.store.catalog.engine import make_engine, read_session, redacted_url, sqlite_file
 from registry.store.catalog.history import utcnow
@@ -113,6 +113,9 @@ def diagnose(
             return report(version)
         checked.append("store" + (" (write check)" if write_check else ""))
         try:
+            overridden = overridden_blob_url(home)
+            if overridden is not None:  # which one wins is not obvious: say it
+                findings.append(Finding("store", "info", overridden, ""))
             blobs = open_blob_store(home)
             store_url = blobs.url
             problems = probe_blob_store(blobs, write=write_check)
@@ -121,6 +124,9 @@ def diagnose(
         if problems:
             findings.extend(Finding("store", "error", p, "fix the blob store") for p in problems)
             return report(version)
+        cache_problem = probe_cache(blobs)
+        if cache_problem is not None:  # reads of blobs not cached yet will fail
+            findings.append(Finding("store", "warning", cache_problem, "fix the cache directory"))
         checked += ["rows", "leases", "blobs", "staging"]
         stored = dict(blobs.iter_sizes())  # listed before the catalog is read (see docstring)
         with read_session(engine) as session:

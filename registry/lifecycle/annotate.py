@@ -11,9 +11,8 @@ from registry.lifecycle.selection import as_ref, row_id
 from registry.store.actor import current_actor
 from registry.store.catalog.catalog import Catalog
 from registry.store.refs import Ref
+from registry.store.tag_rules import tag_problems
 
-TAG_KEY_MAX = 128
-TAG_VALUE_MAX = 1000
 DESCRIPTION_MAX = 4000
 
 
@@ -21,22 +20,7 @@ RegistryProblem = InvalidNameError | ArgumentError
 
 
 def _tag_problems(tags: Mapping[str, str], remove: Sequence[str]) -> list[RegistryProblem]:
-    problems: list[RegistryProblem] = []
-    for key in [*tags, *remove]:
-        if (
-            not key
-            or len(key) > TAG_KEY_MAX
-            or any(c.isspace() or not c.isprintable() for c in key)
-        ):
-            problems.append(InvalidNameError(f"invalid tag key {key!r}"))
-    for key, value in tags.items():
-        if len(value) > TAG_VALUE_MAX or any(not c.isprintable() for c in value):
-            problems.append(
-                ArgumentError(
-                    f"tag {key}: the value must be printable text of at most "
-                    f"{TAG_VALUE_MAX} characters"
-                )
-            )
+    problems: list[RegistryProblem] = [*tag_problems(tags, remove)]
     both = sorted(set(tags) & set(remove))
     if both:
         problems.append(ArgumentError(f"tag {', '.join(both)} is both set and removed; pick one"))

@@ -40,7 +40,7 @@ from registry.remote import wire
 from registry.remote.admin import RemoteAdmin
 from registry.remote.codec import decode, encode
 from registry.remote.operators import pushed_base_name
-from registry.remote.paging import PAGE_SIZE
+from registry.remote.paging import PAGE_SIZE, Cursors
 from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
@@ -94,11 +94,15 @@ class RemoteRegistry(RemoteAdmin):
         import httpx2
 
         self.page_size = page_size
-        self.url = url.rstrip("/")
+        self.url = _server_url(url)
         secret = token if token is not None else os.environ.get(TOKEN_ENV, "")
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx2.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(url)
+        self._anonymous = not secret
+        try:
+            self._http = httpx2.Client(base_url=self.url, headers=headers, timeout=timeout)
+        except httpx2.InvalidURL as exc:
+            raise ArgumentError(f"{_bad_url(url)} ({exc})") from None
+        self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(self.url)
         self._cache: Store | None = None
 
     @classmethod
@@ -151,8 +155,21 @@ class RemoteRegistry(RemoteAdmin):
             response = self._http.request(method, wire.API + path, **kwargs)
         except httpx2.HTTPError as exc:
             raise ServerError(f"cannot reach the registry server at {self.url}: {exc}") from None
+        if response.status_code == 401 and self._anonymous:
+            raise errors.AccessError(
+                f"the registry server at {self.url} needs a token: set {TOKEN_ENV}, or pass "
+                "token=... to Registry.open"
+            )
         if response.status_code >= 400:
             _raise(response)
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("application/json"):
+            # A login page of a proxy, or a URL that is not a registry server: every answer
+            # of the API is JSON, so anything else would fail deep in a caller.
+            raise ServerError(
+                f"{self.url} answered {path} with {kind.split(';')[0] or 'no content type'}, "
+                "not the registry's JSON; is the URL a registry server?"
+            )
         return response
 
     def _get(self, path: str, kind: type[T], **params: Any) -> T:
@@ -196,11 +213,11 @@ class RemoteRegistry(RemoteAdmin):
             record = self._client_base(base_path=base_path, base_module=base_module,
                                        exhaustive=exhaustive_base)  # fmt: skip
             base = base or pushed_base_name(Path(directory), base_path)
+        from registry.formats.listing import list_directory
         from registry.store.hashing import data_digest
 
         root = Path(directory)
-        if not root.is_dir():
-            raise errors.FormatError(f"{root} is not a directory; give an adapter directory")
+        list_directory(root)  # not a directory, empty, a link outside: refused as locally
         upload = Upload.of(root, convert_pickle=convert_pickle)  # converted here, if asked
         if not upload.bundled:
             upload.send_each(self._send)
@@ -220,9 +237,19 @@ class RemoteRegistry(RemoteAdmin):
             requires=dict(requires or {}),
             base_record=record,
         )
-        if upload.bundled:
-            return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
-        return upload.noted(self._post("/push", PushResult, body))
+        try:
+            if upload.bundled:
+                return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
+            try:
+                return upload.noted(self._post("/push", PushResult, body))
+            except errors.IntegrityError:
+                # A staged file damaged on the server was removed there: sent again, once.
+                upload.send_each(self._send)
+                return upload.noted(self._post("/push", PushResult, body))
+        except errors.ValidationError as exc:  # about the directory, named as locally
+            if exc.subject != body.name:
+                raise
+            raise errors.ValidationError(str(directory), exc.problems) from None
 
     # -- finding ------------------------------------------------------------------------
 
@@ -255,13 +282,14 @@ class RemoteRegistry(RemoteAdmin):
             "page_size": self.page_size,
         }
         found: list[AdapterVersion] = []
+        cursors, tokens = Cursors("/versions"), Cursors("/versions")
         while True:
             page = self._get("/versions", _Page, **params)
             found += page.items
-            if page.next_cursor is not None:
-                params["cursor"] = page.next_cursor  # stable while others push
+            if page.next_cursor is not None:  # stable while others push
+                params["cursor"] = cursors.follow(page.next_cursor, len(page.items))
             elif page.next_page_token is not None:  # a server without cursors
-                params["page_token"] = page.next_page_token
+                params["page_token"] = tokens.follow(page.next_page_token, len(page.items))
             else:
                 return found
 
@@ -456,6 +484,28 @@ def _raise(response: httpx2.Response) -> NoReturn:
     if kind is errors.BaseModelMismatchError:
         raise errors.BaseModelMismatchError(message, None)
     raise kind(message)
+
+
+def _server_url(url: str) -> str:
+    """``url`` without a trailing ``/`` or ``/api/v1`` (the API's own path, which a user
+    may well copy), refused unless it is http(s) with a host."""
+    from urllib.parse import urlsplit
+
+    base = url.strip().rstrip("/")
+    if base.endswith(wire.API):
+        base = base[: -len(wire.API)].rstrip("/")
+    try:
+        parts = urlsplit(base)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ArgumentError(_bad_url(url)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ArgumentError(_bad_url(url))
+    return base
+
+
+def _bad_url(url: str) -> str:
+    return f"{url[:200]!r} is not a registry server URL; give e.g. http://host:8321"
 
 
 def _default_cache(url: str) -> Path:

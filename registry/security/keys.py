@@ -39,8 +39,13 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MAX_KEY_FILE = 64 * 1024
 
 
+def is_key_name(text: str) -> bool:
+    """Whether ``text`` is a key's name (as opposed to a path to a key file)."""
+    return bool(_NAME.fullmatch(text)) and ".." not in text
+
+
 def validate_key_name(name: str) -> str:
-    if not _NAME.fullmatch(name) or ".." in name:
+    if not is_key_name(name):
         raise InvalidNameError(
             f"invalid key name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
             "(at most 64 characters, starting with a letter or digit)"

@@ -34,7 +34,10 @@ ROLES = ("reader", "writer", "maintainer", "admin")
 PREFIX = "adp_"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,94}$")
-_DURATION = re.compile(r"^(\d{1,6})([hdw])$")
+_DURATION = re.compile(r"^(\d{1,18})([hdw])$")
+# The furthest expiry accepted: a century keeps clear of year 9999, where datetimes end.
+_MAX_AHEAD = timedelta(days=36_525)
+_TOO_FAR = "--expires {text!r} is more than 100 years ahead; give a nearer date, or omit it"
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class NewToken:
 
 
 def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | None:
-    """``30d``, ``12h``, ``2w`` from now, or an ISO 8601 date/time; None: never."""
+    """``30d``, ``12h``, ``2w`` from now, or an ISO 8601 date/time; None: never. At most
+    ``_MAX_AHEAD`` ahead: further dates overflow what a datetime and the catalog hold."""
     if text is None or text == "never":
         return None
     now = now or datetime.now(UTC)
@@ -96,8 +100,10 @@ def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | No
         amount, unit = int(match.group(1)), match.group(2)
         if amount == 0:
             raise ArgumentError("--expires must be in the future: give e.g. 30d, 12h or 2w")
-        return now + {"h": timedelta(hours=amount), "d": timedelta(days=amount),
-                      "w": timedelta(weeks=amount)}[unit]  # fmt: skip
+        ahead = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}[unit]
+        if amount > _MAX_AHEAD // ahead:
+            raise ArgumentError(_TOO_FAR.format(text=text))
+        return now + ahead * amount
     try:
         moment = _aware(datetime.fromisoformat(text.strip()))
     except ValueError:
@@ -106,6 +112,8 @@ def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | No
         ) from None
     if moment <= now:
         raise ArgumentError(f"--expires {text!r} is in the past; give a later date")
+    if moment - now > _MAX_AHEAD:
+        raise ArgumentError(_TOO_FAR.format(text=text))
     return moment
 
 

@@ -21,6 +21,11 @@ from registry.store.catalog.generation import CatalogGeneration
 from registry.store.refs import parse_ref
 
 
+def role_token(role: str) -> str:
+    """'a writer token', 'an admin token': how a refusal names the role it needs."""
+    return f"{'an' if role[0] in 'aeiou' else 'a'} {role} token"
+
+
 @dataclass(frozen=True)
 class Caller:
     """An authenticated token (or the anonymous reader of a read-only server)."""
@@ -31,7 +36,7 @@ class Caller:
 
     def require(self, role: str) -> None:
         if ROLES.index(self.role) < ROLES.index(role):
-            raise HttpProblem(403, "forbidden", f"this needs a {role} token; ask an admin")
+            raise HttpProblem(403, "forbidden", f"this needs {role_token(role)}; ask an admin")
 
     def covers(self, name: str) -> bool:
         return self.namespace is None or name.startswith(self.namespace + "/")

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from registry.api import Registry
 from registry.remote.codec import encode
 from registry.server.auth import Authenticator, Caller
+from registry.server.entries import VersionEntries
 from registry.server.memo import Memo
 from registry.server.settings import ServerSettings
 from registry.store.actor import acting_as
@@ -27,9 +28,9 @@ GENERATION = "adapters.generation"
 
 @dataclass(frozen=True)
 class Listing:
-    """A list of versions as sent: encoded items and their positions (``paging``)."""
+    """A list of versions as sent: each item's JSON and their positions (``paging``)."""
 
-    items: list[Any]
+    items: list[bytes]
     keys: list[tuple[Any, ...]]
     descending: bool
 
@@ -44,6 +45,8 @@ class Context:
     resolved: Memo[tuple[str, bytes]] = field(init=False, default_factory=Memo)
     # Whole listings (encoded), by filters and namespace, for paging through them.
     listings: Memo[Listing] = field(init=False, default_factory=lambda: Memo(16))
+    # Each version as sent in a list, kept by the catalog rows it is made of (across writes).
+    entries: VersionEntries = field(init=False, default_factory=VersionEntries)
 
     def __post_init__(self) -> None:
         engine = self.registry.catalog.engine

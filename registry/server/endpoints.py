@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from registry.errors import ArgumentError, NotFoundError
 from registry.lifecycle.results import LineageNode, LineageReport
@@ -21,6 +21,7 @@ from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
 from registry.server.context import GENERATION, Context, Listing, ok
+from registry.server.entries import json_bytes
 from registry.server.paging import page_after, version_positions
 from registry.server.query import is_whole_number, query_text
 from registry.store.list_query import ListQuery
@@ -153,12 +154,17 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
 
     async def listing() -> Listing:
         unlimited = replace(query, limit=None) if caller.namespace else query
-        found = await ctx.call(caller, lambda: ctx.registry.list(unlimited))
+        # The catalog's records rather than Registry.list's results: an entry already
+        # made from the same record is sent as it was (server/entries).
+        flt = unlimited.compile()
+        found = await ctx.call(
+            caller, lambda: ctx.entries.entries(ctx.registry.catalog.list_records(flt))
+        )
         found = [v for v in found if caller.covers(v.name)]
         if query.limit is not None:
             found = found[: query.limit]
         keys, descending = version_positions(found, query.sort, query.reverse)
-        return Listing(encode(found), keys, descending)
+        return Listing([v.body for v in found], keys, descending)
 
     # The whole listing is kept while the catalog is unchanged, so that each page of a
     # long one (and a repeated one) does not load and encode every version again.
@@ -177,13 +183,13 @@ async def list_versions(ctx: Context, request: Request, caller: Caller) -> Respo
     else:
         page, next_cursor = page_after(found.items, found.keys, found.descending, cursor, size)
     following = offset + size if offset + size < len(found.items) else None
-    return JSONResponse(
-        {
-            "items": page,
-            "next_page_token": None if following is None or cursor else _page_token(following),
-            "next_cursor": next_cursor,
-        }
-    )
+    token_out = None if following is None or cursor else _page_token(following)
+    # As JSONResponse would send {"items": [...], "next_page_token": ..., "next_cursor": ...}.
+    body = b"".join((
+        b'{"items":[', b",".join(page), b'],"next_page_token":', json_bytes(token_out),
+        b',"next_cursor":', json_bytes(next_cursor), b"}",
+    ))  # fmt: skip
+    return Response(body, media_type="application/json")
 
 
 async def download_blob(ctx: Context, request: Request, caller: Caller) -> Response:
@@ -304,6 +310,15 @@ async def remove(ctx: Context, request: Request, caller: Caller) -> Response:
 async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
     body = await _body(ctx, request, wire.SignBody)
     caller.require_ref(body.ref)
+    from registry.security.keys import is_key_name
+
+    # Only a key of the server's own keyring: a path would have the server open any file
+    # its user can read (and sign with any key found there).
+    if not is_key_name(body.key) or body.key.endswith(".pem"):
+        raise ArgumentError(
+            f"key {body.key[:100]!r}: a server signs only with a key it holds; give its name "
+            "(`adapters key generate NAME` on the server's registry), not a path"
+        )
     return ok(await ctx.call(caller, lambda: ctx.registry.sign(body.ref, body.key)), 201)
 
 

@@ -15,13 +15,14 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from packaging.version import InvalidVersion, Version
 
 from registry.errors import ArgumentError
 from registry.store.catalog.listing import parse_sort
-from registry.store.results import AdapterVersion
+from registry.store.catalog.version_order import parsed_version
+from registry.store.results import EvalScore
 
 T = TypeVar("T")
 # What each part of a cursor may hold (bool is not a number here).
@@ -29,7 +30,20 @@ _KINDS: dict[str, tuple[type, ...]] = {"v": (str,), "b": (bool,), "n": (int, flo
 _BAD = "cursor is not one this server gave out for this list; start again without it"
 
 
-def _latest(version: AdapterVersion, metric: str, dataset: str | None) -> float | None:
+class Positioned(Protocol):
+    """What a version's position is made of: an ``AdapterVersion``, or a kept list entry."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def evals(self) -> tuple[EvalScore, ...]: ...
+
+
+def _latest(version: Positioned, metric: str, dataset: str | None) -> float | None:
     value = None
     for score in version.evals:  # in recording order: the last one wins
         if score.metric == metric and (dataset is None or score.dataset == dataset):
@@ -38,7 +52,7 @@ def _latest(version: AdapterVersion, metric: str, dataset: str | None) -> float 
 
 
 def version_positions(
-    versions: Sequence[AdapterVersion], sort: str, reverse: bool
+    versions: Sequence[Positioned], sort: str, reverse: bool
 ) -> tuple[list[tuple[Any, ...]], bool]:
     """Each version's position key, and whether the list runs from the highest key down
     (the orders of ``registry.store.catalog.listing``)."""
@@ -46,19 +60,19 @@ def version_positions(
     keys: list[tuple[Any, ...]] = []
     for v in versions:
         if order.kind == "name":
-            keys.append((v.name, Version(v.version)))
+            keys.append((v.name, parsed_version(v.version)))
         elif order.kind == "version":
-            keys.append((Version(v.version), v.name))
+            keys.append((parsed_version(v.version), v.name))
         elif order.kind == "created":
             stamp = v.created_at.timestamp()
             # Newest first unless reversed; names break ties upwards either way.
-            keys.append((stamp if reverse else -stamp, v.name, Version(v.version)))
+            keys.append((stamp if reverse else -stamp, v.name, parsed_version(v.version)))
         else:
             assert order.metric is not None
             value = _latest(v, order.metric, order.dataset)
             # Best first (highest, or lowest when reversed); versions without it last.
             signed = 0.0 if value is None else (value if reverse else -value)
-            keys.append((value is None, signed, v.name, Version(v.version)))
+            keys.append((value is None, signed, v.name, parsed_version(v.version)))
     return keys, order.kind in ("name", "version") and reverse
 
 

@@ -43,3 +43,14 @@ def from_registry_error(exc: errors.RegistryError) -> JSONResponse:
 
 def _one_line(message: str) -> str:
     return " ".join(message.split())[:2000]
+
+
+def naming(exc: errors.RegistryError, path: str, shown: str) -> errors.RegistryError:
+    """``exc`` with the server's own ``path`` (a push's staging directory, of no use to
+    the client and none of its business) replaced by ``shown`` in what it says."""
+    if isinstance(exc, errors.ValidationError):
+        exc.subject = exc.subject.replace(path, shown)
+        exc.problems = [problem.replace(path, shown) for problem in exc.problems]
+    if exc.args and isinstance(exc.args[0], str) and path in exc.args[0]:
+        exc.args = (exc.args[0].replace(path, shown), *exc.args[1:])
+    return exc

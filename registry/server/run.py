@@ -13,6 +13,7 @@ import warnings
 from registry.api import Registry
 from registry.errors import YankedVersionWarning
 from registry.server.app import ACCESS_LOG, create_app
+from registry.server.header_timeout import protocol_class
 from registry.server.settings import ServerSettings
 
 
@@ -40,7 +41,7 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
     http, loop = protocols()
     uvicorn.run(
         create_app(registry, settings),
-        http=http,
+        http=protocol_class(http, settings.idle_seconds),
         loop=loop,
         host=settings.host,
         port=settings.port,

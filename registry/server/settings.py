@@ -15,7 +15,8 @@ class ServerSettings:
     max_json_depth: int = 32
     max_upload_bytes: int = 8 << 30
     # A request body must keep arriving: at most this long between chunks, and the
-    # whole of a JSON body within request_seconds.
+    # whole of a JSON body within request_seconds. A request's headers must arrive in
+    # whole within idle_seconds too (server/header_timeout).
     idle_seconds: float = 10.0
     request_seconds: float = 60.0
     page_size: int = 100

@@ -36,10 +36,15 @@ from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
 from registry.server.context import Context, ok
 from registry.server.derived import push_client_derived, pushed_base
-from registry.server.problems import HttpProblem
+from registry.server.problems import HttpProblem, naming
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
-from registry.store.verified_files import STAGED_UPLOADS, staged_files, verified_files
+from registry.store.verified_files import (
+    STAGED_UPLOADS,
+    intact_upload,
+    staged_files,
+    verified_files,
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -162,8 +167,11 @@ def push_directory(
     """``Registry.push`` of a directory laid out from a push body (every check runs); a
     version derived on a client (lineage, or a parent's exact base) is checked as one.
     ``verified``: files linked from uploads, hashed and fsynced when they arrived."""
-    with verified_files(directory, verified or {}):
-        return _push_directory(ctx, directory, body, caller)
+    try:
+        with verified_files(directory, verified or {}):
+            return _push_directory(ctx, directory, body, caller)
+    except RegistryError as exc:  # named after the version, not the staging directory
+        raise naming(exc, str(directory), str(body.name)) from None
 
 
 def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: Caller) -> object:
@@ -210,16 +218,19 @@ def register(
     """Push the staged uploads ``layout`` names (every check of a local push runs)."""
     if body.lineage is not None or body.exact_base is not None or not all(map(_plain, layout)):
         return _push_laid_out(ctx, uploads, layout, body, caller)
-    # The usual push: top-level files, read and linked where they are staged.
-    staged = {str(path): (uploads / sha, sha) for path, sha in layout.items()}
+    # The usual push: top-level files, read and linked where they are staged (each one
+    # re-hashed first, as for a laid-out push).
+    staged = {str(path): (intact_upload(uploads, sha), sha) for path, sha in layout.items()}
     try:
         with staged_files(uploads, staged):
             return _push_directory(ctx, uploads, body, caller)
-    except (OSError, RegistryError):
+    except (OSError, RegistryError) as exc:
         # A staged file removed by gc since the check above reads as missing.
         gone = [name for name, (file, _sha) in staged.items() if not file.is_file()]
         if gone:
             raise ArgumentError(f"upload {gone[0]} again (PUT /uploads/SHA256)") from None
+        if isinstance(exc, RegistryError):  # named after the version, not the staging area
+            raise naming(exc, str(uploads), str(body.name)) from None
         raise
 
 
@@ -241,7 +252,7 @@ def _push_laid_out(
             target = directory / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(uploads / sha, target)
+                os.link(intact_upload(uploads, sha), target)
                 # The very file PUT hashed and fsynced: the blob store may link it too.
                 verified[str(relative)] = sha
             except FileNotFoundError:  # removed by gc since the check above

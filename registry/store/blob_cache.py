@@ -12,8 +12,10 @@ their own, a few chunks behind the hashing, so neither waits for the other, and 
 chunk of the cache copy is sent to disk as it is written (``sync_file_range`` on
 Linux), so the ``fsync`` before the rename finds little left to do. The total
 size is bounded: after each fill the least recently used entries (by mtime, touched on
-every hit) are removed until the cache fits. Removing a file another process has open
-or mapped is safe on POSIX; it keeps its copy.
+every hit) are removed until the cache fits, sparing the few this process handed out in
+the last minutes (their reader may not have opened them yet: a version larger than the
+cache still loads). Removing a file another process has open or mapped is safe on POSIX;
+it keeps its copy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +45,8 @@ CACHE_DIR_ENV = "ADAPTERS_CACHE_DIR"
 CACHE_SIZE_ENV = "ADAPTERS_CACHE_SIZE"
 DEFAULT_MAX_BYTES = 20 * 1024**3
 WRITES_BEHIND = 4  # chunks hashed but not yet written, at most (bounds memory)
+HANDED_OUT_KEPT = 16  # entries fetch() handed out that eviction spares, at most...
+HANDED_OUT_SECONDS = 600.0  # ...and for this long
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 ChunkSource = Callable[[], Iterable[bytes]]
@@ -59,6 +64,10 @@ class BlobCache:
     def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        # Entries fetch() handed out lately, with when: the caller may not have opened
+        # them yet (a load fetches every file of a version, then reads them), so a later
+        # fill of this cache does not evict them, even when one version outgrows the cache.
+        self._handed_out: deque[tuple[str, float]] = deque(maxlen=HANDED_OUT_KEPT)
 
     @classmethod
     def for_home(cls, home: RegistryHome) -> BlobCache:
@@ -81,6 +90,7 @@ class BlobCache:
         with self._lock(sha256):
             if not _touch(final):
                 self._fill(sha256, chunks, label, final)
+        self._handed_out.append((sha256, time.monotonic()))
         self.evict(keep=sha256)
         return final
 
@@ -127,8 +137,22 @@ class BlobCache:
         from filelock import FileLock
 
         locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(self.root, exc) from None
         return FileLock(str(locks / f"{sha256}.lock"))
+
+    def check_writable(self) -> str | None:
+        """Why the cache cannot take a new entry (for doctor), or None."""
+        try:
+            staging = self.root / "staging"
+            staging.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=staging) as probe:
+                probe.write(b"probe")
+        except OSError as exc:
+            return str(_unusable(self.root, exc))
+        return None
 
     def _fill(
         self,
@@ -201,12 +225,15 @@ class BlobCache:
         """Remove least recently used entries until the cache fits; bytes removed."""
         entries = self.entries()
         total = sum(size for _p, size, _t in entries)
-        kept = self.path(keep) if keep is not None else None
+        recent = time.monotonic() - HANDED_OUT_SECONDS
+        kept = {self.path(sha256) for sha256, when in self._handed_out if when > recent}
+        if keep is not None:
+            kept.add(self.path(keep))
         removed = 0
         for path, size, _mtime in entries:
             if total <= self.max_bytes:
                 break
-            if path == kept:
+            if path in kept:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -241,6 +268,13 @@ def _wait(write: Future[None], label: str, root: Path, tee: IO[bytes] | None) ->
         raise _write_failed(label, place, cause) from None
     except OSError as exc:
         raise _write_failed(label, root, exc) from None
+
+
+def _unusable(root: Path, exc: OSError) -> BlobStoreError:
+    return BlobStoreError(
+        f"the blob cache {root} is not a writable directory ({exc.strerror or exc}); "
+        f"fix its permissions or point {CACHE_DIR_ENV} at a writable directory"
+    )
 
 
 def _write_failed(label: str, place: Path, exc: OSError) -> BlobStoreError:
@@ -278,7 +312,7 @@ def _touch(path: Path) -> bool:
     """Mark a hit for LRU; False when the entry is absent."""
     try:
         os.utime(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or the cache dir is not one
         return False
     except PermissionError:
         return path.is_file()  # a shared read-only cache still serves hits

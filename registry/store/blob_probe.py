@@ -1,5 +1,6 @@
-"""Probing a blob store: reachable, listable, and (on request) a canary written,
-read back and deleted, for ``adapters doctor --write-check``."""
+"""Probing a blob store: reachable, listable, and (on request) a canary written, read
+back and deleted, for ``adapters doctor --write-check``; and an object store's local read
+cache writable."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import uuid
 
 from registry.errors import RegistryError
+from registry.store.blob_cache import BlobCache
 from registry.store.blob_store import BlobBackend
 
 
@@ -37,3 +39,11 @@ def probe_blob_store(blobs: BlobBackend, *, write: bool = False) -> list[str]:
     except OSError as exc:
         return [f"cannot write to the blob store {blobs.url}: {exc.strerror or exc}"]
     return []
+
+
+def probe_cache(blobs: BlobBackend) -> str | None:
+    """Why an object store's local read cache cannot take new entries, or None. Every read
+    goes through it; a read-only one still serves what it holds, so this is no reason to
+    stop checking the store."""
+    cache = getattr(blobs, "cache", None)
+    return cache.check_writable() if isinstance(cache, BlobCache) else None

@@ -86,8 +86,12 @@ class BlobBackend(Protocol):
         """The blob's bytes, streamed from the store itself (FileNotFoundError if missing)."""
         ...
 
-    def check(self, sha256: str, size: int | None = None) -> str | None:
-        """Re-hash the stored blob by streaming it; a problem sentence, or None."""
+    def check(
+        self, sha256: str, size: int | None = None, *, for_readers: bool = False
+    ) -> str | None:
+        """Re-hash the stored blob by streaming it; a problem sentence, or None.
+        ``for_readers``: readers will want the blob next, so an object store may re-hash
+        it while filling its cache rather than download it twice."""
         ...
 
     def check_local(self, sha256: str, size: int | None = None) -> str | None:

@@ -187,8 +187,11 @@ class BlobStore:
         """Whether at least one blob is stored."""
         return next(self.iter_digests(), None) is not None
 
-    def check(self, sha256: str, size: int | None = None) -> str | None:
-        """Re-hash one blob; return a problem sentence, or None when it is intact."""
+    def check(
+        self, sha256: str, size: int | None = None, *, for_readers: bool = False
+    ) -> str | None:
+        """Re-hash one blob; return a problem sentence, or None when it is intact.
+        (``for_readers`` changes nothing here: readers use the stored file itself.)"""
         path = self.path(sha256)
         if not path.is_file():
             return "blob is missing from the store"

@@ -79,6 +79,22 @@ _CREDENTIALS = {
         "or AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET) and the container's"
     ),
 }
+# What to set when the store cannot even be reached for lack of a setting, per cloud.
+_SETTINGS = {
+    "s3": (
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), AWS_REGION and "
+        "AWS_ENDPOINT_URL"
+    ),
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_SERVICE_ACCOUNT_KEY)",
+    "az": (
+        "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY), "
+        "and AZURE_STORAGE_ENDPOINT for an emulator"
+    ),
+}
+_ENDPOINTS = {
+    "s3": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "az": ("AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"),
+}
 
 
 def _retry_config() -> Any:
@@ -125,7 +141,13 @@ def _make_store(scheme: str, bucket: str) -> Any:
                 "AWS_PROFILE is set but reading profiles needs boto3: pip install boto3, "
                 "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from exc
-        provider = Boto3CredentialProvider()
+        try:
+            provider = Boto3CredentialProvider()
+        except Exception as exc:  # botocore's ProfileNotFound and the like: a setting
+            raise BlobStoreError(
+                f"AWS_PROFILE={os.environ['AWS_PROFILE']}: {_one_line(str(exc))}; fix "
+                "AWS_PROFILE (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
+            ) from None
     return S3Store(
         bucket,
         config=config,  # type: ignore[arg-type]
@@ -196,15 +218,37 @@ class ObjectBlobStore:
             what == "list blobs" and "404 Not Found" in full
         ):
             raise BlobStoreError(self._no_bucket()) from None
+        if "400 Bad Request" in full:
+            raise BlobStoreError(
+                f"{self.url} refused the request to {what} as malformed (400 Bad Request): "
+                f"check the {self._bucket_kind} name in ADAPTERS_BLOB_URL{self._endpoint_note()}"
+            ) from None
+        if "Error performing" not in full:  # no request was made: the setup is incomplete
+            raise BlobStoreError(
+                f"{self.url} is not configured ({detail}): set {_SETTINGS[self.scheme]}"
+            ) from None
         raise BlobStoreError(
             f"{self.url}: could not {what} ({detail}); check that the store is reachable and retry"
         ) from None
 
+    @property
+    def _bucket_kind(self) -> str:
+        return "container" if self.scheme == "az" else "bucket"
+
+    def _endpoint_note(self) -> str:
+        """`` (and AWS_ENDPOINT_URL=...)`` when a custom endpoint is set: a wrong one (a
+        path after the host) reads as a missing bucket."""
+        variables = _ENDPOINTS.get(self.scheme, ())
+        name = next((var for var in variables if os.environ.get(var)), None)
+        if name is None:
+            return ""
+        endpoint = re.sub(r"//[^/@]*@", "//", os.environ[name])  # no user:password@
+        return f" (and {name}={endpoint})"
+
     def _no_bucket(self) -> str:
-        kind = "container" if self.scheme == "az" else "bucket"
         return (
-            f"{kind} {self.bucket!r} does not exist at {self.scheme}://; create it or fix "
-            "ADAPTERS_BLOB_URL (or blob_url in registry.json)"
+            f"{self._bucket_kind} {self.bucket!r} does not exist at {self.scheme}://; create "
+            f"it or fix ADAPTERS_BLOB_URL (or blob_url in registry.json){self._endpoint_note()}"
         )
 
     def _head(self, sha256: str) -> int | None:
@@ -378,12 +422,20 @@ class ObjectBlobStore:
             destination, progress,
         )  # fmt: skip
 
-    def check(self, sha256: str, size: int | None = None) -> str | None:
+    def check(
+        self, sha256: str, size: int | None = None, *, for_readers: bool = False
+    ) -> str | None:
         actual_size = self._head(sha256)
         if actual_size is None:
             return "blob is missing from the store"
         if size is not None and actual_size != size:
             return f"blob has {actual_size} bytes, {size} recorded"
+        if for_readers and not self.cache.path(sha256).exists():
+            # The fill hashes what it downloads: the re-hash, and the copy readers use
+            # next (verify's format check), in one download instead of two.
+            with contextlib.suppress(IntegrityError):  # streamed again below, for the detail
+                self.path(sha256)
+                return None
         digest = hashlib.sha256()
         try:
             for chunk in self.iter_chunks(sha256):

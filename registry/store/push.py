@@ -41,6 +41,7 @@ from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
+from registry.store.tag_rules import tag_problems
 from registry.store.verified_files import staged_sources, verified_for
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from registry.formats.trainer_state import TrainerRecord
     from registry.store.store import Store
 
-_TAG_KEY_MAX = 128
 TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
 
 
@@ -134,9 +134,7 @@ def _check_annotations(request: PushRequest) -> None:
         problems += _problems(validate_score, score.metric, score.value)
         problems += _problems(validate_dataset, score.dataset)
         problems += _problems(validate_split, score.split)
-    for key in request.tags:
-        if not key or len(key) > _TAG_KEY_MAX or any(c.isspace() for c in key):
-            problems.append(InvalidNameError(f"invalid tag key {key!r}"))
+    problems += tag_problems(request.tags)
     if problems:
         raise combined_error(problems)
 
@@ -198,7 +196,7 @@ def _push(
     )
     try:
         if staged is not None:
-            source = formats.read_adapter_files(staged, label="the pushed files")
+            source = formats.read_adapter_files(staged, label=str(request.directory))
         else:
             source = formats.read_adapter_dir(
                 request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir

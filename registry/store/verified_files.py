@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from registry.errors import ArgumentError, IntegrityError
+
 # The folder of the registry's tmp directory the server stages uploads in, one file per
 # sha256; gc removes each one untouched for as long as a lease lives, on its own.
 STAGED_UPLOADS = "uploads"
@@ -71,3 +73,28 @@ def staged_sources(directory: Path) -> Mapping[str, Path] | None:
     if declared is None or declared[0] != directory.absolute():
         return None
     return declared[1]
+
+
+def intact_upload(uploads: Path, sha256: str) -> Path:
+    """The staged upload of ``sha256`` in ``uploads``, re-hashed before a push links it.
+
+    It was hashed as it arrived, but it may wait on disk for hours before the push that
+    uses it, and a link into the blob store reads nothing: a file damaged meanwhile would
+    become a blob whose bytes do not match its name. So it is read once more here (one
+    sequential read, through the page cache for a file that just arrived); a damaged one
+    is removed, so that the client's next ``PUT`` stores it anew, and the push refused.
+    """
+    from registry.store.prehash import mapped_sha256
+
+    path = uploads / sha256
+    try:
+        found = mapped_sha256(path)
+    except FileNotFoundError:
+        raise ArgumentError(f"upload {sha256[:12]}... again (PUT /uploads/SHA256)") from None
+    if found != sha256:
+        path.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"the staged upload {sha256[:12]}... no longer hashes to its name on the server "
+            "(damaged on disk) and was removed; push again to send it anew"
+        )
+    return path

@@ -36,7 +36,9 @@ def verify_version(version: AdapterVersion, blobs: BlobBackend) -> VerifyReport:
     # format check beside the hashes and keep its result only if every blob is intact.
     with ThreadPoolExecutor(max_workers=2) as pool:
         format_future = pool.submit(_format_check, version, blobs)
-        problems = [blobs.check(entry.sha256, entry.size) for entry in version.files]
+        problems = [
+            blobs.check(entry.sha256, entry.size, for_readers=True) for entry in version.files
+        ]
         damaged = any(problem is not None for problem in problems)
         try:
             format_check = format_future.result()

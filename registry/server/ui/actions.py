@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from registry.errors import GateError, RegistryError
 from registry.security.tokens import authenticate, secret_digest
+from registry.server.auth import role_token
 from registry.server.ui import flash
 from registry.server.ui import session as sessions
 from registry.server.ui.flash import Refusal
@@ -141,7 +142,7 @@ def action_handler(action: str) -> Any:
             raise UiProblem(403, "sign in with a token to change anything")
         role = ACTIONS[action]
         if not visitor.may(role):
-            raise UiProblem(403, f"this needs a {role} token; ask an admin")
+            raise UiProblem(403, f"this needs {role_token(role)}; ask an admin")
         caller = visitor.caller
         ref = _ref_in_scope(caller, form.get("ref", "").strip())
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError as SqlDatabaseError
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlmodel import Session, col, select
 
@@ -33,6 +35,7 @@ from registry.store.catalog.lineage_edges import record_lineage
 from registry.store.catalog.listing import (
     ListFilter,
     count_matching,
+    list_records,
     list_versions,
     version_pages,
 )
@@ -48,7 +51,13 @@ from registry.store.catalog.tables import (
     VersionFileRow,
 )
 from registry.store.catalog.version_order import version_key
-from registry.store.catalog.version_rows import VERSION_COLUMNS, Execute, load_ids, load_rows
+from registry.store.catalog.version_rows import (
+    VERSION_COLUMNS,
+    Execute,
+    Record,
+    load_ids,
+    load_rows,
+)
 from registry.store.leases import hold_off_gc, release_leases
 from registry.store.manifest import Manifest
 from registry.store.refs import Ref
@@ -307,6 +316,13 @@ class Catalog:
             connection = session.connection()
             return list_versions(_executor(connection), flt, connection.dialect.name)
 
+    def list_records(self, flt: ListFilter) -> list[Record]:
+        """``list_versions(flt)`` as the records its results are built from (for answers
+        derived from them and kept by them: the server's list entries)."""
+        with read_session(self.engine) as session:
+            connection = session.connection()
+            return list_records(_executor(connection), flt, connection.dialect.name)
+
     def version_pages(self, flt: ListFilter) -> Iterator[list[AdapterVersion]]:
         """``list_versions(flt)`` a page at a time, each read in its own session."""
         return version_pages(self.plain_reader, flt, self.engine.dialect.name)
@@ -367,7 +383,22 @@ _VERSION_LOCK_SPACE = 7_245_002  # advisory lock keys: (space, hash of the name)
 
 
 def _executor(connection: Connection) -> Execute:
-    """Plain SQL statements of ``listing`` and ``version_rows`` run through SQLAlchemy."""
+    """Plain SQL statements of ``listing`` and ``version_rows`` run through SQLAlchemy,
+    or on SQLite by pysqlite itself, in the connection's transaction: SQLAlchemy's
+    statement and row objects cost more than reading the rows (1,000 versions: 12 ms
+    against 7)."""
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+
+        def execute_sqlite(sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+            try:
+                return driver.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                # As SQLAlchemy raises it, for wrap_operational to turn into a CatalogError.
+                raise SqlDatabaseError(sql, dict(params), exc) from exc
+
+        return execute_sqlite
 
     def execute(sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
         return connection.execute(text(sql), dict(params)).all()

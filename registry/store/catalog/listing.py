@@ -22,10 +22,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from packaging.version import Version
-
 from registry.errors import ArgumentError, InvalidNameError
-from registry.store.catalog.version_rows import VERSION_COLUMNS, Execute, load_ids, load_rows
+from registry.store.catalog.version_order import parsed_version
+from registry.store.catalog.version_rows import (
+    VERSION_COLUMNS,
+    Execute,
+    Record,
+    build,
+    load_ids,
+    load_rows,
+    read_records,
+    rows_of_ids,
+)
 from registry.store.conditions import Condition, validate_dataset, validate_metric
 
 if TYPE_CHECKING:
@@ -281,9 +289,9 @@ def ordered_rows(rows: Sequence[Any], flt: ListFilter) -> list[Any]:
     """
     order = parse_sort(flt.sort)
     if order.kind == "name":
-        rows = sorted(rows, key=lambda r: (r[1], Version(r[2])), reverse=flt.reverse)
+        rows = sorted(rows, key=lambda r: (r[1], parsed_version(r[2])), reverse=flt.reverse)
     elif order.kind == "version":
-        rows = sorted(rows, key=lambda r: (Version(r[2]), r[1]), reverse=flt.reverse)
+        rows = sorted(rows, key=lambda r: (parsed_version(r[2]), r[1]), reverse=flt.reverse)
     return list(rows[: flt.limit] if flt.limit is not None else rows)
 
 
@@ -293,12 +301,18 @@ def ordered_ids(rows: Sequence[Any], flt: ListFilter) -> list[int]:
 
 def list_versions(execute: Execute, flt: ListFilter, dialect: str) -> list[AdapterVersion]:
     """Versions matching every filter of ``flt``, in its order."""
+    return [build(record) for record in list_records(execute, flt, dialect)]
+
+
+def list_records(execute: Execute, flt: ListFilter, dialect: str) -> list[Record]:
+    """``list_versions`` as the records its results are built from (``version_rows``)."""
     if flt.limit is None:
         # Every match is loaded anyway: read whole rows in one go.
-        rows = execute(*id_query(flt, whole_rows=True))
-        return load_rows(execute, ordered_rows(list(rows), flt))
-    rows = execute(*id_query(flt, dialect=dialect))
-    return load_ids(execute, ordered_ids(list(rows), flt))
+        rows = list(execute(*id_query(flt, whole_rows=True)))
+    else:
+        ids = ordered_ids(list(execute(*id_query(flt, dialect=dialect))), flt)
+        return read_records(execute, rows_of_ids(execute, ids))
+    return read_records(execute, ordered_rows(rows, flt))
 
 
 # Rows per page of a streamed listing: enough to size a table's columns, few enough
