@@ -741,3 +741,36 @@ def test_empty_catalog(catalog: Catalog) -> None:
     assert ensure_schema(catalog.engine, upgrade=True) == SchemaStatus(
         SCHEMA_VERSION, SCHEMA_VERSION
     )
+
+
+def test_a_new_version_is_returned_as_a_read_of_its_rows_would_give_it(catalog: Catalog) -> None:
+    # The inserting transaction builds the version from what it wrote (no read back):
+    # it must be exactly what reading the rows gives, annotations and order included.
+    data = (
+        TrainingDataInfo("a" * 64, "file", "train.jsonl", 1, 10),
+        TrainingDataInfo("b" * 64, "given", "sha256:" + "b" * 64, 0, 0),
+    )
+    outcome = insert(
+        catalog,
+        "built",
+        make_manifest(91),
+        training_data=data,
+        evals=[NewScore("acc", 0.5, "d", "test", "n"), NewScore("loss", 1.25)],
+        tags={"zeta": "1", "alpha": "2"},
+        alias="prod",
+    )
+    assert outcome.created and outcome.version is not None
+    assert outcome.version == catalog.get_by_id(outcome.row_id)
+    assert list(outcome.version.tags) == ["alpha", "zeta"]
+    again = insert(catalog, "built", make_manifest(91))
+    assert again == InsertOutcome(outcome.row_id, created=False)  # found, not built
+    with catalog.engine.connect() as connection:
+        key = connection.execute(
+            text("SELECT version_key FROM adapter_versions WHERE id = :i"), {"i": outcome.row_id}
+        ).scalar_one()
+        events = connection.execute(
+            text("SELECT action, name, version, details FROM audit_events WHERE name = 'built'")
+        ).all()
+    assert key is not None
+    assert [tuple(e[:3]) for e in events] == [("push", "built", "1")]
+    assert '"alias": "prod"' in events[0][3]

@@ -16,7 +16,7 @@ from support.server import ServedRegistry
 
 from registry import Registry
 from registry.errors import IntegrityError
-from registry.store.verified_files import verified_files
+from registry.store.verified_files import staged_files, verified_files
 
 API = "/api/v1"
 
@@ -193,3 +193,64 @@ def test_where_a_link_cannot_be_made_the_file_is_copied_and_hashed(tmp_path: Pat
             assert local.verify("crossed@1").ok
     finally:
         shutil.rmtree(blobs, ignore_errors=True)
+
+
+def _with_extras(directory: Path) -> Path:
+    """An adapter with a card, a trainer state, a tokenizer file and one file not stored."""
+    (directory / "README.md").write_text("# card\n")
+    (directory / "tokenizer.json").write_text("{}")
+    (directory / "notes.dat").write_bytes(b"\x00\x01")
+    state = {"global_step": 7, "log_history": [{"step": 7, "eval_loss": 0.25}]}
+    (directory / "trainer_state.json").write_text(json.dumps(state))
+    return directory
+
+
+def test_staged_files_are_pushed_where_they_are_with_no_directory(tmp_path: Path) -> None:
+    # The server's usual push: every file a staged upload, read and linked in place; the
+    # directory the push names is never listed (here it does not even exist).
+    source = _with_extras(write_adapter(tmp_path / "src", seed=36))
+    staging = tmp_path / "uploads"
+    staging.mkdir()
+    staged = {}
+    for path in sorted(source.iterdir()):
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        (staging / sha).write_bytes(path.read_bytes())
+        staged[path.name] = (staging / sha, sha)
+    with Registry.open(tmp_path / "home", create=True) as local:
+        with staged_files(tmp_path / "nowhere", staged):
+            result = local.push(tmp_path / "nowhere", name="staged")
+        assert result.created
+        weights = staged["adapter_model.safetensors"][1]
+        assert os.stat(local.blobs.path(weights)).st_ino == os.stat(staging / weights).st_ino
+        assert result.version == local.get("staged@1")  # as recorded, not only as built
+        assert local.verify("staged@1").ok
+        # The same as a push of the directory itself: files, notes, step and metrics.
+        plain = local.push(source, name="plain")
+        assert result.version.manifest.digest == plain.version.manifest.digest
+        assert result.skipped == plain.skipped and any("notes.dat" in n for n in plain.skipped)
+        assert result.version.tags == plain.version.tags == {"step": "7"}
+        assert [(e.metric, e.value) for e in result.version.evals] == [("loss", 0.25)]
+
+
+def test_a_push_of_uploads_matches_a_local_push_of_the_same_files(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    directory = _with_extras(write_adapter(tmp_path / "same", seed=37))
+    (directory / "training_args.bin").write_bytes(b"not read")  # laid out as a directory
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    results = {}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        for name, skip in (("same-plain", "training_args.bin"), ("same-laid-out", "")):
+            files = {k: v for k, v in _upload_all(served, directory, http).items() if k != skip}
+            response = http.post(f"{API}/push", json={"files": files, "name": name})
+            assert response.status_code == 201, response.text
+            results[name] = response.json()
+    (directory / "training_args.bin").unlink()
+    with Registry.open(tmp_path / "home", create=True) as local:
+        expected = local.push(directory, name="same")
+    for name, result in results.items():
+        assert result["version"]["digest"] == expected.version.manifest.digest, name
+        assert result["version"]["tags"] == {"step": "7"}
+        skipped = [n for n in result["skipped"] if "training_args" not in n]
+        assert skipped == list(expected.skipped), name
+    assert any("training_args.bin" in n for n in results["same-laid-out"]["skipped"])

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 
 from registry.errors import ValidationError
+from registry.formats.model import TensorInfo
 from registry.formats.safetensors_header import read_safetensors_header
 
 # Elements checked per step, so a huge tensor never needs a same-sized temporary mask.
@@ -32,14 +34,17 @@ _RULES: dict[str, tuple[str, int]] = {
 }
 
 
-def find_nonfinite(path: Path) -> list[str]:
+def find_nonfinite(path: Path, tensors: Mapping[str, TensorInfo] | None = None) -> list[str]:
     """Names of the tensors in safetensors file ``path`` that contain NaN or Inf, sorted.
 
-    The header is validated first (see ``read_safetensors_header``), so offsets are trusted.
+    The header is validated first (see ``read_safetensors_header``), so offsets are trusted;
+    ``tensors``: that header's tensors, when the caller has just validated it (not parsed
+    a second time).
     """
     import numpy as np
 
-    tensors, _ = read_safetensors_header(path)
+    if tensors is None:
+        tensors, _ = read_safetensors_header(path)
     checked = {name: info for name, info in tensors.items() if info.dtype in _RULES}
     if not checked:
         return []

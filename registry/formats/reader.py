@@ -30,7 +30,7 @@ from registry.formats.config_file import (
 )
 from registry.formats.listing import EXPECTED, list_directory
 from registry.formats.matching import regex_problems
-from registry.formats.model import AdapterFile, AdapterSource
+from registry.formats.model import AdapterFile, AdapterSource, TensorInfo
 from registry.formats.nonfinite import find_nonfinite
 from registry.formats.peft_types import ANALYSED_TYPES, DEFAULT_ANALYSIS, analysis_of, method_of
 from registry.formats.pickle_convert import (
@@ -167,7 +167,7 @@ def _read_single(
     problems = [f"{show(name)}: {p}" for p in read.problems]
     problems.extend(f"{show(name)}: {p}" for p in nonfloat_factors(header.tensors))
     if not problems:
-        problems.extend(_nonfinite(name, path))
+        problems.extend(_nonfinite(name, path, header.tensors))
     if problems:
         raise ValidationError(label, problems)
     stored = [AdapterFile(name, path, "weights")]
@@ -252,7 +252,7 @@ def _read(
             # The config is broken, so the tensors cannot be checked against it; their
             # dtypes still can, and every problem is reported at once.
             problems.extend(f"{weights_name}: {p}" for p in nonfloat_factors(header.tensors))
-        problems.extend(_nonfinite(weights_name, weights_source))
+        problems.extend(_nonfinite(weights_name, weights_source, header.tensors))
     if problems:
         raise ValidationError(label, problems)
     assert checked is not None and checked.method is not None and source_format is not None
@@ -378,9 +378,9 @@ def _check_adapterhub_config(document: dict[str, Any]) -> _Config:
     return _Config(method, config, [f"{CONFIG_NAME}: {line}" for line in lines])
 
 
-def _nonfinite(weights_name: str, path: Path) -> list[str]:
+def _nonfinite(weights_name: str, path: Path, tensors: Mapping[str, TensorInfo]) -> list[str]:
     try:
-        names = find_nonfinite(path)
+        names = find_nonfinite(path, tensors)
     except ValidationError as exc:
         return [f"{weights_name}: {p}" for p in exc.problems]
     return [f"{weights_name}: tensor {show(name)} contains NaN or Inf values" for name in names]

@@ -33,10 +33,12 @@ def checkpoint_step(directory: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def read_trainer_state(directory: Path) -> TrainerRecord:
-    """The step and the eval metrics logged at it; empty when there is no usable state."""
-    step = checkpoint_step(directory)
-    path = directory / TRAINER_STATE
+def read_trainer_state(directory: Path, state: Path | None = None) -> TrainerRecord:
+    """The step and the eval metrics logged at it; empty when there is no usable state.
+    ``state``: the trainer state file when it is kept elsewhere than in ``directory``
+    (a server's staged upload; ``directory`` then names no checkpoint step)."""
+    step = checkpoint_step(directory) if state is None else None
+    path = directory / TRAINER_STATE if state is None else state
     if not path.is_file():
         return TrainerRecord(step)
     document, problems = parse_config(path.read_bytes(), TRAINER_STATE)

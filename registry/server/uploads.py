@@ -2,11 +2,13 @@
 pushed together as one version by the library's own ``push``.
 
 ``PUT /uploads/SHA256`` streams a file into the server's staging area and keeps it only
-when its sha256 is the one named (else 422, nothing kept). ``POST /push`` lays the named
-uploads out as an adapter directory (hard links) and runs ``Registry.push`` on it, so
-every check of a local push (formats, tensors, gates, policy) runs in the server; the
-catalog row is written last, so a server stopped mid-push leaves no partial version and
-the retried push completes.
+when its sha256 is the one named (else 422, nothing kept). ``POST /push`` runs
+``Registry.push`` on the named uploads, read where they are staged
+(``store/verified_files.staged_files``; laid out as a directory of hard links only for
+nested, hidden or pickle files and for versions derived on a client), so every check of
+a local push (formats, tensors, gates, policy) runs in the server; the catalog row is
+written last, so a server stopped mid-push leaves no partial version and the retried
+push completes.
 
 When the server's blobs are on object storage, a client may send the bytes straight
 there instead: ``POST /uploads/presign`` answers pre-signed PUT URLs (``direct``
@@ -28,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.errors import ArgumentError, RegistryError
+from registry.formats.pickle_convert import PICKLE_SUFFIXES
 from registry.remote import wire
 from registry.server.auth import Caller
 from registry.server.body import chunks, read_json
@@ -36,7 +39,12 @@ from registry.server.derived import push_client_derived, pushed_base
 from registry.server.problems import HttpProblem, naming
 from registry.store import direct_uploads
 from registry.store.object_blobs import ObjectBlobStore
-from registry.store.verified_files import STAGED_UPLOADS, intact_upload, verified_files
+from registry.store.verified_files import (
+    STAGED_UPLOADS,
+    intact_upload,
+    staged_files,
+    verified_files,
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_FILES = 10_000
@@ -187,6 +195,75 @@ def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: 
     )
 
 
+def _plain(path: PurePosixPath) -> bool:
+    """A file ``read_adapter_dir`` would take as it is: top-level, visible, printable,
+    not pickle (anything else is laid out as a directory, where it is skipped or
+    converted with the reason recorded)."""
+    name = str(path)
+    return (
+        "/" not in name
+        and not name.startswith(".")
+        and name.isprintable()
+        and path.suffix.lower() not in PICKLE_SUFFIXES
+    )
+
+
+def register(
+    ctx: Context,
+    uploads: Path,
+    layout: dict[PurePosixPath, str],
+    body: wire.PushBody,
+    caller: Caller,
+) -> object:
+    """Push the staged uploads ``layout`` names (every check of a local push runs)."""
+    if body.lineage is not None or body.exact_base is not None or not all(map(_plain, layout)):
+        return _push_laid_out(ctx, uploads, layout, body, caller)
+    # The usual push: top-level files, read and linked where they are staged (each one
+    # re-hashed first, as for a laid-out push).
+    staged = {str(path): (intact_upload(uploads, sha), sha) for path, sha in layout.items()}
+    try:
+        with staged_files(uploads, staged):
+            return _push_directory(ctx, uploads, body, caller)
+    except (OSError, RegistryError) as exc:
+        # A staged file removed by gc since the check above reads as missing.
+        gone = [name for name, (file, _sha) in staged.items() if not file.is_file()]
+        if gone:
+            raise ArgumentError(f"upload {gone[0]} again (PUT /uploads/SHA256)") from None
+        if isinstance(exc, RegistryError):  # named after the version, not the staging area
+            raise naming(exc, str(uploads), str(body.name)) from None
+        raise
+
+
+def _push_laid_out(
+    ctx: Context,
+    uploads: Path,
+    layout: dict[PurePosixPath, str],
+    body: wire.PushBody,
+    caller: Caller,
+) -> object:
+    """A push laid out as a directory of links to the staged files: one with nested
+    paths, hidden or pickle files (the directory listing's rules decide), or a version
+    derived on a client (``push_client_derived`` reads a directory)."""
+    staging = Path(tempfile.mkdtemp(prefix="push-", dir=ctx.registry.store.tmp_dir))
+    try:
+        directory = staging / "adapter"
+        verified = {}
+        for relative, sha in layout.items():
+            target = directory / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(intact_upload(uploads, sha), target)
+                # The very file PUT hashed and fsynced: the blob store may link it too.
+                verified[str(relative)] = sha
+            except FileNotFoundError:  # removed by gc since the check above
+                raise ArgumentError(f"upload {relative} again (PUT /uploads/SHA256)") from None
+            except OSError:
+                shutil.copyfile(uploads / sha, target)
+        return push_directory(ctx, directory, body, caller, verified)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 async def push(ctx: Context, request: Request, caller: Caller) -> Response:
     body = wire.parse_body(wire.PushBody, await read_json(request, ctx.settings))
     layout = check_push(caller, body)
@@ -194,26 +271,5 @@ async def push(ctx: Context, request: Request, caller: Caller) -> Response:
     missing = sorted(str(p) for p, sha in layout.items() if not (uploads / sha).is_file())
     if missing:
         raise ArgumentError(f"upload these files first (PUT /uploads/SHA256): {missing[:5]}")
-
-    def run() -> object:
-        staging = Path(tempfile.mkdtemp(prefix="push-", dir=ctx.registry.store.tmp_dir))
-        try:
-            directory = staging / "adapter"
-            verified = {}
-            for relative, sha in layout.items():
-                target = directory / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(intact_upload(uploads, sha), target)
-                    # The very file PUT hashed and fsynced: the blob store may link it too.
-                    verified[str(relative)] = sha
-                except FileNotFoundError:  # removed by gc since the check above
-                    raise ArgumentError(f"upload {relative} again (PUT /uploads/SHA256)") from None
-                except OSError:
-                    shutil.copyfile(uploads / sha, target)
-            return push_directory(ctx, directory, body, caller, verified)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    result = await ctx.call(caller, run)
+    result = await ctx.call(caller, lambda: register(ctx, uploads, layout, body, caller))
     return ok(result, 201)

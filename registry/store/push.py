@@ -39,10 +39,10 @@ from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.prehash import BackgroundHashes
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
-from registry.store.results import PushResult, TrainingDataInfo
+from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
 from registry.store.tag_rules import tag_problems
-from registry.store.verified_files import verified_for
+from registry.store.verified_files import staged_sources, verified_for
 
 if TYPE_CHECKING:
     from registry.bases.target import BaseTarget
@@ -51,6 +51,13 @@ if TYPE_CHECKING:
     from registry.store.store import Store
 
 TRAINER_DATASET = "trainer"  # the dataset of metrics read from trainer_state.json
+
+
+class _Unread:
+    """A base record not looked up yet (``None`` is "looked up: none recorded")."""
+
+
+_UNREAD = _Unread()
 
 
 @dataclass(frozen=True)
@@ -175,27 +182,38 @@ def _push(
     data = _training_data(request.data, request.data_hashes)
     data = _with_known_data(data, request.known_data)
 
-    staging_root.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
+    # Only a pickle conversion writes a file of its own; no directory made (and removed)
+    # for every other push.
+    work_dir: Path | None = None
+    if request.convert_pickle:
+        staging_root.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix="push-", dir=staging_root))
     # Object stores need a large file's digest before they upload it: hashed beside the
     # format checks, which read the same files (see prehash.py).
-    hashes = BackgroundHashes(request.directory, blobs.known_digest_from)
+    staged = staged_sources(request.directory)  # a server's staged uploads, read in place
+    hashes = BackgroundHashes(
+        request.directory, None if staged is not None else blobs.known_digest_from
+    )
     try:
-        source = formats.read_adapter_dir(
-            request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
-        )
+        if staged is not None:
+            source = formats.read_adapter_files(staged, label=str(request.directory))
+        else:
+            source = formats.read_adapter_dir(
+                request.directory, convert_pickle=request.convert_pickle, work_dir=work_dir
+            )
         base = request.exact_base or _named_base(request, source)
         base_target: BaseTarget | None = request.base_target
+        known_base: BaseModelRecord | _Unread | None = _UNREAD
         if source.source_format in formats.SINGLE_FILE_FORMATS:
             source, base_note = _single_file_base(source, request)
             base_target = None
         elif base_target is not None:
             base_note = base_target.label
         else:
-            base_target, base_note = _find_base(catalog, base, request)
+            base_target, base_note, known_base = _find_base(catalog, base, request)
         if base_target is not None:
             _refuse_base_clash(catalog, base, base_target)
-        verified = _verified_files(request, source)
+        verified = _verified_files(request, source, staged)
         store_blobs: Callable[[], None] | None = None
         committed: list[tuple[list[FileEntry], int, int, int]] = []  # what store_blobs did
         if (
@@ -221,11 +239,12 @@ def _push(
             entries, written, written_bytes, repaired = files
     finally:
         hashes.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
     if request.exact_base is not None:
         base_id = _exact_base_id(catalog, request.exact_base)
     else:
-        base, base_id = _record_base(catalog, base, base_target, request, base_note)
+        base, base_id = _record_base(catalog, base, base_target, request, base_note, known_base)
 
     manifest = Manifest(
         method=source.method,
@@ -244,7 +263,7 @@ def _push(
     ]
     evals.extend(request.eval_records)
     tags = dict(request.tags)
-    trainer = _trainer_record(request.directory)
+    trainer = _trainer_record(request.directory, staged)
     if trainer.step is not None:
         tags.setdefault("step", str(trainer.step))
     evals.extend(
@@ -273,7 +292,8 @@ def _push(
             tags=tags,
             alias=alias,
             base_model_id=base_id,
-            lease=leases.lease,
+            # No lease taken (a linked push): nothing to release, no statement for it.
+            lease=leases.lease if leases.digests else None,
             store_blobs=store_blobs,
         ),
         next_version,
@@ -284,7 +304,7 @@ def _push(
     leases.settled = True  # released in the transaction that recorded the version
     # Identical content already stored under this name: a no-op returning that
     # version, even when another version number was asked for.
-    stored = catalog.get_by_id(outcome.row_id)
+    stored = outcome.version or catalog.get_by_id(outcome.row_id)
     return PushResult(
         version=stored,
         created=outcome.created,
@@ -298,9 +318,11 @@ def _push(
     )
 
 
-def _trainer_record(directory: Path) -> TrainerRecord:
-    from registry.formats.trainer_state import read_trainer_state
+def _trainer_record(directory: Path, staged: Mapping[str, Path] | None) -> TrainerRecord:
+    from registry.formats.trainer_state import TRAINER_STATE, read_trainer_state
 
+    if staged is not None:
+        return read_trainer_state(directory, staged.get(TRAINER_STATE))
     return read_trainer_state(Path(directory))
 
 
@@ -332,9 +354,11 @@ def _named_base(request: PushRequest, source: AdapterSource) -> BaseModelRef:
 
 def _find_base(
     catalog: Catalog, base: BaseModelRef, request: PushRequest
-) -> tuple[BaseTarget | None, str]:
+) -> tuple[BaseTarget | None, str, BaseModelRecord | _Unread | None]:
     """The base weights to fingerprint: ``--base-path``, else found by the base's name (a
-    local directory, the HF cache) unless a record of that name already has a fingerprint."""
+    local directory, the HF cache) unless a record of that name already has a fingerprint;
+    and the record of that name looked up on the way (linked to the version, not looked up
+    a second time)."""
     from registry.bases.target import locate_base, target_from_directory
     from registry.store.catalog.base_rows import find_base
 
@@ -342,14 +366,15 @@ def _find_base(
         if not request.base_path.is_dir():
             raise RegistryError(f"base model directory {request.base_path} does not exist")
         target = target_from_directory(request.base_path, exhaustive=request.exhaustive_base)
-        return target, str(request.base_path)
+        return target, str(request.base_path), _UNREAD
     if request.exact_base is not None or base.name is None:
-        return None, "the base was recorded without a fingerprint where this version came from"
+        note = "the base was recorded without a fingerprint where this version came from"
+        return None, note, _UNREAD
     known = find_base(catalog, base.name, base.revision)
     if known is not None and known.fingerprint is not None and not request.exhaustive_base:
-        return None, f"recorded base {known.ref}"
+        return None, f"recorded base {known.ref}", known
     located = locate_base(base.name, base.revision, exhaustive=request.exhaustive_base)
-    return located.target, located.note
+    return located.target, located.note, known
 
 
 def _single_file_base(source: AdapterSource, request: PushRequest) -> tuple[AdapterSource, str]:
@@ -407,8 +432,10 @@ def _record_base(
     target: BaseTarget | None,
     request: PushRequest,
     source: str,
+    known: BaseModelRecord | _Unread | None = _UNREAD,
 ) -> tuple[BaseModelRef, int | None]:
-    """Link the version to the recorded base; record the base when its weights were given."""
+    """Link the version to the recorded base; record the base when its weights were given.
+    ``known``: the record of the base's name as ``_find_base`` read it, if it did."""
     from registry.store.catalog.base_rows import find_base, record_base
 
     assert base.name is not None
@@ -425,8 +452,8 @@ def _record_base(
             actor=current_actor(),
         )
     else:
-        found = find_base(catalog, base.name, base.revision)
-        if found is None:
+        found = find_base(catalog, base.name, base.revision) if known is _UNREAD else known
+        if not isinstance(found, BaseModelRecord):
             return base, None
         record = found
     return BaseModelRef(base.name, base.revision, record.content_digest), record.id
@@ -502,16 +529,19 @@ def _known_entries(source: AdapterSource, verified: Mapping[str, str]) -> list[F
     return entries
 
 
-def _verified_files(request: PushRequest, source: AdapterSource) -> dict[str, str]:
+def _verified_files(
+    request: PushRequest, source: AdapterSource, staged: Mapping[str, Path] | None
+) -> dict[str, str]:
     """The files declared verified (``verified_files``) that are stored as they are (not
     converted): the server's staged uploads, hashed and fsynced when they arrived."""
     declared = verified_for(request.directory)
+    where = staged or {}
     return {
         item.path: declared[item.path]
         for item in source.files
         if item.path in declared
         and item.path != source.config_path
-        and item.source == request.directory / item.path
+        and item.source == where.get(item.path, request.directory / item.path)
     }
 
 

@@ -6,6 +6,10 @@ here, for the push of that one directory, lets the blob store link the staged fi
 place instead of copying and hashing it a second time, and lets the push lease every
 digest in one transaction. A context variable, like the actor: one server process runs
 many pushes at once, each in its own context.
+
+``staged_files`` goes one step further for a push whose files are all staged uploads at
+the top level: the push reads them where they are staged, with no directory laid out for
+it (no temporary directory made, linked into and removed per push).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ STAGED_UPLOADS = "uploads"
 
 _VERIFIED: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar(
     "adapters_verified_files", default=None
+)
+# (directory, relative name -> the staged file holding its bytes) of a staged push.
+_SOURCES: ContextVar[tuple[Path, Mapping[str, Path]] | None] = ContextVar(
+    "adapters_staged_sources", default=None
 )
 
 
@@ -42,6 +50,28 @@ def verified_for(directory: Path) -> Mapping[str, str]:
     declared = _VERIFIED.get()
     if declared is None or declared[0] != directory.absolute():
         return {}
+    return declared[1]
+
+
+@contextmanager
+def staged_files(directory: Path, files: Mapping[str, tuple[Path, str]]) -> Iterator[None]:
+    """Within the block, a push of ``directory`` is exactly ``files`` (top-level name ->
+    (staged file, its sha256)), read where they are instead of listing ``directory``, and
+    each verified as ``verified_files`` declares."""
+    sources = {name: path for name, (path, _sha) in files.items()}
+    token = _SOURCES.set((directory.absolute(), sources))
+    try:
+        with verified_files(directory, {name: sha for name, (_p, sha) in files.items()}):
+            yield
+    finally:
+        _SOURCES.reset(token)
+
+
+def staged_sources(directory: Path) -> Mapping[str, Path] | None:
+    """The files of a staged push of ``directory`` (None: read the directory itself)."""
+    declared = _SOURCES.get()
+    if declared is None or declared[0] != directory.absolute():
+        return None
     return declared[1]
 
 

@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import Row, bindparam
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, or_, select
 
 from registry.errors import ArgumentError, ConflictError, NotFoundError
 from registry.store.catalog.catalog import Catalog
-from registry.store.catalog.engine import read_session, write_session
+from registry.store.catalog.engine import read_session, wrap_operational, write_session
 from registry.store.catalog.history import add_event, utcnow
 from registry.store.catalog.tables import BaseModelRow, BaseRelationRow
 from registry.store.results import BaseModelRecord, BaseRelation
 
 RELATIONS = ("quantized-from", "equivalent")
 
+# A push looks its base up by name: statements built once (building them was a third of
+# the lookup), typed by the table as ORM reads are.
+_BASES = BaseModelRow.__table__  # type: ignore[attr-defined]
+_BASES_NAMED = sql_select(_BASES).where(_BASES.c.name == bindparam("name")).order_by(_BASES.c.id)
+_BASES_REVISION = _BASES_NAMED.where(_BASES.c.revision == bindparam("revision"))
 
-def _record(row: BaseModelRow) -> BaseModelRecord:
+
+def _record(row: BaseModelRow | Row[Any]) -> BaseModelRecord:
     from registry.bases.fingerprint_json import fingerprint_from_json
 
     details = json.loads(row.details or "{}")
@@ -126,11 +134,14 @@ def find_base(
 ) -> BaseModelRecord | None:
     """The base recorded as NAME[@REVISION]; without a revision, the one recorded without
     one, else the newest (``exact``: only the one recorded without a revision)."""
-    with read_session(catalog.engine) as session:
-        query = select(BaseModelRow).where(BaseModelRow.name == name)
+    # Core rows, not ORM objects (half of the lookup's time was building them);
+    # ``_record`` reads both alike.
+    with wrap_operational(catalog.engine), catalog.engine.connect() as connection:
         if revision or exact:
-            query = query.where(BaseModelRow.revision == (revision or ""))
-        rows = list(session.exec(query.order_by(col(BaseModelRow.id))))
+            params = {"name": name, "revision": revision or ""}
+            rows = list(connection.execute(_BASES_REVISION, params))
+        else:
+            rows = list(connection.execute(_BASES_NAMED, {"name": name}))
         if not rows:
             return None
         if not revision:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from registry.errors import ConflictError
@@ -145,12 +146,12 @@ def aliases_of(session: Session, version_id: int) -> list[str]:
 
 def removed_versions(session: Session, name: str) -> dict[str, str]:
     """Versions of ``name`` that were removed, with the digest each one had."""
-    rows = session.exec(
-        select(AuditEventRow.version, AuditEventRow.details).where(
-            AuditEventRow.name == name, AuditEventRow.action == "rm"
-        )
-    )
+    rows = session.connection().execute(_REMOVED, {"name": name})
     return {v: json.loads(d).get("digest", "") for v, d in rows if v is not None}
+
+
+# Plain SQL, parsed once: every push reads it inside its write transaction.
+_REMOVED = text("SELECT version, details FROM audit_events WHERE name = :name AND action = 'rm'")
 
 
 def refuse_reuse(name: str, version: str, digest: str, removed: dict[str, str]) -> None:
