@@ -69,18 +69,49 @@ def write_adapter(directory: Path, size_mb: int) -> Path:
     return directory
 
 
+def group_cpu(group: int | None) -> float:
+    """CPU seconds (user + system) used so far by this process and by the processes of
+    ``group`` (the S3 server's process group)."""
+    own = os.times()
+    total = own.user + own.system
+    if group is None:
+        return total
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+CPU: dict[str, float] = {}  # median CPU seconds of each row, client and server together
+
+
 def interleaved(
-    rows: dict[str, tuple[Callable[[], object], Callable[[], object]]], repeat: int
+    rows: dict[str, tuple[Callable[[], object], Callable[[], object]]],
+    repeat: int,
+    group: int | None = None,
 ) -> dict[str, float]:
     """Median seconds of each ``(action, before)`` row, the rows taking turns in each
-    round so that a change in the machine's load touches them alike."""
+    round so that a change in the machine's load touches them alike. The median CPU time
+    of each row, this process's and the server's (``group``), goes to ``CPU``: on a busy
+    machine it says what a row costs more steadily than the wall clock."""
     times: dict[str, list[float]] = {name: [] for name in rows}
+    cpu: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(repeat):
         for name, (action, before) in rows.items():
             before()
+            used = group_cpu(group)
             start = time.perf_counter()
             action()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(group_cpu(group) - used)
+    CPU.update({name: statistics.median(values) for name, values in cpu.items()})
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -164,6 +195,7 @@ def main() -> None:
                 )
 
         _settle(weights, file_stamp.SETTLED_SECONDS)
+        server_group = server.process.pid if server.process is not None else None
         stamp = FileStamp.of(weights.stat())
         nothing = lambda: None  # noqa: E731
         if options.phases:
@@ -195,6 +227,7 @@ def main() -> None:
                 "put obstore, Python parts (info)": (put_python_parts, nothing),
             },
             options.repeat,
+            server_group,
         )  # fmt: skip
 
         s3_reg.push(adapter, name="big")
@@ -232,6 +265,7 @@ def main() -> None:
                     "export, cold, one stream (info)": (export_one_stream, cold),
                 },
                 options.repeat,
+                server_group,
             )
         )
         del os.environ["ADAPTERS_BLOB_URL"]
@@ -248,12 +282,14 @@ def main() -> None:
                     ),
                 },
                 options.repeat,
+                server_group,
             )
         )
         load_end = os.getloadavg()
 
         for name, seconds in results.items():
-            print(f"{name:34} {seconds:7.2f} s  {size / seconds / 2**20:7.0f} MiB/s")
+            cpu = f"  CPU {CPU[name]:6.2f} s (client + server)" if name in CPU else ""
+            print(f"{name:34} {seconds:7.2f} s  {size / seconds / 2**20:7.0f} MiB/s{cpu}")
         r = results
         print(f"push / obstore {r['push (whole command)'] / r['put obstore']:.2f}x, "
               f"push / boto3 {r['push (whole command)'] / r['put boto3']:.2f}x")  # fmt: skip
@@ -263,6 +299,12 @@ def main() -> None:
         cached = r["export (cache hit)"] / r["export local store"]
         print(f"cached export / local export {cached:.2f}x")
         plain = r["put obstore"]
+        c = CPU
+        print(f"CPU: push / obstore {c['push (whole command)'] / c['put obstore']:.2f}x, "
+              f"push of a just-changed file / obstore "
+              f"{c['push, file just changed (info)'] / c['put obstore']:.2f}x, "
+              f"blob put given the stamp / obstore "
+              f"{c['blob put, digest + stamp (info)'] / c['put obstore']:.2f}x")  # fmt: skip
         racy = r["push, file just changed (info)"]
         print(f"push of a just-changed file / obstore {racy / plain:.2f}x, "
               f"/ boto3 {racy / r['put boto3']:.2f}x")  # fmt: skip
