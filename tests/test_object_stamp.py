@@ -31,14 +31,6 @@ WEIGHTS = "adapter_model.safetensors"
 
 
 @pytest.fixture
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Multipart uploads and ranged reads at sizes a test can afford."""
-    monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
-    monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(object_blobs, "READ_CHUNK", 1 << 20)
-
-
-@pytest.fixture
 def obj_reg(object_url: str, hermetic_env: Path, small_parts: None) -> Iterator[Registry]:
     """A registry with its blobs on S3, then on Azure."""
     reg = Registry.open(hermetic_env, create=True)
