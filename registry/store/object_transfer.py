@@ -112,6 +112,17 @@ def put_multipart(
     )
 
 
+def _handed_out(data: bytes, progress: ProgressCallback | None) -> bytes:
+    if progress is not None:
+        progress(len(data))
+    fault_point("object.uploading")
+    return data
+
+
+def _changed(label: str) -> IntegrityError:
+    return IntegrityError(f"{label} changed while it was being stored; push again")
+
+
 class StampedParts:
     """A file's bytes as parts of ``part_size`` for an upload, with no second hash: the
     file's ``stamp`` was taken before it was hashed, and after the last byte is read
@@ -138,15 +149,10 @@ class StampedParts:
         data = self.handle.read(self.part_size)
         if data:
             self.seen += len(data)
-            if self.progress is not None:
-                self.progress(len(data))
-            fault_point("object.uploading")
-            return data
+            return _handed_out(data, self.progress)
         now = FileStamp.of_descriptor(self.handle.fileno())
         if self.seen != self.stamp.size or now != self.stamp:
-            self.failure = IntegrityError(
-                f"{self.label} changed while it was being stored; push again"
-            )
+            self.failure = _changed(self.label)
             raise self.failure
         raise StopIteration
 
@@ -174,14 +180,9 @@ class CheckedReader:
         if data:
             self.digest.update(data)
             self.seen += len(data)
-            if self.progress is not None:
-                self.progress(len(data))
-            fault_point("object.uploading")
-            return data
+            return _handed_out(data, self.progress)
         if self.seen != self.size or self.digest.hexdigest() != self.sha256:
-            self.failure = IntegrityError(
-                f"{self.label} changed while it was being stored; push again"
-            )
+            self.failure = _changed(self.label)
             raise self.failure
         return data
 
