@@ -10,9 +10,13 @@ written once. Side by side in one run, medians of ``--repeat`` rounds in which t
 compared rows take turns (so a change in the machine's load touches them alike):
 
 - upload, headline: the whole ``push`` of the adapter directory (format checks, the
-  large file hashed beside them, the upload through the hashing reader, the catalog)
+  large file hashed beside them, the upload proven by the file's stamp, the catalog)
   vs ``obstore.put`` of the weights file vs boto3 ``upload_file``; for information the
-  blob put alone, given the digest and not (hash first, then upload);
+  same push of a file changed just before it (hashed again through the upload's
+  reader), the blob put alone given the digest and the stamp or the digest only, and
+  ``obstore.put`` fed the same 16 MiB reads from Python that the stamped upload feeds
+  it (how much of the gap is obstore's own file reading). The weights file is left to
+  settle (``file_stamp.SETTLED_SECONDS``) before the upload rows;
 - download, headline: ``export`` with a cold cache (parallel ranged GETs, hashed in
   order, written to the target and the cache) vs ``obstore.get`` streamed to a file vs
   boto3 ``download_file``; for information the same export read as one stream;
@@ -65,18 +69,49 @@ def write_adapter(directory: Path, size_mb: int) -> Path:
     return directory
 
 
+def group_cpu(group: int | None) -> float:
+    """CPU seconds (user + system) used so far by this process and by the processes of
+    ``group`` (the S3 server's process group)."""
+    own = os.times()
+    total = own.user + own.system
+    if group is None:
+        return total
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+CPU: dict[str, float] = {}  # median CPU seconds of each row, client and server together
+
+
 def interleaved(
-    rows: dict[str, tuple[Callable[[], object], Callable[[], object]]], repeat: int
+    rows: dict[str, tuple[Callable[[], object], Callable[[], object]]],
+    repeat: int,
+    group: int | None = None,
 ) -> dict[str, float]:
     """Median seconds of each ``(action, before)`` row, the rows taking turns in each
-    round so that a change in the machine's load touches them alike."""
+    round so that a change in the machine's load touches them alike. The median CPU time
+    of each row, this process's and the server's (``group``), goes to ``CPU``: on a busy
+    machine it says what a row costs more steadily than the wall clock."""
     times: dict[str, list[float]] = {name: [] for name in rows}
+    cpu: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(repeat):
         for name, (action, before) in rows.items():
             before()
+            used = group_cpu(group)
             start = time.perf_counter()
             action()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(group_cpu(group) - used)
+    CPU.update({name: statistics.median(values) for name, values in cpu.items()})
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -85,6 +120,12 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="256 MiB, 3 rounds")
+    parser.add_argument(
+        "--part-mb", type=int, default=None, help="multipart part size for every upload row"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="parts in flight for every upload row"
+    )
     parser.add_argument(
         "--phases", action="store_true", help="print the timeline of --repeat pushes, then stop"
     )
@@ -98,10 +139,16 @@ def main() -> None:
     from support.s3_server import BUCKET, start_server
 
     from registry import Registry
-    from registry.store import object_blobs
+    from registry.store import file_stamp, object_blobs
+    from registry.store.file_stamp import FileStamp
     from registry.store.hashing import sha256_file
     from registry.store.object_blobs import ObjectBlobStore
 
+    if options.part_mb is not None:  # the same tuning for the registry and plain obstore
+        object_blobs.PART_SIZE = options.part_mb << 20
+    if options.concurrency is not None:
+        object_blobs.PART_CONCURRENCY = options.concurrency
+    part, in_flight = object_blobs.PART_SIZE, object_blobs.PART_CONCURRENCY
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     server = start_server()
     try:
@@ -111,7 +158,8 @@ def main() -> None:
         weights = adapter / "adapter_model.safetensors"
         size = weights.stat().st_size
         load_start = os.getloadavg()
-        print(f"adapter: {size / 2**20:.0f} MiB, load {load_start[0]:.1f}", flush=True)
+        print(f"adapter: {size / 2**20:.0f} MiB, load {load_start[0]:.1f}; uploads in "
+              f"{part >> 20} MiB parts, {in_flight} in flight", flush=True)  # fmt: skip
 
         os.environ["ADAPTERS_BLOB_URL"] = f"s3://{BUCKET}/bench"
         s3_reg = Registry.open(work / "home-s3", create=True)
@@ -131,10 +179,28 @@ def main() -> None:
         def push() -> None:  # a new name each time, its blobs deleted: a full upload
             s3_reg.push(adapter, name=f"big{next(pushes)}")
 
+        def push_racy() -> None:  # as if just written: hashed again through the upload
+            settled = file_stamp.SETTLED_SECONDS
+            file_stamp.SETTLED_SECONDS = 10**9
+            try:
+                push()
+            finally:
+                file_stamp.SETTLED_SECONDS = settled
+
+        def put_python_parts() -> None:
+            with open(weights, "rb") as handle:
+                parts = iter(lambda: handle.read(part), b"")
+                obstore.put(
+                    blobs.store, plain_key, parts, chunk_size=part, max_concurrency=in_flight
+                )
+
+        _settle(weights, file_stamp.SETTLED_SECONDS)
+        server_group = server.process.pid if server.process is not None else None
+        stamp = FileStamp.of(weights.stat())
         nothing = lambda: None  # noqa: E731
         if options.phases:
             _phases(push, drop_blobs, lambda: obstore.put(
-                blobs.store, plain_key, weights, chunk_size=16 << 20, max_concurrency=8
+                blobs.store, plain_key, weights, chunk_size=part, max_concurrency=in_flight
             ), options.repeat)  # fmt: skip
             from push_phases import prehash_rounds
 
@@ -144,19 +210,24 @@ def main() -> None:
             {
                 "push (whole command)": (push, drop_blobs),
                 "put obstore": (
-                    lambda: obstore.put(blobs.store, plain_key, weights, chunk_size=16 << 20,
-                                        max_concurrency=8),
+                    lambda: obstore.put(blobs.store, plain_key, weights, chunk_size=part,
+                                        max_concurrency=in_flight),
                     nothing,
                 ),
                 "put boto3": (
                     lambda: client.upload_file(str(weights), BUCKET, plain_key), nothing
                 ),
+                "push, file just changed (info)": (push_racy, drop_blobs),
+                "blob put, digest + stamp (info)": (
+                    lambda: blobs.put_file(weights, expected=sha, stamp=stamp), drop_blobs
+                ),
                 "blob put, digest known (info)": (
                     lambda: blobs.put_file(weights, expected=sha), drop_blobs
                 ),
-                "blob put, hash first (info)": (lambda: blobs.put_file(weights), drop_blobs),
+                "put obstore, Python parts (info)": (put_python_parts, nothing),
             },
             options.repeat,
+            server_group,
         )  # fmt: skip
 
         s3_reg.push(adapter, name="big")
@@ -194,6 +265,7 @@ def main() -> None:
                     "export, cold, one stream (info)": (export_one_stream, cold),
                 },
                 options.repeat,
+                server_group,
             )
         )
         del os.environ["ADAPTERS_BLOB_URL"]
@@ -210,12 +282,14 @@ def main() -> None:
                     ),
                 },
                 options.repeat,
+                server_group,
             )
         )
         load_end = os.getloadavg()
 
         for name, seconds in results.items():
-            print(f"{name:34} {seconds:7.2f} s  {size / seconds / 2**20:7.0f} MiB/s")
+            cpu = f"  CPU {CPU[name]:6.2f} s (client + server)" if name in CPU else ""
+            print(f"{name:34} {seconds:7.2f} s  {size / seconds / 2**20:7.0f} MiB/s{cpu}")
         r = results
         print(f"push / obstore {r['push (whole command)'] / r['put obstore']:.2f}x, "
               f"push / boto3 {r['push (whole command)'] / r['put boto3']:.2f}x")  # fmt: skip
@@ -224,10 +298,25 @@ def main() -> None:
               f"cold export / boto3 {cold_ratio / r['get boto3']:.2f}x")  # fmt: skip
         cached = r["export (cache hit)"] / r["export local store"]
         print(f"cached export / local export {cached:.2f}x")
+        plain = r["put obstore"]
+        c = CPU
+        print(f"CPU: push / obstore {c['push (whole command)'] / c['put obstore']:.2f}x, "
+              f"push of a just-changed file / obstore "
+              f"{c['push, file just changed (info)'] / c['put obstore']:.2f}x, "
+              f"blob put given the stamp / obstore "
+              f"{c['blob put, digest + stamp (info)'] / c['put obstore']:.2f}x")  # fmt: skip
+        racy = r["push, file just changed (info)"]
+        print(f"push of a just-changed file / obstore {racy / plain:.2f}x, "
+              f"/ boto3 {racy / r['put boto3']:.2f}x")  # fmt: skip
+        stamped = r["blob put, digest + stamp (info)"]
         known = r["blob put, digest known (info)"]
-        first = r["blob put, hash first (info)"]
-        print(f"blob put / obstore: digest known {known / r['put obstore']:.2f}x, "
-              f"hash first {first / r['put obstore']:.2f}x")  # fmt: skip
+        print(f"blob put / obstore: digest + stamp {stamped / plain:.2f}x, "
+              f"digest only (hashing reader) {known / plain:.2f}x")  # fmt: skip
+        parts = r["put obstore, Python parts (info)"]
+        print(
+            f"obstore.put of Python parts / of the path {parts / plain:.2f}x; "
+            f"push / obstore.put of Python parts {r['push (whole command)'] / parts:.2f}x"
+        )
         one = r["export, cold, one stream (info)"]
         print(f"one-stream cold export / obstore {one / r['get obstore']:.2f}x")
         loads = " ".join(f"{value:.1f}" for value in (*load_start, *load_end))
@@ -236,6 +325,16 @@ def main() -> None:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _settle(path: Path, seconds: int) -> None:
+    """Wait until ``path`` last changed ``seconds`` ago, so a push may trust its stamp."""
+    status = path.stat()
+    changed = max(status.st_mtime_ns, status.st_ctime_ns) / 1e9
+    wait = changed + seconds + 1 - time.time()
+    if wait > 0:
+        print(f"waiting {wait:.0f} s for the weights file to settle", flush=True)
+        time.sleep(wait)
 
 
 def _phases(

@@ -156,6 +156,16 @@ def s3_server() -> Iterator[S3Server]:
     yield from _session_server(missing, REQUIRE_S3_ENV, start_server)
 
 
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multipart uploads and ranged reads on object stores at sizes a test can afford."""
+    from registry.store import object_blobs
+
+    monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
+    monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(object_blobs, "READ_CHUNK", 1 << 20)
+
+
 def use_s3(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point ``ADAPTERS_BLOB_URL`` at a fresh prefix of the test bucket; return the URL."""
     from support.s3_server import BUCKET

@@ -30,14 +30,6 @@ from registry.store.prehash import BackgroundHashes
 
 
 @pytest.fixture
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Multipart uploads and ranged reads at sizes a test can afford."""
-    monkeypatch.setattr(object_blobs, "SINGLE_PUT_LIMIT", 1 << 20)
-    monkeypatch.setattr(object_blobs, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(object_blobs, "READ_CHUNK", 1 << 20)
-
-
-@pytest.fixture
 def s3_reg(
     s3_server: S3Server,
     monkeypatch: pytest.MonkeyPatch,

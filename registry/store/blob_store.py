@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from registry.store.file_stamp import FileStamp
 from registry.store.hashing import ProgressCallback
 
 DigestHook = Callable[[str], None]
@@ -65,7 +66,12 @@ class BlobBackend(Protocol):
         expected: str | None = None,
         progress: ProgressCallback | None = None,
         before_commit: DigestHook | None = None,
-    ) -> StoredBlob: ...
+        stamp: FileStamp | None = None,
+    ) -> StoredBlob:
+        """Store ``source``; ``expected`` is its digest when already known, and ``stamp``
+        what it was when hashed (file_stamp.py), which a store may check instead of
+        hashing it again."""
+        ...
 
     def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob: ...
 

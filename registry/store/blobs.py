@@ -17,6 +17,7 @@ from pathlib import Path
 from registry.errors import IntegrityError, RegistryError
 from registry.faults import fault_point
 from registry.store.blob_store import DigestHook, StoredBlob
+from registry.store.file_stamp import FileStamp
 from registry.store.hashing import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -87,12 +88,14 @@ class BlobStore:
         expected: str | None = None,
         progress: ProgressCallback | None = None,
         before_commit: DigestHook | None = None,
+        stamp: FileStamp | None = None,
     ) -> StoredBlob:
         """Copy ``source`` into the store, hashing while copying.
 
         With ``expected`` known and the blob already present, nothing is read.
         ``before_commit(sha256)`` runs once the digest is known and before the store
         looks for (or renames into) the final blob: push takes its gc lease there.
+        ``stamp`` is not needed: the copy is hashed as it is written anyway.
         """
         if expected is not None and before_commit is not None:
             before_commit(expected)

@@ -18,8 +18,11 @@ Same layout and guarantees as the local store:
 - large blobs go up as parallel multipart uploads (memory bounded by
   ``PART_SIZE * PART_CONCURRENCY``) read through a reader that hashes the bytes it
   hands out and refuses at the end if they are not the hashed content, which aborts
-  the upload before it completes. Conditional create does not apply to multipart
-  uploads, and need not: two pushes of one digest write identical bytes;
+  the upload before it completes. A file whose ``FileStamp`` push took before hashing
+  it (settled, unchanged while hashed) goes up without that second hash: after its
+  last byte is read the file must still have the stamp, or the upload is aborted the
+  same way (file_stamp.py). Conditional create does not apply to multipart uploads,
+  and need not: two pushes of one digest write identical bytes;
 - reads of blobs over ``READ_CHUNK`` are parallel ranged GETs handed on in order
   (object_transfer.py), hashed by the reader as they arrive.
 
@@ -43,8 +46,14 @@ from registry.errors import BlobStoreError, IntegrityError
 from registry.faults import fault_point
 from registry.store.blob_cache import BlobCache
 from registry.store.blob_store import DigestHook, StoredBlob
+from registry.store.file_stamp import FileStamp
 from registry.store.hashing import ProgressCallback, sha256_file
-from registry.store.object_transfer import CheckedReader, put_multipart, ranged_chunks
+from registry.store.object_transfer import (
+    CheckedReader,
+    StampedParts,
+    put_multipart,
+    ranged_chunks,
+)
 from registry.store.object_transfer import read_ahead as _read_ahead
 from registry.store.object_url import parse_object_url
 
@@ -272,6 +281,7 @@ class ObjectBlobStore:
         expected: str | None = None,
         progress: ProgressCallback | None = None,
         before_commit: DigestHook | None = None,
+        stamp: FileStamp | None = None,
     ) -> StoredBlob:
         if expected is not None and before_commit is not None:
             before_commit(expected)
@@ -285,8 +295,9 @@ class ObjectBlobStore:
             if size > SINGLE_PUT_LIMIT:
                 # Leased and looked for under ``expected``: upload straight to its key
                 # through the hashing reader, which refuses (aborting the upload) unless
-                # the bytes hash to it. No separate pass over the file first.
-                return self._put_large(source, expected, size, progress)
+                # the bytes hash to it, or, given the stamp, proving the file unchanged.
+                # No separate pass over the file first.
+                return self._put_large(source, expected, size, progress, stamp)
         sha256 = sha256_file(source)
         if expected is not None and sha256 != expected:
             raise IntegrityError(
@@ -313,10 +324,19 @@ class ObjectBlobStore:
         return StoredBlob(sha256, size, created=created)
 
     def _put_large(
-        self, source: Path, sha256: str, size: int, progress: ProgressCallback | None
+        self,
+        source: Path,
+        sha256: str,
+        size: int,
+        progress: ProgressCallback | None,
+        stamp: FileStamp | None = None,
     ) -> StoredBlob:
         with open(source, "rb") as handle:
-            reader = CheckedReader(handle, sha256, size, progress, str(source))
+            reader: CheckedReader | StampedParts
+            if stamp is not None and FileStamp.of_descriptor(handle.fileno()) == stamp:
+                reader = StampedParts(handle, stamp, PART_SIZE, progress, str(source))
+            else:  # no stamp, or the file changed or was replaced since: hash it again
+                reader = CheckedReader(handle, sha256, size, progress, str(source))
             try:
                 self._call(
                     "upload a blob",

@@ -1,5 +1,6 @@
 """Moving one blob's bytes to and from object storage: multipart uploads through a
-hashing reader, and downloads as parallel ranged GETs handed on in order.
+hashing reader or, for a file proven unchanged by its stamp, as plain parts; and
+downloads as parallel ranged GETs handed on in order.
 
 A single streamed GET is one connection's throughput; a 1 GiB blob arrives faster as
 several ranges in flight at once. ``ranged_chunks`` keeps ``in_flight`` ranges
@@ -18,6 +19,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 from registry.errors import IntegrityError
 from registry.faults import fault_point
+from registry.store.file_stamp import FileStamp
 from registry.store.hashing import CHUNK_SIZE, ProgressCallback
 
 T = TypeVar("T")
@@ -94,18 +96,65 @@ def read_ahead(source: Iterator[T], depth: int) -> Iterator[T]:
 
 
 def put_multipart(
-    store: Any, key: str, reader: CheckedReader, part_size: int, concurrency: int
+    store: Any, key: str, reader: CheckedReader | StampedParts, part_size: int, concurrency: int
 ) -> None:
     import obstore
 
     obstore.put(
         store,
         key,
-        cast(Any, reader),  # a file-like object: obstore reads it in parts
+        # A file-like object (obstore reads it in parts) or an iterator of parts (each
+        # handed over without a copy).
+        cast(Any, reader),
         use_multipart=True,
         chunk_size=part_size,
         max_concurrency=concurrency,
     )
+
+
+def _handed_out(data: bytes, progress: ProgressCallback | None) -> bytes:
+    if progress is not None:
+        progress(len(data))
+    fault_point("object.uploading")
+    return data
+
+
+def _changed(label: str) -> IntegrityError:
+    return IntegrityError(f"{label} changed while it was being stored; push again")
+
+
+class StampedParts:
+    """A file's bytes as parts of ``part_size`` for an upload, with no second hash: the
+    file's ``stamp`` was taken before it was hashed, and after the last byte is read
+    (before the upload completes) the file must still have it, else this refuses and so
+    aborts the upload. file_stamp.py says why that proves the bytes are the hashed ones."""
+
+    def __init__(
+        self,
+        handle: BinaryIO,
+        stamp: FileStamp,
+        part_size: int,
+        progress: ProgressCallback | None,
+        label: str,
+    ) -> None:
+        self.handle, self.stamp, self.part_size = handle, stamp, part_size
+        self.progress, self.label = progress, label
+        self.seen = 0
+        self.failure: IntegrityError | None = None
+
+    def __iter__(self) -> StampedParts:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.handle.read(self.part_size)
+        if data:
+            self.seen += len(data)
+            return _handed_out(data, self.progress)
+        now = FileStamp.of_descriptor(self.handle.fileno())
+        if self.seen != self.stamp.size or now != self.stamp:
+            self.failure = _changed(self.label)
+            raise self.failure
+        raise StopIteration
 
 
 class CheckedReader:
@@ -131,14 +180,9 @@ class CheckedReader:
         if data:
             self.digest.update(data)
             self.seen += len(data)
-            if self.progress is not None:
-                self.progress(len(data))
-            fault_point("object.uploading")
-            return data
+            return _handed_out(data, self.progress)
         if self.seen != self.size or self.digest.hexdigest() != self.sha256:
-            self.failure = IntegrityError(
-                f"{self.label} changed while it was being stored; push again"
-            )
+            self.failure = _changed(self.label)
             raise self.failure
         return data
 

@@ -14,8 +14,13 @@ which hashlib releases inside each update, changes hands once per 64 MiB instead
 twice per read, so the format checks running Python on the main thread meanwhile slow
 it little. The format checks map the same file to scan it for NaN/Inf already, so a
 file truncated by another process mid-push (which ends a process reading a map with
-SIGBUS) was already out of bounds; a file that changes otherwise is caught by the
-upload's hashing reader.
+SIGBUS) was already out of bounds.
+
+Each file's ``FileStamp`` is taken before it is hashed and again after: a file that
+settled well before the push and did not change during the hash gets its stamp handed
+to the put with the digest (``known``), and the upload then proves the file unchanged
+by the stamp instead of hashing it again (file_stamp.py says why that holds). Any other
+file is hashed again through the upload's hashing reader, which refuses a change.
 """
 
 from __future__ import annotations
@@ -24,9 +29,21 @@ import hashlib
 import mmap
 import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from registry.store.file_stamp import FileStamp
+
 _SLICE = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class Prehashed:
+    """A file's digest, and its stamp when the upload may trust it instead of re-hashing."""
+
+    sha256: str
+    stamp: FileStamp | None
 
 
 class BackgroundHashes:
@@ -37,6 +54,8 @@ class BackgroundHashes:
         self._stop = threading.Event()
         self._done: dict[Path, threading.Event] = {}
         self._digests: dict[Path, str] = {}
+        self._stamps: dict[Path, FileStamp] = {}
+        self._started_ns = time.time_ns()  # what "settled before the push" is measured from
         files = _large_files(root, min_size) if min_size is not None else []
         for path in files:
             self._done[path] = threading.Event()
@@ -51,11 +70,13 @@ class BackgroundHashes:
         try:
             for path in files:
                 try:
-                    found = mapped_sha256(path, self._stop)
+                    found, stamp = _stamped_sha256(path, self._stop)
                 except (OSError, ValueError):
-                    found = None  # the put reads the file itself, and reports the problem
+                    found = stamp = None  # the put reads the file itself, and reports it
                 if found is not None:
                     self._digests[path] = found
+                if stamp is not None and stamp.settled(self._started_ns):
+                    self._stamps[path] = stamp
                 self._done[path].set()
         finally:
             for event in self._done.values():
@@ -70,6 +91,15 @@ class BackgroundHashes:
         done.wait()
         return self._digests.get(key) if key is not None else None
 
+    def known(self, path: Path) -> Prehashed | None:
+        """``path``'s digest with its stamp (None unless settled and unchanged while
+        hashed), waiting for it; None when not hashed here."""
+        found = self.digest(path)
+        if found is None:
+            return None
+        key = _key(path)
+        return Prehashed(found, self._stamps.get(key) if key is not None else None)
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -78,19 +108,29 @@ class BackgroundHashes:
 
 def mapped_sha256(path: Path, stop: threading.Event | None = None) -> str | None:
     """``path``'s hex sha256 read through a memory map; None if ``stop`` is set first."""
+    return _stamped_sha256(path, stop)[0]
+
+
+def _stamped_sha256(
+    path: Path, stop: threading.Event | None
+) -> tuple[str | None, FileStamp | None]:
+    """The digest as ``mapped_sha256``, and the file's stamp from before the hash if the
+    file still has it after the hash (else None)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return digest.hexdigest()  # an empty file cannot be mapped
+        before = FileStamp.of_descriptor(handle.fileno())
+        if before.size == 0:
+            return digest.hexdigest(), None  # an empty file cannot be mapped
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             if hasattr(mapped, "madvise"):  # read ahead: each page is read once, in order
                 mapped.madvise(mmap.MADV_SEQUENTIAL)
             with memoryview(mapped) as view:
                 for start in range(0, len(view), _SLICE):
                     if stop is not None and stop.is_set():
-                        return None
+                        return None, None
                     digest.update(view[start : start + _SLICE])
-    return digest.hexdigest()
+        after = FileStamp.of_descriptor(handle.fileno())
+    return digest.hexdigest(), before if after == before else None
 
 
 def _key(path: Path) -> Path | None:

@@ -37,7 +37,7 @@ from registry.store.conditions import (
 from registry.store.gc import PushLeases
 from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
-from registry.store.prehash import BackgroundHashes
+from registry.store.prehash import BackgroundHashes, Prehashed
 from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
@@ -235,7 +235,7 @@ def _push(
         else:
             if verified:  # some digests known: leased in one transaction
                 leases.take_all([*verified.values()])
-            files = _store_files(source, blobs, progress, leases.take, verified, hashes.digest)
+            files = _store_files(source, blobs, progress, leases.take, verified, hashes.known)
             entries, written, written_bytes, repaired = files
     finally:
         hashes.close()
@@ -512,7 +512,7 @@ def _no_lease(_sha256: str) -> None:
     pass
 
 
-def _unknown(_path: Path) -> str | None:
+def _unknown(_path: Path) -> Prehashed | None:
     """No digest computed ahead: every file of a linked push is already hashed."""
     return None
 
@@ -551,7 +551,7 @@ def _store_files(
     progress: Progress,
     lease: DigestHook,
     verified: Mapping[str, str],
-    known: Callable[[Path], str | None],
+    known: Callable[[Path], Prehashed | None],
 ) -> tuple[list[FileEntry], int, int, int]:
     entries: list[FileEntry] = []
     written = written_bytes = repaired = 0
@@ -567,8 +567,13 @@ def _store_files(
             elif item.path in verified:
                 blob = blobs.put_file(item.source, verified[item.path], progress.advance, lease)
             else:
+                ahead = known(item.source)
                 blob = blobs.put_file(
-                    item.source, known(item.source), progress.advance, before_commit=lease
+                    item.source,
+                    ahead.sha256 if ahead is not None else None,
+                    progress.advance,
+                    before_commit=lease,
+                    stamp=ahead.stamp if ahead is not None else None,
                 )
             entries.append(FileEntry(item.path, blob.sha256, blob.size, item.role))
             # The blob is in place (renamed, or found already stored) and leased.
