@@ -473,3 +473,27 @@ def test_read_ahead_keeps_order_passes_errors_and_stops_when_closed() -> None:
             break
         threading.Event().wait(0.05)
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["single-put", "multipart"])
+def test_a_push_replaces_an_object_of_the_wrong_size(
+    object_url: str, small_parts: None, large: bool, tmp_path: Path
+) -> None:
+    """An object at a blob's key whose size is not the file's is damaged (a truncated or
+    foreign write): the next put of that content replaces it instead of trusting it, as
+    a push repairs a damaged blob in the local store."""
+    import obstore
+
+    store = ObjectBlobStore(object_url, BlobCache(tmp_path / "cache"))
+    source = tmp_path / "blob"
+    source.write_bytes(os.urandom((6 << 20) if large else 4096))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    for given in (None, digest):
+        obstore.put(store.store, store.key(digest), b"truncated")
+        stored = store.put_file(source, expected=given)
+        assert stored.sha256 == digest and stored.size == source.stat().st_size
+        assert store.check(digest, stored.size) is None
+    obstore.put(store.store, store.key(digest), b"truncated")
+    if not large:
+        assert store.put_bytes(source.read_bytes()).size == source.stat().st_size
+        assert store.check(digest, source.stat().st_size) is None

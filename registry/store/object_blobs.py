@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from registry.errors import BlobStoreError, IntegrityError
 from registry.faults import fault_point
@@ -286,12 +286,14 @@ class ObjectBlobStore:
         if expected is not None and before_commit is not None:
             before_commit(expected)
         size = source.stat().st_size
+        damaged = False  # an object of the wrong size at the key: replaced, not trusted
         if expected is not None:
             found = self._head(expected)
-            if found is not None:
+            if found == size:
                 if progress is not None:
                     progress(size)
                 return StoredBlob(expected, found, created=False)
+            damaged = found is not None
             if size > SINGLE_PUT_LIMIT:
                 # Leased and looked for under ``expected``: upload straight to its key
                 # through the hashing reader, which refuses (aborting the upload) unless
@@ -306,16 +308,18 @@ class ObjectBlobStore:
             )
         if before_commit is not None and sha256 != expected:
             before_commit(sha256)
-        found = self._head(sha256)
-        if found is not None:
-            if progress is not None:
-                progress(size)
-            return StoredBlob(sha256, found, created=False)
+        if expected is None:
+            found = self._head(sha256)
+            if found == size:
+                if progress is not None:
+                    progress(size)
+                return StoredBlob(sha256, found, created=False)
+            damaged = found is not None
         if size <= SINGLE_PUT_LIMIT:
             data = source.read_bytes()
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise IntegrityError(f"{source} changed while it was being stored; push again")
-            created = self._put_small(sha256, data)
+            created = self._put_small(sha256, data, replace=damaged)
             if progress is not None:
                 progress(size)
         else:
@@ -351,14 +355,17 @@ class ObjectBlobStore:
         fault_point("object.uploaded")
         return StoredBlob(sha256, size, created=True)
 
-    def _put_small(self, sha256: str, data: bytes) -> bool:
+    def _put_small(self, sha256: str, data: bytes, replace: bool = False) -> bool:
+        """Create the blob; ``replace``: overwrite what is at its key, which is damaged
+        (the bytes given are the ones the key names, so every writer writes the same)."""
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
+        mode: Literal["create", "overwrite"] = "overwrite" if replace else "create"
         try:
             self._call(
                 "upload a blob",
-                lambda: obstore.put(self.store, self.key(sha256), data, mode="create"),
+                lambda: obstore.put(self.store, self.key(sha256), data, mode=mode),
             )
         except BlobStoreError as exc:
             if isinstance(exc.__context__, AlreadyExistsError | PreconditionError):
@@ -370,9 +377,10 @@ class ObjectBlobStore:
         sha256 = hashlib.sha256(data).hexdigest()
         if before_commit is not None:
             before_commit(sha256)
-        if self.exists(sha256):
+        found = self._head(sha256)
+        if found == len(data):
             return StoredBlob(sha256, len(data), created=False)
-        created = self._put_small(sha256, data)
+        created = self._put_small(sha256, data, replace=found is not None)
         fault_point("object.uploaded")
         return StoredBlob(sha256, len(data), created=created)
 
