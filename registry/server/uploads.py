@@ -92,10 +92,12 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
     finally:
         if os.path.exists(name):
             os.unlink(name)
-    if isinstance(ctx.registry.blobs, BlobStore):
+    blobs = ctx.registry.blobs
+    if isinstance(blobs, BlobStore):
         # Into the blob store now, so that the push finds it stored and commits with one
-        # fsync (the catalog's) instead of two; object stores receive it at the push.
-        ctx.registry.blobs.link_upload(final, sha256)
+        # fsync (the catalog's) instead of two; object stores receive it at the push. On a
+        # worker thread: a directory fsync may take milliseconds on a busy disk.
+        await ctx.call(caller, lambda: blobs.link_upload(final, sha256))
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 
