@@ -103,9 +103,10 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
         adapters = [write_adapter(work / f"a{i}", seed=1000 + i) for i in range(2 * repeat + 4)]
         pending = iter(adapters)
-        with _server(old, work / "home-old") as (old_url, old_token), _server(
-            ROOT, work / "home-new"
-        ) as (new_url, new_token):
+        with (
+            _server(old, work / "home-old") as (old_url, old_token),
+            _server(ROOT, work / "home-new") as (new_url, new_token),
+        ):
             sides = {
                 "old": httpx2.Client(base_url=old_url, timeout=60,
                                      headers={"Authorization": f"Bearer {old_token}"}),
