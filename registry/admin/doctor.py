@@ -41,6 +41,7 @@ from registry.store.catalog.history import utcnow
 from registry.store.catalog.schema import SCHEMA_VERSION, read_version
 from registry.store.home import HOME_LAYOUT_VERSION, MARKER_FILE, RegistryHome
 from registry.store.leases import LEASE_EXPIRY, protected_digests
+from registry.store.verified_files import STAGED_UPLOADS
 
 Severity = Literal["error", "warning", "info"]
 _SHOWN = 5  # versions named per finding
@@ -151,7 +152,7 @@ def diagnose(
                 )
             )
         else:
-            findings += _unreferenced(stored, keep)
+            findings += _unreferenced(stored, keep | _staged_uploads(home.tmp_dir))
         findings += _check_staging(blobs, home.tmp_dir)
         if mismatch is not None:
             # gc would act on the wrong catalog: no finding may recommend it.
@@ -449,6 +450,15 @@ def _unreferenced(stored: dict[str, int], keep: set[str]) -> list[Finding]:
             "adapters gc",
         )
     ]
+
+
+def _staged_uploads(tmp_dir: Path) -> set[str]:
+    # A server links each upload into the blob store as it arrives; one waiting for its
+    # push is not left over (gc may still delete the blob: the push links it again).
+    try:
+        return {entry.name for entry in os.scandir(tmp_dir / STAGED_UPLOADS)}
+    except OSError:
+        return set()
 
 
 def _check_staging(blobs: BlobBackend, tmp_dir: Path) -> list[Finding]:

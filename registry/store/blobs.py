@@ -128,8 +128,15 @@ class BlobStore:
         if before_commit is not None:
             before_commit(sha256)
         final = self.path(sha256)
-        if final.is_file():
-            return StoredBlob(sha256, final.stat().st_size, created=False)
+        try:
+            found = final.stat()
+        except FileNotFoundError:
+            pass
+        else:
+            # The very file, linked in when it was uploaded (``link_upload``): this
+            # push is the first to keep it, so its bytes count as written by it.
+            mine = (found.st_ino, found.st_dev) == _inode(source)
+            return StoredBlob(sha256, found.st_size, created=mine)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(source, final)
@@ -140,6 +147,23 @@ class BlobStore:
         os.chmod(final, 0o444)  # blobs are immutable; make accidental edits fail loudly
         _fsync_directory(final.parent)
         return StoredBlob(sha256, final.stat().st_size, created=True)
+
+    def link_upload(self, source: Path, sha256: str) -> None:
+        """Link a staged upload (hashed and fsynced as it arrived) into place now, its
+        directory fsynced, so that the push that names it later finds the blob stored and
+        commits without a second directory fsync. Until a version references it, the
+        blob is gc's to delete like any other; the push then links it again. Where no
+        link can be made, nothing is done here: the push copies, as before."""
+        final = self.path(sha256)
+        if final.is_file():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, final)
+        except OSError:  # linked by a concurrent upload, or links refused
+            return
+        os.chmod(final, 0o444)
+        _fsync_directory(final.parent)
 
     def put_bytes(self, data: bytes, before_commit: DigestHook | None = None) -> StoredBlob:
         sha256 = hashlib.sha256(data).hexdigest()
@@ -256,3 +280,11 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_dev

@@ -75,7 +75,7 @@ def staged_sources(directory: Path) -> Mapping[str, Path] | None:
     return declared[1]
 
 
-def intact_upload(uploads: Path, sha256: str) -> Path:
+def intact_upload(uploads: Path, sha256: str, blob: Path | None = None) -> Path:
     """The staged upload of ``sha256`` in ``uploads``, re-hashed before a push links it.
 
     It was hashed as it arrived, but it may wait on disk for hours before the push that
@@ -83,6 +83,9 @@ def intact_upload(uploads: Path, sha256: str) -> Path:
     become a blob whose bytes do not match its name. So it is read once more here (one
     sequential read, through the page cache for a file that just arrived); a damaged one
     is removed, so that the client's next ``PUT`` stores it anew, and the push refused.
+    ``blob``: where the blob store keeps ``sha256``; the upload was linked there when it
+    arrived, so a damaged upload that is still that very file is removed from there too
+    (else the next push would find the damaged blob stored and keep it).
     """
     from registry.store.prehash import mapped_sha256
 
@@ -92,9 +95,18 @@ def intact_upload(uploads: Path, sha256: str) -> Path:
     except FileNotFoundError:
         raise ArgumentError(f"upload {sha256[:12]}... again (PUT /uploads/SHA256)") from None
     if found != sha256:
+        if blob is not None and _same_file(blob, path):
+            blob.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         raise IntegrityError(
             f"the staged upload {sha256[:12]}... no longer hashes to its name on the server "
             "(damaged on disk) and was removed; push again to send it anew"
         )
     return path
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False

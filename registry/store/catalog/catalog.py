@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, text
@@ -194,9 +195,10 @@ class Catalog:
         now = utcnow()
         manifest_text = manifest.canonical_bytes().decode("utf-8")
         connection = session.connection()
-        inserted = connection.execute(
-            insert(_VERSIONS),
-            {
+        row_id = _insert_rows(
+            connection,
+            _VERSIONS,
+            [{
                 "name": new.name,
                 "version": version,
                 "version_key": version_key(version),
@@ -212,36 +214,33 @@ class Catalog:
                 "status": "active",
                 "created_at": now,
                 "created_by": new.actor,
-            },
-        )
-        key = inserted.inserted_primary_key
-        assert key is not None
-        row_id = int(key[0])
+            }],
+        )  # fmt: skip
         files = [
             {"version_id": row_id, "path": f.path, "sha256": f.sha256, "size": f.size,
              "role": f.role}
             for f in manifest.files
         ]  # fmt: skip
         if files:
-            connection.execute(insert(_FILES), files)
+            _insert_rows(connection, _FILES, files)
         data = [
             {"version_id": row_id, "sha256": d.sha256, "kind": d.kind, "source": d.source,
              "files": d.files, "size": d.size}
             for d in new.training_data
         ]  # fmt: skip
         if data:
-            connection.execute(insert(_DATA), data)
+            _insert_rows(connection, _DATA, data)
         scores = [
             {"version_id": row_id, "metric": s.metric, "value": s.value, "dataset": s.dataset,
              "split": s.split, "notes": s.notes, "recorded_at": now, "actor": new.actor}
             for s in new.evals
         ]  # fmt: skip
         if scores:
-            connection.execute(insert(_EVALS), scores)
+            _insert_rows(connection, _EVALS, scores)
         tags = dict(sorted((new.tags or {}).items()))
         if tags:
             rows = [{"version_id": row_id, "key": k, "value": v} for k, v in tags.items()]
-            connection.execute(insert(_TAGS), rows)
+            _insert_rows(connection, _TAGS, rows)
         record_lineage(session, row_id, manifest)
         if new.alias is not None:
             row = session.get(AdapterVersionRow, row_id)
@@ -253,17 +252,18 @@ class Catalog:
             "alias": new.alias,
             "operation": manifest.lineage.operation if manifest.lineage else None,
         }
-        connection.execute(
-            insert(_EVENTS),
-            {
+        _insert_rows(
+            connection,
+            _EVENTS,
+            [{
                 "at": now,
                 "actor": new.actor,
                 "action": "push",
                 "name": new.name,
                 "version": version,
                 "details": json.dumps(details, sort_keys=True, default=str),
-            },
-        )
+            }],
+        )  # fmt: skip
         # What a read of the new row would give (version_rows.load_rows): its manifest
         # parsed from the stored text, annotations in the order they are read.
         return row_id, AdapterVersion(
@@ -404,6 +404,41 @@ def _executor(connection: Connection) -> Execute:
         return connection.execute(text(sql), dict(params)).all()
 
     return execute
+
+
+def _insert_rows(connection: Connection, table: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` (one dict per row, the same columns) on the session's connection,
+    in its transaction; the id of the last row. On SQLite by pysqlite itself, like the
+    reads (``_executor``): SQLAlchemy's execution of a Core insert costs several times
+    the insert. Every column is given (no Python-side default is left to fill), and
+    datetimes are written as SQLAlchemy's SQLite dialect writes them."""
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(insert(table), rows[0] if len(rows) == 1 else rows)
+        key = result.inserted_primary_key if len(rows) == 1 else None
+        return int(key[0]) if key is not None and key[0] is not None else 0
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    columns = list(rows[0])
+    names = ", ".join(f'"{column}"' for column in columns)
+    values = ", ".join(f":{column}" for column in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({values})'
+    try:
+        cursor = None
+        for row in rows:
+            cursor = driver.execute(sql, {k: _sqlite_value(v) for k, v in row.items()})
+    except sqlite3.IntegrityError as exc:  # as SQLAlchemy raises it: a race to retry
+        raise SqlIntegrityError(sql, None, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise SqlDatabaseError(sql, None, exc) from exc
+    assert cursor is not None and cursor.lastrowid is not None
+    return int(cursor.lastrowid)
+
+
+def _sqlite_value(value: Any) -> Any:
+    # SQLAlchemy's SQLite DateTime storage format (its default, microseconds always).
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def _highest_versions(session: Session, name: str) -> list[str]:
