@@ -12,7 +12,6 @@ it. Medians, and the ratio new / old; the load average is printed at both ends.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.handmade import write_adapter  # noqa: E402
-from support.server import free_port  # noqa: E402
+from support.server import free_port, stage_uploads  # noqa: E402
 
 from registry import Registry  # noqa: E402
 
@@ -66,20 +65,10 @@ def _server(source: Path, home: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
-def _upload(http: httpx2.Client, directory: Path) -> dict[str, str]:
-    files = {}
-    for path in sorted(directory.iterdir()):
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        http.put(f"/api/v1/uploads/{sha}", content=data).raise_for_status()
-        files[path.name] = sha
-    return files
-
-
 def _sample(http: httpx2.Client, directory: Path) -> tuple[float, float]:
     """(ms of the uploads, ms of the push)."""
     started = time.perf_counter()
-    files = _upload(http, directory)
+    files = stage_uploads(http, directory)
     uploaded = time.perf_counter()
     http.post("/api/v1/push", json={"files": files, "name": "bench"}).raise_for_status()
     return (uploaded - started) * 1000, (time.perf_counter() - uploaded) * 1000

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.handmade import write_adapter  # noqa: E402
-from support.server import free_port, served_registry  # noqa: E402
+from support.server import free_port, served_registry, stage_uploads  # noqa: E402
 
 from registry import Registry  # noqa: E402
 
@@ -160,17 +160,8 @@ def _run(args: argparse.Namespace, work: Path) -> None:
                 ours.post("/api/v1/push/bundle", content=header + b"".join(datas.values()),
                           params={"header_bytes": len(header)}).raise_for_status()  # fmt: skip
 
-            def upload(directory: Path) -> dict[str, str]:
-                files = {}
-                for path in sorted(directory.iterdir()):
-                    data = path.read_bytes()
-                    sha = hashlib.sha256(data).hexdigest()
-                    ours.put(f"/api/v1/uploads/{sha}", content=data).raise_for_status()
-                    files[path.name] = sha
-                return files
-
             def register_ours_file_by_file() -> None:
-                files = upload(next(pending))
+                files = stage_uploads(ours, next(pending))
                 ours.post("/api/v1/push", json={"files": files, "name": "bench"}).raise_for_status()
 
             def register_theirs() -> None:
@@ -182,7 +173,7 @@ def _run(args: argparse.Namespace, work: Path) -> None:
 
             def stage_ours() -> None:
                 # Untimed: the files are uploaded (hashed and fsynced by the server) first.
-                staged.append(upload(next(pending)))
+                staged.append(stage_uploads(ours, next(pending)))
 
             def register_ours_uploaded() -> None:
                 ours.post("/api/v1/push", json={"files": staged.pop(), "name": "bench"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry
+from support.server import ServedRegistry, stage_uploads
 
 from registry import Registry
 from registry.errors import IntegrityError
@@ -23,17 +23,7 @@ API = "/api/v1"
 
 
 def _upload_all(served: ServedRegistry, directory: Path, http: httpx2.Client) -> dict[str, str]:
-    return _upload_all_to(http, directory)
-
-
-def _upload_all_to(http: httpx2.Client, directory: Path) -> dict[str, str]:
-    files = {}
-    for path in sorted(directory.iterdir()):
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        http.put(f"{API}/uploads/{sha}", content=data).raise_for_status()
-        files[path.name] = sha
-    return files
+    return stage_uploads(http, directory)
 
 
 def test_uploaded_files_become_blobs_by_link(served: ServedRegistry, tmp_path: Path) -> None:
@@ -148,7 +138,7 @@ def test_a_server_killed_between_link_and_commit_leaves_an_orphan_gc_removes(
     crash = {"ADAPTERS_FAULT_POINT": "catalog.insert-version"}  # linked, rows not committed
     with running_server(home, crash) as server:
         with httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http:
-            files = _upload_all_to(http, directory)
+            files = stage_uploads(http, directory)
             with pytest.raises(httpx2.HTTPError):
                 http.post(f"{API}/push", json={"files": files, "name": "killed"})
         server.process.wait(30)
@@ -165,7 +155,7 @@ def test_a_server_killed_between_link_and_commit_leaves_an_orphan_gc_removes(
         running_server(home) as server,
         httpx2.Client(base_url=server.url, headers=auth, timeout=60) as http,
     ):
-        files = _upload_all_to(http, directory)  # already staged: nothing sent again
+        files = stage_uploads(http, directory)  # already staged: nothing sent again
         response = http.post(f"{API}/push", json={"files": files, "name": "killed"})
     assert response.status_code == 201, response.text
     with Registry.open(home) as local:

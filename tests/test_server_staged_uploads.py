@@ -4,14 +4,13 @@ nothing; the client sends it again and the version points only at bytes that mat
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry
+from support.server import ServedRegistry, stage_uploads
 
 from registry import Registry
 from registry.admin.doctor import diagnose
@@ -19,16 +18,6 @@ from registry.remote import upload as remote_upload
 from registry.store.blobs import BlobStore
 
 API = "/api/v1"
-
-
-def _stage(http: httpx2.Client, directory: Path) -> dict[str, str]:
-    files = {}
-    for path in sorted(directory.iterdir()):
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        http.put(f"{API}/uploads/{sha}", content=data).raise_for_status()
-        files[path.name] = sha
-    return files
 
 
 def _damage(served: ServedRegistry, sha: str) -> Path:
@@ -48,7 +37,7 @@ def test_a_damaged_staged_upload_is_refused_and_nothing_is_written(
     directory = write_adapter(tmp_path / "damaged", seed=61)
     auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
     with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
-        files = _stage(http, directory)
+        files = stage_uploads(http, directory)
         weights = files["adapter_model.safetensors"]
         staged = _damage(served, weights)
         refused = http.post(f"{API}/push", json={"files": files, "name": "damaged"})
@@ -61,7 +50,7 @@ def test_a_damaged_staged_upload_is_refused_and_nothing_is_written(
             assert not local.list(name="damaged")
             assert not local.blobs.exists(weights)
         # Sent again, the push completes on the right bytes.
-        again = _stage(http, directory)
+        again = stage_uploads(http, directory)
         accepted = http.post(f"{API}/push", json={"files": again, "name": "damaged"})
     assert accepted.status_code == 201, accepted.text
     with Registry.open(served.home, database_url=served.database_url) as local:
@@ -76,7 +65,7 @@ def test_the_client_sends_a_damaged_staged_upload_again(
     directory = write_adapter(tmp_path / "resent", seed=62)
     auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
     with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
-        files = _stage(http, directory)  # an earlier, interrupted push left them staged
+        files = stage_uploads(http, directory)  # an earlier, interrupted push left them staged
     _damage(served, files["adapter_model.safetensors"])
     with Registry.open(served.url, token=served.tokens["writer"]) as remote:
         result = remote.push(directory, name="resent")
@@ -91,7 +80,7 @@ def test_an_upload_is_a_blob_as_it_arrives_and_the_push_keeps_it(
     directory = write_adapter(tmp_path / "early", seed=63)
     auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
     with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
-        files = _stage(http, directory)
+        files = stage_uploads(http, directory)
         weights = files["adapter_model.safetensors"]
         with Registry.open(served.home, database_url=served.database_url) as local:
             if not isinstance(local.blobs, BlobStore):
@@ -116,7 +105,7 @@ def test_gc_between_the_upload_and_the_push_loses_nothing(
     directory = write_adapter(tmp_path / "collected", seed=64)
     auth = {"Authorization": f"Bearer {served.tokens['writer']}"}
     with httpx2.Client(base_url=served.url, headers=auth, timeout=60) as http:
-        files = _stage(http, directory)
+        files = stage_uploads(http, directory)
         weights = files["adapter_model.safetensors"]
         with Registry.open(served.home, database_url=served.database_url) as local:
             if not isinstance(local.blobs, BlobStore):

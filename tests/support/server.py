@@ -3,6 +3,7 @@ stopped (SIGTERM, then kill) when the test ends."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
     from registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def stage_uploads(http: httpx2.Client, directory: Path) -> dict[str, str]:
+    """``PUT /uploads/SHA256`` of every file of ``directory`` (top level, in name order);
+    the ``files`` a ``POST /push`` names them by."""
+    files = {}
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        http.put(f"/api/v1/uploads/{sha}", content=data).raise_for_status()
+        files[path.name] = sha
+    return files
 
 
 def free_port() -> int:
