@@ -122,18 +122,20 @@ class Catalog:
             try:
                 with write_session(self.engine) as session:
                     _queue_writers_of(session, new.name)
-                    connection = session.connection()
-                    params = {"name": new.name, "digest": digest}
-                    existing = connection.execute(_SAME_CONTENT, params).scalar()
+                    # The reads before the inserts run as plain SQL (on SQLite by pysqlite
+                    # itself), as the inserts do: SQLAlchemy's execution costs more than they.
+                    run = _executor(session.connection())
+                    same = run(_SAME_CONTENT, {"name": new.name, "digest": digest})
+                    existing = next((row[0] for row in same), None)
                     if existing is not None:
                         if new.lease is not None:
                             release_leases(session, new.lease)
                         return InsertOutcome(int(existing), created=False)
                     # A removed version's number keeps meaning its content: automatic
                     # numbers skip it, and only that content may be pushed under it again.
-                    removed = removed_versions(session, new.name)
+                    removed = removed_versions(run, new.name)
                     if not new.version:
-                        version = next_version([*_highest_versions(session, new.name), *removed])
+                        version = next_version([*_highest_versions(run, new.name), *removed])
                     else:
                         version = new.version
                         versions = list(
@@ -441,17 +443,17 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _highest_versions(session: Session, name: str) -> list[str]:
+def _highest_versions(run: Execute, name: str) -> list[str]:
     """The name's highest version by its order key (and any row stored without a key):
     all that the next automatic number depends on, read through the (name, key) index
     instead of every version of the name."""
-    return list(session.connection().execute(_HIGHEST, {"name": name}).scalars())
+    return [row[0] for row in run(_HIGHEST, {"name": name})]
 
 
 # Plain statements of the write path, parsed once (an ORM select of a row costs more than
 # the rest of a small push's inserts).
-_SAME_CONTENT = text("SELECT id FROM adapter_versions WHERE name = :name AND digest = :digest")
-_HIGHEST = text(
+_SAME_CONTENT = "SELECT id FROM adapter_versions WHERE name = :name AND digest = :digest"
+_HIGHEST = (
     "SELECT version FROM adapter_versions WHERE name = :name AND (version_key IS NULL OR "
     "version_key = (SELECT max(version_key) FROM adapter_versions WHERE name = :name))"
 )

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from registry.errors import ConflictError
@@ -18,6 +17,9 @@ from registry.store.catalog.tables import (
     AliasRow,
     AuditEventRow,
 )
+
+if TYPE_CHECKING:
+    from registry.store.catalog.version_rows import Execute
 
 
 def utcnow() -> datetime:
@@ -144,14 +146,15 @@ def aliases_of(session: Session, version_id: int) -> list[str]:
     )
 
 
-def removed_versions(session: Session, name: str) -> dict[str, str]:
-    """Versions of ``name`` that were removed, with the digest each one had."""
-    rows = session.connection().execute(_REMOVED, {"name": name})
+def removed_versions(run: Execute, name: str) -> dict[str, str]:
+    """Versions of ``name`` that were removed, with the digest each one had; ``run``
+    executes plain SQL in the caller's transaction (every push reads this inside its
+    write transaction)."""
+    rows = run(_REMOVED, {"name": name})
     return {v: json.loads(d).get("digest", "") for v, d in rows if v is not None}
 
 
-# Plain SQL, parsed once: every push reads it inside its write transaction.
-_REMOVED = text("SELECT version, details FROM audit_events WHERE name = :name AND action = 'rm'")
+_REMOVED = "SELECT version, details FROM audit_events WHERE name = :name AND action = 'rm'"
 
 
 def refuse_reuse(name: str, version: str, digest: str, removed: dict[str, str]) -> None:
