@@ -288,12 +288,9 @@ class ObjectBlobStore:
         size = source.stat().st_size
         damaged = False  # an object of the wrong size at the key: replaced, not trusted
         if expected is not None:
-            found = self._head(expected)
-            if found == size:
-                if progress is not None:
-                    progress(size)
-                return StoredBlob(expected, found, created=False)
-            damaged = found is not None
+            stored, damaged = self._existing(expected, size, progress)
+            if stored is not None:
+                return stored
             if size > SINGLE_PUT_LIMIT:
                 # Leased and looked for under ``expected``: upload straight to its key
                 # through the hashing reader, which refuses (aborting the upload) unless
@@ -309,12 +306,9 @@ class ObjectBlobStore:
         if before_commit is not None and sha256 != expected:
             before_commit(sha256)
         if expected is None:
-            found = self._head(sha256)
-            if found == size:
-                if progress is not None:
-                    progress(size)
-                return StoredBlob(sha256, found, created=False)
-            damaged = found is not None
+            stored, damaged = self._existing(sha256, size, progress)
+            if stored is not None:
+                return stored
         if size <= SINGLE_PUT_LIMIT:
             data = source.read_bytes()
             if hashlib.sha256(data).hexdigest() != sha256:
@@ -326,6 +320,19 @@ class ObjectBlobStore:
             return self._put_large(source, sha256, size, progress)
         fault_point("object.uploaded")
         return StoredBlob(sha256, size, created=created)
+
+    def _existing(
+        self, sha256: str, size: int, progress: ProgressCallback | None
+    ) -> tuple[StoredBlob | None, bool]:
+        """The blob already stored under ``sha256`` with ``size`` bytes (its bytes counted
+        as progress), else None; and whether an object of another size holds the key (a
+        damaged or foreign write, for the put to replace rather than trust)."""
+        found = self._head(sha256)
+        if found == size:
+            if progress is not None:
+                progress(size)
+            return StoredBlob(sha256, found, created=False), False
+        return None, found is not None
 
     def _put_large(
         self,
@@ -377,10 +384,10 @@ class ObjectBlobStore:
         sha256 = hashlib.sha256(data).hexdigest()
         if before_commit is not None:
             before_commit(sha256)
-        found = self._head(sha256)
-        if found == len(data):
-            return StoredBlob(sha256, len(data), created=False)
-        created = self._put_small(sha256, data, replace=found is not None)
+        stored, damaged = self._existing(sha256, len(data), None)
+        if stored is not None:
+            return stored
+        created = self._put_small(sha256, data, replace=damaged)
         fault_point("object.uploaded")
         return StoredBlob(sha256, len(data), created=created)
 
