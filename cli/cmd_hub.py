@@ -102,6 +102,9 @@ def pull(state: AppState, target: str, name: str | None, base: str | None, as_js
         return
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    for key, reason in result.tags_left_out:
+        shown = repr(key[:60]) + ("..." if len(key) > 60 else "")
+        click.echo(f"note: tag {shown} was left out: {reason}", err=True)
     if not result.push.created:
         click.echo("note: identical content is already stored; nothing was written", err=True)
     click.echo(

@@ -95,6 +95,13 @@ _TAGS = click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="
 _ALIAS = click.option("--alias", help="Point this alias at the new version.")
 _VERSION = click.option("--version", "version", help="PEP 440 version (default: next integer).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_OUTSIDE = click.option(
+    "--allow-lineage-outside-namespace",
+    "outside",
+    is_flag=True,
+    help="On a server, store NS/NAME from versions outside NS/ anyway (its lineage shows "
+    "their names and digests to NS/'s tokens).",
+)
 
 
 @click.command()
@@ -132,6 +139,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result a
 @_VERSION
 @_ALIAS
 @_TAGS
+@_OUTSIDE
 @_JSON
 @pass_state
 def combine(
@@ -148,6 +156,7 @@ def combine(
     version: str | None,
     alias: str | None,
     tags: tuple[str, ...],
+    outside: bool,
     as_json: bool,
 ) -> None:
     """Combine adapter versions into a new version, recorded with its lineage.
@@ -185,6 +194,7 @@ def combine(
         alias=alias,
         tags=parse_pairs(tags, "--tag"),
         progress=progress_for_terminal(),
+        allow_lineage_outside_namespace=outside,
     )
     _report(result, as_json)
 
@@ -260,6 +270,7 @@ def merge(
 @_VERSION
 @_ALIAS
 @_TAGS
+@_OUTSIDE
 @_JSON
 @pass_state
 def resize(
@@ -270,6 +281,7 @@ def resize(
     version: str | None,
     alias: str | None,
     tags: tuple[str, ...],
+    outside: bool,
     as_json: bool,
 ) -> None:
     """Store the best rank-RANK approximation of an adapter as a new version.
@@ -289,6 +301,7 @@ def resize(
         alias=alias,
         tags=parse_pairs(tags, "--tag"),
         progress=progress_for_terminal(),
+        allow_lineage_outside_namespace=outside,
     )
     _report(result, as_json)
 

@@ -12,11 +12,11 @@ from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
 from registry.cli.render import echo_json, human_size, plural
-from registry.store.home import LOCAL_DIRNAME
+from registry.store.home import LOCAL_DIRNAME, refuse_url
 
 
 @click.command()
-@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--new-catalog",
     is_flag=True,
@@ -24,7 +24,7 @@ from registry.store.home import LOCAL_DIRNAME
     "(restoring the catalog from a backup keeps the versions; this does not).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the registry's path as JSON.")
-def init(path: Path | None, new_catalog: bool, as_json: bool) -> None:
+def init(path: str | None, new_catalog: bool, as_json: bool) -> None:
     """Create a registry at PATH (default: ./.adapters, found from subdirectories).
 
     Creates the catalog too. A home whose catalog went missing is refused unless
@@ -35,7 +35,9 @@ def init(path: Path | None, new_catalog: bool, as_json: bool) -> None:
       adapters init            # ./.adapters, used from here and below
       adapters init /srv/adapter-registry --json
     """
-    target = path if path is not None else Path.cwd() / LOCAL_DIRNAME
+    if path is not None:
+        refuse_url(path, servers=False)  # read as given: Path() would fold ftp://x into ftp:/x
+    target = Path(path) if path is not None else Path.cwd() / LOCAL_DIRNAME
     with Registry.open(target, create=True, new_catalog=new_catalog) as registry:
         root = registry.home.root
     if as_json:

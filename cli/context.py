@@ -66,10 +66,15 @@ class AppState:
 
     def is_remote(self) -> bool:
         """A server URL, given with --registry or ADAPTERS_URL (as Registry.open reads it)."""
+        from registry.store.home import SERVER_SCHEMES, refuse_url, url_scheme
+
         target = self.registry_path
         if target is None:
             target = os.environ.get("ADAPTERS_URL", "")
-        return "://" in str(target)
+            refuse_url(target, "ADAPTERS_URL")
+        else:
+            refuse_url(str(target))
+        return url_scheme(str(target)) in SERVER_SCHEMES
 
 
 def announce_home(home: RegistryHome) -> None:

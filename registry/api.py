@@ -21,7 +21,7 @@ from registry.lifecycle.selection import row_id
 from registry.progress import Progress
 from registry.store.blob_store import BlobBackend
 from registry.store.export import export_version
-from registry.store.home import find_home, init_home, mark_home
+from registry.store.home import find_home, init_home, mark_home, refuse_url, url_scheme
 from registry.store.list_query import ListQuery
 from registry.store.push import PushRequest, push
 from registry.store.refs import Ref
@@ -91,7 +91,8 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
         """
 
         target = str(path) if path is not None else os.environ.get("ADAPTERS_URL", "")
-        scheme = target.partition("://")[0] if "://" in target else ""
+        refuse_url(target, "" if path is not None else "ADAPTERS_URL")
+        scheme = url_scheme(target)
         if scheme in URL_OPENER_MODULES and scheme not in URL_OPENERS:
             # The remote client builds on this class, so it is found by name, not imported.
             importlib.import_module(URL_OPENER_MODULES[scheme])

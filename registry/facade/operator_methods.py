@@ -32,6 +32,7 @@ class OperatorMethods(FacadeCore):
         alias: str | None = None,
         tags: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        allow_lineage_outside_namespace: bool = False,
         **parameters: Any,
     ) -> DeriveResult:
         """Combine versions into a new one, recorded with its lineage; see ``registry.ops``.
@@ -41,6 +42,10 @@ class OperatorMethods(FacadeCore):
         ``ties``, ``dare_linear``, ``dare_ties``, ``magnitude_prune`` (dense per module, then
         rank ``rank``), ``weights`` (default 1 each), ``rank``, ``density``, ``seed``,
         ``majority_sign``. IA3 adapters combine with ``linear``.
+
+        ``allow_lineage_outside_namespace``: on a registry server, store a version named
+        ``NS/...`` from parents outside ``NS/`` (refused otherwise: its manifest shows those
+        parents' names and digests to ``NS/``'s tokens). A local registry has no namespaces.
         """
         from registry.ops.methods import CombineSpec
         from registry.runtime.derive import Destination, combine_versions
@@ -50,7 +55,9 @@ class OperatorMethods(FacadeCore):
             self.store,
             [str(r) for r in refs],
             spec,
-            Destination(name, version, alias, dict(tags or {})),
+            Destination(
+                name, version, alias, dict(tags or {}), allow_lineage_outside_namespace
+            ),
             allow_different_bases=allow_different_bases,
             progress=progress,
         )
@@ -91,15 +98,19 @@ class OperatorMethods(FacadeCore):
         alias: str | None = None,
         tags: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        allow_lineage_outside_namespace: bool = False,
     ) -> DeriveResult:
-        """A new version holding the best rank-``rank`` approximation of ``ref``."""
+        """A new version holding the best rank-``rank`` approximation of ``ref``
+        (``allow_lineage_outside_namespace`` as for ``combine``)."""
         from registry.runtime.derive import Destination, resize_version
 
         return resize_version(
             self.store,
             str(ref),
             rank,
-            Destination(name, version, alias, dict(tags or {})),
+            Destination(
+                name, version, alias, dict(tags or {}), allow_lineage_outside_namespace
+            ),
             progress=progress,
         )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,7 @@ from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
 from registry.store.push import PushRequest, push
 from registry.store.refs import validate_name
+from registry.store.tag_rules import broken_tag_rule
 
 if TYPE_CHECKING:
     from registry.store.store import Store
@@ -125,10 +126,12 @@ def pull_repo(
         if remote is not None:
             _check_against_manifest(remote, sha256, adapter_dir, where)
             _refuse_version_clash(store, name or remote.name, remote)
-            request = _request_from_manifest(remote, adapter_dir, name)
+            tags, tags_left_out = _rule_abiding_tags(remote.tags)
+            request = _request_from_manifest(remote, adapter_dir, name, tags)
             notes: tuple[str, ...] = ()
         else:
             request, notes = _request_from_card(repo_id, adapter_dir, name, base)
+            tags_left_out = ()
         fault_point("hub.verified")
         pushed = push(store, request, progress)
     finally:
@@ -157,7 +160,27 @@ def pull_repo(
         with_manifest=remote is not None,
         push=pushed,
         notes=notes,
+        tags_left_out=tags_left_out,
     )
+
+
+def _rule_abiding_tags(
+    tags: Mapping[str, str],
+) -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+    """The tags that keep the tag rules, and (key, the rule broken) for each other one.
+
+    A version pushed by an older release, or whose manifest was edited on the Hub, may carry
+    tags that the rules now refuse; tags are annotations outside the version's digest, so
+    the version is imported without them rather than refused."""
+    kept: dict[str, str] = {}
+    left_out: list[tuple[str, str]] = []
+    for key, value in tags.items():
+        rule = broken_tag_rule(key, value)
+        if rule is None:
+            kept[key] = value
+        else:
+            left_out.append((key, rule))
+    return kept, tuple(left_out)
 
 
 def _listed_sizes(listing: RemoteListing, paths: Iterable[str]) -> dict[str, int] | None:
@@ -220,14 +243,14 @@ def _refuse_version_clash(store: Store, name: str, remote: RemoteManifest) -> No
 
 
 def _request_from_manifest(
-    remote: RemoteManifest, adapter_dir: Path, name: str | None
+    remote: RemoteManifest, adapter_dir: Path, name: str | None, tags: dict[str, str]
 ) -> PushRequest:
     manifest = remote.manifest
     return PushRequest(
         directory=adapter_dir,
         name=name or remote.name,
         version=remote.version,
-        tags=dict(remote.tags),
+        tags=tags,
         requires=dict(manifest.requires),
         lineage=manifest.lineage,
         exact_base=manifest.base_model,

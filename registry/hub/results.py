@@ -52,6 +52,8 @@ class HubPullResult:
     with_manifest: bool  # False: a plain PEFT repo, metadata from its config and card
     push: PushResult  # the version recorded (or found identical) in this registry
     notes: tuple[str, ...] = ()  # what was not imported, and why
+    # (key, the rule it breaks) for each tag of the Hub's manifest left out of the import
+    tags_left_out: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -72,6 +74,7 @@ class HubPullResult:
             "digest": self.digest,
             "created": self.push.created,
             "notes": list(self.notes),
+            "tags_left_out": [{"key": key, "reason": why} for key, why in self.tags_left_out],
             "version": self.push.version.to_dict(),
         }
 

@@ -83,13 +83,16 @@ class RemoteOperators(Registry):
         alias: str | None = None,
         tags: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        allow_lineage_outside_namespace: bool = False,
         **parameters: Any,
     ) -> DeriveResult:
         from registry.ops.methods import CombineSpec
         from registry.runtime.derive import Destination, derive_combine
 
         spec = CombineSpec.for_call(spec, len(refs), parameters)
-        destination = Destination(name, version, alias, dict(tags or {}))
+        destination = Destination(
+            name, version, alias, dict(tags or {}), allow_lineage_outside_namespace
+        )
         texts = [str(r) for r in refs]
         versions = [self._resolve(r) for r in texts]
         cache = self._fetch_all(versions)
@@ -109,10 +112,13 @@ class RemoteOperators(Registry):
         alias: str | None = None,
         tags: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        allow_lineage_outside_namespace: bool = False,
     ) -> DeriveResult:
         from registry.runtime.derive import Destination, derive_resize
 
-        destination = Destination(name, version, alias, dict(tags or {}))
+        destination = Destination(
+            name, version, alias, dict(tags or {}), allow_lineage_outside_namespace
+        )
         parent = self._resolve(ref)
         derived = derive_resize(self._fetch(parent), parent, rank, progress=progress)
         return self._store_derived(derived, destination, progress)
@@ -201,6 +207,7 @@ class RemoteOperators(Registry):
                 exact_base=base if record is None and base.name else None,
                 base=_base_text(base.name, base.revision) if record and base.name else None,
                 base_record=record,
+                lineage_outside_namespace=destination.allow_lineage_outside_namespace,
             )
             result = self._post_push(body, upload)
         finally:

@@ -224,3 +224,6 @@ class PushBody:
     lineage: Lineage | None = None
     exact_base: BaseModelRef | None = None
     base_record: ClientBase | None = None
+    # A version named NS/... whose lineage names parents outside NS/ is refused unless this
+    # says it is meant: its manifest shows those parents to NS/'s tokens.
+    lineage_outside_namespace: bool = False

@@ -62,6 +62,9 @@ class Destination:
     version: str | None = None
     alias: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # A registry server refuses a version named NS/... whose lineage names parents outside
+    # NS/ (their names and digests would show to NS/'s tokens) unless this says it is meant.
+    allow_lineage_outside_namespace: bool = False
 
     def __post_init__(self) -> None:
         # Checked before any tensor work, so a typo fails at once rather than after it.
@@ -189,11 +192,13 @@ def push_derived(
     base_path: Path | None = None,
     base_target: BaseTarget | None = None,
     progress: Progress | None = None,
+    audit_details: Mapping[str, Any] | None = None,
 ) -> PushResult:
     """Push a derived adapter ``directory`` with its lineage, behind the alias's push gate.
 
     ``base_target``: base weights already read elsewhere (a client's fingerprint of
-    ``base_path``), recorded in place of reading ``base_path`` here."""
+    ``base_path``), recorded in place of reading ``base_path`` here. ``audit_details`` are
+    added to the push's audit event."""
     from registry.lifecycle.aliases import push_gate
 
     weights = base_path is not None or base_target is not None
@@ -209,6 +214,7 @@ def push_derived(
         base=_base_text(base) if weights and base.name else None,
         base_path=base_path if base_target is None else None,
         base_target=base_target,
+        audit_details=audit_details,
     )
     gate = push_gate(store.root, destination.alias) if destination.alias else None
     return push(store, request, progress, gate)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.bases.target import QUANTIZATIONS, BaseTarget
-from registry.errors import ArgumentError, FingerprintError, NotFoundError
+from registry.errors import ArgumentError, ConflictError, FingerprintError, NotFoundError
 from registry.remote import wire
 from registry.runtime.derive import Destination, push_derived
 from registry.server.auth import Caller
@@ -120,6 +120,9 @@ def push_client_derived(
     assert body.name is not None
     base = body.exact_base or (parse_base(body.base) if body.base else BaseModelRef(None))
     target = pushed_base(store, body, caller)
+    outside = lineage_outside_namespace(
+        body.name, body.lineage, allowed=body.lineage_outside_namespace
+    )
     return push_derived(
         store,
         directory,
@@ -127,4 +130,24 @@ def push_client_derived(
         Destination(body.name, body.version, body.alias, body.tags),
         base=base,
         base_target=target,
+        audit_details={"lineage_outside_namespace": True} if outside else None,
     )
+
+
+def lineage_outside_namespace(name: str | None, lineage: Lineage, *, allowed: bool) -> bool:
+    """Whether the version ``name`` (``NS/...``) names lineage parents outside ``NS/``; refused
+    unless ``allowed``. Its manifest records the parents' names and digests, which ``show``
+    and ``resolve`` return whole to NS/'s tokens, so this is never done by accident."""
+    namespace, slash, _rest = (name or "").partition("/")
+    if not slash:
+        return False  # no namespaced token sees a version outside every namespace
+    outside = [p for p in lineage.parents if not p.name.startswith(namespace + "/")]
+    if outside and not allowed:
+        named = ", ".join(f"{p.name}@{p.version}" for p in outside)
+        raise ConflictError(
+            f"{name} would show its lineage parents outside {namespace}/ ({named}) to the "
+            f"tokens of {namespace}/, since its manifest names them; derive from versions "
+            f"inside {namespace}/, or push with --allow-lineage-outside-namespace "
+            "(allow_lineage_outside_namespace=True) if they may see them"
+        )
+    return bool(outside)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from registry.errors import HomeError
+from registry.errors import ArgumentError, HomeError
 
 HOME_ENV = "ADAPTERS_HOME"
 DATABASE_URL_ENV = "ADAPTERS_DATABASE_URL"
@@ -23,6 +26,9 @@ MARKER_FILE = "registry.json"
 HOME_LAYOUT_VERSION = 1
 # What a home holds before its marker is written (a creation under way, or interrupted).
 _LAYOUT_ENTRIES = frozenset({"objects", "tmp", "catalog.db", "catalog.db-wal", "catalog.db-shm"})
+# Registry URLs that open a server (``Registry.open`` finds their client by scheme).
+SERVER_SCHEMES = ("http", "https")
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,39 @@ class RegistryHome:
         if url:
             return url
         return f"sqlite:///{self.sqlite_path}"
+
+
+def url_scheme(target: str) -> str | None:
+    """The scheme (lower case) of a target of the form ``SCHEME://...``, else None."""
+    match = _URL_SCHEME.match(target)
+    return match.group(1).lower() if match else None
+
+
+def refuse_url(target: str, source: str = "", *, servers: bool = True) -> None:
+    """Refuse a ``SCHEME://...`` target that no opener takes (every scheme but http and https,
+    or any scheme at all where only a local directory goes: ``servers=False``), before it is
+    taken for a relative path and a directory named ``ftp:`` is looked up or created.
+    ``source`` names where the value came from (``ADAPTERS_HOME``)."""
+    scheme = url_scheme(target)
+    if scheme is None or (servers and scheme in SERVER_SCHEMES):
+        return
+    where = f"registry {target!r}" + (f" (from {source})" if source else "")
+    if scheme in SERVER_SCHEMES:
+        raise ArgumentError(
+            f"{where} is a server URL where a local directory goes; give a local path "
+            "(a server URL goes in --registry or ADAPTERS_URL)"
+        )
+    accepted = "a local path, or a server URL http(s)://HOST:PORT" if servers else "a local path"
+    if scheme == "file":
+        # Refused rather than converted: one spelling for a local registry, and no guessing
+        # about hosts and percent-escapes.
+        parts = urllib.parse.urlsplit(target)
+        local = parts.netloc in ("", "localhost")
+        path = f" ({urllib.request.url2pathname(parts.path)})" if local and parts.path else ""
+        raise ArgumentError(
+            f"{where}: file:// URLs are not accepted; give the local path itself{path}"
+        )
+    raise ArgumentError(f"{where}: {scheme}:// is not supported; give {accepted}")
 
 
 def user_default_home() -> Path:
@@ -137,12 +176,15 @@ def _nearest_local_home(start: Path) -> Path | None:
 def find_home(explicit: Path | str | None = None, *, create_default: bool = True) -> RegistryHome:
     """Locate the registry home; see the module docstring for the order."""
     if explicit is not None:
+        if isinstance(explicit, str):
+            refuse_url(explicit, servers=False)
         path = Path(explicit).expanduser().absolute()
         if not is_home(path):
             raise HomeError(f"{path} is not a registry; create one with `adapters init {path}`")
         return RegistryHome(root=path, found_by="argument")
     env = os.environ.get(HOME_ENV)
     if env:
+        refuse_url(env, HOME_ENV, servers=False)
         path = Path(env).expanduser().absolute()
         # An explicitly configured home is created on first use, like the default.
         if not is_home(path):

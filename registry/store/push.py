@@ -86,6 +86,7 @@ class PushRequest:
     # (metric, value, dataset, split, notes), each with its own dataset and split
     eval_records: tuple[NewScore, ...] = ()
     expect_digest: str | None = None  # refuse to record a manifest with another digest
+    audit_details: Mapping[str, Any] | None = None  # added to the push's audit event
 
 
 def default_name(directory: Path) -> str:
@@ -295,6 +296,7 @@ def _push(
             # No lease taken (a linked push): nothing to release, no statement for it.
             lease=leases.lease if leases.digests else None,
             store_blobs=store_blobs,
+            audit_details=request.audit_details,
         ),
         next_version,
     )

@@ -17,14 +17,10 @@ def tag_problems(
     """Every problem with ``tags`` (and the keys in ``remove``), none if all are valid."""
     problems: list[InvalidNameError | ArgumentError] = []
     for key in [*tags, *remove]:
-        if (
-            not key
-            or len(key) > TAG_KEY_MAX
-            or any(c.isspace() or not c.isprintable() for c in key)
-        ):
+        if _bad_key(key):
             problems.append(InvalidNameError(f"invalid tag key {key[:TAG_KEY_MAX]!r}"))
     for key, value in tags.items():
-        if len(value) > TAG_VALUE_MAX or any(not c.isprintable() for c in value):
+        if _bad_value(value):
             problems.append(
                 ArgumentError(
                     f"tag {key[:TAG_KEY_MAX]}: the value must be printable text of at most "
@@ -32,3 +28,20 @@ def tag_problems(
                 )
             )
     return problems
+
+
+def broken_tag_rule(key: str, value: str) -> str | None:
+    """The rule the tag ``key=value`` breaks, said for a reader; None when it keeps them."""
+    if _bad_key(key):
+        return f"the key must be 1 to {TAG_KEY_MAX} printable characters without spaces"
+    if _bad_value(value):
+        return f"the value must be printable text of at most {TAG_VALUE_MAX} characters"
+    return None
+
+
+def _bad_key(key: str) -> bool:
+    return not key or len(key) > TAG_KEY_MAX or any(c.isspace() or not c.isprintable() for c in key)
+
+
+def _bad_value(value: str) -> bool:
+    return len(value) > TAG_VALUE_MAX or any(not c.isprintable() for c in value)

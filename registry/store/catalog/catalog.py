@@ -84,6 +84,8 @@ class NewVersion:
     # until it commits (``leases.hold_off_gc``): a push whose digests are all known needs
     # no leases then. Run before the rows are written; may run again on a retry.
     store_blobs: Callable[[], None] | None = None
+    # Added to the push's audit event (a server's note that it allowed something).
+    audit_details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ class Catalog:
             "method": manifest.method,
             "alias": new.alias,
             "operation": manifest.lineage.operation if manifest.lineage else None,
+            **(new.audit_details or {}),
         }
         _insert_rows(
             connection,
