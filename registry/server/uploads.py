@@ -199,6 +199,7 @@ def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: 
         base_quantization=body.base_quantization,
         requires=body.requires,
         base_module=pushed_base(ctx.registry.store, body, caller),
+        locate_base=False,  # the client looks on its machine and sends what it found
     )
 
 
