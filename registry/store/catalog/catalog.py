@@ -25,6 +25,7 @@ from registry.store.catalog.engine import (
     wrap_operational,
     write_session,
 )
+from registry.store.catalog.generation import CatalogGeneration
 from registry.store.catalog.history import (
     add_event,
     move_alias,
@@ -104,8 +105,12 @@ class Catalog:
         self.engine: Engine = make_engine(url)
         with wrap_operational(self.engine):  # an unreachable server is a one-line error
             self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade, create=create)
+        # What every commit changes, and small indexed reads outside any session (on
+        # SQLite: one autocommit connection, no pool checkout, no transaction to end).
+        self.generation = CatalogGeneration(self.engine)
 
     def close(self) -> None:
+        self.generation.close()
         self.engine.dispose()
 
     # -- writing -----------------------------------------------------------------
