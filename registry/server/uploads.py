@@ -53,7 +53,8 @@ _MAX_FILES = 10_000
 
 def _uploads_dir(ctx: Context) -> Path:
     directory = ctx.registry.store.tmp_dir / STAGED_UPLOADS
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.is_dir():  # made once; a stat costs less than a mkdir that fails
+        directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
