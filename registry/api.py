@@ -140,6 +140,7 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
         base_module: Any = None,
         progress: Progress | None = None,
         exhaustive_base: bool = False,
+        locate_base: bool = True,
     ) -> PushResult:
         """Store an adapter directory as a new version (or find the identical one).
 
@@ -149,7 +150,8 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
         names, unless a base of that name is already recorded. When none is found the version's
         base is unverified and ``PushResult.base_unverified`` says why. ``exhaustive_base`` also
         records each base tensor's full-content digest. ``requires`` maps package names to PEP
-        440 specifiers checked when the adapter is loaded.
+        440 specifiers checked when the adapter is loaded. ``locate_base=False``: never look
+        for the base by name on this machine (a server does not, for its clients' pushes).
         """
         request = PushRequest(
             directory=Path(directory),
@@ -166,6 +168,7 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
             convert_pickle=convert_pickle,
             base_path=Path(base_path) if base_path is not None else None,
             exhaustive_base=exhaustive_base,
+            locate_base=locate_base,
             base_quantization=base_quantization,
             requires=dict(requires or {}),
             base_target=_module_target(base_module) if base_module is not None else None,

@@ -105,3 +105,24 @@ def test_requires_is_checked_at_load(registry: Registry, tmp_path: Path) -> None
         registry.load("needs", made.base_factory())
     bad = run("push", str(made.directory), "--name", "x", "--requires", "torch")
     assert bad.exit_code == 2
+
+
+def test_find_base_reads_records_as_the_list_does(registry: Registry, tmp_path: Path) -> None:
+    # On SQLite the lookup a push makes reads by the driver, outside any session; the
+    # records must be the very ones every other read gives.
+    from registry.store.catalog.base_rows import find_base
+
+    weights = save_base(BASE_BUILDERS["llama"](0), tmp_path / "w")
+    other = save_base(BASE_BUILDERS["llama"](3), tmp_path / "o")
+    registry.add_base(weights, name="org/m")
+    registry.add_base(other, name="org/m@v2")
+    registry.add_base(other, name="org/n@v1")
+    registry.add_base(weights, name="org/n@v2")
+    listed = {b.ref: b for b in registry.bases()}
+    catalog = registry.store.catalog
+    assert find_base(catalog, "org/m") == listed["org/m"]  # the one without a revision
+    assert find_base(catalog, "org/m", "v2") == listed["org/m@v2"]
+    assert find_base(catalog, "org/n") == listed["org/n@v2"]  # else the newest
+    assert find_base(catalog, "org/n", exact=True) is None
+    assert find_base(catalog, "org/n", "v1") == listed["org/n@v1"]
+    assert find_base(catalog, "org/x") is None

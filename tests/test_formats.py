@@ -686,6 +686,26 @@ def test_find_nonfinite_across_dtypes(tmp_path: Path) -> None:
     assert find_nonfinite(path) == ["inf32", "nan_bf16", "nan_f8"]
 
 
+def test_find_nonfinite_names_each_tensor_of_a_run_checked_at_once(tmp_path: Path) -> None:
+    # Tensors back to back with one rule are checked in one pass, and one by one only when
+    # that pass finds something: every bad one is named, and none of its neighbours.
+    path = tmp_path / "t.safetensors"
+    tensors = {f"t{i}": torch.ones(5, 3) for i in range(6)}
+    tensors["t1"][4, 2] = float("nan")  # the last value of a tensor
+    tensors["t4"][0, 0] = float("-inf")  # the first value of another
+    tensors["c64"] = torch.ones(2, dtype=torch.complex64)  # F32's rule: same run
+    tensors["h"] = torch.ones(3, dtype=torch.float16)  # another rule: a run of its own
+    save_file(tensors, str(path))
+    assert find_nonfinite(path) == ["t1", "t4"]
+    tensors["t1"][4, 2] = tensors["t4"][0, 0] = 1.0
+    save_file(tensors, str(path))
+    assert find_nonfinite(path) == []
+    tensors["c64"][1] = complex(float("inf"), 0)
+    tensors["h"][2] = float("nan")
+    save_file(tensors, str(path))
+    assert find_nonfinite(path) == ["c64", "h"]
+
+
 def test_every_problem_at_once(tmp_path: Path) -> None:
     tensors = lora_tensors(modules=("q_proj", "v_proj", "o_proj"))
     del tensors["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"]

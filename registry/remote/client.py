@@ -17,7 +17,7 @@ import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -47,7 +47,7 @@ from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
 from registry.store.home import RegistryHome, init_home, is_home
 from registry.store.list_query import ListQuery
-from registry.store.push import default_name
+from registry.store.push import NOT_LOOKED_UP, default_name
 from registry.store.refs import Ref
 from registry.store.results import (
     AdapterVersion,
@@ -202,10 +202,13 @@ class RemoteRegistry(RemoteAdmin):
         base_module: Any = None,
         progress: Progress | None = None,
         exhaustive_base: bool = False,
+        locate_base: bool = True,
     ) -> PushResult:
         """Upload the directory's files (each checked by its sha256 in the server), then
-        store them as a version with every check of a local push run in the server."""
-        record = None
+        store them as a version with every check of a local push run in the server. The
+        base is looked for on this machine, as a local push looks for it (the server never
+        looks on its own disk), and fingerprinted here."""
+        record, not_found_here = None, None
         if exhaustive_base and base_path is None and base_module is None:
             record, base = self._found_base(Path(directory), base)  # as a local push finds it
         elif base_path is not None or base_module is not None:
@@ -213,6 +216,8 @@ class RemoteRegistry(RemoteAdmin):
             record = self._client_base(base_path=base_path, base_module=base_module,
                                        exhaustive=exhaustive_base)  # fmt: skip
             base = base or pushed_base_name(Path(directory), base_path)
+        elif locate_base:
+            record, not_found_here = self._base_found_here(Path(directory), base)
         from registry.formats.listing import list_directory
         from registry.store.hashing import data_digest
 
@@ -239,17 +244,19 @@ class RemoteRegistry(RemoteAdmin):
         )
         try:
             if upload.bundled:
-                return upload.noted(decode(PushResult, upload.send_bundle(self._send, body)))
-            try:
-                return upload.noted(self._post("/push", PushResult, body))
-            except errors.IntegrityError:
-                # A staged file damaged on the server was removed there: sent again, once.
-                upload.send_each(self._send)
-                return upload.noted(self._post("/push", PushResult, body))
+                result = decode(PushResult, upload.send_bundle(self._send, body))
+            else:
+                try:
+                    result = self._post("/push", PushResult, body)
+                except errors.IntegrityError:
+                    # A staged file damaged on the server was removed there: sent again, once.
+                    upload.send_each(self._send)
+                    result = self._post("/push", PushResult, body)
         except errors.ValidationError as exc:  # about the directory, named as locally
             if exc.subject != body.name:
                 raise
             raise errors.ValidationError(str(directory), exc.problems) from None
+        return _looked_here(upload.noted(result), not_found_here)
 
     # -- finding ------------------------------------------------------------------------
 
@@ -463,6 +470,16 @@ class _Page:
     items: builtins.list[AdapterVersion]
     next_page_token: str | None
     next_cursor: str | None = None
+
+
+def _looked_here(result: PushResult, not_found_here: str | None) -> PushResult:
+    """A push's note on an unverified base saying where this machine looked for it (the
+    server's would say only that it does not look on its own disk)."""
+    if not_found_here is None or result.base_unverified is None:
+        return result
+    return replace(
+        result, base_unverified=result.base_unverified.replace(NOT_LOOKED_UP, not_found_here)
+    )
 
 
 def _raise(response: httpx2.Response) -> NoReturn:

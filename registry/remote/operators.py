@@ -26,7 +26,7 @@ from registry.remote import wire
 from registry.remote.upload import Upload
 from registry.store.manifest import BaseModelRef
 from registry.store.refs import Ref
-from registry.store.results import AdapterVersion, PushResult
+from registry.store.results import AdapterVersion, BaseModelRecord, PushResult
 
 if TYPE_CHECKING:
     import httpx2
@@ -253,6 +253,26 @@ class RemoteOperators(Registry):
             )
         return self._base_record(located.target, located.note), base or named.name
 
+    def _base_found_here(
+        self, directory: Path, base: str | None
+    ) -> tuple[wire.ClientBase | None, str | None]:
+        """A plain push's base, looked for on this machine where a local push looks (a
+        directory of that name, the Hugging Face cache), the server doing no such thing:
+        its record fingerprinted here unless the server has a fingerprinted record of that
+        name; else why it was not found here (None: found, recorded, or nothing named)."""
+        from registry.bases.target import locate_base
+        from registry.store.push import parse_base
+
+        named = parse_base(base) if base else _config_base(directory)
+        if named is None or named.name is None:
+            return None, None
+        located = locate_base(named.name, named.revision)
+        if located.target is None:
+            return None, located.note
+        if _fingerprinted(self.bases(), named):
+            return None, None
+        return self._base_record(located.target, located.note), None
+
     def _base_record(self, target: BaseTarget, label: str) -> wire.ClientBase:
         from registry.bases.fingerprint_json import fingerprint_to_json
 
@@ -270,6 +290,17 @@ class RemoteOperators(Registry):
         if upload.bundled:
             return decode(PushResult, upload.send_bundle(self._send, body))
         return decode(PushResult, self._send("POST", "/push", json=encode(body)).json())
+
+
+def _fingerprinted(records: Sequence[BaseModelRecord], named: BaseModelRef) -> bool:
+    """Whether the record a push of base ``named`` would use has a fingerprint (the one of
+    that revision; with none asked, the one recorded without one, else the newest)."""
+    same = sorted((r for r in records if r.name == named.name), key=lambda r: r.id)
+    if named.revision:
+        chosen = next((r for r in same if r.revision == named.revision), None)
+    else:
+        chosen = next((r for r in same if not r.revision), same[-1] if same else None)
+    return chosen is not None and chosen.fingerprint is not None
 
 
 def pushed_base_name(directory: Path, base_path: str | Path | None) -> str | None:

@@ -79,7 +79,7 @@ async def read_json(request: Request, settings: ServerSettings) -> dict[str, Any
         if time.monotonic() - started > settings.request_seconds:
             raise HttpProblem(408, "timeout", "the request body took too long")
     raw = b"".join(parts)
-    if _depth(raw) > settings.max_json_depth:
+    if _depth(raw, settings.max_json_depth) > settings.max_json_depth:
         raise HttpProblem(400, "bad_json", f"JSON nested deeper than {settings.max_json_depth}")
     try:
         data = json.loads(raw or b"{}")
@@ -90,7 +90,17 @@ async def read_json(request: Request, settings: ServerSettings) -> dict[str, Any
     return data
 
 
-def _depth(raw: bytes) -> int:
+def _depth(raw: bytes, limit: int) -> int:
+    """How deep ``raw`` nests, or at most the number of its brackets when that is within
+    ``limit`` (it cannot nest deeper: counting them is one pass in C, walking the bytes one
+    in Python)."""
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets <= limit:
+        return brackets
+    return _nesting(raw)
+
+
+def _nesting(raw: bytes) -> int:
     # Counted on the bytes before parsing (skipping strings), so that a deep document
     # never reaches the recursive parser.
     depth = deepest = 0

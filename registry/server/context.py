@@ -49,9 +49,9 @@ class Context:
     entries: VersionEntries = field(init=False, default_factory=VersionEntries)
 
     def __post_init__(self) -> None:
-        engine = self.registry.catalog.engine
-        self.generation = CatalogGeneration(engine)
-        self.auth = Authenticator(engine, self.settings.anonymous_read, self.generation)
+        catalog = self.registry.catalog
+        self.generation = catalog.generation
+        self.auth = Authenticator(catalog.engine, self.settings.anonymous_read, self.generation)
 
     async def call(self, caller: Caller, work: Callable[[], T]) -> T:
         """Run blocking library work in a worker thread, recorded as done by ``caller``."""

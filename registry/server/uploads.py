@@ -53,7 +53,8 @@ _MAX_FILES = 10_000
 
 def _uploads_dir(ctx: Context) -> Path:
     directory = ctx.registry.store.tmp_dir / STAGED_UPLOADS
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.is_dir():  # made once; a stat costs less than a mkdir that fails
+        directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
@@ -199,6 +200,7 @@ def _push_directory(ctx: Context, directory: Path, body: wire.PushBody, caller: 
         base_quantization=body.base_quantization,
         requires=body.requires,
         base_module=pushed_base(ctx.registry.store, body, caller),
+        locate_base=False,  # the client looks on its machine and sends what it found
     )
 
 

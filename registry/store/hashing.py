@@ -30,9 +30,12 @@ ProgressCallback = Callable[[int], None]
 def sha256_file(path: Path, progress: ProgressCallback | None = None) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks into one reused buffer."""
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
     with open(path, "rb") as handle:
+        # No larger than the file needs: zeroing a 1 MiB buffer costs more than hashing a
+        # small file (a config blob re-hashed at every push that finds it stored).
+        size = os.fstat(handle.fileno()).st_size
+        buffer = bytearray(min(CHUNK_SIZE, size + 1))
+        view = memoryview(buffer)
         while True:
             count = handle.readinto(buffer)
             if not count:

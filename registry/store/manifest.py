@@ -67,6 +67,11 @@ class Lineage:
     tool_version: str = ""
 
 
+def digest_of(canonical: bytes) -> str:
+    """A manifest's digest from its ``canonical_bytes()`` (when they are needed anyway)."""
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
 @dataclass(frozen=True)
 class Manifest:
     method: str
@@ -117,8 +122,7 @@ class Manifest:
 
     @property
     def digest(self) -> str:
-
-        return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()
+        return digest_of(self.canonical_bytes())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:

@@ -36,6 +36,7 @@ from pathlib import Path
 from registry.store.file_stamp import FileStamp
 
 _SLICE = 64 * 1024**2
+_SMALL = 1024**2  # read, not mapped
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ def _stamped_sha256(
         before = FileStamp.of_descriptor(handle.fileno())
         if before.size == 0:
             return digest.hexdigest(), None  # an empty file cannot be mapped
+        if before.size <= _SMALL:  # one read costs less than setting up a map
+            digest.update(handle.read())
+            after = FileStamp.of_descriptor(handle.fileno())
+            return digest.hexdigest(), before if after == before else None
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             if hasattr(mapped, "madvise"):  # read ahead: each page is read once, in order
                 mapped.madvise(mmap.MADV_SEQUENTIAL)

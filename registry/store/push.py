@@ -77,6 +77,10 @@ class PushRequest:
     base_path: Path | None = None  # base weights to fingerprint and record
     base_target: BaseTarget | None = None  # base weights already read (a live module)
     exhaustive_base: bool = False  # record full-content digests of the base found
+    # Look for the base's weights on this machine by name (a directory, the HF cache).
+    # Off for a push a server receives: a client's names and paths mean nothing on the
+    # server's disk, and what is there is not the client's to probe.
+    locate_base: bool = True
     base_quantization: str | None = None
     requires: Mapping[str, str] = field(default_factory=dict)  # package -> specifier
     # Facts recorded elsewhere and carried over verbatim (an import from the Hub):
@@ -375,6 +379,8 @@ def _find_base(
     known = find_base(catalog, base.name, base.revision)
     if known is not None and known.fingerprint is not None and not request.exhaustive_base:
         return None, f"recorded base {known.ref}", known
+    if not request.locate_base:
+        return None, NOT_LOOKED_UP, known
     located = locate_base(base.name, base.revision, exhaustive=request.exhaustive_base)
     return located.target, located.note, known
 
@@ -397,6 +403,11 @@ def _single_file_base(source: AdapterSource, request: PushRequest) -> tuple[Adap
     unchecked = f"; not checked: {', '.join(binding.unchecked)}" if binding.unchecked else ""
     note = f"all {binding.checked} modules fit {request.base_path}{unchecked}"
     return replace(source, analysis="full" if not binding.unchecked else "structural"), note
+
+
+# Why a base a server received went unverified; a client that looked on its own machine
+# replaces it with what it found there.
+NOT_LOOKED_UP = "no fingerprinted record of it here, and the server does not look on its own disk"
 
 
 def _unverified(base: BaseModelRef, note: str, source_format: str = "peft") -> str:

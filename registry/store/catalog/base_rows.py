@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, bindparam
 from sqlalchemy import select as sql_select
@@ -14,6 +16,7 @@ from registry.store.catalog.catalog import Catalog
 from registry.store.catalog.engine import read_session, wrap_operational, write_session
 from registry.store.catalog.history import add_event, utcnow
 from registry.store.catalog.tables import BaseModelRow, BaseRelationRow
+from registry.store.catalog.version_rows import utc_datetime
 from registry.store.results import BaseModelRecord, BaseRelation
 
 RELATIONS = ("quantized-from", "equivalent")
@@ -25,7 +28,25 @@ _BASES_NAMED = sql_select(_BASES).where(_BASES.c.name == bindparam("name")).orde
 _BASES_REVISION = _BASES_NAMED.where(_BASES.c.revision == bindparam("revision"))
 
 
-def _record(row: BaseModelRow | Row[Any]) -> BaseModelRecord:
+class _PlainRow(NamedTuple):
+    """A base row read by the driver itself, with the attributes ``_record`` reads."""
+
+    id: int
+    name: str
+    revision: str
+    version: str | None
+    quantization: str
+    details: str
+    created_at: datetime
+
+
+# The columns of ``_PlainRow``, in its order, for reads by the driver (``find_base``).
+_PLAIN = "SELECT id, name, revision, version, quantization, details, created_at FROM base_models"
+_PLAIN_NAMED = f"{_PLAIN} WHERE name = ? ORDER BY id"
+_PLAIN_REVISION = f"{_PLAIN} WHERE name = ? AND revision = ? ORDER BY id"
+
+
+def _record(row: BaseModelRow | Row[Any] | _PlainRow) -> BaseModelRecord:
     from registry.bases.fingerprint_json import fingerprint_from_json
 
     details = json.loads(row.details or "{}")
@@ -134,21 +155,38 @@ def find_base(
 ) -> BaseModelRecord | None:
     """The base recorded as NAME[@REVISION]; without a revision, the one recorded without
     one, else the newest (``exact``: only the one recorded without a revision)."""
-    # Core rows, not ORM objects (half of the lookup's time was building them);
-    # ``_record`` reads both alike.
-    with wrap_operational(catalog.engine), catalog.engine.connect() as connection:
-        if revision or exact:
-            params = {"name": name, "revision": revision or ""}
-            rows = list(connection.execute(_BASES_REVISION, params))
+    rows = _named_rows(catalog, name, revision or "" if revision or exact else None)
+    if not rows:
+        return None
+    if not revision:
+        # No revision asked: the one recorded without a revision, else the newest.
+        unrevised = [r for r in rows if not r.revision]
+        return _record(unrevised[0] if unrevised else rows[-1])
+    return _record(rows[0])
+
+
+def _named_rows(
+    catalog: Catalog, name: str, revision: str | None
+) -> Sequence[Row[Any] | _PlainRow]:
+    """The base rows of ``name`` (of that ``revision`` unless None), oldest first. On SQLite
+    read by the driver outside any session (a push looks its base up: a third of the
+    lookup was the pool and the transaction); else Core rows, not ORM objects (half of
+    the lookup's time was building them). ``_record`` reads both alike."""
+    with wrap_operational(catalog.engine):
+        if revision is None:
+            plain = catalog.generation.read(_PLAIN_NAMED, (name,))
         else:
-            rows = list(connection.execute(_BASES_NAMED, {"name": name}))
-        if not rows:
-            return None
-        if not revision:
-            # No revision asked: the one recorded without a revision, else the newest.
-            unrevised = [r for r in rows if not r.revision]
-            return _record(unrevised[0] if unrevised else rows[-1])
-        return _record(rows[0])
+            plain = catalog.generation.read(_PLAIN_REVISION, (name, revision))
+        if plain is not None:
+            return [
+                _PlainRow(r[0], r[1], r[2], r[3], r[4], r[5], utc_datetime(r[6]))
+                for r in plain
+            ]
+        with catalog.engine.connect() as connection:
+            if revision is None:
+                return list(connection.execute(_BASES_NAMED, {"name": name}))
+            params = {"name": name, "revision": revision}
+            return list(connection.execute(_BASES_REVISION, params))
 
 
 def get_base(catalog: Catalog, ref: str) -> BaseModelRecord:

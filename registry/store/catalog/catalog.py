@@ -25,6 +25,7 @@ from registry.store.catalog.engine import (
     wrap_operational,
     write_session,
 )
+from registry.store.catalog.generation import CatalogGeneration
 from registry.store.catalog.history import (
     add_event,
     move_alias,
@@ -60,7 +61,7 @@ from registry.store.catalog.version_rows import (
     load_rows,
 )
 from registry.store.leases import hold_off_gc, release_leases
-from registry.store.manifest import Manifest
+from registry.store.manifest import Manifest, digest_of
 from registry.store.refs import Ref
 from registry.store.results import AdapterVersion, EvalScore, TrainingDataInfo
 from registry.store.scores import NewScore
@@ -106,8 +107,12 @@ class Catalog:
         self.engine: Engine = make_engine(url)
         with wrap_operational(self.engine):  # an unreachable server is a one-line error
             self.schema: SchemaStatus = ensure_schema(self.engine, upgrade=upgrade, create=create)
+        # What every commit changes, and small indexed reads outside any session (on
+        # SQLite: one autocommit connection, no pool checkout, no transaction to end).
+        self.generation = CatalogGeneration(self.engine)
 
     def close(self) -> None:
+        self.generation.close()
         self.engine.dispose()
 
     # -- writing -----------------------------------------------------------------
@@ -119,7 +124,8 @@ class Catalog:
         Database constraints decide races: a concurrent writer that took the same
         version number makes this attempt fail and retry with the next number.
         """
-        digest = new.manifest.digest
+        canonical = new.manifest.canonical_bytes()  # once: for the digest and the row
+        digest = digest_of(canonical)
         for _attempt in range(20):
             try:
                 with write_session(self.engine) as session:
@@ -152,7 +158,7 @@ class Catalog:
                     if new.store_blobs is not None:
                         hold_off_gc(session)
                         new.store_blobs()
-                    row_id, created = self._insert(session, new, version, digest)
+                    row_id, created = self._insert(session, new, version, digest, canonical)
                     if new.lease is not None:
                         # Same transaction as the file rows: the blobs pass from leased
                         # to referenced with no moment where gc could take them.
@@ -190,14 +196,14 @@ class Catalog:
                 )
 
     def _insert(
-        self, session: Session, new: NewVersion, version: str, digest: str
+        self, session: Session, new: NewVersion, version: str, digest: str, canonical: bytes
     ) -> tuple[int, AdapterVersion]:
         """The version's rows as Core inserts on the session's connection (no ORM unit of
         work: a third of a small push's time), and the version as recorded, built from
         what was inserted rather than read back."""
         manifest = new.manifest
         now = utcnow()
-        manifest_text = manifest.canonical_bytes().decode("utf-8")
+        manifest_text = canonical.decode("utf-8")
         connection = session.connection()
         row_id = _insert_rows(
             connection,

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError as SqlDatabaseError
 
 from registry.store.catalog.engine import BUSY_TIMEOUT_MS, sqlite_file, wrap_operational
 
@@ -68,10 +69,14 @@ class CatalogGeneration:
         (microseconds on SQLite, so an event loop may call it); None on other databases."""
         if self._file is None:
             return None
-        self._sqlite_version()  # opens the connection on first use
-        with self._lock:
-            assert self._sqlite is not None
-            return self._sqlite.execute(sql, params).fetchall()
+        try:
+            self._sqlite_version()  # opens the connection on first use
+            with self._lock:
+                assert self._sqlite is not None
+                return self._sqlite.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            # As SQLAlchemy raises it, for wrap_operational to turn into a CatalogError.
+            raise SqlDatabaseError(sql, params, exc) from exc
 
     def close(self) -> None:
         with self._lock:
