@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from registry.server import routes
 from registry.server.auth import Caller
 from registry.server.context import GENERATION, Context, Endpoint
 from registry.server.problems import HttpProblem, from_registry_error, problem
+from registry.server.readiness import not_ready
 from registry.server.settings import ServerSettings
 
 ACCESS_LOG = logging.getLogger("registry.server.access")
@@ -87,16 +87,10 @@ async def _healthz(_request: Request) -> Response:
 
 
 def _readyz(ctx: Context) -> Any:
-    def probe() -> None:
-        with ctx.registry.catalog.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
     async def readyz(_request: Request) -> Response:
-        try:
-            await anyio.to_thread.run_sync(probe)
-        except Exception:
-            _log.exception("readiness probe failed")
-            return problem(503, "not_ready", "the catalog cannot be reached")
+        reason = await anyio.to_thread.run_sync(not_ready, ctx.registry)
+        if reason is not None:
+            return problem(503, "not_ready", reason)
         return JSONResponse({"status": "ready"})
 
     return readyz
