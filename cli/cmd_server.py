@@ -89,7 +89,9 @@ def server(
         request_seconds=request_timeout,
     )
     click.echo(f"serving {registry.home.root} on http://{host}:{port}", err=True)
-    serve(registry, settings)
+    status = serve(registry, settings)
+    if status:
+        raise SystemExit(status)
 
 
 @click.group()

@@ -15,6 +15,7 @@ from registry.errors import YankedVersionWarning
 from registry.server.app import ACCESS_LOG, create_app
 from registry.server.header_timeout import protocol_class
 from registry.server.settings import ServerSettings
+from registry.server.shutdown import serve_until_stopped
 
 
 def protocols() -> tuple[str, str]:
@@ -24,7 +25,8 @@ def protocols() -> tuple[str, str]:
     return ("httptools", "uvloop") if fast else ("h11", "asyncio")
 
 
-def serve(registry: Registry, settings: ServerSettings) -> None:
+def serve(registry: Registry, settings: ServerSettings) -> int:
+    """Serve until stopped; the exit status (0 after a clean stop)."""
     import uvicorn
 
     from registry.store.direct_uploads import url_lifetime
@@ -39,7 +41,7 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
     ACCESS_LOG.setLevel(logging.INFO)
     ACCESS_LOG.propagate = False
     http, loop = protocols()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(registry, settings),
         http=protocol_class(http, settings.idle_seconds),
         loop=loop,
@@ -49,3 +51,4 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
         timeout_graceful_shutdown=int(settings.graceful_seconds),
         log_level="warning",
     )
+    return serve_until_stopped(config)

@@ -1,0 +1,181 @@
+"""Operating ``adapters server``: a stop by SIGTERM or SIGINT that lets a push in flight
+finish and exits 0, readiness that follows the catalog and the blob store, and
+conditional requests answered as RFC 9110 says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from support.handmade import write_adapter
+from support.server import ServedRegistry, running_server
+
+from registry import Registry
+
+API = "/api/v1"
+
+
+def _slow_bundle(directory: Path, name: str, pause: float) -> tuple[Iterator[bytes], int, int]:
+    """A ``/push/bundle`` body sent in pieces ``pause`` seconds apart; (body, header
+    length, total length)."""
+    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    header = json.dumps({
+        "push": {"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
+                 "name": name},
+        "sizes": {k: len(v) for k, v in files.items()},
+    }).encode()  # fmt: skip
+    content = header + b"".join(files.values())
+    step = max(1, len(content) // 5)
+
+    def pieces() -> Iterator[bytes]:
+        for index in range(0, len(content), step):
+            yield content[index : index + step]
+            time.sleep(pause)
+
+    return pieces(), len(header), len(content)
+
+
+def _push_in_background(url: str, token: str, directory: Path, name: str, pause: float) -> (
+    tuple[threading.Thread, dict[str, object]]
+):
+    body, header_bytes, total = _slow_bundle(directory, name, pause)
+    result: dict[str, object] = {}
+
+    def push() -> None:
+        try:
+            response = httpx2.post(
+                f"{url}{API}/push/bundle", params={"header_bytes": header_bytes},
+                content=body,  # type: ignore[arg-type]
+                headers={"Authorization": f"Bearer {token}", "Content-Length": str(total)},
+                timeout=60,
+            )  # fmt: skip
+            result["status"] = response.status_code
+        except httpx2.HTTPError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=push)
+    thread.start()
+    return thread, result
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_lets_a_push_in_flight_finish_then_exits_0(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    home = tmp_path / "home"
+    with Registry.open(home, create=True) as local:
+        token = local.create_token("w", "writer").secret
+    with running_server(home) as server:
+        directory = write_adapter(tmp_path / "late-lora", seed=7)
+        thread, result = _push_in_background(server.url, token, directory, "late-lora", 0.4)
+        time.sleep(0.5)
+        server.process.send_signal(sig)
+        time.sleep(0.5)
+        # New connections are refused while the push finishes.
+        with pytest.raises(httpx2.ConnectError):
+            httpx2.get(f"{server.url}/healthz", timeout=5)
+        thread.join(60)
+        assert result.get("status") == 201, result
+        assert server.process.wait(30) == 0
+        log = server.access_log()
+    assert f"{sig.name}: stopping" in log and log.rstrip().endswith("stopped")
+    assert "Traceback" not in log
+    with Registry.open(home) as local:
+        assert [v.ref for v in local.list()] == ["late-lora@1"]
+
+
+def test_a_second_signal_stops_at_once_and_exits_1(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Registry.open(home, create=True) as local:
+        token = local.create_token("w", "writer").secret
+    with running_server(home) as server:
+        directory = write_adapter(tmp_path / "cut-lora", seed=8)
+        thread, result = _push_in_background(server.url, token, directory, "cut-lora", 2.0)
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert server.process.wait(30) == 1
+        assert time.monotonic() - started < 10  # not the 120 s the first signal allows
+        thread.join(60)
+        log = server.access_log()
+    assert "SIGTERM again: stopping now" in log
+    assert "status" not in result or result["status"] != 201
+    with Registry.open(home) as local:  # the push cut off left no version
+        assert local.list() == []
+
+
+def test_readyz_follows_the_blob_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Registry.open(home, create=True).close()
+    with running_server(home) as server:
+        assert httpx2.get(f"{server.url}/readyz").json() == {"status": "ready"}
+        objects = home / "objects"
+        shutil.move(objects, tmp_path / "unmounted")
+        response = httpx2.get(f"{server.url}/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"] == {
+            "code": "not_ready", "message": "the blob store cannot be reached"
+        }  # fmt: skip
+        assert httpx2.get(f"{server.url}/healthz").status_code == 200  # the process answers
+        shutil.move(tmp_path / "unmounted", objects)
+        assert httpx2.get(f"{server.url}/readyz").json() == {"status": "ready"}
+
+
+def _get(served: ServedRegistry, path: str, ref: str, match: str | None) -> httpx2.Response:
+    headers = {"Authorization": f"Bearer {served.tokens['admin']}"}
+    if match is not None:
+        headers["If-None-Match"] = match
+    return httpx2.get(f"{served.url}{API}/{path}", params={"ref": ref}, headers=headers)
+
+
+@pytest.mark.parametrize("path", ["resolve", "manifest"])
+def test_if_none_match_as_rfc_9110_reads_it(
+    served: ServedRegistry, tmp_path: Path, path: str
+) -> None:
+    reg = Registry.open(served.url, token=served.tokens["admin"])
+    name = f"cond-{path}"
+    reg.push(write_adapter(tmp_path / name, seed=11))
+    ref = f"{name}@1"
+    etag = _get(served, path, ref, None).headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    # Weak comparison: W/ on either side matches; any entity-tag of a list; "*".
+    for header in (etag, f"W/{etag}", f'"other", {etag}', f'W/"x" ,W/{etag}', "*"):
+        answer = _get(served, path, ref, header)
+        assert answer.status_code == 304 and answer.headers["etag"] == etag, header
+        assert answer.content == b""
+    for header in ('"other"', 'W/"other", "x"', etag.strip('"'), ""):
+        assert _get(served, path, ref, header).status_code == 200, header
+    reg.close()
+
+
+def test_an_etag_changes_with_what_resolve_answers(served: ServedRegistry, tmp_path: Path) -> (
+    None
+):
+    reg = Registry.open(served.url, token=served.tokens["admin"])
+    reg.push(write_adapter(tmp_path / "cond-moves", seed=12))
+    reg.push(write_adapter(tmp_path / "cond-moves-2", seed=13), name="cond-moves")
+    reg.set_alias("cond-moves@1", "prod")
+    changes = [
+        lambda: reg.set_alias("cond-moves@2", "prod"),
+        lambda: reg.record_eval("cond-moves@2", {"f1": 0.7}),
+        lambda: reg.set_tags("cond-moves@2", {"team": "a"}),
+        lambda: reg.yank("cond-moves@2", reason="bad"),
+    ]
+    etag = _get(served, "resolve", "cond-moves@prod", None).headers["etag"]
+    for change in changes:
+        change()
+        answer = _get(served, "resolve", "cond-moves@prod", etag)
+        assert answer.status_code == 200 and answer.headers["etag"] != etag
+        etag = answer.headers["etag"]
+        assert _get(served, "resolve", "cond-moves@prod", etag).status_code == 304
+    reg.close()
