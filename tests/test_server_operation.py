@@ -43,9 +43,9 @@ def _slow_bundle(directory: Path, name: str, pause: float) -> tuple[Iterator[byt
     return pieces(), len(header), len(content)
 
 
-def _push_in_background(url: str, token: str, directory: Path, name: str, pause: float) -> (
-    tuple[threading.Thread, dict[str, object]]
-):
+def _push_in_background(
+    url: str, token: str, directory: Path, name: str, pause: float
+) -> tuple[threading.Thread, dict[str, object]]:
     body, header_bytes, total = _slow_bundle(directory, name, pause)
     result: dict[str, object] = {}
 
@@ -158,9 +158,7 @@ def test_if_none_match_as_rfc_9110_reads_it(
     reg.close()
 
 
-def test_an_etag_changes_with_what_resolve_answers(served: ServedRegistry, tmp_path: Path) -> (
-    None
-):
+def test_an_etag_changes_with_what_resolve_answers(served: ServedRegistry, tmp_path: Path) -> None:
     reg = Registry.open(served.url, token=served.tokens["admin"])
     reg.push(write_adapter(tmp_path / "cond-moves", seed=12))
     reg.push(write_adapter(tmp_path / "cond-moves-2", seed=13), name="cond-moves")
