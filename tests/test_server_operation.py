@@ -86,7 +86,9 @@ def test_a_signal_lets_a_push_in_flight_finish_then_exits_0(
         assert result.get("status") == 201, result
         assert server.process.wait(30) == 0
         log = server.access_log()
-    assert f"{sig.name}: stopping" in log and log.rstrip().endswith("stopped")
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    said = [e["message"] for e in events if e.get("logger") == "registry.server"]
+    assert said[0].startswith(f"{sig.name}: stopping;") and said[-1] == "stopped", said
     assert "Traceback" not in log
     with Registry.open(home) as local:
         assert [v.ref for v in local.list()] == ["late-lora@1"]
@@ -177,3 +179,57 @@ def test_an_etag_changes_with_what_resolve_answers(served: ServedRegistry, tmp_p
         etag = answer.headers["etag"]
         assert _get(served, "resolve", "cond-moves@prod", etag).status_code == 304
     reg.close()
+
+
+def test_the_log_is_json_lines_with_no_secret(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Registry.open(home, create=True) as local:
+        token = local.create_token("alice", "reader").secret
+    with running_server(home) as server:
+        httpx2.get(
+            f"{server.url}{API}/versions", params={"token": "adp_inthequery", "name": "x"},
+            headers={"Authorization": f"Bearer {token}", "Cookie": "adapters_ui=cookie-secret"},
+        )  # fmt: skip
+        httpx2.get(f"{server.url}{API}/versions", headers={"Authorization": "Bearer adp_wrong"})
+        assert server.stop() == 0
+        log = server.access_log()
+    for secret in (token, "adp_inthequery", "cookie-secret", "adp_wrong"):
+        assert secret not in log
+    lines = [line for line in log.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in lines]
+    access = [e for e in events if e.get("path", "").startswith(API)]
+    assert [(e["path"], e["status"], e["actor"]) for e in access] == [
+        (f"{API}/versions", 200, "alice"), (f"{API}/versions", 401, None)
+    ]  # fmt: skip
+    assert all(e["time"].endswith("+00:00") for e in events)
+    assert all(next(iter(e)) == "time" for e in events)
+
+
+def test_an_error_and_its_traceback_are_one_json_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from support.server import ROOT
+
+    script = (
+        "import logging\n"
+        "from registry.server.logs import configure_logging\n"
+        "configure_logging()\n"
+        "try:\n"
+        "    raise RuntimeError('boom')\n"
+        "except RuntimeError as exc:\n"
+        "    logging.getLogger('registry.server').error('unexpected error', exc_info=exc)\n"
+        "logging.getLogger('uvicorn.error').error('Exception in ASGI application')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    first, second = (json.loads(line) for line in lines)
+    assert (first["level"], first["logger"], first["message"]) == (
+        "error", "registry.server", "unexpected error"
+    )  # fmt: skip
+    assert first["error"] == "RuntimeError" and "RuntimeError: boom" in first["traceback"]
+    assert second["logger"] == "uvicorn.error"

@@ -24,11 +24,12 @@ from registry.remote.wire import API
 from registry.server import routes
 from registry.server.auth import Caller
 from registry.server.context import GENERATION, Context, Endpoint
+from registry.server.logs import ACCESS
 from registry.server.problems import HttpProblem, from_registry_error, problem
 from registry.server.readiness import not_ready
 from registry.server.settings import ServerSettings
 
-ACCESS_LOG = logging.getLogger("registry.server.access")
+ACCESS_LOG = logging.getLogger(ACCESS)
 _log = logging.getLogger("registry.server")
 
 

@@ -6,14 +6,13 @@ small request than h11 on asyncio; without them uvicorn's pure-Python pair serve
 from __future__ import annotations
 
 import importlib.util
-import logging
-import sys
 import warnings
 
 from registry.api import Registry
 from registry.errors import YankedVersionWarning
-from registry.server.app import ACCESS_LOG, create_app
+from registry.server.app import create_app
 from registry.server.header_timeout import protocol_class
+from registry.server.logs import configure_logging
 from registry.server.settings import ServerSettings
 from registry.server.shutdown import serve_until_stopped
 
@@ -35,11 +34,7 @@ def serve(registry: Registry, settings: ServerSettings) -> int:
 
     # A yanked version that a client pinned is reported in the result, not on our stderr.
     warnings.simplefilter("ignore", YankedVersionWarning)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    ACCESS_LOG.addHandler(handler)
-    ACCESS_LOG.setLevel(logging.INFO)
-    ACCESS_LOG.propagate = False
+    configure_logging()
     http, loop = protocols()
     config = uvicorn.Config(
         create_app(registry, settings),
@@ -50,5 +45,6 @@ def serve(registry: Registry, settings: ServerSettings) -> int:
         access_log=False,  # ours is structured and names the token, not its secret
         timeout_graceful_shutdown=int(settings.graceful_seconds),
         log_level="warning",
+        log_config=None,  # uvicorn logs through ours, as JSON lines
     )
     return serve_until_stopped(config)

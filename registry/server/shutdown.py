@@ -1,22 +1,25 @@
 """Stopping the server on SIGTERM or SIGINT: requests in flight (pushes) finish, and
 the process then exits 0, as a service manager expects of a clean stop.
 
-uvicorn stops accepting connections on the first signal and waits for requests in flight
-up to its graceful timeout, then re-raises the signal after a clean stop, so that the
-process would die of it (status 143 for SIGTERM). Here the stop is announced on stderr, a
-second signal of either kind stops at once (uvicorn does that only for a second SIGINT),
-and a stop that finished its requests exits 0; one forced by a second signal exits 1.
+uvicorn stops accepting connections on the first signal and waits for requests in
+flight up to its graceful timeout, then re-raises the signal after a clean stop, so that
+the process would die of it (status 143 for SIGTERM). Here the stop is logged (as JSON,
+server/logs), a second signal of either kind stops at once (uvicorn does that only for a
+second SIGINT), and a stop that finished its requests exits 0; one forced by a second
+signal exits 1.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
+
+_log = logging.getLogger("registry.server")
 
 
 class GracefulServer(uvicorn.Server):
@@ -56,4 +59,4 @@ def serve_until_stopped(config: uvicorn.Config) -> int:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    _log.info(line)
