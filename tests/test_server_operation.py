@@ -233,3 +233,35 @@ def test_an_error_and_its_traceback_are_one_json_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert first["error"] == "RuntimeError" and "RuntimeError: boom" in first["traceback"]
     assert second["logger"] == "uvicorn.error"
+
+
+def test_openapi_lists_every_route_the_server_answers(tmp_path: Path) -> None:
+    from starlette.routing import Route
+
+    from registry.server.app import create_app
+
+    with Registry.open(tmp_path / "home", create=True) as local:
+        app = create_app(local)
+        answered = {
+            (method.lower(), route.path.replace(":str}", "}"))
+            for route in app.app.routes  # type: ignore[attr-defined]
+            if isinstance(route, Route) and not route.path.startswith("/ui")
+            for method in route.methods or ()
+            if method != "HEAD"
+        }
+    with running_server(tmp_path / "home") as server:
+        document = httpx2.get(f"{server.url}{API}/openapi.json").json()
+        token = "Bearer adp_" + "x" * 43
+        refused = httpx2.get(f"{server.url}{API}/versions", headers={"Authorization": token})
+        unknown = httpx2.get(f"{server.url}{API}/nothing-here")
+    listed = {(method, path) for path, ops in document["paths"].items() for method in ops}
+    assert listed == answered
+    assert document["paths"]["/readyz"]["get"]["security"] == []
+    assert document["paths"][f"{API}/tokens"]["post"]["x-token-without-namespace"] is True
+    error = document["components"]["responses"]["Error"]["content"]["application/json"]
+    codes = error["schema"]["properties"]["error"]["properties"]["code"]["enum"]
+    documented = ["invalid_name", "invalid_argument", "not_found", "conflict", "gate_unmet",
+                  "validation_error", "integrity_error", "signature_error", "unauthenticated",
+                  "forbidden", "too_large", "timeout", "bad_json", "not_ready"]  # fmt: skip
+    assert set(documented) <= set(codes)
+    assert refused.json()["error"]["code"] in codes and unknown.json()["error"]["code"] in codes
