@@ -265,3 +265,19 @@ def test_openapi_lists_every_route_the_server_answers(tmp_path: Path) -> None:
                   "forbidden", "too_large", "timeout", "bad_json", "not_ready"]  # fmt: skip
     assert set(documented) <= set(codes)
     assert refused.json()["error"]["code"] in codes and unknown.json()["error"]["code"] in codes
+
+
+@pytest.mark.parametrize("namespace", ["Team A", "team/a", "a..b", "", "-team"])
+def test_a_token_for_a_namespace_no_name_can_be_in_is_refused(
+    served: ServedRegistry, namespace: str
+) -> None:
+    response = httpx2.post(
+        f"{served.url}{API}/tokens",
+        json={"name": "ns-token", "role": "reader", "namespace": namespace},
+        headers={"Authorization": f"Bearer {served.tokens['admin']}"},
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "[a-z0-9][a-z0-9._-]*" in message and "'..'" in message
+    with Registry.open(served.home, database_url=served.database_url) as local:
+        assert "ns-token" not in [t.name for t in local.tokens()]
