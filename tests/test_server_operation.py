@@ -281,3 +281,47 @@ def test_a_token_for_a_namespace_no_name_can_be_in_is_refused(
     assert "[a-z0-9][a-z0-9._-]*" in message and "'..'" in message
     with Registry.open(served.home, database_url=served.database_url) as local:
         assert "ns-token" not in [t.name for t in local.tokens()]
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    from conftest import _postgres_database
+
+    yield from _postgres_database()
+
+
+def test_readyz_follows_the_catalog_and_errors_do_not_name_it(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    from sqlalchemy.engine import make_url
+    from support.tcp_gate import TcpGate
+
+    url = make_url(postgres_database)
+    gate = TcpGate((url.host or "127.0.0.1", url.port or 5432))
+    through_gate = url.set(host="127.0.0.1", port=gate.port).render_as_string(hide_password=False)
+    home = tmp_path / "home"
+    with Registry.open(home, create=True, database_url=through_gate) as local:
+        token = local.create_token("r", "reader").secret
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        with running_server(home, env={"ADAPTERS_DATABASE_URL": through_gate}) as server:
+            assert httpx2.get(f"{server.url}/readyz").status_code == 200
+            gate.shut()
+            response = httpx2.get(f"{server.url}/readyz")
+            assert response.status_code == 503
+            assert response.json()["error"]["message"] == "the catalog cannot be reached"
+            for headers in (auth, {"Authorization": "Bearer adp_unknown"}):
+                refused = httpx2.get(f"{server.url}{API}/versions", headers=headers)
+                assert refused.status_code == 503
+                error = refused.json()["error"]
+                assert error["code"] == "catalog_unavailable"
+                assert str(gate.port) not in error["message"]
+                assert url.database not in error["message"]
+            gate.open()
+            assert httpx2.get(f"{server.url}/readyz").json() == {"status": "ready"}
+            assert httpx2.get(f"{server.url}{API}/versions", headers=auth).status_code == 200
+            log = server.access_log()
+    finally:
+        gate.close()
+    assert "readiness: the catalog cannot be reached" in log
+    assert f"catalog_unavailable: catalog database {url.drivername}" in log  # for the operator
