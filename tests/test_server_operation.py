@@ -325,3 +325,19 @@ def test_readyz_follows_the_catalog_and_errors_do_not_name_it(
         gate.close()
     assert "readiness: the catalog cannot be reached" in log
     assert f"catalog_unavailable: catalog database {url.drivername}" in log  # for the operator
+
+
+def test_a_blob_download_answers_if_none_match(served: ServedRegistry, tmp_path: Path) -> None:
+    reg = Registry.open(served.url, token=served.tokens["admin"])
+    version = reg.push(write_adapter(tmp_path / "cond-blob", seed=14)).version
+    sha256 = version.files[0].sha256
+    url = f"{served.url}{API}/blobs/{sha256}"
+    auth = {"Authorization": f"Bearer {served.tokens['reader']}"}
+    first = httpx2.get(url, params={"ref": version.ref}, headers=auth)
+    assert first.status_code == 200 and first.headers["etag"] == f'"{sha256}"'
+    again = httpx2.get(url, params={"ref": version.ref},
+                       headers={**auth, "If-None-Match": f'W/"{sha256}"'})  # fmt: skip
+    assert again.status_code == 304 and again.content == b""
+    other = httpx2.get(url, params={"ref": version.ref}, headers={**auth, "If-None-Match": '"x"'})
+    assert other.status_code == 200 and other.content == first.content
+    reg.close()

@@ -200,9 +200,12 @@ async def download_blob(ctx: Context, request: Request, caller: Caller) -> Respo
     version = await ctx.call(caller, lambda: ctx.registry.get(ref))
     if sha256 not in {f.sha256 for f in version.files}:
         raise NotFoundError(f"{version.ref} has no file with sha256 {sha256[:16]}...")
+    etag = f'"{sha256}"'
+    if none_match(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})  # a blob never changes
     path = ctx.registry.blobs.path(sha256)
     return FileResponse(path, media_type="application/octet-stream",
-                        headers={"ETag": f'"{sha256}"'})  # fmt: skip
+                        headers={"ETag": etag})  # fmt: skip
 
 
 async def verify(ctx: Context, request: Request, caller: Caller) -> Response:
