@@ -341,3 +341,36 @@ def test_a_blob_download_answers_if_none_match(served: ServedRegistry, tmp_path:
     other = httpx2.get(url, params={"ref": version.ref}, headers={**auth, "If-None-Match": '"x"'})
     assert other.status_code == 200 and other.content == first.content
     reg.close()
+
+
+def test_readyz_follows_the_object_store(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import urlsplit
+
+    from conftest import use_s3
+    from support.tcp_gate import TcpGate
+
+    s3 = request.getfixturevalue("s3_server")
+    use_s3(s3, monkeypatch)
+    endpoint = urlsplit(s3.endpoint)
+    gate = TcpGate((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{gate.port}")
+    home = tmp_path / "home"
+    Registry.open(home, create=True).close()
+    try:
+        with running_server(home) as server:
+            assert httpx2.get(f"{server.url}/readyz").status_code == 200
+            gate.shut()
+            started = time.monotonic()
+            response = httpx2.get(f"{server.url}/readyz", timeout=60)
+            took = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["message"] == "the blob store cannot be reached"
+            gate.open()
+            assert httpx2.get(f"{server.url}/readyz").json() == {"status": "ready"}
+            log = server.access_log()
+    finally:
+        gate.close()
+    assert took < 15, took
+    assert s3.env["AWS_SECRET_ACCESS_KEY"] not in log
