@@ -62,8 +62,9 @@ def server(
     The web UI is at /ui: sign in there with a token (docs/ui.md).
 
     Every request needs a token (`adapters token create`) unless --anonymous-read.
-    Stop it with Ctrl-C or SIGTERM: pushes in flight are finished first. For TLS,
-    put it behind a reverse proxy (docs/server.md).
+    Stop it with Ctrl-C or SIGTERM: pushes in flight are finished first (up to 120 s),
+    then it exits 0; a second signal stops at once. Each request is logged to stderr as
+    a JSON line. For TLS, put it behind a reverse proxy (docs/server.md).
 
     \b
     Example:
@@ -89,7 +90,9 @@ def server(
         request_seconds=request_timeout,
     )
     click.echo(f"serving {registry.home.root} on http://{host}:{port}", err=True)
-    serve(registry, settings)
+    status = serve(registry, settings)
+    if status:
+        raise SystemExit(status)
 
 
 @click.group()

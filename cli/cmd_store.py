@@ -12,6 +12,7 @@ from registry.cli.context import AppState, pass_state
 from registry.cli.options import parse_pairs, parse_requirements, parse_scores
 from registry.cli.progress import progress_for_terminal
 from registry.cli.render import echo_json, human_size, plural
+from registry.errors import ArgumentError
 from registry.store.home import LOCAL_DIRNAME, refuse_url
 
 
@@ -24,8 +25,10 @@ from registry.store.home import LOCAL_DIRNAME, refuse_url
     "(restoring the catalog from a backup keeps the versions; this does not).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the registry's path as JSON.")
-def init(path: str | None, new_catalog: bool, as_json: bool) -> None:
-    """Create a registry at PATH (default: ./.adapters, found from subdirectories).
+@pass_state
+def init(state: AppState, path: str | None, new_catalog: bool, as_json: bool) -> None:
+    """Create a registry at PATH (default: --registry, else ./.adapters, found from
+    subdirectories).
 
     Creates the catalog too. A home whose catalog went missing is refused unless
     --new-catalog says to start an empty one.
@@ -35,6 +38,10 @@ def init(path: str | None, new_catalog: bool, as_json: bool) -> None:
       adapters init            # ./.adapters, used from here and below
       adapters init /srv/adapter-registry --json
     """
+    if path is None and state.is_remote() and state.explicit_registry:
+        raise ArgumentError("init creates a local registry: give a path, not a server URL")
+    if path is None and state.explicit_registry:
+        path = str(state.registry_path)
     if path is not None:
         refuse_url(path, servers=False)  # read as given: Path() would fold ftp://x into ftp:/x
     target = Path(path) if path is not None else Path.cwd() / LOCAL_DIRNAME

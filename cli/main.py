@@ -98,7 +98,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": (
         "cmd_store",
         "init",
-        "Create a registry at PATH (default: ./.adapters, found from subdirectories).",
+        "Create a registry at PATH (default: --registry, else ./.adapters, found from "
+        "subdirectories).",
     ),
     "key": (
         "cmd_sign",

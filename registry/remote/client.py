@@ -154,7 +154,9 @@ class RemoteRegistry(RemoteAdmin):
         try:
             response = self._http.request(method, wire.API + path, **kwargs)
         except httpx2.HTTPError as exc:
-            raise ServerError(f"cannot reach the registry server at {self.url}: {exc}") from None
+            raise ServerError(
+                f"cannot reach the registry server at {self.url}: {exc}{_tls_hint(exc)}"
+            ) from None
         if response.status_code == 401 and self._anonymous:
             raise errors.AccessError(
                 f"the registry server at {self.url} needs a token: set {TOKEN_ENV}, or pass "
@@ -533,3 +535,10 @@ def _default_cache(url: str) -> Path:
 
     host = re.sub(r"[^A-Za-z0-9._-]+", "_", url.partition("://")[2].rstrip("/"))
     return Path(platformdirs.user_cache_dir("adapters")) / "remote" / host
+
+
+def _tls_hint(exc: Exception) -> str:
+    """What to do when the server's certificate is not trusted (a private CA, say)."""
+    if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+        return ""
+    return "; if its certificate is one you trust, name it (or its CA) in SSL_CERT_FILE"

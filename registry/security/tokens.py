@@ -152,8 +152,12 @@ def create_token(
         problems.append(f"token name {name!r} must match [a-z0-9][a-z0-9._-]*, at most 64")
     if role not in ROLES:
         problems.append(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if namespace is not None and not _NAMESPACE.match(namespace):
-        problems.append(f"namespace {namespace!r} must be a name without '/' (as in NS/name)")
+    if namespace is not None and (not _NAMESPACE.match(namespace) or ".." in namespace):
+        # A namespace is the NS of NS/name, so it follows a name's rules ('..' included).
+        problems.append(
+            f"namespace {namespace!r} must be the NS of names NS/name: [a-z0-9][a-z0-9._-]*, "
+            "without '..', at most 95 characters"
+        )
     if problems:
         raise ArgumentError("; ".join(problems))
     secret = PREFIX + secrets.token_urlsafe(32)

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,10 +24,13 @@ from registry.remote.wire import API
 from registry.server import routes
 from registry.server.auth import Caller
 from registry.server.context import GENERATION, Context, Endpoint
+from registry.server.logs import ACCESS
+from registry.server.openapi import openapi_route
 from registry.server.problems import HttpProblem, from_registry_error, problem
+from registry.server.readiness import not_ready
 from registry.server.settings import ServerSettings
 
-ACCESS_LOG = logging.getLogger("registry.server.access")
+ACCESS_LOG = logging.getLogger(ACCESS)
 _log = logging.getLogger("registry.server")
 
 
@@ -42,7 +44,7 @@ def create_app(registry: Registry, settings: ServerSettings | None = None) -> St
     extra = [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(ctx), methods=["GET"]),
-        Route(f"{API}/openapi.json", _openapi(table), methods=["GET"]),
+        Route(f"{API}/openapi.json", openapi_route(table), methods=["GET"]),
     ]
     from registry.server.ui.routes import ui_routes
 
@@ -87,78 +89,13 @@ async def _healthz(_request: Request) -> Response:
 
 
 def _readyz(ctx: Context) -> Any:
-    def probe() -> None:
-        with ctx.registry.catalog.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
     async def readyz(_request: Request) -> Response:
-        try:
-            await anyio.to_thread.run_sync(probe)
-        except Exception:
-            _log.exception("readiness probe failed")
-            return problem(503, "not_ready", "the catalog cannot be reached")
+        reason = await anyio.to_thread.run_sync(not_ready, ctx.registry)
+        if reason is not None:
+            return problem(503, "not_ready", reason)
         return JSONResponse({"status": "ready"})
 
     return readyz
-
-
-def _openapi(table: list[Endpoint]) -> Any:
-    paths: dict[str, dict[str, Any]] = {}
-    for e in table:
-        path = e.path.replace(":str}", "}")
-        operation: dict[str, Any] = {
-            "summary": e.summary,
-            "x-required-role": e.role,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {"description": "the typed result as JSON"},
-                "4XX": {"$ref": "#/components/responses/Error"},
-            },
-        }
-        query = routes.QUERY.get(f"{e.method} {e.path[len(API) :]}", ())
-        parameters = [_query_parameter(name) for name in query]
-        if "{sha256}" in path:
-            parameters.insert(
-                0, {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}
-            )
-        if parameters:
-            operation["parameters"] = parameters
-        paths.setdefault(path, {})[e.method.lower()] = operation
-    document = {
-        "openapi": "3.1.0",
-        "info": {"title": "adapter-registry", "version": __version__},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {
-                "Error": {
-                    "description": "{error: {code, message}}: a stable code, a one-line message",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
-            },
-        },
-    }
-
-    async def openapi(_request: Request) -> Response:
-        return JSONResponse(document)
-
-    return openapi
-
-
-_INTEGER_QUERY = {"page_size", "limit", "depth", "header_bytes"}
-_REPEATED_QUERY = {"tag", "where", "action"}  # may be given more than once
-
-
-def _query_parameter(declared: str) -> dict[str, Any]:
-    name = declared.rstrip("!")
-    schema: dict[str, Any] = (
-        {"type": "integer", "minimum": 1} if name in _INTEGER_QUERY else {"type": "string"}
-    )
-    if name in _REPEATED_QUERY:
-        schema = {"type": "array", "items": schema}
-    if name == "cursor":
-        schema["description"] = "next_cursor of the previous page; omit for the first"
-    return {"name": name, "in": "query", "required": declared.endswith("!"), "schema": schema}
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

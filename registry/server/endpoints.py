@@ -20,6 +20,7 @@ from registry.remote import wire
 from registry.remote.codec import encode
 from registry.server.auth import Caller
 from registry.server.body import read_json
+from registry.server.conditional import none_match
 from registry.server.context import GENERATION, Context, Listing, ok
 from registry.server.entries import json_bytes
 from registry.server.paging import page_after, version_positions
@@ -90,7 +91,7 @@ async def _kept(
 
     kept = await ctx.resolved.load(key, request.scope.get(GENERATION), make)
     etag, body = kept
-    if request.headers.get("if-none-match") == etag:
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
@@ -199,9 +200,12 @@ async def download_blob(ctx: Context, request: Request, caller: Caller) -> Respo
     version = await ctx.call(caller, lambda: ctx.registry.get(ref))
     if sha256 not in {f.sha256 for f in version.files}:
         raise NotFoundError(f"{version.ref} has no file with sha256 {sha256[:16]}...")
+    etag = f'"{sha256}"'
+    if none_match(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})  # a blob never changes
     path = ctx.registry.blobs.path(sha256)
     return FileResponse(path, media_type="application/octet-stream",
-                        headers={"ETag": f'"{sha256}"'})  # fmt: skip
+                        headers={"ETag": etag})  # fmt: skip
 
 
 async def verify(ctx: Context, request: Request, caller: Caller) -> Response:

@@ -7,12 +7,23 @@ back to the same exception class (the table is in ``registry.remote.wire``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from registry import errors
 from registry.remote.wire import ERROR_CODES
+
+_log = logging.getLogger("registry.server")
+# Failures of the server's own catalog or home: what they say names its database URL (user,
+# host, database), its paths and its settings, which are none of a client's business (the
+# answer reaches callers without a valid token too). The client gets the code and a line
+# without them; the log has the whole message.
+_SERVER_SIDE = {
+    errors.CatalogError: "the server cannot reach its catalog; try again later",
+    errors.HomeError: "the server cannot use its registry home; try again later",
+}
 
 
 class HttpProblem(Exception):
@@ -37,7 +48,12 @@ def from_registry_error(exc: errors.RegistryError) -> JSONResponse:
         extra["problems"] = list(exc.problems)
     for kind, code, status in ERROR_CODES:
         if isinstance(exc, kind):
-            return problem(status, code, _one_line(str(exc)), **extra)
+            message = _one_line(str(exc))
+            for server_side, shown in _SERVER_SIDE.items():
+                if isinstance(exc, server_side):
+                    _log.warning("%s: %s", code, message)
+                    message = shown
+            return problem(status, code, message, **extra)
     raise AssertionError("unreachable: RegistryError is the last entry")
 
 

@@ -6,15 +6,15 @@ small request than h11 on asyncio; without them uvicorn's pure-Python pair serve
 from __future__ import annotations
 
 import importlib.util
-import logging
-import sys
 import warnings
 
 from registry.api import Registry
 from registry.errors import YankedVersionWarning
-from registry.server.app import ACCESS_LOG, create_app
+from registry.server.app import create_app
 from registry.server.header_timeout import protocol_class
+from registry.server.logs import configure_logging
 from registry.server.settings import ServerSettings
+from registry.server.shutdown import serve_until_stopped
 
 
 def protocols() -> tuple[str, str]:
@@ -24,7 +24,8 @@ def protocols() -> tuple[str, str]:
     return ("httptools", "uvloop") if fast else ("h11", "asyncio")
 
 
-def serve(registry: Registry, settings: ServerSettings) -> None:
+def serve(registry: Registry, settings: ServerSettings) -> int:
+    """Serve until stopped; the exit status (0 after a clean stop)."""
     import uvicorn
 
     from registry.store.direct_uploads import url_lifetime
@@ -33,13 +34,9 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
 
     # A yanked version that a client pinned is reported in the result, not on our stderr.
     warnings.simplefilter("ignore", YankedVersionWarning)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    ACCESS_LOG.addHandler(handler)
-    ACCESS_LOG.setLevel(logging.INFO)
-    ACCESS_LOG.propagate = False
+    configure_logging()
     http, loop = protocols()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(registry, settings),
         http=protocol_class(http, settings.idle_seconds),
         loop=loop,
@@ -48,4 +45,6 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
         access_log=False,  # ours is structured and names the token, not its secret
         timeout_graceful_shutdown=int(settings.graceful_seconds),
         log_level="warning",
+        log_config=None,  # uvicorn logs through ours, as JSON lines
     )
+    return serve_until_stopped(config)
