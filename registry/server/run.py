@@ -14,6 +14,7 @@ from registry.api import Registry
 from registry.errors import YankedVersionWarning
 from registry.server.app import ACCESS_LOG, create_app
 from registry.server.header_timeout import protocol_class
+from registry.server.heap import settle_heap
 from registry.server.settings import ServerSettings
 
 
@@ -39,8 +40,10 @@ def serve(registry: Registry, settings: ServerSettings) -> None:
     ACCESS_LOG.setLevel(logging.INFO)
     ACCESS_LOG.propagate = False
     http, loop = protocols()
+    app = create_app(registry, settings)
+    settle_heap()  # after the app and the modules requests use are in memory
     uvicorn.run(
-        create_app(registry, settings),
+        app,
         http=protocol_class(http, settings.idle_seconds),
         loop=loop,
         host=settings.host,
