@@ -307,10 +307,12 @@ def served(
 ) -> Iterator[ServedRegistry]:
     """A real ``adapters server`` process (one per test module and server backend) over a
     registry of its own, with a token per role (``served.tokens``); see
-    tests/support/server.py, and support/server_matrix.py for the backends."""
+    tests/support/server.py, and support/server_matrix.py for the backends. A module's
+    ``SERVER_ARGS`` are added to the server's command line (its limits, say)."""
     root = tmp_path_factory.mktemp("served")
+    args = tuple(getattr(request.module, "SERVER_ARGS", ()))
     with server_store(request, root) as store, served_registry(
-        root / "home", store.database_url, blob_url=store.blob_url, backend=store.backend
+        root / "home", store.database_url, args, store.blob_url, store.backend
     ) as running:
         yield running
 
