@@ -151,6 +151,67 @@ def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None
     assert not list((hostile.home / "tmp" / "uploads").glob(".part-*"))
 
 
+def test_direct_uploads_over_the_limit_short_or_not_the_bytes_named(
+    hostile: ServedRegistry,
+) -> None:
+    """Uploads sent straight to the object store (pre-signed URLs) are checked when claimed:
+    each refused with nothing kept, neither the client's object nor a copy of it."""
+    before = stored_state(hostile)
+    h = _auth(hostile, "writer")
+
+    def offer(data: bytes) -> tuple[str, dict[str, object]]:
+        sha = hashlib.sha256(data).hexdigest()
+        response = httpx2.post(f"{hostile.url}{API}/uploads/presign", json={"files": [sha]},
+                               headers=h)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return sha, response.json()
+
+    def claim(sha: str, key: str) -> httpx2.Response:
+        return httpx2.post(f"{hostile.url}{API}/uploads/{sha}/staged", json={"key": key}, headers=h)
+
+    if not hostile.backend.endswith("+s3"):
+        sha, answer = offer(b"local")
+        assert answer == {"direct": False, "uploads": {}}
+        assert claim(sha, f"incoming/{'0' * 32}/{sha}").status_code == 400
+        assert stored_state(hostile) == before
+        return
+    # Over the server's limit: the store took it (a pre-signed PUT has no size limit), the
+    # claim does not.
+    sha, answer = offer(b"z" * (LIMIT + 1))
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    assert httpx2.put(ticket["url"], content=b"z" * (LIMIT + 1)).status_code == 200
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 400, response.text
+    assert f"{LIMIT}-byte limit" in response.json()["error"]["message"]
+    # Shorter than declared, then the client goes away: the store keeps nothing to claim.
+    body = b"y" * 100
+    sha, answer = offer(body)
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    parts = urlsplit(ticket["url"])
+    target = f"{parts.path}?{parts.query}".encode()
+    head = b"PUT " + target + b" HTTP/1.1\r\nHost: " + parts.netloc.encode()
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
+        sock.sendall(head + b"\r\nContent-Length: 200\r\n\r\n" + body[:10])
+        time.sleep(0.2)
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 400 and "upload it" in response.text, response.text
+    # Longer than declared: the store keeps the declared part, which is not the bytes named.
+    raw = _raw(ticket["url"], head + b"\r\nContent-Length: 50\r\nConnection: close\r\n\r\n"
+               + body)  # fmt: skip
+    assert _status(raw) == 200
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 422 and response.json()["error"]["code"] == "integrity_error"
+    # Other bytes than named, and keys the server did not sign for this file.
+    sha, answer = offer(b"named")
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    assert httpx2.put(ticket["url"], content=b"other").status_code == 200
+    assert claim(sha, ticket["key"]).status_code == 422
+    for key in (ticket["key"], f"{ticket['key']}/../x", "../" + ticket["key"], "", "a\x00b"):
+        assert claim(sha, key).status_code == 400, key
+    time.sleep(0.5)  # the abandoned PUT is over
+    assert stored_state(hostile) == before
+
+
 def test_a_slow_client_gets_408_while_others_are_served(
     hostile: ServedRegistry, tmp_path: Path
 ) -> None:
