@@ -118,6 +118,7 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         (lambda: registry.yank("a@1", "x" * 5000), "characters long"),
         (lambda: registry.record_eval("a@1", {}), "no eval scores"),
         (lambda: registry.record_eval("a@1", {"acc": 0.5}, notes="n" * 5000), "notes are"),
+        (lambda: registry.record_eval("a@1", {"acc": 0.5}, notes="a\x00b"), "control char"),
         (lambda: registry.lineage("a@1", depth=0), "depth must be"),
         (lambda: registry.log(limit=0), "--limit must be"),
         (lambda: registry.list(limit=0), "limit must be"),

@@ -71,6 +71,10 @@ def test_bad_json_bodies_are_400(hostile: ServedRegistry) -> None:
         "unknown field": json.dumps({"ref": "x@1", "scores": {}, "admin": True}).encode(),
         "bool as number": json.dumps({"ref": "x@1", "scores": {"f1": True}}).encode(),
         "nul in ref": json.dumps({"ref": "x\u0000@1", "scores": {"f1": 1}}).encode(),
+        # PostgreSQL cannot store a NUL in text: refused as input, never a catalog error.
+        "nul in notes": json.dumps(
+            {"ref": "x@1", "scores": {"f1": 1}, "notes": "a\u0000b"}
+        ).encode(),
     }
     for label, body in cases.items():
         response = httpx2.post(url, content=body, headers=h)
