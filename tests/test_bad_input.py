@@ -112,7 +112,8 @@ def test_pickle_converted_only_with_flag(tmp_path: Path, registry: Registry) -> 
 
 
 def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry) -> None:
-    registry.push(make_adapter("lora", tmp_path / "a").directory, name="a")
+    source = make_adapter("lora", tmp_path / "a").directory
+    registry.push(source, name="a")
     refusals: list[tuple[Callable[[], object], str]] = [
         (lambda: registry.yank("a@1", "  "), "needs a reason"),
         (lambda: registry.yank("a@1", "x" * 5000), "characters long"),
@@ -138,6 +139,9 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         lambda: registry.get("A B"),
         lambda: registry.list(where=["a" * 200 + ">=1"]),
         lambda: registry.record_eval("a@1", {"pass@1": 0.5}),
+        # Base names the catalog cannot hold (PostgreSQL: no NUL, 256 characters at most).
+        lambda: registry.push(source, name="b", base="m" * 300),
+        lambda: registry.push(source, name="b", base="m@r\x00"),
     ):
         with pytest.raises(InvalidNameError) as caught:
             call()

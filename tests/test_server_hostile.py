@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry
+from support.server import ServedRegistry, stage_uploads
 from support.server_state import stored_state
 
 from registry import Registry
@@ -115,6 +115,36 @@ def test_names_with_path_tricks_are_refused(hostile: ServedRegistry) -> None:
         assert response.status_code == 400, (path, response.text)
     assert stored_state(hostile).catalog == before.catalog
     assert not list((hostile.home / "tmp").glob("push-*"))
+
+
+def test_base_names_no_catalog_can_hold_are_refused(
+    hostile: ServedRegistry, tmp_path: Path
+) -> None:
+    """A base model named (``base``, or the adapter's config) beyond what the catalog's
+    columns hold, or with a NUL (PostgreSQL stores none), is bad input on every backend:
+    never a failure of the server or of its catalog."""
+    h = _auth(hostile, "writer")
+    http = httpx2.Client(base_url=hostile.url, headers=h)
+    files = stage_uploads(http, write_adapter(tmp_path / "plain", seed=31))
+    before = stored_state(hostile)
+    for base in ("b" * 300, f"org/{'b' * 253}", f"b@{'r' * 300}", "b\x00c", "b@r\x00"):
+        response = http.post(f"{API}/push", json={"files": files, "name": "based", "base": base})
+        assert response.status_code == 400, (base[:20], response.text)
+    for key, value in (("base_model_name_or_path", "m" * 300), ("revision", "r" * 300),
+                       ("base_model_name_or_path", "m\x00n")):  # fmt: skip
+        directory = write_adapter(tmp_path / f"config-{len(value)}-{key}", seed=32)
+        config = json.loads((directory / "adapter_config.json").read_text())
+        (directory / "adapter_config.json").write_text(json.dumps({**config, key: value}))
+        staged = stage_uploads(http, directory)
+        response = http.post(f"{API}/push", json={"files": staged, "name": "based"})
+        assert 400 <= response.status_code < 500, (key, response.text)
+    assert stored_state(hostile).catalog == before.catalog
+    # As long as a name may be, but no path (a component over 255 bytes): a base name the
+    # server has no directory of, like any other.
+    response = http.post(f"{API}/push", json={"files": files, "name": "based", "base": "b" * 256})
+    assert response.status_code == 201, response.text
+    assert response.json()["version"]["manifest"]["base_model"]["name"] == "b" * 256
+    http.close()
 
 
 def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None:

@@ -23,6 +23,7 @@ from registry.errors import (
     combined_error,
 )
 from registry.faults import fault_point
+from registry.formats.config_file import BASE_LABEL_MAX
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
 from registry.store.blob_store import BlobBackend, DigestHook
@@ -109,8 +110,12 @@ def default_name(directory: Path) -> str:
 
 def parse_base(text: str) -> BaseModelRef:
     name, _, revision = text.strip().partition("@")
-    if not name or any(c.isspace() for c in text.strip()):
-        raise InvalidNameError(f"invalid base model {text!r}: expected NAME or NAME@REVISION")
+    long = max(len(name), len(revision)) > BASE_LABEL_MAX
+    if not name or long or any(c.isspace() or not c.isprintable() for c in text.strip()):
+        raise InvalidNameError(
+            f"invalid base model {text[:80]!r}: expected NAME or NAME@REVISION, at most "
+            f"{BASE_LABEL_MAX} characters each"
+        )
     return BaseModelRef(name=name, revision=revision or None)
 
 
