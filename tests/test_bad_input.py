@@ -142,6 +142,7 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         # Base names the catalog cannot hold (PostgreSQL: no NUL, 256 characters at most).
         lambda: registry.push(source, name="b", base="m" * 300),
         lambda: registry.push(source, name="b", base="m@r\x00"),
+        lambda: registry.push(source, name="b", version="1." + ".".join(["1"] * 40)),
     ):
         with pytest.raises(InvalidNameError) as caught:
             call()

@@ -117,12 +117,12 @@ def test_names_with_path_tricks_are_refused(hostile: ServedRegistry) -> None:
     assert not list((hostile.home / "tmp").glob("push-*"))
 
 
-def test_base_names_no_catalog_can_hold_are_refused(
+def test_bases_and_versions_no_catalog_can_hold_are_refused(
     hostile: ServedRegistry, tmp_path: Path
 ) -> None:
-    """A base model named (``base``, or the adapter's config) beyond what the catalog's
-    columns hold, or with a NUL (PostgreSQL stores none), is bad input on every backend:
-    never a failure of the server or of its catalog."""
+    """A base model named (``base``, or the adapter's config) or a version beyond what the
+    catalog's columns hold, or with a NUL (PostgreSQL stores none), is bad input on every
+    backend: never a failure of the server or of its catalog."""
     h = _auth(hostile, "writer")
     http = httpx2.Client(base_url=hostile.url, headers=h)
     files = stage_uploads(http, write_adapter(tmp_path / "plain", seed=31))
@@ -130,6 +130,9 @@ def test_base_names_no_catalog_can_hold_are_refused(
     for base in ("b" * 300, f"org/{'b' * 253}", f"b@{'r' * 300}", "b\x00c", "b@r\x00"):
         response = http.post(f"{API}/push", json={"files": files, "name": "based", "base": base})
         assert response.status_code == 400, (base[:20], response.text)
+    version = "1." + ".".join(["1"] * 40)
+    response = http.post(f"{API}/push", json={"files": files, "name": "based", "version": version})
+    assert response.status_code == 400 and "at most 64" in response.text, response.text
     for key, value in (("base_model_name_or_path", "m" * 300), ("revision", "r" * 300),
                        ("base_model_name_or_path", "m\x00n")):  # fmt: skip
         directory = write_adapter(tmp_path / f"config-{len(value)}-{key}", seed=32)
