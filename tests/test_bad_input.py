@@ -143,6 +143,7 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         lambda: registry.push(source, name="b", base="m" * 300),
         lambda: registry.push(source, name="b", base="m@r\x00"),
         lambda: registry.push(source, name="b", version="1." + ".".join(["1"] * 40)),
+        lambda: registry.add_base(source, name="m" * 300),
     ):
         with pytest.raises(InvalidNameError) as caught:
             call()

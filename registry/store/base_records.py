@@ -28,7 +28,7 @@ from registry.store.catalog.base_rows import (
     related_contents,
 )
 from registry.store.catalog.catalog import Catalog
-from registry.store.refs import normalize_version
+from registry.store.refs import normalize_version, validate_base
 from registry.store.results import AdapterVersion, BaseModelRecord
 
 if TYPE_CHECKING:
@@ -47,11 +47,18 @@ def add_base(
     """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it;
     ``exhaustive`` records every tensor's full-content digest as well."""
     check_quantization(quantization)
+    if name:  # refused before the weights are read
+        validate_base(name, *_name_and_revision(name))
     target, default_name, revision = read_base_source(source, exhaustive=exhaustive)
     return record_target(
         catalog, target, name or default_name, revision=revision, version=version,
         quantization=quantization, source=str(source),
     )  # fmt: skip
+
+
+def _name_and_revision(name: str) -> tuple[str, str]:
+    record_name, _, record_revision = name.partition("@")
+    return record_name, record_revision
 
 
 def check_quantization(quantization: str | None) -> None:
@@ -89,7 +96,8 @@ def record_target(
     source: str,
 ) -> BaseModelRecord:
     """Record the weights ``target`` read as base ``name`` (``NAME@REV`` names a revision)."""
-    record_name, _, record_revision = name.partition("@")
+    record_name, record_revision = _name_and_revision(name)
+    validate_base(name, record_name, record_revision or revision)
     record, _created = record_base(
         catalog,
         name=record_name,

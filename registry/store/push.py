@@ -23,7 +23,6 @@ from registry.errors import (
     combined_error,
 )
 from registry.faults import fault_point
-from registry.formats.config_file import BASE_LABEL_MAX
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
 from registry.store.blob_store import BlobBackend, DigestHook
@@ -39,7 +38,13 @@ from registry.store.gc import PushLeases
 from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.prehash import BackgroundHashes, Prehashed
-from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
+from registry.store.refs import (
+    next_version,
+    normalize_version,
+    validate_alias,
+    validate_base,
+    validate_name,
+)
 from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
 from registry.store.tag_rules import tag_problems
@@ -110,12 +115,7 @@ def default_name(directory: Path) -> str:
 
 def parse_base(text: str) -> BaseModelRef:
     name, _, revision = text.strip().partition("@")
-    long = max(len(name), len(revision)) > BASE_LABEL_MAX
-    if not name or long or any(c.isspace() or not c.isprintable() for c in text.strip()):
-        raise InvalidNameError(
-            f"invalid base model {text[:80]!r}: expected NAME or NAME@REVISION, at most "
-            f"{BASE_LABEL_MAX} characters each"
-        )
+    validate_base(text, name, revision)
     return BaseModelRef(name=name, revision=revision or None)
 
 
