@@ -129,6 +129,7 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         (lambda: registry.combine(["a@1"], name="b", method="ties"), "needs a density"),
         (lambda: registry.combine(["a@1"], name="b", method="mean"), "unknown method"),
         (lambda: registry.add_base(tmp_path, quantization="q7"), "unknown quantization"),
+        (lambda: registry.push(source, name="b", base_quantization="q7"), "unknown quantiz"),
     ]
     for call, message in refusals:
         with pytest.raises(ArgumentError, match=message) as info:

@@ -140,6 +140,9 @@ def _check_annotations(request: PushRequest) -> None:
         problems += _problems(validate_dataset, score.dataset)
         problems += _problems(validate_split, score.split)
     problems += tag_problems(request.tags)
+    from registry.store.base_records import check_quantization  # reads the bases package
+
+    problems += _problems(check_quantization, request.base_quantization)
     if problems:
         raise combined_error(problems)
 
