@@ -311,10 +311,16 @@ def served(
     ``SERVER_ARGS`` are added to the server's command line (its limits, say)."""
     root = tmp_path_factory.mktemp("served")
     args = tuple(getattr(request.module, "SERVER_ARGS", ()))
-    with server_store(request, root) as store, served_registry(
-        root / "home", store.database_url, args, store.blob_url, store.backend
-    ) as running:
-        yield running
+    with pytest.MonkeyPatch.context() as patch:
+        # Started before any test's hermetic_env: the server's HF cache is its own too.
+        for key, value in (("HF_HOME", root / "hf"), ("XDG_CACHE_HOME", root / "xdg-cache"),
+                           ("XDG_DATA_HOME", root / "xdg"), ("HF_HUB_OFFLINE", 1),
+                           ("HF_HUB_DISABLE_TELEMETRY", 1)):  # fmt: skip
+            patch.setenv(key, str(value))
+        with server_store(request, root) as store, served_registry(
+            root / "home", store.database_url, args, store.blob_url, store.backend
+        ) as running:
+            yield running
 
 
 @pytest.fixture
