@@ -21,6 +21,7 @@ from registry.bases.target import (
 from registry.check import Check
 from registry.errors import ArgumentError, FingerprintError
 from registry.store.actor import current_actor
+from registry.store.base_names import validate_base
 from registry.store.catalog.base_rows import (
     find_base,
     find_by_content,
@@ -28,7 +29,7 @@ from registry.store.catalog.base_rows import (
     related_contents,
 )
 from registry.store.catalog.catalog import Catalog
-from registry.store.refs import normalize_version, validate_base
+from registry.store.refs import normalize_version
 from registry.store.results import AdapterVersion, BaseModelRecord
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from registry.errors import (
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
+from registry.store.base_names import parse_base
 from registry.store.blob_store import BlobBackend, DigestHook
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog, NewVersion
@@ -38,13 +39,7 @@ from registry.store.gc import PushLeases
 from registry.store.hashing import data_digest, given_digest, sha256_bytes
 from registry.store.manifest import BaseModelRef, FileEntry, Lineage, Manifest, TrainingDataRef
 from registry.store.prehash import BackgroundHashes, Prehashed
-from registry.store.refs import (
-    next_version,
-    normalize_version,
-    validate_alias,
-    validate_base,
-    validate_name,
-)
+from registry.store.refs import next_version, normalize_version, validate_alias, validate_name
 from registry.store.results import BaseModelRecord, PushResult, TrainingDataInfo
 from registry.store.scores import NewScore
 from registry.store.tag_rules import tag_problems
@@ -111,12 +106,6 @@ def default_name(directory: Path) -> str:
             f"the directory name {named.name!r} is not a valid adapter name; "
             "pass --name (lowercase letters, digits, '.', '_', '-')"
         ) from None
-
-
-def parse_base(text: str) -> BaseModelRef:
-    name, _, revision = text.strip().partition("@")
-    validate_base(text, name, revision)
-    return BaseModelRef(name=name, revision=revision or None)
 
 
 def _problems(check: Callable[..., object], *args: Any) -> list[InvalidNameError | ArgumentError]:

@@ -23,7 +23,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from registry.errors import InvalidNameError, NotFoundError, YankedVersionWarning
-from registry.formats.config_file import BASE_LABEL_MAX
 
 if TYPE_CHECKING:
     from registry.store.results import AdapterVersion
@@ -72,19 +71,6 @@ def normalize_version(text: str) -> str:
             f"version {normal[:40]!r}... is {len(normal)} characters long; at most {VERSION_MAX}"
         )
     return normal
-
-
-def validate_base(text: str, name: str, revision: str | None) -> None:
-    """A base model's ``name`` and ``revision`` (given together as ``text``) as the catalog
-    can hold them: printable, without whitespace, at most ``BASE_LABEL_MAX`` each."""
-    parts = (name, revision or "")
-    if not name or max(map(len, parts)) > BASE_LABEL_MAX or any(
-        c.isspace() or not c.isprintable() for c in "".join(parts)
-    ):
-        raise InvalidNameError(
-            f"invalid base model {text[:80]!r}: expected NAME or NAME@REVISION, at most "
-            f"{BASE_LABEL_MAX} characters each"
-        )
 
 
 def validate_alias(alias: str) -> str:
