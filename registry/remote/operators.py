@@ -230,7 +230,7 @@ class RemoteOperators(Registry):
         (or ``base``) found on this machine where a local push looks (a directory of that
         name, the Hugging Face cache), hashed in full here; its record and name."""
         from registry.bases.target import locate_base
-        from registry.store.base_names import parse_base
+        from registry.store.push import parse_base
 
         named = parse_base(base) if base else _config_base(directory)
         if named is None or named.name is None:

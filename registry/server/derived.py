@@ -21,8 +21,8 @@ from registry.errors import ArgumentError, FingerprintError, NotFoundError
 from registry.remote import wire
 from registry.runtime.derive import Destination, push_derived
 from registry.server.auth import Caller
-from registry.store.base_names import parse_base
 from registry.store.manifest import BaseModelRef, Lineage
+from registry.store.push import parse_base
 from registry.store.refs import parse_ref
 from registry.store.results import AdapterVersion, PushResult
 from registry.store.store import Store

@@ -25,7 +25,7 @@ from registry.errors import (
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
-from registry.store.base_names import parse_base
+from registry.store.base_names import parse_base as parse_base  # also imported from here
 from registry.store.blob_store import BlobBackend, DigestHook
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog, NewVersion
