@@ -307,12 +307,20 @@ def served(
 ) -> Iterator[ServedRegistry]:
     """A real ``adapters server`` process (one per test module and server backend) over a
     registry of its own, with a token per role (``served.tokens``); see
-    tests/support/server.py, and support/server_matrix.py for the backends."""
+    tests/support/server.py, and support/server_matrix.py for the backends. A module's
+    ``SERVER_ARGS`` are added to the server's command line (its limits, say)."""
     root = tmp_path_factory.mktemp("served")
-    with server_store(request, root) as store, served_registry(
-        root / "home", store.database_url, blob_url=store.blob_url, backend=store.backend
-    ) as running:
-        yield running
+    args = tuple(getattr(request.module, "SERVER_ARGS", ()))
+    with pytest.MonkeyPatch.context() as patch:
+        # Started before any test's hermetic_env: the server's HF cache is its own too.
+        for key, value in (("HF_HOME", root / "hf"), ("XDG_CACHE_HOME", root / "xdg-cache"),
+                           ("XDG_DATA_HOME", root / "xdg"), ("HF_HUB_OFFLINE", 1),
+                           ("HF_HUB_DISABLE_TELEMETRY", 1)):  # fmt: skip
+            patch.setenv(key, str(value))
+        with server_store(request, root) as store, served_registry(
+            root / "home", store.database_url, args, store.blob_url, store.backend
+        ) as running:
+            yield running
 
 
 @pytest.fixture

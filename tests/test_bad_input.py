@@ -112,12 +112,14 @@ def test_pickle_converted_only_with_flag(tmp_path: Path, registry: Registry) -> 
 
 
 def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry) -> None:
-    registry.push(make_adapter("lora", tmp_path / "a").directory, name="a")
+    source = make_adapter("lora", tmp_path / "a").directory
+    registry.push(source, name="a")
     refusals: list[tuple[Callable[[], object], str]] = [
         (lambda: registry.yank("a@1", "  "), "needs a reason"),
         (lambda: registry.yank("a@1", "x" * 5000), "characters long"),
         (lambda: registry.record_eval("a@1", {}), "no eval scores"),
         (lambda: registry.record_eval("a@1", {"acc": 0.5}, notes="n" * 5000), "notes are"),
+        (lambda: registry.record_eval("a@1", {"acc": 0.5}, notes="a\x00b"), "control char"),
         (lambda: registry.lineage("a@1", depth=0), "depth must be"),
         (lambda: registry.log(limit=0), "--limit must be"),
         (lambda: registry.list(limit=0), "limit must be"),
@@ -127,6 +129,7 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         (lambda: registry.combine(["a@1"], name="b", method="ties"), "needs a density"),
         (lambda: registry.combine(["a@1"], name="b", method="mean"), "unknown method"),
         (lambda: registry.add_base(tmp_path, quantization="q7"), "unknown quantization"),
+        (lambda: registry.push(source, name="b", base_quantization="q7"), "unknown quantiz"),
     ]
     for call, message in refusals:
         with pytest.raises(ArgumentError, match=message) as info:
@@ -137,6 +140,11 @@ def test_parameters_outside_what_is_accepted(tmp_path: Path, registry: Registry)
         lambda: registry.get("A B"),
         lambda: registry.list(where=["a" * 200 + ">=1"]),
         lambda: registry.record_eval("a@1", {"pass@1": 0.5}),
+        # Base names the catalog cannot hold (PostgreSQL: no NUL, 256 characters at most).
+        lambda: registry.push(source, name="b", base="m" * 300),
+        lambda: registry.push(source, name="b", base="m@r\x00"),
+        lambda: registry.push(source, name="b", version="1." + ".".join(["1"] * 40)),
+        lambda: registry.add_base(source, name="m" * 300),
     ):
         with pytest.raises(InvalidNameError) as caught:
             call()

@@ -14,7 +14,7 @@ from support.models import base_model, save_base
 from support.server import ServedRegistry
 
 from registry import Registry
-from registry.errors import AccessError, ArgumentError, SignatureError
+from registry.errors import AccessError, ArgumentError, InvalidNameError, SignatureError
 from registry.security.keys import Keyring
 
 
@@ -90,6 +90,10 @@ def test_tags_descriptions_and_base_records(server: ServedRegistry, tmp_path: Pa
         assert theirs.content_digest == mine.content_digest
         assert "client" in theirs.source and "not seen by the server" in theirs.source
         other = writer.add_base(save_base(base_model(seed=2), tmp_path / "b2"), name="tiny/other")
+        # Names the catalog cannot hold (PostgreSQL: no NUL, 256 characters at most).
+        for bad in ("n" * 300, f"n@{'r' * 300}", "n\x00m", "n@r\x00"):
+            with pytest.raises(InvalidNameError):
+                writer.add_base(base_dir, name=bad)
         with pytest.raises(AccessError):
             writer.link_bases(other.ref, theirs.ref, "equivalent")
         relation = maintainer.link_bases(other.ref, theirs.ref, "equivalent")

@@ -1,5 +1,7 @@
 """Hostile HTTP input: each a clean 4xx/408 with nothing written, while the server keeps
-serving everyone else."""
+serving everyone else; on every server backend (support/server_matrix.py), where "nothing
+written" means no catalog row (SQLite or PostgreSQL), no staged upload and no blob (a
+file, or an object or open multipart upload in the S3 bucket)."""
 
 from __future__ import annotations
 
@@ -15,38 +17,28 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry, served_registry
+from support.server import ServedRegistry, stage_uploads
+from support.server_state import stored_state
 
 from registry import Registry
 
 API = "/api/v1"
 LIMIT = 16384
+SERVER_ARGS = ("--max-upload-bytes", str(LIMIT), "--body-timeout", "1.5", "--request-timeout", "4")
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRegistry]:
-    root = tmp_path_factory.mktemp("hostile")
-    args = ("--max-upload-bytes", str(LIMIT), "--body-timeout", "1.5", "--request-timeout", "4")
-    with served_registry(root / "home", f"sqlite:///{root / 'c.db'}", args) as running:
-        yield running
+def hostile(served: ServedRegistry) -> Iterator[ServedRegistry]:
+    """The module's server (on each backend), with the limits of ``SERVER_ARGS``."""
+    yield served
 
 
 def _auth(served: ServedRegistry, role: str = "admin") -> dict[str, str]:
     return {"Authorization": f"Bearer {served.tokens[role]}"}
 
 
-def _state(served: ServedRegistry) -> tuple[list[str], list[str], list[str]]:
-    """What is stored: versions, audit actions, staged uploads."""
-    with Registry.open(served.home, database_url=served.database_url) as local:
-        versions = [v.ref for v in local.list()]
-        actions = [e.action for e in local.log()]
-    uploads = served.home / "tmp" / "uploads"
-    staged = sorted(p.name for p in uploads.iterdir()) if uploads.is_dir() else []
-    return versions, actions, staged
-
-
-def _raw(served: ServedRegistry, request: bytes, pause: float = 0.0) -> bytes:
-    parts = urlsplit(served.url)
+def _raw(url: str, request: bytes, pause: float = 0.0) -> bytes:
+    parts = urlsplit(url)
     with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
         sock.sendall(request)
         if pause:
@@ -68,7 +60,7 @@ def _status(raw: bytes) -> int:
 
 
 def test_bad_json_bodies_are_400(hostile: ServedRegistry) -> None:
-    before = _state(hostile)
+    before = stored_state(hostile)
     url = f"{hostile.url}{API}/evals"
     h = {**_auth(hostile), "Content-Type": "application/json"}
     cases = {
@@ -79,6 +71,10 @@ def test_bad_json_bodies_are_400(hostile: ServedRegistry) -> None:
         "unknown field": json.dumps({"ref": "x@1", "scores": {}, "admin": True}).encode(),
         "bool as number": json.dumps({"ref": "x@1", "scores": {"f1": True}}).encode(),
         "nul in ref": json.dumps({"ref": "x\u0000@1", "scores": {"f1": 1}}).encode(),
+        # PostgreSQL cannot store a NUL in text: refused as input, never a catalog error.
+        "nul in notes": json.dumps(
+            {"ref": "x@1", "scores": {"f1": 1}, "notes": "a\u0000b"}
+        ).encode(),
     }
     for label, body in cases.items():
         response = httpx2.post(url, content=body, headers=h)
@@ -88,11 +84,11 @@ def test_bad_json_bodies_are_400(hostile: ServedRegistry) -> None:
     big = b'{"ref": "' + b"a" * (2 << 20) + b'"}'
     response = httpx2.post(url, content=big, headers=h)
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
-    assert _state(hostile) == before
+    assert stored_state(hostile) == before
 
 
 def test_names_with_path_tricks_are_refused(hostile: ServedRegistry) -> None:
-    before = _state(hostile)
+    before = stored_state(hostile)
     h = _auth(hostile)
     for ref in ("../../etc/passwd", "..%2F..%2Fetc", "a/../b", "x\x00y", "%00", "a/b/c",
                 "/abs", "a\\b", "NAME", ""):  # fmt: skip
@@ -117,13 +113,45 @@ def test_names_with_path_tricks_are_refused(hostile: ServedRegistry) -> None:
             f"{hostile.url}{API}/push", json={"files": {path: sha}, "name": "trick"}, headers=h
         )
         assert response.status_code == 400, (path, response.text)
-    versions, actions, _ = _state(hostile)
-    assert (versions, actions) == before[:2]
+    assert stored_state(hostile).catalog == before.catalog
     assert not list((hostile.home / "tmp").glob("push-*"))
 
 
+def test_bases_and_versions_no_catalog_can_hold_are_refused(
+    hostile: ServedRegistry, tmp_path: Path
+) -> None:
+    """A base model named (``base``, or the adapter's config) or a version beyond what the
+    catalog's columns hold, or with a NUL (PostgreSQL stores none), is bad input on every
+    backend: never a failure of the server or of its catalog."""
+    h = _auth(hostile, "writer")
+    http = httpx2.Client(base_url=hostile.url, headers=h)
+    files = stage_uploads(http, write_adapter(tmp_path / "plain", seed=31))
+    before = stored_state(hostile)
+    for base in ("b" * 300, f"org/{'b' * 253}", f"b@{'r' * 300}", "b\x00c", "b@r\x00"):
+        response = http.post(f"{API}/push", json={"files": files, "name": "based", "base": base})
+        assert response.status_code == 400, (base[:20], response.text)
+    version = "1." + ".".join(["1"] * 40)
+    response = http.post(f"{API}/push", json={"files": files, "name": "based", "version": version})
+    assert response.status_code == 400 and "at most 64" in response.text, response.text
+    for key, value in (("base_model_name_or_path", "m" * 300), ("revision", "r" * 300),
+                       ("base_model_name_or_path", "m\x00n")):  # fmt: skip
+        directory = write_adapter(tmp_path / f"config-{len(value)}-{key}", seed=32)
+        config = json.loads((directory / "adapter_config.json").read_text())
+        (directory / "adapter_config.json").write_text(json.dumps({**config, key: value}))
+        staged = stage_uploads(http, directory)
+        response = http.post(f"{API}/push", json={"files": staged, "name": "based"})
+        assert 400 <= response.status_code < 500, (key, response.text)
+    assert stored_state(hostile).catalog == before.catalog
+    # As long as a name may be, but no path (a component over 255 bytes): a base name the
+    # server has no directory of, like any other.
+    response = http.post(f"{API}/push", json={"files": files, "name": "based", "base": "b" * 256})
+    assert response.status_code == 201, response.text
+    assert response.json()["version"]["manifest"]["base_model"]["name"] == "b" * 256
+    http.close()
+
+
 def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None:
-    before = _state(hostile)
+    before = stored_state(hostile)
     h = _auth(hostile, "writer")
     big = b"x" * (LIMIT + 1)
     sha = hashlib.sha256(big).hexdigest()
@@ -138,14 +166,14 @@ def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None
     sha = hashlib.sha256(body).hexdigest().encode()
     token = hostile.tokens["writer"].encode()
     raw = _raw(
-        hostile,
+        hostile.url,
         b"PUT " + API.encode() + b"/uploads/" + sha + b" HTTP/1.1\r\nHost: x\r\n"
         b"Authorization: Bearer " + token + b"\r\nContent-Length: 50\r\n\r\n" + body,
     )
     assert 400 <= _status(raw) < 500
     # Fewer bytes than declared, then the client goes away.
     _raw(
-        hostile,
+        hostile.url,
         b"PUT " + API.encode() + b"/uploads/" + sha + b" HTTP/1.1\r\nHost: x\r\n"
         b"Authorization: Bearer " + token + b"\r\nContent-Length: 200\r\n\r\n" + body[:10],
         pause=0.2,
@@ -156,14 +184,75 @@ def test_uploads_over_the_limit_or_their_length(hostile: ServedRegistry) -> None
     )
     assert response.status_code == 411
     time.sleep(2)  # the abandoned request times out
-    assert _state(hostile) == before
+    assert stored_state(hostile) == before
     assert not list((hostile.home / "tmp" / "uploads").glob(".part-*"))
+
+
+def test_direct_uploads_over_the_limit_short_or_not_the_bytes_named(
+    hostile: ServedRegistry,
+) -> None:
+    """Uploads sent straight to the object store (pre-signed URLs) are checked when claimed:
+    each refused with nothing kept, neither the client's object nor a copy of it."""
+    before = stored_state(hostile)
+    h = _auth(hostile, "writer")
+
+    def offer(data: bytes) -> tuple[str, dict[str, object]]:
+        sha = hashlib.sha256(data).hexdigest()
+        response = httpx2.post(f"{hostile.url}{API}/uploads/presign", json={"files": [sha]},
+                               headers=h)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return sha, response.json()
+
+    def claim(sha: str, key: str) -> httpx2.Response:
+        return httpx2.post(f"{hostile.url}{API}/uploads/{sha}/staged", json={"key": key}, headers=h)
+
+    if not hostile.backend.endswith("+s3"):
+        sha, answer = offer(b"local")
+        assert answer == {"direct": False, "uploads": {}}
+        assert claim(sha, f"incoming/{'0' * 32}/{sha}").status_code == 400
+        assert stored_state(hostile) == before
+        return
+    # Over the server's limit: the store took it (a pre-signed PUT has no size limit), the
+    # claim does not.
+    sha, answer = offer(b"z" * (LIMIT + 1))
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    assert httpx2.put(ticket["url"], content=b"z" * (LIMIT + 1)).status_code == 200
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 400, response.text
+    assert f"{LIMIT}-byte limit" in response.json()["error"]["message"]
+    # Shorter than declared, then the client goes away: the store keeps nothing to claim.
+    body = b"y" * 100
+    sha, answer = offer(body)
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    parts = urlsplit(ticket["url"])
+    target = f"{parts.path}?{parts.query}".encode()
+    head = b"PUT " + target + b" HTTP/1.1\r\nHost: " + parts.netloc.encode()
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
+        sock.sendall(head + b"\r\nContent-Length: 200\r\n\r\n" + body[:10])
+        time.sleep(0.2)
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 400 and "upload it" in response.text, response.text
+    # Longer than declared: the store keeps the declared part, which is not the bytes named.
+    raw = _raw(ticket["url"], head + b"\r\nContent-Length: 50\r\nConnection: close\r\n\r\n"
+               + body)  # fmt: skip
+    assert _status(raw) == 200
+    response = claim(sha, ticket["key"])
+    assert response.status_code == 422 and response.json()["error"]["code"] == "integrity_error"
+    # Other bytes than named, and keys the server did not sign for this file.
+    sha, answer = offer(b"named")
+    ticket = answer["uploads"][sha]  # type: ignore[index]
+    assert httpx2.put(ticket["url"], content=b"other").status_code == 200
+    assert claim(sha, ticket["key"]).status_code == 422
+    for key in (ticket["key"], f"{ticket['key']}/../x", "../" + ticket["key"], "", "a\x00b"):
+        assert claim(sha, key).status_code == 400, key
+    time.sleep(0.5)  # the abandoned PUT is over
+    assert stored_state(hostile) == before
 
 
 def test_a_slow_client_gets_408_while_others_are_served(
     hostile: ServedRegistry, tmp_path: Path
 ) -> None:
-    before = _state(hostile)
+    before = stored_state(hostile)
     token = hostile.tokens["writer"].encode()
     outcome: dict[str, bytes] = {}
 
@@ -196,7 +285,7 @@ def test_a_slow_client_gets_408_while_others_are_served(
     reader.close()
     thread.join(60)
     assert _status(outcome["response"]) == 408
-    assert _state(hostile) == before
+    assert stored_state(hostile) == before
 
 
 def test_the_server_still_works_after_all_that(hostile: ServedRegistry, tmp_path: Path) -> None:

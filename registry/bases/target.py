@@ -140,7 +140,11 @@ def locate_base(name: str, revision: str | None, *, exhaustive: bool = False) ->
     directory of that name, else that Hub id's snapshot in the local Hugging Face cache
     (offline). A directory that exists but cannot be fingerprinted is an error."""
     path = Path(name).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError:  # a name no path can have (too long a component): not a directory
+        is_dir = False
+    if is_dir:
         return LocatedBase(target_from_directory(path, exhaustive=exhaustive), f"{path}")
     reasons = [f"{name} is not a local directory"]
     try:

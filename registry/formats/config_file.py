@@ -22,6 +22,8 @@ from registry.formats.json_limits import (
 
 CONFIG_NAME = "adapter_config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# The longest base model name or revision (the catalog's columns hold this many).
+BASE_LABEL_MAX = 256
 
 # Fields PEFT holds as sets (or whose order PEFT never uses): sorted and de-duplicated.
 SET_LIKE_FIELDS: tuple[str, ...] = (

@@ -20,6 +20,7 @@ from registry.formats.check_adapterhub import adapterhub_method
 from registry.formats.check_common import nonfloat_factors
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (
+    BASE_LABEL_MAX,
     CONFIG_NAME,
     MAX_CONFIG_BYTES,
     canonical_order,
@@ -352,10 +353,15 @@ def _check_peft_config(document: dict[str, Any]) -> _Config:
 def _label_problems(config: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     # These become catalog columns and lookup keys; PostgreSQL cannot store NUL in text, and
     # control characters would let a name print as a different one.
+    texts = {key: config[key] for key in keys if isinstance(config.get(key), str)}
     return [
-        f"$.{key}: {show(config[key])} contains control characters"
-        for key in keys
-        if isinstance(config.get(key), str) and not config[key].isprintable()
+        f"$.{key}: {show(text)} contains control characters"
+        for key, text in texts.items()
+        if not text.isprintable()
+    ] + [
+        f"$.{key}: {show(text)} is longer than {BASE_LABEL_MAX} characters"
+        for key, text in texts.items()
+        if len(text) > BASE_LABEL_MAX
     ]
 
 

@@ -127,7 +127,10 @@ async def staged(ctx: Context, request: Request, caller: Caller) -> Response:
     final = _uploads_dir(ctx) / sha256
     if final.exists():
         return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
-    size = await ctx.call(caller, lambda: direct_uploads.adopt_upload(blobs, key, sha256, final))
+    limit = ctx.settings.max_upload_bytes
+    size = await ctx.call(
+        caller, lambda: direct_uploads.adopt_upload(blobs, key, sha256, final, limit)
+    )
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 

@@ -21,6 +21,7 @@ from registry.bases.target import (
 from registry.check import Check
 from registry.errors import ArgumentError, FingerprintError
 from registry.store.actor import current_actor
+from registry.store.base_names import validate_base
 from registry.store.catalog.base_rows import (
     find_base,
     find_by_content,
@@ -47,11 +48,18 @@ def add_base(
     """Fingerprint ``source`` (a directory, or HUB_ID[@REV] in the local HF cache) and record it;
     ``exhaustive`` records every tensor's full-content digest as well."""
     check_quantization(quantization)
+    if name:  # refused before the weights are read
+        validate_base(name, *_name_and_revision(name))
     target, default_name, revision = read_base_source(source, exhaustive=exhaustive)
     return record_target(
         catalog, target, name or default_name, revision=revision, version=version,
         quantization=quantization, source=str(source),
     )  # fmt: skip
+
+
+def _name_and_revision(name: str) -> tuple[str, str]:
+    record_name, _, record_revision = name.partition("@")
+    return record_name, record_revision
 
 
 def check_quantization(quantization: str | None) -> None:
@@ -89,7 +97,8 @@ def record_target(
     source: str,
 ) -> BaseModelRecord:
     """Record the weights ``target`` read as base ``name`` (``NAME@REV`` names a revision)."""
-    record_name, _, record_revision = name.partition("@")
+    record_name, record_revision = _name_and_revision(name)
+    validate_base(name, record_name, record_revision or revision)
     record, _created = record_base(
         catalog,
         name=record_name,

@@ -75,6 +75,10 @@ def validate_split(name: str) -> str:
 def validate_notes(text: str) -> str:
     if len(text) > NOTES_MAX:
         raise ArgumentError(f"eval notes are {len(text)} characters long; at most {NOTES_MAX}")
+    # Lines and tabs only: PostgreSQL cannot store a NUL, and other control characters
+    # are refused in every free-text field (descriptions, notes of alias moves, reasons).
+    if any(not (c.isprintable() or c in "\n\t") for c in text):
+        raise ArgumentError("eval notes may not contain control characters; remove them")
     return text
 
 

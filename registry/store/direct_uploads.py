@@ -92,9 +92,12 @@ def sign_uploads(blobs: ObjectBlobStore, digests: list[str]) -> list[UploadTicke
     return [ticket(sha256) for sha256 in digests]
 
 
-def adopt_upload(blobs: ObjectBlobStore, key: str, sha256: str, local: Path) -> int:
+def adopt_upload(
+    blobs: ObjectBlobStore, key: str, sha256: str, local: Path, max_size: int = MAX_SIZE
+) -> int:
     """Check the client's object ``key`` holds ``sha256`` and make it that blob; leaves the
-    verified bytes at ``local`` too. Returns the size; ``IntegrityError`` on a mismatch."""
+    verified bytes at ``local`` too. Returns the size; ``IntegrityError`` on a mismatch,
+    ``ArgumentError`` over ``max_size`` bytes (a pre-signed PUT cannot be limited)."""
     import obstore
 
     root = _incoming_root(blobs)
@@ -111,6 +114,13 @@ def adopt_upload(blobs: ObjectBlobStore, key: str, sha256: str, local: Path) -> 
     try:
         with contextlib.suppress(FileNotFoundError):
             blobs._call("delete an upload", lambda: obstore.delete(blobs.store, key))
+        # The frozen copy no client can write: its size is the one that gets streamed.
+        meta: Any = blobs._call("read an upload", lambda: obstore.head(blobs.store, frozen))
+        if int(meta["size"]) > max_size:
+            raise ArgumentError(
+                f"the upload of {sha256[:16]}... is over the server's {max_size}-byte limit "
+                "for a file; nothing was kept"
+            )
         size = _download_checked(blobs, frozen, sha256, local)
         if not blobs.exists(sha256):
             blobs._call(

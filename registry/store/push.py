@@ -25,6 +25,7 @@ from registry.errors import (
 from registry.faults import fault_point
 from registry.progress import NoProgress, Progress
 from registry.store.actor import current_actor
+from registry.store.base_names import parse_base as parse_base  # also imported from here
 from registry.store.blob_store import BlobBackend, DigestHook
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog, NewVersion
@@ -112,13 +113,6 @@ def default_name(directory: Path) -> str:
         ) from None
 
 
-def parse_base(text: str) -> BaseModelRef:
-    name, _, revision = text.strip().partition("@")
-    if not name or any(c.isspace() for c in text.strip()):
-        raise InvalidNameError(f"invalid base model {text!r}: expected NAME or NAME@REVISION")
-    return BaseModelRef(name=name, revision=revision or None)
-
-
 def _problems(check: Callable[..., object], *args: Any) -> list[InvalidNameError | ArgumentError]:
     try:
         check(*args)
@@ -140,6 +134,9 @@ def _check_annotations(request: PushRequest) -> None:
         problems += _problems(validate_dataset, score.dataset)
         problems += _problems(validate_split, score.split)
     problems += tag_problems(request.tags)
+    from registry.store.base_records import check_quantization  # reads the bases package
+
+    problems += _problems(check_quantization, request.base_quantization)
     if problems:
         raise combined_error(problems)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from registry.store.results import AdapterVersion
 
 MAX_NAME_LENGTH = 96
+VERSION_MAX = 64  # characters of a normalized version
 MIN_DIGEST_PREFIX = 12
 _SEGMENT = r"[a-z0-9][a-z0-9._-]*"
 _NAME_RE = re.compile(rf"^(?:{_SEGMENT}/)?{_SEGMENT}$")
@@ -64,7 +65,12 @@ def parse_version(text: str) -> Version:
 
 
 def normalize_version(text: str) -> str:
-    return str(parse_version(text))
+    normal = str(parse_version(text))
+    if len(normal) > VERSION_MAX:  # the catalog's column: PostgreSQL would refuse it
+        raise InvalidNameError(
+            f"version {normal[:40]!r}... is {len(normal)} characters long; at most {VERSION_MAX}"
+        )
+    return normal
 
 
 def validate_alias(alias: str) -> str:

@@ -119,6 +119,7 @@ class ServedRegistry:
     database_url: str
     tokens: dict[str, str]
     backend: str = "sqlite+local"
+    blob_url: str | None = None  # object storage; None: local blobs in the home
 
     @property
     def url(self) -> str:
@@ -151,4 +152,4 @@ def served_registry(
     finally:
         local.close()
     with running_server(home, {"ADAPTERS_DATABASE_URL": database_url}, args) as server:
-        yield ServedRegistry(server, home, database_url, tokens, backend)
+        yield ServedRegistry(server, home, database_url, tokens, backend, blob_url)

@@ -1,0 +1,29 @@
+"""Base model names as a push (``--base NAME[@REV]``) or a base record names them, checked
+to what every catalog backend stores alike: printable, no whitespace, at most
+``BASE_LABEL_MAX`` characters for the name and for the revision (PostgreSQL holds no NUL
+and no longer value in those columns, where SQLite would take anything)."""
+
+from __future__ import annotations
+
+from registry.errors import InvalidNameError
+from registry.formats.config_file import BASE_LABEL_MAX
+from registry.store.manifest import BaseModelRef
+
+
+def validate_base(text: str, name: str, revision: str | None) -> None:
+    """``name`` and ``revision`` (given together as ``text``) as the catalog can hold them."""
+    parts = (name, revision or "")
+    if not name or max(map(len, parts)) > BASE_LABEL_MAX or any(
+        c.isspace() or not c.isprintable() for c in "".join(parts)
+    ):
+        raise InvalidNameError(
+            f"invalid base model {text[:80]!r}: expected NAME or NAME@REVISION, at most "
+            f"{BASE_LABEL_MAX} characters each"
+        )
+
+
+def parse_base(text: str) -> BaseModelRef:
+    """``NAME`` or ``NAME@REVISION``."""
+    name, _, revision = text.strip().partition("@")
+    validate_base(text, name, revision)
+    return BaseModelRef(name=name, revision=revision or None)
