@@ -38,7 +38,7 @@ from registry.lifecycle.results import (
 from registry.progress import Progress
 from registry.remote import wire
 from registry.remote.admin import RemoteAdmin
-from registry.remote.codec import decode, encode
+from registry.remote.codec import decode
 from registry.remote.operators import pushed_base_name
 from registry.remote.paging import PAGE_SIZE, Cursors
 from registry.remote.upload import CHUNK, Upload
@@ -179,7 +179,7 @@ class RemoteRegistry(RemoteAdmin):
         return decode(kind, self._send("GET", path, params=clean).json())
 
     def _post(self, path: str, kind: type[T], body: Any) -> T:
-        return decode(kind, self._send("POST", path, json=encode(body)).json())
+        return decode(kind, self._send("POST", path, json=wire.body_json(body)).json())
 
     # -- storing ------------------------------------------------------------------------
 

@@ -285,11 +285,11 @@ class RemoteOperators(Registry):
 
     def _post_push(self, body: wire.PushBody, upload: Upload) -> PushResult:
         """The push of files ``upload`` sent already, or of them and ``body`` in one bundle."""
-        from registry.remote.codec import decode, encode
+        from registry.remote.codec import decode
 
         if upload.bundled:
             return decode(PushResult, upload.send_bundle(self._send, body))
-        return decode(PushResult, self._send("POST", "/push", json=encode(body)).json())
+        return decode(PushResult, self._send("POST", "/push", json=wire.body_json(body)).json())
 
 
 def _fingerprinted(records: Sequence[BaseModelRecord], named: BaseModelRef) -> bool:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from registry import errors
 from registry.errors import ServerError
 from registry.remote import wire
-from registry.remote.codec import encode
 
 if TYPE_CHECKING:
     from registry.store.results import PushResult
@@ -82,7 +81,7 @@ class Upload:
 
     def send_bundle(self, send: Send, body: wire.PushBody) -> Any:
         """One request: the push body, then the files; returns the reply's JSON."""
-        header = json.dumps({"push": encode(body), "sizes": self.sizes}).encode()
+        header = json.dumps({"push": wire.body_json(body), "sizes": self.sizes}).encode()
         files = (self.paths[relative].read_bytes() for relative in body.files)
         content = b"".join([header, *files])
         response = send("POST", "/push/bundle", content=content,

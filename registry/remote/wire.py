@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from registry import errors
 from registry.errors import ArgumentError
-from registry.remote.codec import decode
+from registry.remote.codec import decode, encode
 from registry.security.signature_rows import StoredSignature
 from registry.store.manifest import BaseModelRef, Lineage
 
@@ -60,6 +60,23 @@ def parse_body(kind: type[T], data: dict[str, Any]) -> T:
     if missing:
         raise ArgumentError(f"missing field(s) {', '.join(missing)}")
     return decode(kind, data)
+
+
+def body_json(body: Any) -> dict[str, Any]:
+    """A request body as JSON without the fields left at their defaults: the server fills
+    them in (``parse_body``), and a server older than a field still takes a body that does
+    not use it."""
+    encoded: dict[str, Any] = encode(body)
+    for f in dataclasses.fields(body):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        if getattr(body, f.name) == default:
+            del encoded[f.name]
+    return encoded
 
 
 @dataclass(frozen=True)
