@@ -18,6 +18,7 @@ from registry import schemas
 from registry.errors import FormatError, UnsafeFormatError, ValidationError
 from registry.formats.check_adapterhub import adapterhub_method
 from registry.formats.check_common import nonfloat_factors
+from registry.formats.checked_configs import CheckedConfig, keep_config, known_config
 from registry.formats.checks import check_tensors
 from registry.formats.config_file import (
     BASE_LABEL_MAX,
@@ -219,22 +220,19 @@ def _read(
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise FormatError(f"{label}: cannot read {CONFIG_NAME}: {exc.strerror or exc}") from exc
-    document, problems = parse_config(raw)
-    source_format = detect_format(document) if document is not None else None
-    if document is not None and source_format is None:
-        problems.append(
-            f"{CONFIG_NAME}: not a PEFT config (no peft_type) nor an AdapterHub adapter config "
-            '(no nested "config" with model facts)'
-        )
+    known = known_config(raw)
+    source_format: str | None
+    checked: _Config | None
+    problems: list[str] = []
+    if known is not None:
+        source_format = known.source_format
+        checked = _Config(known.method, known.config, [], known.analysis)
+    else:
+        source_format, checked, problems = _parse_and_check(raw)
     weights_format = source_format or _guess_format(inputs)
     weights_name, weights_source, notes = _weights(
         weights_format, inputs, label, convert_pickle, work_dir
     )
-    checked = None
-    if document is not None and source_format is not None:
-        checked = _check_config(source_format, document)
-    if checked is not None:
-        problems.extend(checked.problems)
 
     header = inspect_safetensors_header(weights_source)
     problems.extend(f"{weights_name}: {p}" for p in header.problems)
@@ -260,12 +258,18 @@ def _read(
 
     files, skipped = _files(inputs, source_format, weights_name, weights_source)
     config = checked.config
+    if known is not None:
+        stored = known.stored_bytes
+    else:
+        stored = config_bytes(config)
+        passed = CheckedConfig(source_format, checked.method, config, checked.analysis, stored)
+        keep_config(raw, passed)
     return AdapterSource(
         source_format=source_format,
         method=checked.method,
         config=config,
         config_path=CONFIG_NAME,
-        config_bytes=config_bytes(config),
+        config_bytes=stored,
         weights_path=weights_name,
         files=files,
         tensors=dict(sorted(header.tensors.items())),
@@ -277,6 +281,23 @@ def _read(
         features=tuple(sorted(features)),
         analysis=checked.analysis,
     )
+
+
+def _parse_and_check(raw: bytes) -> tuple[str | None, _Config | None, list[str]]:
+    """The config ``raw`` parsed and checked: its format, what the checks made of it (None
+    when it is not a config of a known format), and every problem found."""
+    document, problems = parse_config(raw)
+    source_format = detect_format(document) if document is not None else None
+    if document is not None and source_format is None:
+        problems.append(
+            f"{CONFIG_NAME}: not a PEFT config (no peft_type) nor an AdapterHub adapter config "
+            '(no nested "config" with model facts)'
+        )
+    checked = None
+    if document is not None and source_format is not None:
+        checked = _check_config(source_format, document)
+        problems.extend(checked.problems)
+    return source_format, checked, problems
 
 
 def _guess_format(inputs: _Inputs) -> str:
