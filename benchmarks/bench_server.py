@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -50,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.handmade import write_adapter  # noqa: E402
-from support.server import free_port, served_registry, stage_uploads  # noqa: E402
+from support.server import bundle_parts, free_port, served_registry, stage_uploads  # noqa: E402
 
 from registry import Registry  # noqa: E402
 
@@ -150,14 +148,8 @@ def _run(args: argparse.Namespace, work: Path) -> None:
             pending = iter(adapters)
 
             def register_ours() -> None:
-                directory = next(pending)
-                datas = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
-                header = json.dumps({
-                    "push": {"files": {k: hashlib.sha256(v).hexdigest()
-                                       for k, v in datas.items()}, "name": "bench"},
-                    "sizes": {k: len(v) for k, v in datas.items()},
-                }).encode()  # fmt: skip
-                ours.post("/api/v1/push/bundle", content=header + b"".join(datas.values()),
+                header, payload = bundle_parts(next(pending), "bench")
+                ours.post("/api/v1/push/bundle", content=header + payload,
                           params={"header_bytes": len(header)}).raise_for_status()  # fmt: skip
 
             def register_ours_file_by_file() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+from support.hub_fixtures import hub, lora  # noqa: F401  (fixtures of the Hub tests)
 from support.processes import ServerProcess
 from support.server import ServedRegistry, served_registry
 from support.server_matrix import DEFAULT_BACKEND, ServerBackend, backend_params

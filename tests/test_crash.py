@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support.hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator
 from support.models import base_model
 from support.ops_adapters import save_adapter
 from transformers import PreTrainedModel
@@ -283,12 +283,6 @@ def assert_merge_target(out: Path, allowed: list[dict[str, bytes]]) -> None:
 def _versions_named(home: Path, name: str) -> list[str]:
     with Registry.open(home) as reg:
         return [v.digest for v in reg.catalog.list_versions(ListFilter(name_glob=name))]
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.command != "hub-pull"], ids=lambda c: c.id)

@@ -5,12 +5,11 @@ bars only on a terminal."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support.hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator
 from support.peft_adapters import MadeAdapter, make_adapter
 
 from registry import Registry
@@ -19,17 +18,6 @@ from registry.cli import main
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 SECRET = "hf_SECRET_do_not_leak_0123456789abcdef"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def lora(tmp_path_factory: pytest.TempPathFactory) -> MadeAdapter:
-    return make_adapter("lora", tmp_path_factory.mktemp("adapters") / "my-lora")
 
 
 def new_registry(path: Path) -> Path:

@@ -7,7 +7,6 @@ registry test that passes against the emulator exercises the client's real code 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,13 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from support.hub_emulator import DEFAULT_TOKEN, HubEmulator, git_blob_oid, lfs_pointer, serving
+from support.hub_emulator import DEFAULT_TOKEN, HubEmulator, git_blob_oid, lfs_pointer
 
 WEIGHTS = bytes(range(256)) * 40  # binary: uploaded through LFS
 
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ blob references, no staging directory, no Hub link; on the Hub, no commit and no
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator
 from support.peft_adapters import MadeAdapter, make_adapter
 
 from registry import Registry
@@ -17,17 +16,6 @@ from registry.hub.remote_manifest import MANIFEST_PATH
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def lora(tmp_path_factory: pytest.TempPathFactory) -> MadeAdapter:
-    return make_adapter("lora", tmp_path_factory.mktemp("adapters") / "my-lora")
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ bounds and leaves nothing behind; a server echoing the token never gets it print
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.hub_emulator import HubEmulator, serving
-from support.peft_adapters import MadeAdapter, make_adapter
+from support.hub_emulator import HubEmulator
+from support.peft_adapters import MadeAdapter
 from test_hub_failures import assert_nothing_imported, fresh
 
 from registry import Registry
@@ -19,17 +18,6 @@ from registry.errors import ArgumentError, HubError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 WEIGHTS = "adapter_model.safetensors"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def lora(tmp_path_factory: pytest.TempPathFactory) -> MadeAdapter:
-    return make_adapter("lora", tmp_path_factory.mktemp("adapters") / "my-lora")
 
 
 @pytest.fixture

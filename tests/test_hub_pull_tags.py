@@ -5,13 +5,12 @@ each bad one is left out and reported, the good ones are kept, and nothing else 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.hub_emulator import HubEmulator, serving
-from support.peft_adapters import MadeAdapter, make_adapter
+from support.hub_emulator import HubEmulator
+from support.peft_adapters import MadeAdapter
 
 from registry import Registry
 from registry.cli import main
@@ -26,17 +25,6 @@ BAD_TAGS = {
 }
 VALUE_RULE = "the value must be printable text of at most 1000 characters"
 KEY_RULE = "the key must be 1 to 128 printable characters without spaces"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def lora(tmp_path_factory: pytest.TempPathFactory) -> MadeAdapter:
-    return make_adapter("lora", tmp_path_factory.mktemp("adapters") / "my-lora")
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from support.hub_emulator import HubEmulator, serving
+from support.hub_emulator import HubEmulator
 from support.models import outputs, save_base
 from support.peft_adapters import MadeAdapter, load_exported, make_adapter
 
@@ -23,17 +22,6 @@ from registry.store.push import PushRequest, push
 
 # huggingface_hub's LFS upload passes a file as data=, which httpx2 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    with serving(monkeypatch, tmp_path) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def lora(tmp_path_factory: pytest.TempPathFactory) -> MadeAdapter:
-    return make_adapter("lora", tmp_path_factory.mktemp("adapters") / "my-lora")
 
 
 def fresh(tmp_path: Path, label: str) -> Registry:

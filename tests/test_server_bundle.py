@@ -3,14 +3,13 @@ before the library's push runs; bad bundles are refused with nothing stored."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry
+from support.server import ServedRegistry, bundle_parts
 
 from registry import Registry
 from registry.remote import upload as remote_upload
@@ -19,13 +18,7 @@ API = "/api/v1"
 
 
 def _bundle(directory: Path, name: str, *, tamper: bytes | None = None) -> tuple[bytes, int]:
-    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
-    header = json.dumps({
-        "push": {"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
-                 "name": name},
-        "sizes": {k: len(v) for k, v in files.items()},
-    }).encode()  # fmt: skip
-    payload = b"".join(files.values())
+    header, payload = bundle_parts(directory, name)
     if tamper is not None:
         payload = tamper + payload[len(tamper) :]
     return header + payload, len(header)

@@ -4,7 +4,6 @@ conditional requests answered as RFC 9110 says."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from support.handmade import write_adapter
-from support.server import ServedRegistry, running_server
+from support.server import ServedRegistry, bundle_parts, running_server
 
 from registry import Registry
 
@@ -26,13 +25,8 @@ API = "/api/v1"
 def _slow_bundle(directory: Path, name: str, pause: float) -> tuple[Iterator[bytes], int, int]:
     """A ``/push/bundle`` body sent in pieces ``pause`` seconds apart; (body, header
     length, total length)."""
-    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
-    header = json.dumps({
-        "push": {"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
-                 "name": name},
-        "sizes": {k: len(v) for k, v in files.items()},
-    }).encode()  # fmt: skip
-    content = header + b"".join(files.values())
+    header, payload = bundle_parts(directory, name)
+    content = header + payload
     step = max(1, len(content) // 5)
 
     def pieces() -> Iterator[bytes]:

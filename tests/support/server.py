@@ -37,6 +37,18 @@ def stage_uploads(http: httpx2.Client, directory: Path) -> dict[str, str]:
     return files
 
 
+def bundle_parts(directory: Path, name: str) -> tuple[bytes, bytes]:
+    """A ``POST /push/bundle`` of every file of ``directory`` (top level, in name order)
+    as version ``name``: its JSON header and the files' bytes after it."""
+    files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    header = json.dumps({
+        "push": {"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
+                 "name": name},
+        "sizes": {k: len(v) for k, v in files.items()},
+    }).encode()  # fmt: skip
+    return header, b"".join(files.values())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
