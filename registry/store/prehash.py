@@ -123,6 +123,8 @@ def _stamped_sha256(
         if before.size == 0:
             return digest.hexdigest(), None  # an empty file cannot be mapped
         if before.size <= _SMALL:  # one read costs less than setting up a map
+            if stop is not None and stop.is_set():
+                return None, None
             digest.update(handle.read())
             after = FileStamp.of_descriptor(handle.fileno())
             return digest.hexdigest(), before if after == before else None
