@@ -126,3 +126,16 @@ def test_find_base_reads_records_as_the_list_does(registry: Registry, tmp_path: 
     assert find_base(catalog, "org/n", exact=True) is None
     assert find_base(catalog, "org/n", "v1") == listed["org/n@v1"]
     assert find_base(catalog, "org/x") is None
+
+
+def test_a_base_record_may_be_named_with_a_space_but_not_a_control_character(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # A base read from a local path keeps that path as its name, and paths hold spaces.
+    from registry.errors import InvalidNameError
+
+    weights = save_base(BASE_BUILDERS["llama"](0), tmp_path / "My Models" / "llama")
+    record = registry.add_base(weights, name="/data/My Models/llama")
+    assert record.name == "/data/My Models/llama"
+    with pytest.raises(InvalidNameError, match="printable"):
+        registry.add_base(weights, name="llama\tbase")
