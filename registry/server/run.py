@@ -12,7 +12,6 @@ from registry.api import Registry
 from registry.errors import YankedVersionWarning
 from registry.server.app import create_app
 from registry.server.header_timeout import protocol_class
-from registry.server.heap import settle_heap
 from registry.server.logs import configure_logging
 from registry.server.settings import ServerSettings
 from registry.server.shutdown import serve_until_stopped
@@ -37,10 +36,8 @@ def serve(registry: Registry, settings: ServerSettings) -> int:
     warnings.simplefilter("ignore", YankedVersionWarning)
     configure_logging()
     http, loop = protocols()
-    app = create_app(registry, settings)
-    settle_heap()  # after the app and the modules requests use are in memory
     config = uvicorn.Config(
-        app,
+        create_app(registry, settings),
         http=protocol_class(http, settings.idle_seconds),
         loop=loop,
         host=settings.host,
