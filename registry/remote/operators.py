@@ -295,11 +295,10 @@ class RemoteOperators(Registry):
 def _fingerprinted(records: Sequence[BaseModelRecord], named: BaseModelRef) -> bool:
     """Whether the record a push of base ``named`` would use has a fingerprint (the one of
     that revision; with none asked, the one recorded without one, else the newest)."""
+    from registry.store.catalog.base_rows import chosen_base
+
     same = sorted((r for r in records if r.name == named.name), key=lambda r: r.id)
-    if named.revision:
-        chosen = next((r for r in same if r.revision == named.revision), None)
-    else:
-        chosen = next((r for r in same if not r.revision), same[-1] if same else None)
+    chosen = chosen_base(same, named.revision)
     return chosen is not None and chosen.fingerprint is not None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Row, bindparam
 from sqlalchemy import select as sql_select
@@ -156,13 +156,25 @@ def find_base(
     """The base recorded as NAME[@REVISION]; without a revision, the one recorded without
     one, else the newest (``exact``: only the one recorded without a revision)."""
     rows = _named_rows(catalog, name, revision or "" if revision or exact else None)
-    if not rows:
-        return None
-    if not revision:
-        # No revision asked: the one recorded without a revision, else the newest.
-        unrevised = [r for r in rows if not r.revision]
-        return _record(unrevised[0] if unrevised else rows[-1])
-    return _record(rows[0])
+    chosen = chosen_base(rows, revision)
+    return None if chosen is None else _record(chosen)
+
+
+class _Revisioned(Protocol):
+    @property
+    def revision(self) -> str | None: ...
+
+
+_R = TypeVar("_R", bound=_Revisioned)
+
+
+def chosen_base(rows: Sequence[_R], revision: str | None) -> _R | None:
+    """Of one name's base rows or records, oldest first, the one a lookup of ``revision``
+    means: that revision's; with none asked, the one recorded without a revision, else
+    the newest."""
+    if revision:
+        return next((r for r in rows if r.revision == revision), None)
+    return next((r for r in rows if not r.revision), rows[-1] if rows else None)
 
 
 def _named_rows(
