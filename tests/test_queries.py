@@ -276,6 +276,20 @@ def test_listing_plan_uses_indexes(catalog_reg: Registry) -> None:
     assert "ix_training_data_sha256" in with_dataset
 
 
+def test_next_version_number_reads_index_ranges(catalog_reg: Registry) -> None:
+    """Every push reads the name's highest version: through the (name, version_key) index,
+    never every version of the name."""
+    if catalog_reg.catalog.engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN wording is SQLite's")
+    from registry.store.catalog.catalog import _HIGHEST
+
+    with catalog_reg.catalog.engine.connect() as connection:
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + _HIGHEST, {"name": "x"})
+        text = "\n".join(str(row[-1]) for row in rows)
+    assert "ix_adapter_versions_name (name=?)" not in text
+    assert text.count("ix_adapter_versions_name_version_key") == 2
+
+
 # -- the condition grammar ---------------------------------------------------------------------
 
 METRIC = st.from_regex(r"[a-z][a-z0-9_./:+-]{0,20}", fullmatch=True)

@@ -453,18 +453,20 @@ def _sqlite_value(value: Any) -> Any:
 
 
 def _highest_versions(run: Execute, name: str) -> list[str]:
-    """The name's highest version by its order key (and any row stored without a key):
-    all that the next automatic number depends on, read through the (name, key) index
-    instead of every version of the name."""
+    """The name's highest versions by their order key (versions equal under PEP 440 share
+    it): all that the next automatic number depends on, read through the (name, key)
+    index instead of every version of the name."""
     return [row[0] for row in run(_HIGHEST, {"name": name})]
 
 
 # Plain statements of the write path, parsed once (an ORM select of a row costs more than
 # the rest of a small push's inserts).
 _SAME_CONTENT = "SELECT id FROM adapter_versions WHERE name = :name AND digest = :digest"
+# The key column is NOT NULL (schema_steps). An "OR version_key IS NULL" here made SQLite
+# read every version of the name (0.18 ms at 1,000 versions, against 7 microseconds).
 _HIGHEST = (
-    "SELECT version FROM adapter_versions WHERE name = :name AND (version_key IS NULL OR "
-    "version_key = (SELECT max(version_key) FROM adapter_versions WHERE name = :name))"
+    "SELECT version FROM adapter_versions WHERE name = :name AND version_key = "
+    "(SELECT max(version_key) FROM adapter_versions WHERE name = :name)"
 )
 
 # The tables a push writes, for Core inserts.
