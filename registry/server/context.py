@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from registry.api import Registry
 from registry.remote.codec import encode
+from registry.server.arrivals import RecentUploads
 from registry.server.auth import Authenticator, Caller
 from registry.server.entries import VersionEntries
 from registry.server.memo import Memo
@@ -47,6 +48,8 @@ class Context:
     listings: Memo[Listing] = field(init=False, default_factory=lambda: Memo(16))
     # Each version as sent in a list, kept by the catalog rows it is made of (across writes).
     entries: VersionEntries = field(init=False, default_factory=VersionEntries)
+    # Uploads hashed moments ago, which a push need not read again (arrivals.py).
+    arrivals: RecentUploads = field(init=False, default_factory=RecentUploads)
 
     def __post_init__(self) -> None:
         catalog = self.registry.catalog

@@ -99,6 +99,7 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
         # fsync (the catalog's) instead of two; object stores receive it at the push. On a
         # worker thread: a directory fsync may take milliseconds on a busy disk.
         await ctx.call(caller, lambda: blobs.link_upload(final, sha256))
+    ctx.arrivals.note(sha256, final)
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 
@@ -131,6 +132,7 @@ async def staged(ctx: Context, request: Request, caller: Caller) -> Response:
     size = await ctx.call(
         caller, lambda: direct_uploads.adopt_upload(blobs, key, sha256, final, limit)
     )
+    ctx.arrivals.note(sha256, final)
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
 
 
@@ -247,7 +249,11 @@ def register(
 
 
 def _intact(ctx: Context, uploads: Path, sha256: str) -> Path:
-    """The staged upload of ``sha256``, re-hashed (with its blob, linked when it arrived)."""
+    """The staged upload of ``sha256``, re-hashed (with its blob, linked when it arrived)
+    unless it arrived moments ago and is unchanged since (arrivals.py)."""
+    path = uploads / sha256
+    if ctx.arrivals.unchanged(sha256, path):
+        return path
     blobs = ctx.registry.blobs
     blob = blobs.path(sha256) if isinstance(blobs, BlobStore) else None
     return intact_upload(uploads, sha256, blob)
