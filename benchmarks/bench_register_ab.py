@@ -6,12 +6,14 @@ an older commit's, the two servers alternating sample by sample in one run.
 Each side is a real ``adapters server`` process on SQLite and local blobs over a new home
 of its own. Per sample, untimed: the adapter's files are uploaded (``PUT /uploads``);
 timed: the ``POST /push`` that registers them, and, for information, the uploads before
-it. Medians, and the ratio new / old; the load average is printed at both ends.
+it and two resolves after it (the first reads the catalog, the second is answered from
+what the server keeps). Medians, and the ratio new / old; the load average is printed at both ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -65,13 +67,17 @@ def _server(source: Path, home: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
-def _sample(http: httpx2.Client, directory: Path) -> tuple[float, float]:
-    """(ms of the uploads, ms of the push)."""
+def _sample(http: httpx2.Client, directory: Path) -> tuple[float, ...]:
+    """ms of: the uploads, the push, a resolve right after it, and one more resolve."""
     started = time.perf_counter()
     files = stage_uploads(http, directory)
-    uploaded = time.perf_counter()
+    marks = [started, time.perf_counter()]
     http.post("/api/v1/push", json={"files": files, "name": "bench"}).raise_for_status()
-    return (uploaded - started) * 1000, (time.perf_counter() - uploaded) * 1000
+    marks.append(time.perf_counter())
+    for _ in range(2):
+        http.get("/api/v1/resolve", params={"ref": "bench@1"}).raise_for_status()
+        marks.append(time.perf_counter())
+    return tuple((end - start) * 1000 for start, end in itertools.pairwise(marks))
 
 
 def main() -> None:
@@ -104,13 +110,18 @@ def main() -> None:
             }  # fmt: skip
             for http in sides.values():  # warm up: the first push creates the name
                 _sample(http, next(pending))
-            times: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+            times: dict[str, list[tuple[float, ...]]] = {"old": [], "new": []}
             for index in range(repeat):
                 order = ("old", "new") if index % 2 else ("new", "old")
                 for side in order:
                     times[side].append(_sample(sides[side], next(pending)))
     print("load average at end:", os.getloadavg())
-    for column, what in ((1, "POST /push (timed register)"), (0, "the uploads before it")):
+    for column, what in (
+        (1, "POST /push (timed register)"),
+        (0, "the uploads before it"),
+        (2, "a resolve right after the push"),
+        (3, "a resolve of the kept answer"),
+    ):
         old_ms = statistics.median(t[column] for t in times["old"])
         new_ms = statistics.median(t[column] for t in times["new"])
         print(f"{what}: old {old_ms:.2f} ms, new {new_ms:.2f} ms, new/old {new_ms / old_ms:.2f}")
