@@ -7,6 +7,7 @@ import click
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, table
 from registry.errors import ArgumentError
+from registry.store.results import iso_utc
 
 
 @click.command()
@@ -168,17 +169,25 @@ def token_list(state: AppState, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the revoked token as JSON.")
 @pass_state
 def token_revoke(state: AppState, name: str, as_json: bool) -> None:
-    """Revoke a token at once.
+    """Revoke a token at once. A token already revoked stays so: a note says when, and
+    nothing changes (exit 0).
 
     \b
     Example:
       adapters token revoke ci
     """
-    revoked = state.registry().revoke_token(name)
+    revocation = state.registry().revoke_token(name)
     if as_json:
-        echo_json(revoked.to_dict())
+        echo_json(revocation.to_dict())
         return
-    click.echo(f"revoked token {name!r}")
+    revoked_at = revocation.token.revoked_at
+    if revocation.changed or revoked_at is None:
+        click.echo(f"revoked token {name!r}")
+        return
+    click.echo(
+        f"note: token {name!r} was already revoked at {iso_utc(revoked_at)}; nothing changed",
+        err=True,
+    )
 
 
 COMMANDS = [server, token]
