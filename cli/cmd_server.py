@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, table
 from registry.errors import ArgumentError
 from registry.store.results import iso_utc
+
+if TYPE_CHECKING:
+    from registry.security.tokens import TokenInfo
 
 
 @click.command()
@@ -147,7 +152,7 @@ def token_create(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def token_list(state: AppState, as_json: bool) -> None:
-    """List tokens (never their secrets).
+    """List tokens (never their secrets), with times in UTC to the second.
 
     \b
     Example:
@@ -158,10 +163,17 @@ def token_list(state: AppState, as_json: bool) -> None:
         echo_json([t.to_dict() for t in found])
         return
     rows = [
-        (t.name, t.role, t.namespace, t.expires_at, "active" if t.active() else "inactive")
+        (t.name, t.role, t.namespace, iso_utc(t.created_at),
+         None if t.expires_at is None else iso_utc(t.expires_at), _state(t))
         for t in found
-    ]
-    click.echo(table(["NAME", "ROLE", "NAMESPACE", "EXPIRES", "STATE"], rows))
+    ]  # fmt: skip
+    click.echo(table(["NAME", "ROLE", "NAMESPACE", "CREATED", "EXPIRES", "STATE"], rows))
+
+
+def _state(token: TokenInfo) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    return "active" if token.active() else "expired"
 
 
 @token.command("revoke")

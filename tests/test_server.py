@@ -230,7 +230,7 @@ def test_tokens_from_the_cli_on_the_servers_own_registry(tmp_path: Path) -> None
               "--expires", "yesterday")  # fmt: skip
     assert bad.returncode == 1 and "--expires" in bad.stderr
     assert cli("--registry", str(home), "token", "revoke", "ci").returncode == 0
-    assert "inactive" in cli("--registry", str(home), "token", "list").stdout
+    assert "revoked" in cli("--registry", str(home), "token", "list").stdout
 
 
 def test_anonymous_reads_only_with_the_flag(tmp_path: Path) -> None:
