@@ -69,8 +69,9 @@ def server(
 
     Every request needs a token (`adapters token create`) unless --anonymous-read.
     Stop it with Ctrl-C or SIGTERM: pushes in flight are finished first (up to 120 s),
-    then it exits 0; a second signal stops at once. Each request is logged to stderr as
-    a JSON line. For TLS, put it behind a reverse proxy (docs/server.md).
+    then it exits 0; a second signal stops at once. Its log on stderr is JSON, a line
+    each: the start (where it listens, the catalog and blob store kinds), every request.
+    For TLS, put it behind a reverse proxy (docs/server.md).
 
     \b
     Example:
@@ -95,7 +96,6 @@ def server(
         idle_seconds=body_timeout,
         request_seconds=request_timeout,
     )
-    click.echo(f"serving {registry.home.root} on http://{host}:{port}", err=True)
     status = serve(registry, settings)
     if status:
         raise SystemExit(status)
