@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from registry.cli.context import AppState, pass_state
 from registry.cli.render import echo_json, table
 from registry.errors import ArgumentError
+from registry.store.results import iso_utc
+
+if TYPE_CHECKING:
+    from registry.security.tokens import TokenInfo
 
 
 @click.command()
@@ -63,8 +69,9 @@ def server(
 
     Every request needs a token (`adapters token create`) unless --anonymous-read.
     Stop it with Ctrl-C or SIGTERM: pushes in flight are finished first (up to 120 s),
-    then it exits 0; a second signal stops at once. Each request is logged to stderr as
-    a JSON line. For TLS, put it behind a reverse proxy (docs/server.md).
+    then it exits 0; a second signal stops at once. Its log on stderr is JSON, a line
+    each: the start (where it listens, the catalog and blob store kinds), every request.
+    For TLS, put it behind a reverse proxy (docs/server.md).
 
     \b
     Example:
@@ -89,7 +96,6 @@ def server(
         idle_seconds=body_timeout,
         request_seconds=request_timeout,
     )
-    click.echo(f"serving {registry.home.root} on http://{host}:{port}", err=True)
     status = serve(registry, settings)
     if status:
         raise SystemExit(status)
@@ -146,7 +152,7 @@ def token_create(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def token_list(state: AppState, as_json: bool) -> None:
-    """List tokens (never their secrets).
+    """List tokens (never their secrets), with times in UTC to the second.
 
     \b
     Example:
@@ -157,10 +163,17 @@ def token_list(state: AppState, as_json: bool) -> None:
         echo_json([t.to_dict() for t in found])
         return
     rows = [
-        (t.name, t.role, t.namespace, t.expires_at, "active" if t.active() else "inactive")
+        (t.name, t.role, t.namespace, iso_utc(t.created_at),
+         None if t.expires_at is None else iso_utc(t.expires_at), _state(t))
         for t in found
-    ]
-    click.echo(table(["NAME", "ROLE", "NAMESPACE", "EXPIRES", "STATE"], rows))
+    ]  # fmt: skip
+    click.echo(table(["NAME", "ROLE", "NAMESPACE", "CREATED", "EXPIRES", "STATE"], rows))
+
+
+def _state(token: TokenInfo) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    return "active" if token.active() else "expired"
 
 
 @token.command("revoke")
@@ -168,17 +181,25 @@ def token_list(state: AppState, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the revoked token as JSON.")
 @pass_state
 def token_revoke(state: AppState, name: str, as_json: bool) -> None:
-    """Revoke a token at once.
+    """Revoke a token at once. A token already revoked stays so: a note says when, and
+    nothing changes (exit 0).
 
     \b
     Example:
       adapters token revoke ci
     """
-    revoked = state.registry().revoke_token(name)
+    revocation = state.registry().revoke_token(name)
     if as_json:
-        echo_json(revoked.to_dict())
+        echo_json(revocation.to_dict())
         return
-    click.echo(f"revoked token {name!r}")
+    revoked_at = revocation.token.revoked_at
+    if revocation.changed or revoked_at is None:
+        click.echo(f"revoked token {name!r}")
+        return
+    click.echo(
+        f"note: token {name!r} was already revoked at {iso_utc(revoked_at)}; nothing changed",
+        err=True,
+    )
 
 
 COMMANDS = [server, token]

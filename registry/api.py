@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from registry.hub import HubSync
     from registry.runtime.loader import LoadedAdapter, LoadMode
     from registry.security.signing import Signature
-    from registry.security.tokens import NewToken, TokenInfo
+    from registry.security.tokens import NewToken, TokenInfo, TokenRevocation
     from registry.store.blob_copy import BlobCopyResult
     from registry.store.materialize import Materialized
 
@@ -336,7 +336,8 @@ class Registry(LifecycleMethods, OperatorMethods, TrustMethods):
 
         return list_tokens(self.catalog.engine)
 
-    def revoke_token(self, name: str) -> TokenInfo:
+    def revoke_token(self, name: str) -> TokenRevocation:
+        """Revoke the token ``name`` at once; ``changed`` is False when it already was."""
         from registry.security.tokens import revoke_token
 
         return revoke_token(self.catalog.engine, name)

@@ -168,7 +168,8 @@ def test_probes_openapi_and_access_log(served: ServedRegistry) -> None:
     httpx2.get(f"{served.url}{API}/versions", headers=headers(served, "reader"))
     log = served.server.access_log()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert any(line["actor"] == "reader" and line["path"] == f"{API}/versions" for line in lines)
+    assert any(line.get("actor") == "reader" and line.get("path") == f"{API}/versions"
+               for line in lines)  # fmt: skip
     for secret in served.tokens.values():
         assert secret not in log
 
@@ -230,7 +231,7 @@ def test_tokens_from_the_cli_on_the_servers_own_registry(tmp_path: Path) -> None
               "--expires", "yesterday")  # fmt: skip
     assert bad.returncode == 1 and "--expires" in bad.stderr
     assert cli("--registry", str(home), "token", "revoke", "ci").returncode == 0
-    assert "inactive" in cli("--registry", str(home), "token", "list").stdout
+    assert "revoked" in cli("--registry", str(home), "token", "list").stdout
 
 
 def test_anonymous_reads_only_with_the_flag(tmp_path: Path) -> None:

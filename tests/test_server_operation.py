@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from conftest import ServerStore
 from support.handmade import write_adapter
-from support.server import ServedRegistry, bundle_parts, running_server
+from support.server import ServedRegistry, bundle_parts, running_server, served_registry
 
 from registry import Registry
 
@@ -81,7 +82,9 @@ def test_a_signal_lets_a_push_in_flight_finish_then_exits_0(
         assert server.process.wait(30) == 0
         log = server.access_log()
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    said = [e["message"] for e in events if e.get("logger") == "registry.server"]
+    # What the server said about the stop: its info lines after the start-up line.
+    said = [e["message"] for e in events if e.get("logger") == "registry.server"
+            and e["level"] == "info" and "listen" not in e]  # fmt: skip
     assert said[0].startswith(f"{sig.name}: stopping;") and said[-1] == "stopped", said
     assert "Traceback" not in log
     with Registry.open(home) as local:
@@ -189,14 +192,40 @@ def test_the_log_is_json_lines_with_no_secret(tmp_path: Path) -> None:
         log = server.access_log()
     for secret in (token, "adp_inthequery", "cookie-secret", "adp_wrong"):
         assert secret not in log
-    lines = [line for line in log.splitlines() if line.startswith("{")]
-    events = [json.loads(line) for line in lines]
+    events = [json.loads(line) for line in log.splitlines()]  # every line, none in plain text
     access = [e for e in events if e.get("path", "").startswith(API)]
     assert [(e["path"], e["status"], e["actor"]) for e in access] == [
         (f"{API}/versions", 200, "alice"), (f"{API}/versions", 401, None)
     ]  # fmt: skip
     assert all(e["time"].endswith("+00:00") for e in events)
     assert all(next(iter(e)) == "time" for e in events)
+
+
+def test_the_start_is_logged_as_json_without_the_database_url(
+    server_backend: ServerStore, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    with served_registry(
+        tmp_path / "home", server_backend.database_url, ("--anonymous-read",),
+        server_backend.blob_url, server_backend.backend,
+    ) as served:  # fmt: skip
+        assert httpx2.get(f"{served.url}/healthz").status_code == 200
+        assert served.server.stop() == 0
+        log = served.server.access_log()
+    events = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    assert all(next(iter(e)) == "time" for e in events)
+    start = events[0]
+    assert start["message"] == f"serving on {served.url}" and start["listen"] == served.url
+    catalog, blobs = server_backend.backend.split("+")
+    assert start["catalog"] == {"sqlite": "sqlite", "postgres": "postgresql"}[catalog]
+    assert start["blobs"] == blobs and start["anonymous_read"] is True
+    assert start["home"] == str(served.home)
+    assert any("--ui-secret-file" in e["message"] for e in events if "message" in e)
+    url = make_url(server_backend.database_url)
+    assert server_backend.database_url not in log
+    if url.password:
+        assert url.password not in log
 
 
 def test_an_error_and_its_traceback_are_one_json_line(tmp_path: Path) -> None:

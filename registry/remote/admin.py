@@ -16,7 +16,7 @@ from registry.remote.records import RemoteRecords
 if TYPE_CHECKING:
     from registry.lifecycle.policy_file import PolicyChange, PolicyCheck, PolicyDocument
     from registry.security.keys import KeyInfo
-    from registry.security.tokens import NewToken, TokenInfo
+    from registry.security.tokens import NewToken, TokenInfo, TokenRevocation
 
 
 class RemoteAdmin(RemoteRecords):
@@ -45,10 +45,11 @@ class RemoteAdmin(RemoteRecords):
 
         return self._every("/tokens", TokenInfo)
 
-    def revoke_token(self, name: str) -> TokenInfo:
-        from registry.security.tokens import TokenInfo
+    def revoke_token(self, name: str) -> TokenRevocation:
+        from registry.security.tokens import TokenRevocation
 
-        return decode(TokenInfo, self._admin_post("/tokens/revoke", wire.TokenNameBody(name)))
+        body = wire.TokenNameBody(name)
+        return decode(TokenRevocation, self._admin_post("/tokens/revoke", body))
 
     # -- trusted keys ---------------------------------------------------------------------
 

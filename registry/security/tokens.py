@@ -89,6 +89,18 @@ class NewToken:
         return {**self.info.to_dict(), "token": self.secret}
 
 
+@dataclass(frozen=True)
+class TokenRevocation:
+    """What a revoke did: ``changed`` is False when the token was already revoked (at
+    ``token.revoked_at``), so nothing was written."""
+
+    token: TokenInfo
+    changed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.token.to_dict(), "changed": self.changed}
+
+
 def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | None:
     """``30d``, ``12h``, ``2w`` from now, or an ISO 8601 date/time; None: never. At most
     ``_MAX_AHEAD`` ahead: further dates overflow what a datetime and the catalog hold."""
@@ -191,18 +203,23 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
         return [_info(row) for row in rows]
 
 
-def revoke_token(engine: Engine, name: str) -> TokenInfo:
-    """Revoke a token at once (idempotent), with a ``token-revoke`` audit event."""
+def revoke_token(engine: Engine, name: str) -> TokenRevocation:
+    """Revoke a token at once, with a ``token-revoke`` audit event.
+
+    Revoking a revoked token succeeds and says so (``changed`` False), writing nothing:
+    the state asked for holds, so a script that revokes on every run need not first ask
+    whether it did; the first revocation's time and audit event stay the only ones."""
     with write_session(engine) as session:
         row = session.exec(select(ApiTokenRow).where(col(ApiTokenRow.name) == name)).first()
         if row is None:
             raise NotFoundError(f"no token named {name!r}; see `adapters token list`")
-        if row.revoked_at is None:
+        changed = row.revoked_at is None
+        if changed:
             row.revoked_at = utcnow()
             session.add(row)
             add_event(session, current_actor(), "token-revoke", None, None, {"token": name})
         session.flush()
-        return _info(row)
+        return TokenRevocation(_info(row), changed)
 
 
 def authenticate(engine: Engine, presented: str) -> TokenInfo | None:

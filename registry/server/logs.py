@@ -1,5 +1,6 @@
 """The server's log on stderr, one JSON object a line: each request's access line (made
-by ``app.AccessLog``) and every warning or error of the server or of uvicorn, with its
+by ``app.AccessLog``), the start-up line (``run``), and every warning or error of the
+server or of uvicorn, with its
 traceback as one string field, so that a log collector never splits a record. Each line
 starts with its time (UTC)."""
 
@@ -59,6 +60,10 @@ class _EventFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        # Structured fields given as ``extra={"fields": {...}}`` (the start-up line's).
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            event.update({k: v for k, v in fields.items() if k not in event})
         if record.exc_info and record.exc_info[1] is not None:
             event["error"] = type(record.exc_info[1]).__name__
             event["traceback"] = self.formatException(record.exc_info)

@@ -6,10 +6,12 @@ small request than h11 on asyncio; without them uvicorn's pure-Python pair serve
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 
 from registry.api import Registry
 from registry.errors import YankedVersionWarning
+from registry.release import __version__
 from registry.server.app import create_app
 from registry.server.header_timeout import protocol_class
 from registry.server.logs import configure_logging
@@ -24,6 +26,26 @@ def protocols() -> tuple[str, str]:
     return ("httptools", "uvloop") if fast else ("h11", "asyncio")
 
 
+def announce(registry: Registry, settings: ServerSettings, http: str) -> None:
+    """The start-up line, as JSON through the server's log like every other line: where
+    it listens and what it serves. The catalog only by kind: its URL may hold a password."""
+    blobs = registry.store.blobs.url
+    scheme = blobs.split("://", 1)[0] if "://" in blobs else "local"
+    listen = f"http://{settings.host}:{settings.port}"
+    fields = {
+        "listen": listen,
+        "home": str(registry.home.root),
+        "catalog": registry.catalog.engine.dialect.name,
+        "blobs": scheme,
+        "blob_url": blobs,  # a blob store's URL never holds credentials
+        "anonymous_read": settings.anonymous_read,
+        "max_upload_bytes": settings.max_upload_bytes,
+        "http": http,
+        "version": __version__,
+    }
+    logging.getLogger("registry.server").info(f"serving on {listen}", extra={"fields": fields})
+
+
 def serve(registry: Registry, settings: ServerSettings) -> int:
     """Serve until stopped; the exit status (0 after a clean stop)."""
     import uvicorn
@@ -36,6 +58,7 @@ def serve(registry: Registry, settings: ServerSettings) -> int:
     warnings.simplefilter("ignore", YankedVersionWarning)
     configure_logging()
     http, loop = protocols()
+    announce(registry, settings, http)
     config = uvicorn.Config(
         create_app(registry, settings),
         http=protocol_class(http, settings.idle_seconds),

@@ -5,8 +5,8 @@ pages that name nothing stored."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,10 @@ class Ui:
         secret = ctx.settings.ui_secret
         if secret is None:
             secret = secrets.token_bytes(32)
-            print(
+            # Through the server's log, so that its every line is JSON.
+            logging.getLogger("registry.server").warning(
                 "web UI sessions are signed with a key made for this run: they end when the "
-                "server stops (give --ui-secret-file to keep them)",
-                file=sys.stderr,
+                "server stops (give --ui-secret-file to keep them)"
             )
         env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
