@@ -540,6 +540,16 @@ def _server_url(url: str) -> str:
         base = base[: -len(wire.API)].rstrip("/")
     try:
         parts = urlsplit(base)
+    except ValueError:
+        raise ArgumentError(_bad_url(url)) from None
+    if "@" in parts.netloc:
+        # httpx would send them as Basic credentials in place of the token, and the URL is
+        # shown in messages and names the cache directory: never repeat them.
+        raise ArgumentError(
+            "a registry server URL carries no user name or password: give the token in "
+            f"{TOKEN_ENV} (or token=...) and the URL as {parts.scheme}://HOST:PORT"
+        )
+    try:
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
         raise ArgumentError(_bad_url(url)) from None
