@@ -159,7 +159,8 @@ class RemoteRegistry(RemoteAdmin):
             response = self._http.request(method, wire.API + path, **kwargs)
         except httpx2.HTTPError as exc:
             raise ServerError(
-                f"cannot reach the registry server at {self.url}: {exc}{_tls_hint(exc)}"
+                f"cannot reach the registry server at {self.url}: {exc}"
+                f"{_tls_hint(exc) or _reach_hint(exc)}"
             ) from None
         if response.status_code == 401 and self._anonymous:
             raise errors.AccessError(
@@ -570,6 +571,14 @@ def _default_cache(url: str) -> Path:
 
     host = re.sub(r"[^A-Za-z0-9._-]+", "_", url.partition("://")[2].rstrip("/"))
     return Path(platformdirs.user_cache_dir("adapters")) / "remote" / host
+
+
+def _reach_hint(exc: Exception) -> str:
+    import httpx2
+
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+        return "; check the URL and that the server is running, then try again"
+    return "; try again"
 
 
 def _tls_hint(exc: Exception) -> str:
