@@ -323,6 +323,15 @@ async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
             f"key {body.key[:100]!r}: a server signs only with a key it holds; give its name "
             "(`adapters key generate NAME` on the server's registry), not a path"
         )
+    from registry.security.keys import Keyring
+
+    # Checked here so that the refusal names no path of the server's and no --key PATH.
+    keyring = Keyring(ctx.registry.home.root, ctx.registry.catalog)
+    if not keyring.private_path(body.key).is_file():
+        raise NotFoundError(
+            f"the server holds no private key named {body.key!r}; make one with `adapters key "
+            f"generate {body.key}` on the server's registry, or give the name of one it holds"
+        )
     return ok(await ctx.call(caller, lambda: ctx.registry.sign(body.ref, body.key)), 201)
 
 
