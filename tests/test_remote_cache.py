@@ -1,5 +1,6 @@
-"""The remote client's local cache of downloaded blobs: a cached file that was damaged or
-swapped after it was kept is found, dropped and downloaded again, never used."""
+"""Blobs a remote client downloads: a file in its local cache that was damaged or swapped
+after it was kept is found, dropped and downloaded again, never used; a file missing from
+the server's blob store is a one-line refusal that says what to run, not a server error."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from support.handmade import tiny_model, write_adapter
 from support.server import ServedRegistry
 
 from registry import Registry
+from registry.errors import IntegrityError
 
 
 def _cached(cache: Path, sha256: str) -> Path:
@@ -64,3 +66,26 @@ def test_a_damaged_cached_blob_is_downloaded_again(
                     assert value.equal(expected.state_dict()[key])
     finally:
         reg.close()
+
+
+def test_a_blob_missing_on_the_server_is_an_integrity_error_saying_what_to_run(
+    served: ServedRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if served.blob_url is not None:
+        pytest.skip("the server's blobs are in object storage")
+    monkeypatch.setenv("ADAPTERS_CACHE_DIR", str(tmp_path / "cache"))
+    name = f"m{uuid.uuid4().hex[:10]}"
+    with Registry.open(served.url, token=served.tokens["writer"]) as reg:
+        version = reg.push(write_adapter(tmp_path / "a", seed=13), name=name).version
+        weights = next(f for f in version.files if f.path.endswith(".safetensors"))
+        blob = served.home / "objects" / "sha256" / weights.sha256[:2] / weights.sha256[2:]
+        saved = tmp_path / "saved"
+        blob.rename(saved)
+        try:
+            with pytest.raises(IntegrityError, match=f"adapters verify {version.ref}") as caught:
+                reg.export(name, tmp_path / "out")
+        finally:
+            saved.rename(blob)
+        assert "\n" not in str(caught.value) and str(served.home) not in str(caught.value)
+        assert not (tmp_path / "out").exists()
+        reg.export(name, tmp_path / "out")  # restored: the same call completes
