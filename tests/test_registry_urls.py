@@ -139,3 +139,23 @@ def test_cli_init_refuses_a_server_url(workdir: Path, hermetic_env: Path) -> Non
     result = CliRunner().invoke(main, ["init", "http://host:8321"])
     _one_line_refusal(result, "is a server URL where a local directory goes")
     _nothing_created(workdir, hermetic_env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://alice:s3cret@127.0.0.1:1", "https://s3cret@host:8321/", "http://alice:s3cret@h:x/"],
+)
+def test_a_url_with_a_password_is_refused_without_repeating_it(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry authenticates with a bearer token; a URL's user info would be sent as
+    # Basic credentials instead of it, and would show in every message and in the cache path.
+    with pytest.raises(ArgumentError, match="ADAPTERS_TOKEN") as raised:
+        Registry.open(url, token="adp_x")
+    assert "s3cret" not in str(raised.value)
+    monkeypatch.setenv("ADAPTERS_TOKEN", "adp_x")
+    result = CliRunner().invoke(main, ["--registry", url, "list"])
+    assert result.exit_code == 1
+    assert "s3cret" not in result.output
+    assert "ADAPTERS_TOKEN" in result.output
+    assert len(result.output.strip().splitlines()) == 1

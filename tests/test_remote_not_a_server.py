@@ -67,3 +67,12 @@ def test_the_cli_says_so(page: str) -> None:
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: ") and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_server_not_listening_is_one_line_saying_what_to_check() -> None:
+    from support.server import free_port
+
+    result = CliRunner().invoke(main, ["--registry", f"http://127.0.0.1:{free_port()}", "list"])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "check the URL and that the server is running" in result.output

@@ -3,6 +3,8 @@ right article ("an admin token"), on the API and therefore in the remote CLI."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support.server import ServedRegistry
 
@@ -52,3 +54,20 @@ def test_a_server_signs_only_with_a_key_it_holds(served: ServedRegistry, key: st
     with admin, pytest.raises(ArgumentError, match="a server signs only with a key it holds") as e:
         admin.sign("anything@1", key)
     assert "mode" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_key_the_server_does_not_hold_is_named_without_the_servers_paths(
+    served: ServedRegistry, tmp_path: Path
+) -> None:
+    from support.handmade import write_adapter
+
+    from registry.errors import NotFoundError
+
+    admin = Registry.open(served.url, token=served.tokens["admin"])
+    with admin:
+        ref = admin.push(write_adapter(tmp_path / "a", seed=71), name="signed-by-none").version.ref
+        with pytest.raises(NotFoundError, match="holds no private key named 'nokey'") as caught:
+            admin.sign(ref, "nokey")
+    message = str(caught.value)
+    assert str(served.home) not in message and "--key PATH" not in message
+    assert "adapters key generate nokey" in message and "\n" not in message

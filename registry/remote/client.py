@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from registry.security.signing import Signature
+    from registry.store.blob_store import BlobBackend
 
 TOKEN_ENV = "ADAPTERS_TOKEN"
 CACHE_ENV = "ADAPTERS_CACHE_DIR"
@@ -104,6 +105,9 @@ class RemoteRegistry(RemoteAdmin):
             raise ArgumentError(f"{_bad_url(url)} ({exc})") from None
         self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(self.url)
         self._cache: Store | None = None
+        # Cached blobs hashed intact by this client: (path, size, mtime_ns, inode). A file
+        # rewritten or replaced since changes its stat and is hashed again.
+        self._cache_intact: set[tuple[str, int, int, int]] = set()
 
     @classmethod
     def connect(cls, url: str, *, token: str | None = None) -> Registry:
@@ -155,7 +159,8 @@ class RemoteRegistry(RemoteAdmin):
             response = self._http.request(method, wire.API + path, **kwargs)
         except httpx2.HTTPError as exc:
             raise ServerError(
-                f"cannot reach the registry server at {self.url}: {exc}{_tls_hint(exc)}"
+                f"cannot reach the registry server at {self.url}: {exc}"
+                f"{_tls_hint(exc) or _reach_hint(exc)}"
             ) from None
         if response.status_code == 401 and self._anonymous:
             raise errors.AccessError(
@@ -345,7 +350,7 @@ class RemoteRegistry(RemoteAdmin):
         hash to the manifest's sha256."""
         cache = self._cache_store()
         for entry in version.files:
-            if cache.blobs.exists(entry.sha256):
+            if self._cached_intact(cache.blobs, entry.sha256, entry.size):
                 continue
             staging = cache.tmp_dir
             staging.mkdir(parents=True, exist_ok=True)
@@ -363,9 +368,30 @@ class RemoteRegistry(RemoteAdmin):
                         "nothing was kept, try again or run `adapters verify` on the server"
                     )
                 cache.blobs.put_file(Path(out.name), expected=entry.sha256)
+                self._cached_intact(cache.blobs, entry.sha256, entry.size, hashed=True)
             finally:
                 os.unlink(out.name)
         return cache
+
+    def _cached_intact(
+        self, blobs: BlobBackend, sha256: str, size: int, *, hashed: bool = False
+    ) -> bool:
+        """Whether the cache holds this blob intact. The cache is a directory anyone with
+        the user's rights may write: a file damaged or swapped since it was kept is removed
+        (and so downloaded again), never used."""
+        path = blobs.path(sha256)
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if key in self._cache_intact:
+            return True
+        if not hashed and blobs.check_local(sha256, size) is not None:
+            blobs.delete(sha256)
+            return False
+        self._cache_intact.add(key)
+        return True
 
     def _download(self, ref: str, sha256: str, out: Any, hasher: Any) -> None:
         import httpx2
@@ -515,6 +541,16 @@ def _server_url(url: str) -> str:
         base = base[: -len(wire.API)].rstrip("/")
     try:
         parts = urlsplit(base)
+    except ValueError:
+        raise ArgumentError(_bad_url(url)) from None
+    if "@" in parts.netloc:
+        # httpx would send them as Basic credentials in place of the token, and the URL is
+        # shown in messages and names the cache directory: never repeat them.
+        raise ArgumentError(
+            "a registry server URL carries no user name or password: give the token in "
+            f"{TOKEN_ENV} (or token=...) and the URL as {parts.scheme}://HOST:PORT"
+        )
+    try:
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
         raise ArgumentError(_bad_url(url)) from None
@@ -535,6 +571,14 @@ def _default_cache(url: str) -> Path:
 
     host = re.sub(r"[^A-Za-z0-9._-]+", "_", url.partition("://")[2].rstrip("/"))
     return Path(platformdirs.user_cache_dir("adapters")) / "remote" / host
+
+
+def _reach_hint(exc: Exception) -> str:
+    import httpx2
+
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+        return "; check the URL and that the server is running, then try again"
+    return "; try again"
 
 
 def _tls_hint(exc: Exception) -> str:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from registry.errors import ArgumentError, NotFoundError
+from registry.errors import ArgumentError, IntegrityError, NotFoundError
 from registry.lifecycle.results import LineageNode, LineageReport
 from registry.remote import wire
 from registry.remote.codec import encode
@@ -204,6 +204,12 @@ async def download_blob(ctx: Context, request: Request, caller: Caller) -> Respo
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})  # a blob never changes
     path = ctx.registry.blobs.path(sha256)
+    if not path.is_file():  # lost from the store: say so, rather than fail in FileResponse
+        name = next(f.path for f in version.files if f.sha256 == sha256)
+        raise IntegrityError(
+            f"{version.ref}: the server's copy of {name} is missing; ask its admin to run "
+            f"`adapters verify {version.ref}` on the server"
+        )
     return FileResponse(path, media_type="application/octet-stream",
                         headers={"ETag": etag})  # fmt: skip
 
@@ -322,6 +328,15 @@ async def sign(ctx: Context, request: Request, caller: Caller) -> Response:
         raise ArgumentError(
             f"key {body.key[:100]!r}: a server signs only with a key it holds; give its name "
             "(`adapters key generate NAME` on the server's registry), not a path"
+        )
+    from registry.security.keys import Keyring
+
+    # Checked here so that the refusal names no path of the server's and no --key PATH.
+    keyring = Keyring(ctx.registry.home.root, ctx.registry.catalog)
+    if not keyring.private_path(body.key).is_file():
+        raise NotFoundError(
+            f"the server holds no private key named {body.key!r}; make one with `adapters key "
+            f"generate {body.key}` on the server's registry, or give the name of one it holds"
         )
     return ok(await ctx.call(caller, lambda: ctx.registry.sign(body.ref, body.key)), 201)
 
