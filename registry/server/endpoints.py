@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -25,11 +27,14 @@ from registry.server.context import GENERATION, Context, Listing, ok
 from registry.server.entries import json_bytes
 from registry.server.paging import page_after, version_positions
 from registry.server.query import is_whole_number, query_text
+from registry.store.blob_store import BlobBackend
+from registry.store.blobs import BlobStore
 from registry.store.list_query import ListQuery
 from registry.store.refs import validate_name
 from registry.store.results import AdapterVersion
 
 T = TypeVar("T")
+_log = logging.getLogger("registry.server")
 
 
 def _required(request: Request, key: str) -> str:
@@ -203,8 +208,10 @@ async def download_blob(ctx: Context, request: Request, caller: Caller) -> Respo
     etag = f'"{sha256}"'
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})  # a blob never changes
-    path = ctx.registry.blobs.path(sha256)
-    if not path.is_file():  # lost from the store: say so, rather than fail in FileResponse
+    # On a worker thread: an object store's blob is fetched into its read-through cache
+    # first, which may take as long as the download.
+    path = await ctx.call(caller, lambda: _stored_file(ctx.registry.blobs, sha256))
+    if path is None:  # lost from the store: say so, rather than fail in FileResponse
         name = next(f.path for f in version.files if f.sha256 == sha256)
         raise IntegrityError(
             f"{version.ref}: the server's copy of {name} is missing; ask its admin to run "
@@ -212,6 +219,19 @@ async def download_blob(ctx: Context, request: Request, caller: Caller) -> Respo
         )
     return FileResponse(path, media_type="application/octet-stream",
                         headers={"ETag": etag})  # fmt: skip
+
+
+def _stored_file(blobs: BlobBackend, sha256: str) -> Path | None:
+    """The blob's bytes as a file on this machine, or None when the store lost them (or,
+    on object storage, holds other bytes: the read-through cache refuses them)."""
+    if isinstance(blobs, BlobStore):
+        path = blobs.path(sha256)
+        return path if path.is_file() else None
+    try:
+        return blobs.path(sha256)
+    except IntegrityError as exc:  # its wording names the store's URL: for the log only
+        _log.error("blob download refused: %s", exc)
+        return None
 
 
 async def verify(ctx: Context, request: Request, caller: Caller) -> Response:

@@ -17,7 +17,16 @@ class TcpGate:
         self._open = True
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._flowing = threading.Event()  # cleared: connections stay up, no byte passes
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        """Hold every byte in either direction, as a server that hangs would."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def shut(self) -> None:
         """Cut every connection; new ones are closed at once."""
@@ -54,12 +63,13 @@ class TcpGate:
                     continue
                 self._sockets += [client, server]
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=_pipe, args=(a, b, self._flowing), daemon=True).start()
 
 
-def _pipe(source: socket.socket, target: socket.socket) -> None:
+def _pipe(source: socket.socket, target: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := source.recv(65536):
+            flowing.wait()
             target.sendall(data)
     except OSError:
         pass
