@@ -61,3 +61,20 @@ def test_only_the_latest_arrivals_are_kept(tmp_path: Path) -> None:
         paths.append(path)
     assert not arrivals.unchanged("1" * 64, paths[0])
     assert arrivals.unchanged("2" * 64, paths[1]) and arrivals.unchanged("3" * 64, paths[2])
+
+
+def test_the_servers_own_touch_keeps_a_recent_arrival_and_renews_no_other(tmp_path: Path) -> None:
+    path = _upload(tmp_path)
+    arrivals = RecentUploads()
+    before = path.stat().st_mtime_ns
+    arrivals.note(SHA, path)
+    os.utime(path, ns=(before - 10**9, before - 10**9))  # an edit: no longer taken as hashed
+    arrivals.touch(SHA, path)
+    assert path.stat().st_mtime_ns > before - 10**9 and not arrivals.unchanged(SHA, path)
+    arrivals.note(SHA, path)
+    arrivals.touch(SHA, path)  # a retried PUT of an upload that just arrived
+    assert arrivals.unchanged(SHA, path)
+    waited = RecentUploads(seconds=0.0)
+    waited.note(SHA, path)
+    waited.touch(SHA, path)
+    assert not waited.unchanged(SHA, path)

@@ -11,6 +11,7 @@ its stamp (size, mtime, ctime, inode). So an upload that arrived less than
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +43,22 @@ class RecentUploads:
             self._arrived.move_to_end(sha256)
             while len(self._arrived) > self.capacity:
                 self._arrived.popitem(last=False)
+
+    def touch(self, sha256: str, path: Path) -> None:
+        """Set ``path``'s times to now (a retried ``PUT`` keeps the upload from gc). A
+        recent arrival unchanged until this touch stays one: the change is the server's."""
+        fresh = self.unchanged(sha256, path)
+        os.utime(path)
+        if not fresh:
+            return
+        try:
+            stamp = FileStamp.of(path.stat())
+        except OSError:
+            return
+        with self._lock:
+            arrived = self._arrived.get(sha256)
+            if arrived is not None:
+                self._arrived[sha256] = (stamp, arrived[1])
 
     def unchanged(self, sha256: str, path: Path) -> bool:
         """Whether ``path`` arrived as ``sha256`` less than ``seconds`` ago and its stamp

@@ -73,7 +73,7 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
     if final.exists():
         # Already staged (a retry): drain nothing, say so. Touched, so that gc (which
         # removes staged files untouched for a day) keeps it for the push that follows.
-        os.utime(final)
+        ctx.arrivals.touch(sha256, final)
         return ok({"sha256": sha256, "size": final.stat().st_size, "stored": False})
     handle, name = tempfile.mkstemp(prefix=".part-", dir=directory)
     hasher = hashlib.sha256()
