@@ -85,22 +85,31 @@ async def put(ctx: Context, request: Request, caller: Caller) -> Response:
                 out.write(chunk)
                 size += len(chunk)
             out.flush()
-            os.fsync(out.fileno())
-        if hasher.hexdigest() != sha256:
-            message = "the uploaded bytes do not hash to the sha256 named; send again"
-            raise HttpProblem(422, "integrity_error", message)
-        os.replace(name, final)
+            if hasher.hexdigest() != sha256:
+                message = "the uploaded bytes do not hash to the sha256 named; send again"
+                raise HttpProblem(422, "integrity_error", message)
+            # On a worker thread: an fsync waits for the disk, seconds for a large file on
+            # a busy one, and the event loop serves every other request meanwhile.
+            descriptor = out.fileno()
+            await ctx.call(caller, lambda: _keep_upload(ctx, descriptor, Path(name), final, sha256))
     finally:
         if os.path.exists(name):
             os.unlink(name)
-    blobs = ctx.registry.blobs
-    if isinstance(blobs, BlobStore):
-        # Into the blob store now, so that the push finds it stored and commits with one
-        # fsync (the catalog's) instead of two; object stores receive it at the push. On a
-        # worker thread: a directory fsync may take milliseconds on a busy disk.
-        await ctx.call(caller, lambda: blobs.link_upload(final, sha256))
     ctx.arrivals.note(sha256, final)
     return ok({"sha256": sha256, "size": size, "stored": True}, 201)
+
+
+def _keep_upload(
+    ctx: Context, descriptor: int, written: Path, final: Path, sha256: str
+) -> None:
+    """Make the uploaded bytes durable under their name, and (with local blobs) link them
+    into the blob store now, so that the push finds them stored and commits with one
+    fsync (the catalog's) instead of two; object stores receive them at the push."""
+    os.fsync(descriptor)
+    os.replace(written, final)
+    blobs = ctx.registry.blobs
+    if isinstance(blobs, BlobStore):
+        blobs.link_upload(final, sha256)
 
 
 async def presign(ctx: Context, request: Request, caller: Caller) -> Response:
