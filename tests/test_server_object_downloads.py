@@ -37,26 +37,23 @@ def gated_s3(
     return gate, url
 
 
-def _pushed(tmp_path: Path) -> tuple[Path, str, str]:
+def _pushed(tmp_path: Path) -> tuple[Path, str, str, dict[str, str]]:
     """A home on the gated store holding one version, none of it in the server's cache:
-    (home, ref, admin token)."""
+    (home, ref, the sha256 of its weights, an admin's Authorization header)."""
     home = tmp_path / "home"
     with Registry.open(home, create=True) as local:
         version = local.push(write_adapter(tmp_path / "a", seed=81), name="obj").version
         token = local.create_token("admin", "admin").secret
     shutil.rmtree(tmp_path / "server-cache", ignore_errors=True)
-    return home, version.ref, token
+    sha = next(f.sha256 for f in version.files if f.path == WEIGHTS)
+    return home, version.ref, sha, {"Authorization": f"Bearer {token}"}
 
 
 def test_a_blob_fetched_from_a_slow_store_holds_up_no_other_request(
     tmp_path: Path, gated_s3: tuple[TcpGate, str]
 ) -> None:
     gate, _url = gated_s3
-    home, ref, token = _pushed(tmp_path)
-    auth = {"Authorization": f"Bearer {token}"}
-    with Registry.open(home) as local:
-        version = local.get(ref)
-    sha = next(f.sha256 for f in version.files if f.path == WEIGHTS)
+    home, ref, sha, auth = _pushed(tmp_path)
     expected = (tmp_path / "a" / WEIGHTS).read_bytes()
     with running_server(home) as server:
         assert httpx2.get(f"{server.url}/api/v1/resolve", params={"ref": ref},
@@ -86,11 +83,8 @@ def test_a_blob_the_store_lost_is_a_one_line_422_without_the_store_url(
     tmp_path: Path, gated_s3: tuple[TcpGate, str]
 ) -> None:
     _gate, url = gated_s3
-    home, ref, token = _pushed(tmp_path)
-    auth = {"Authorization": f"Bearer {token}"}
+    home, ref, sha, auth = _pushed(tmp_path)
     with Registry.open(home) as local:
-        version = local.get(ref)
-        sha = next(f.sha256 for f in version.files if f.path == WEIGHTS)
         local.blobs.delete(sha)
     with running_server(home) as server:
         response = httpx2.get(f"{server.url}/api/v1/blobs/{sha}", params={"ref": ref},
