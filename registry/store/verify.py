@@ -9,6 +9,7 @@ from pathlib import Path
 from registry.check import Check
 from registry.errors import IntegrityError, RegistryError, ValidationError
 from registry.store.blob_store import BlobBackend
+from registry.store.blobs import BlobStore
 from registry.store.results import AdapterVersion, VerifyReport
 
 
@@ -34,18 +35,24 @@ def check_manifest(version: AdapterVersion) -> None:
 def verify_version(version: AdapterVersion, blobs: BlobBackend) -> VerifyReport:
     # Re-hashing is I/O and hashlib releases the GIL, as does the value scan: run the
     # format check beside the hashes and keep its result only if every blob is intact.
+    # Not on an object store: its checks fill the cache the format check reads (a fill
+    # hashes what it downloads), and a blob the format check fetched first would then be
+    # downloaded again by its check. There the format check follows the checks.
+    beside = isinstance(blobs, BlobStore)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        format_future = pool.submit(_format_check, version, blobs)
+        format_future = pool.submit(_format_check, version, blobs) if beside else None
         problems = [
             blobs.check(entry.sha256, entry.size, for_readers=True) for entry in version.files
         ]
         damaged = any(problem is not None for problem in problems)
+        if format_future is None and not damaged:
+            format_future = pool.submit(_format_check, version, blobs)
         try:
-            format_check = format_future.result()
+            format_check = format_future.result() if format_future is not None else None
         except Exception:
             if not damaged:
                 raise
-            format_check = Check("format", "skip", "not checked: stored files are damaged")
+            format_check = None
     checks: list[Check] = []
     for entry, problem in zip(version.files, problems, strict=True):
         if problem is None:
@@ -61,7 +68,7 @@ def verify_version(version: AdapterVersion, blobs: BlobBackend) -> VerifyReport:
         detail = f"manifest hashes to {recomputed[:23]}..., recorded {version.digest[:23]}..."
         checks.append(Check("digest", "fail", detail))
 
-    if damaged:
+    if damaged or format_check is None:
         checks.append(Check("format", "skip", "not checked: stored files are damaged"))
     else:
         checks.append(format_check)
