@@ -41,7 +41,7 @@ def test_a_good_config_beside_bad_weights_is_not_kept(tmp_path: Path) -> None:
     weights = directory / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4])  # the data section cut short
     raw = (directory / "adapter_config.json").read_bytes()
-    checked_configs._kept.pop(raw, None)
+    checked_configs._kept.pop(raw)
     with pytest.raises(ValidationError):
         read_adapter_dir(directory)
     assert checked_configs.known_config(raw) is None

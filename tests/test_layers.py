@@ -22,7 +22,7 @@ MAX_MODULE_LINES = 600
 # Imports under ``if TYPE_CHECKING:`` name types for annotations and may point anywhere
 # that creates no cycle.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "progress", "faults", "release", "check"),
+    ("errors", "progress", "faults", "release", "check", "bounded_lru"),
     ("schemas",),
     ("formats",),
     ("ops",),

@@ -11,10 +11,10 @@ every refusal is worded afresh. Each caller gets a copy of the config of its own
 from __future__ import annotations
 
 import copy
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
+
+from registry.bounded_lru import BoundedLru
 
 _CAPACITY = 256
 _LARGEST = 64 * 1024
@@ -32,26 +32,18 @@ class CheckedConfig:
     stored_bytes: bytes
 
 
-_kept: OrderedDict[bytes, CheckedConfig] = OrderedDict()
-_lock = threading.Lock()
+_kept: BoundedLru[bytes, CheckedConfig] = BoundedLru(_CAPACITY)
 
 
 def known_config(raw: bytes) -> CheckedConfig | None:
     """What the checks made of the config ``raw`` before, if it passed them."""
-    with _lock:
-        kept = _kept.get(raw)
-        if kept is None:
-            return None
-        _kept.move_to_end(raw)
+    kept = _kept.get(raw)
+    if kept is None:
+        return None
     return replace(kept, config=copy.deepcopy(kept.config))
 
 
 def keep_config(raw: bytes, checked: CheckedConfig) -> None:
     if len(raw) > _LARGEST:
         return
-    kept = replace(checked, config=copy.deepcopy(checked.config))  # the caller keeps its own
-    with _lock:
-        _kept[raw] = kept
-        _kept.move_to_end(raw)
-        while len(_kept) > _CAPACITY:
-            _kept.popitem(last=False)
+    _kept.put(raw, replace(checked, config=copy.deepcopy(checked.config)))  # caller keeps its own

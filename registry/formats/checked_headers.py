@@ -12,10 +12,9 @@ afresh. The data is never taken from here: NaN/Inf are looked for in every file.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from registry.bounded_lru import BoundedLru
 from registry.formats.model import TensorInfo
 
 _CAPACITY = 64
@@ -31,29 +30,20 @@ class CheckedHeader:
     data_start: int
 
 
-_kept: OrderedDict[tuple[int, bytes], CheckedHeader] = OrderedDict()
-_lock = threading.Lock()
+_kept: BoundedLru[tuple[int, bytes], CheckedHeader] = BoundedLru(_CAPACITY)
 
 
 def known_header(header: bytes, file_size: int) -> CheckedHeader | None:
     """What the checks read from ``header`` in a file of ``file_size`` bytes, if it passed
     them before; the dicts are the caller's own (``TensorInfo`` is immutable)."""
-    key = (file_size, header)
-    with _lock:
-        kept = _kept.get(key)
-        if kept is None:
-            return None
-        _kept.move_to_end(key)
+    kept = _kept.get((file_size, header))
+    if kept is None:
+        return None
     return CheckedHeader(dict(kept.tensors), dict(kept.metadata), kept.data_start)
 
 
 def keep_header(header: bytes, file_size: int, checked: CheckedHeader) -> None:
     if len(header) > _LARGEST:
         return
-    key = (file_size, header)
     kept = CheckedHeader(dict(checked.tensors), dict(checked.metadata), checked.data_start)
-    with _lock:
-        _kept[key] = kept
-        _kept.move_to_end(key)
-        while len(_kept) > _CAPACITY:
-            _kept.popitem(last=False)
+    _kept.put((file_size, header), kept)

@@ -12,11 +12,10 @@ its stamp (size, mtime, ctime, inode). So an upload that arrived less than
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
+from registry.bounded_lru import BoundedLru
 from registry.store.file_stamp import FileStamp
 
 FRESH_SECONDS = 60.0
@@ -27,10 +26,9 @@ class RecentUploads:
     """The stamps of staged uploads as they were right after they were hashed and stored."""
 
     def __init__(self, capacity: int = _CAPACITY, seconds: float = FRESH_SECONDS) -> None:
-        self.capacity = capacity
         self.seconds = seconds
-        self._arrived: OrderedDict[str, tuple[FileStamp, float]] = OrderedDict()
-        self._lock = threading.Lock()  # noted on the event loop, read on worker threads
+        # Noted on the event loop, read on worker threads.
+        self._arrived: BoundedLru[str, tuple[FileStamp, float]] = BoundedLru(capacity)
 
     def note(self, sha256: str, path: Path) -> None:
         """``path`` (the staged upload of ``sha256``) was just hashed and fsynced."""
@@ -38,33 +36,28 @@ class RecentUploads:
             stamp = FileStamp.of(path.stat())
         except OSError:
             return
-        with self._lock:
-            self._arrived[sha256] = (stamp, time.monotonic())
-            self._arrived.move_to_end(sha256)
-            while len(self._arrived) > self.capacity:
-                self._arrived.popitem(last=False)
+        self._arrived.put(sha256, (stamp, time.monotonic()))
 
     def touch(self, sha256: str, path: Path) -> None:
         """Set ``path``'s times to now (a retried ``PUT`` keeps the upload from gc). A
         recent arrival unchanged until this touch stays one: the change is the server's."""
-        fresh = self.unchanged(sha256, path)
+        arrived = self._arrived.get(sha256)
+        fresh = self._unchanged_since(arrived, path)
         os.utime(path)
-        if not fresh:
+        if arrived is None or not fresh:
             return
         try:
             stamp = FileStamp.of(path.stat())
         except OSError:
             return
-        with self._lock:
-            arrived = self._arrived.get(sha256)
-            if arrived is not None:
-                self._arrived[sha256] = (stamp, arrived[1])
+        self._arrived.replace(sha256, arrived, (stamp, arrived[1]))
 
     def unchanged(self, sha256: str, path: Path) -> bool:
         """Whether ``path`` arrived as ``sha256`` less than ``seconds`` ago and its stamp
         is still the one it had then."""
-        with self._lock:
-            arrived = self._arrived.get(sha256)
+        return self._unchanged_since(self._arrived.get(sha256), path)
+
+    def _unchanged_since(self, arrived: tuple[FileStamp, float] | None, path: Path) -> bool:
         if arrived is None or time.monotonic() - arrived[1] >= self.seconds:
             return False
         try:
