@@ -45,6 +45,7 @@ from registry.remote.upload import CHUNK, Upload
 from registry.store.blobs import BlobStore
 from registry.store.catalog.catalog import Catalog
 from registry.store.export import export_version
+from registry.store.file_stamp import FileStamp
 from registry.store.home import RegistryHome, init_home, is_home
 from registry.store.list_query import ListQuery
 from registry.store.push import NOT_LOOKED_UP, default_name
@@ -105,9 +106,9 @@ class RemoteRegistry(RemoteAdmin):
             raise ArgumentError(f"{_bad_url(url)} ({exc})") from None
         self._cache_root = Path(cache_dir) if cache_dir is not None else _default_cache(self.url)
         self._cache: Store | None = None
-        # Cached blobs hashed intact by this client: (path, size, mtime_ns, inode). A file
-        # rewritten or replaced since changes its stat and is hashed again.
-        self._cache_intact: set[tuple[str, int, int, int]] = set()
+        # Cached blobs hashed intact by this client, by path and stamp: a file rewritten or
+        # replaced since has another stamp and is hashed again.
+        self._cache_intact: set[tuple[str, FileStamp]] = set()
 
     @classmethod
     def connect(cls, url: str, *, token: str | None = None) -> Registry:
@@ -384,7 +385,7 @@ class RemoteRegistry(RemoteAdmin):
             stat = path.stat()
         except OSError:
             return False
-        key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        key = (str(path), FileStamp.of(stat))
         if key in self._cache_intact:
             return True
         if not hashed and blobs.check_local(sha256, size) is not None:
